@@ -1,0 +1,1 @@
+"""redline.feeds: the event model, instruments, replay and live feeds."""

@@ -1,0 +1,1 @@
+"""redline.kernels: Triton kernels with their PyTorch references, model plans."""

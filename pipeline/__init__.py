@@ -1,0 +1,1 @@
+"""redline.pipeline: clocks, the streaming graph, workers, arbiter and the CLI."""

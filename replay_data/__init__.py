@@ -1,0 +1,5 @@
+"""Bundled recordings (zstd Parquet), made by `redline.feeds.synthetic`."""
+
+from pathlib import Path
+
+DIR = Path(__file__).resolve().parent

@@ -1,0 +1,1 @@
+"""redline.strategies: turn model answers into decisions inside a budget."""
