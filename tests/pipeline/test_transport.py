@@ -1,0 +1,95 @@
+import threading
+
+import numpy as np
+import pytest
+import zmq
+
+from redline.feeds.events import QUOTE_DTYPE, Flag
+from redline.pipeline.graph_config import EdgeSpec
+from redline.pipeline.transport import EOS, Receiver, Sender, dtype_of, header_of, keep_latest
+
+
+@pytest.fixture
+def ctx():
+    c = zmq.Context()
+    yield c
+    c.destroy(linger=0)
+
+
+def quotes(ids, seq0=0):
+    q = np.zeros(len(ids), QUOTE_DTYPE)
+    q["instrument_id"] = ids
+    q["seq"] = np.arange(seq0, seq0 + len(ids))
+    q["bid_px"] = 100 + q["seq"].astype(np.int64)
+    return q
+
+
+def pair(ctx, address, policy="block", hwm=1000):
+    spec = EdgeSpec(address=address, policy=policy, hwm=hwm)
+    rx = Receiver(ctx, "e", spec)
+    tx = Sender(ctx, "e", spec)
+    return tx, rx
+
+
+def drain(rx, timeout_ms=2000):
+    out = []
+    while not rx.ended:
+        if not rx.socket.poll(timeout_ms):
+            break
+        got = rx.recv()
+        if got is not None:
+            out.append(got)
+    return np.concatenate(out) if out else np.zeros(0, QUOTE_DTYPE)
+
+
+@pytest.mark.parametrize("scheme", ["inproc", "ipc"])
+def test_block_edge_delivers_every_record_in_order(ctx, tmp_path, scheme):
+    addr = f"inproc://t-{scheme}" if scheme == "inproc" else f"ipc://{tmp_path}/e"
+    tx, rx = pair(ctx, addr, hwm=4)
+    sent = [quotes([1, 2, 3], seq0=3 * i) for i in range(50)]
+
+    t = threading.Thread(target=lambda: ([tx.send(b) for b in sent], tx.send_eos()))
+    t.start()
+    got = drain(rx)
+    t.join(5)
+    assert rx.ended and tx.drops == rx.drops == 0
+    assert got.dtype == QUOTE_DTYPE
+    np.testing.assert_array_equal(got, np.concatenate(sent))
+    assert rx.received == tx.sent == 150
+    tx.close(), rx.close()
+
+
+def test_conflate_keeps_latest_per_instrument_and_counts_drops(ctx):
+    tx, rx = pair(ctx, "inproc://conf", policy="conflate", hwm=2)
+    batches = [quotes([1, 2], seq0=2 * i) for i in range(20)]  # reader is not reading yet
+    for b in batches:
+        tx.send(b)
+    eos = threading.Thread(target=tx.send_eos)  # EOS waits for room: read concurrently
+    eos.start()
+    got = drain(rx)
+    eos.join(5)
+    # Only the newest quote of each instrument is sure to survive; all others are counted.
+    assert set(got["instrument_id"]) == {1, 2}
+    last = {int(i): int(s) for i, s in zip(got["instrument_id"], got["seq"], strict=True)}
+    assert last == {1: 38, 2: 39}
+    assert len(got) + tx.drops + rx.drops == 40
+    assert tx.drops > 0  # the queue filled, so the writer conflated
+
+
+def test_keep_latest_carries_gap_flag_forward():
+    q = quotes([7, 8, 7, 7])
+    q["flags"][0] = Flag.GAP_BEFORE
+    kept, dropped = keep_latest(q)
+    assert dropped == 2
+    assert list(kept["seq"]) == [1, 3]
+    assert kept["flags"][kept["instrument_id"] == 7][0] & Flag.GAP_BEFORE
+    assert not kept["flags"][kept["instrument_id"] == 8][0] & Flag.GAP_BEFORE
+
+
+def test_header_round_trips_any_structured_dtype_and_rejects_junk():
+    dt = np.dtype([("a", "<i8"), ("f", "<f4", (5,))])
+    assert dtype_of(header_of(dt)) == dt
+    assert dtype_of(header_of(QUOTE_DTYPE)) == QUOTE_DTYPE
+    with pytest.raises(ValueError, match="is not a dtype"):
+        dtype_of(b"import os")
+    assert header_of(QUOTE_DTYPE) != EOS
