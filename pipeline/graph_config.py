@@ -67,18 +67,10 @@ class _NodeSpec(_Spec, tag_field="kind", kw_only=True):
 
 
 class FeedNode(_NodeSpec, tag="feed", kw_only=True):
-    """Ingress: subscribes to a publisher and stamps `ts_feed`."""
+    """Ingress: subscribes to a publisher (stamps `ts_recv`), checks sequence
+    numbers (flags gaps) and stamps `ts_feed` as it hands events on."""
 
     source: str  # the publisher's ZeroMQ address
-    out: str
-    # Instruments whose quotes go on to features and decisions; empty = all.
-    instruments: tuple[int, ...] = ()
-
-
-class FeaturesNode(_NodeSpec, tag="features", kw_only=True):
-    """Keeps per-instrument rolling features resident; stamps `ts_features`."""
-
-    in_: str = msgspec.field(name="in")
     out: str
 
 
@@ -88,13 +80,17 @@ class WorkerSpec(_Spec, kw_only=True):
 
 
 class ArbiterNode(_NodeSpec, tag="arbiter", kw_only=True):
-    """Sends each request to every worker, picks an answer by the deadline."""
+    """Sends every event to both workers (hot standby: their feature state is
+    resident and current), asks for a decision on the quotes of `instruments`
+    and picks an answer by the deadline (ts_feed + budget)."""
 
     in_: str = msgspec.field(name="in")
     out: str
     policy: Literal["race", "hedge", "compare"] = "race"
     workers: tuple[WorkerSpec, ...] = (WorkerSpec(name="a"), WorkerSpec(name="b"))
     model: str = ""  # model folder; empty = the bundled demo model
+    instruments: tuple[int, ...] = ()  # quotes that ask for a decision; empty = all
+    fallback: bool = True  # in-process CPU fallback before the safe default
 
 
 class StrategyNode(_NodeSpec, tag="strategy", kw_only=True):
@@ -118,10 +114,9 @@ class JournalNode(_NodeSpec, tag="journal", kw_only=True):
     flush_interval_ms: int = 100
 
 
-NodeSpec = FeedNode | FeaturesNode | ArbiterNode | StrategyNode | JournalNode
+NodeSpec = FeedNode | ArbiterNode | StrategyNode | JournalNode
 _KIND_TYPES: dict[str, type] = {
     "feed": FeedNode,
-    "features": FeaturesNode,
     "arbiter": ArbiterNode,
     "strategy": StrategyNode,
     "journal": JournalNode,
@@ -199,9 +194,10 @@ def _check(spec: GraphSpec, where: str) -> None:
                 seen[e] = name
         if isinstance(node, ArbiterNode):
             names = [w.name for w in node.workers]
-            if not names or len(set(names)) != len(names):
+            if len(names) != 2 or len(set(names)) != 2:
                 raise _fail(
-                    where, f"node '{name}': field 'workers' needs distinct names, got {names}"
+                    where,
+                    f"node '{name}': field 'workers' needs two workers with distinct names, got {names}",
                 )
         if isinstance(node, StrategyNode):
             for f in ("qty", "max_position", "max_orders_per_s", "stale_after_us"):

@@ -13,10 +13,13 @@ draining, which is how a graph stops without losing what it accepted.
 
 Backpressure is explicit per edge:
 - `block`: the writer waits when `hwm` messages are queued; nothing is dropped.
-- `conflate`: market data, keep the latest record per instrument. The writer
-  never waits: while the queue is full it holds a pending batch and replaces
-  an instrument's older record with its newer one; the reader collapses what
-  it drained the same way. Every replaced record is counted in `drops`.
+- `conflate`: market data, keep the latest quote per instrument. A quote is
+  a whole top of book, so an older one is worth nothing once a newer one
+  exists; trades and book deltas are changes and are never conflated (they
+  wait like `block`). The writer never waits for quotes: while the queue is
+  full it holds them and replaces an instrument's older quote with its newer
+  one; the reader collapses what it drained the same way. Every replaced
+  quote is counted in `drops`.
   A replaced record's GAP_BEFORE flag is carried onto its successor, so a
   sequence gap is never conflated away.
 """
@@ -29,7 +32,7 @@ from typing import Final
 import numpy as np
 import zmq
 
-from redline.feeds.events import Flag
+from redline.feeds.events import QUOTE_DTYPE, Flag
 from redline.pipeline.graph_config import EdgeSpec
 
 EOS: Final = b"EOS"
@@ -89,8 +92,8 @@ class Sender:
         self.spec = spec
         self.conflate = spec.policy == "conflate"
         self.sent = 0  # records handed to the socket
-        self.drops = 0  # records replaced before sending (conflate only)
-        self._pending: np.ndarray | None = None
+        self.drops = 0  # quotes replaced before sending (conflate only)
+        self._pending: np.ndarray | None = None  # quotes waiting for room (conflate)
         self._sock = ctx.socket(zmq.PUSH)
         self._sock.setsockopt(zmq.LINGER, 2000)  # let a drain reach the reader
         self._sock.setsockopt(zmq.SNDHWM, spec.hwm)
@@ -98,40 +101,41 @@ class Sender:
         self._sock.connect(spec.address)
 
     def send(self, records: np.ndarray) -> None:
-        """Send a batch; blocks when full (block) or conflates (conflate)."""
+        """Send a batch: waits for room (block), or conflates quotes (conflate)."""
         if not len(records):
             return
-        if not self.conflate:
+        if not (self.conflate and records.dtype == QUOTE_DTYPE):
+            self._send_pending(0)  # keep order: older quotes go before this change
             self._send(records, 0)
-            self.sent += len(records)
             return
         if self._pending is not None:
-            both = np.concatenate([self._pending, records])
-            records, dropped = keep_latest(both)
-            self.drops += dropped
+            records = np.concatenate([self._pending, records])
             self._pending = None
+        records, dropped = keep_latest(records)
+        self.drops += dropped
         try:
             self._send(records, zmq.NOBLOCK)
-            self.sent += len(records)
-        except zmq.Again:
-            self._pending, dropped = keep_latest(np.array(records, copy=True))
-            self.drops += dropped
+        except zmq.Again:  # queue full: hold the latest quotes, replace them as newer come
+            self._pending = np.array(records, copy=True)
 
     def flush(self) -> bool:
-        """Try to send a conflated pending batch; True when nothing is pending."""
-        if self._pending is None:
-            return True
-        pending, self._pending = self._pending, None
-        self.send(pending)
-        return self._pending is None
+        """Try to send held quotes without waiting; True when nothing is held."""
+        if self._pending is not None:
+            try:
+                self._send_pending(zmq.NOBLOCK)
+            except zmq.Again:
+                return False
+        return True
 
     def send_eos(self) -> None:
-        """End the stream: pending records first, then the EOS frame (always delivered)."""
+        """End the stream: held quotes first, then the EOS frame (both wait for room)."""
+        self._send_pending(0)
+        self._sock.send_multipart([EOS, b""])
+
+    def _send_pending(self, flags: int) -> None:
         if self._pending is not None:
-            pending, self._pending = self._pending, None
-            self._send(pending, 0)
-            self.sent += len(pending)
-        self._sock.send_multipart([EOS, b""])  # waits (up to STALL_MS) even on a conflate edge
+            self._send(self._pending, flags)
+            self._pending = None
 
     def _send(self, records: np.ndarray, flags: int) -> None:
         data = np.ascontiguousarray(records)
@@ -144,6 +148,7 @@ class Sender:
                 f"edge '{self.name}' ({self.spec.address}): the reader took nothing for "
                 f"{STALL_MS / 1000:.0f} s; is its node running?"
             ) from None
+        self.sent += len(data)
 
     def close(self) -> None:
         self._sock.close()
@@ -157,7 +162,7 @@ class Receiver:
         self.spec = spec
         self.conflate = spec.policy == "conflate"
         self.received = 0  # records read off the socket
-        self.drops = 0  # records collapsed away (conflate only)
+        self.drops = 0  # quotes collapsed away (conflate only)
         self.ended = False  # EOS seen
         self.max_batch = max_batch  # messages drained per recv, so one edge can't starve others
         self.socket = ctx.socket(zmq.PULL)
@@ -165,13 +170,15 @@ class Receiver:
         self.socket.setsockopt(zmq.RCVHWM, spec.hwm)
         self.socket.bind(spec.address)
 
-    def recv(self) -> np.ndarray | None:
-        """What is waiting now (never blocks): one array, or None.
+    def recv(self) -> list[np.ndarray]:
+        """What is waiting now, in arrival order (never blocks; [] when nothing).
 
-        Drains up to `max_batch` messages; a conflate edge keeps only each
-        instrument's latest record among them. Sets `ended` at EOS.
+        A block edge hands over one message per call (lowest latency). A
+        conflate edge drains up to `max_batch` messages and keeps only each
+        instrument's latest quote within each run of quote messages. Sets
+        `ended` at EOS.
         """
-        parts: list[np.ndarray] = []
+        out: list[np.ndarray] = []
         for _ in range(self.max_batch):
             if self.ended:
                 break
@@ -183,17 +190,18 @@ class Receiver:
             if head == EOS:
                 self.ended = True
                 break
-            parts.append(np.frombuffer(data.buffer, dtype=dtype_of(head)))
+            records = np.frombuffer(data.buffer, dtype=dtype_of(head))
+            self.received += len(records)
             if not self.conflate:
-                break  # block edges hand over message by message: lowest latency
-        if not parts:
-            return None
-        records = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        self.received += len(records)
-        if self.conflate and len(records) > 1:
-            records, dropped = keep_latest(records)
-            self.drops += dropped
-        return records
+                out.append(records)
+                break
+            if records.dtype == QUOTE_DTYPE:
+                if out and out[-1].dtype == QUOTE_DTYPE:
+                    records = np.concatenate([out.pop(), records])
+                records, dropped = keep_latest(records)
+                self.drops += dropped
+            out.append(records)
+        return out
 
     def close(self) -> None:
         self.socket.close()

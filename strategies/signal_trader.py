@@ -30,6 +30,10 @@ from redline.pipeline.graph_config import StrategyNode
 
 _SECOND_NS = 1_000_000_000
 
+# What the strategy reads: the arbiter's decision-to-be plus the latest quote
+# of its instrument, which the order is priced against.
+ANSWER_DTYPE = np.dtype([*DECISION_DTYPE.descr, ("bid_px", "<i8"), ("ask_px", "<i8")])
+
 
 class Reason(IntEnum):
     """Why a decision is what it is (counted in `SignalTrader.counts`)."""
@@ -45,7 +49,7 @@ class Reason(IntEnum):
 
 
 class SignalTrader:
-    """Turns ANSWER records (see `pipeline.stamp`) into DECISION records."""
+    """Turns ANSWER records into DECISION records."""
 
     def __init__(self, params: StrategyNode, clock: Clock) -> None:
         self.p = params

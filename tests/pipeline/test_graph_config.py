@@ -12,9 +12,6 @@ address = "ipc:///tmp/x/ticks"
 policy = "conflate"
 hwm = 8
 
-[edges.requests]
-address = "inproc://requests"
-
 [edges.answers]
 address = "tcp://127.0.0.1:7001"
 
@@ -22,19 +19,14 @@ address = "tcp://127.0.0.1:7001"
 kind = "feed"
 source = "tcp://127.0.0.1:5555"
 out = "ticks"
-instruments = [1, 2]
 wait = "busy"
-
-[nodes.features]
-kind = "features"
-in = "ticks"
-out = "requests"
 
 [nodes.arbiter]
 kind = "arbiter"
-in = "requests"
+in = "ticks"
 out = "answers"
 policy = "hedge"
+instruments = [1, 2]
 workers = [{ name = "gpu0", device = "cuda:0" }, { name = "cpu" }]
 
 [nodes.strategy]
@@ -47,13 +39,13 @@ max_position = 3
 def test_good_graph_loads_into_typed_frozen_values():
     spec = gc.parse(GOOD)
     assert spec.graph.budget_us == 1500 and spec.budget_ns == 1_500_000
-    assert spec.order() == ["feed", "features", "arbiter", "strategy"]
+    assert spec.order() == ["feed", "arbiter", "strategy"]
     feed = spec.nodes["feed"]
-    assert isinstance(feed, gc.FeedNode) and feed.instruments == (1, 2) and feed.wait == "busy"
+    assert isinstance(feed, gc.FeedNode) and feed.wait == "busy"
     arb = spec.nodes["arbiter"]
-    assert isinstance(arb, gc.ArbiterNode)
+    assert isinstance(arb, gc.ArbiterNode) and arb.instruments == (1, 2) and arb.fallback
     assert [(w.name, w.device) for w in arb.workers] == [("gpu0", "cuda:0"), ("cpu", "auto")]
-    assert spec.edges["ticks"].policy == "conflate" and spec.edges["requests"].hwm == 1000
+    assert spec.edges["ticks"].policy == "conflate" and spec.edges["answers"].hwm == 1000
     assert spec.producer_of("answers") == "arbiter" and spec.consumer_of("answers") == "strategy"
     with pytest.raises(AttributeError):
         spec.graph.budget_us = 1  # frozen
@@ -75,9 +67,9 @@ def _bad(old: str, new: str) -> str:
 @pytest.mark.parametrize(
     "old,new,expect",
     [
-        ("instruments = [1, 2]", "instrumnts = [1]", "node 'feed': unknown field 'instrumnts'"),
+        ('wait = "busy"', "instruments = [1]", "node 'feed': unknown field 'instruments'"),
         ('wait = "busy"', 'wait = "spin"', "node 'feed': field 'wait'"),
-        ('kind = "features"', 'kind = "featurez"', "node 'features': field 'kind' is 'featurez'"),
+        ('kind = "strategy"', 'kind = "strategi"', "node 'strategy': field 'kind' is 'strategi'"),
         ("max_position = 3", 'max_position = "3"', "node 'strategy': field 'max_position'"),
         (
             "max_position = 3",
@@ -88,11 +80,15 @@ def _bad(old: str, new: str) -> str:
         ("hwm = 8", 'hwm = "8"', "edge 'ticks': field 'hwm'"),
         ('policy = "conflate"', 'policy = "drop"', "edge 'ticks': field 'policy'"),
         (
-            'address = "inproc://requests"',
+            'address = "tcp://127.0.0.1:7001"',
             'address = "udp://x"',
-            "edge 'requests': field 'address'",
+            "edge 'answers': field 'address'",
         ),
-        ('{ name = "cpu" }', '{ name = "gpu0" }', "node 'arbiter': field 'workers' needs distinct"),
+        (
+            '{ name = "cpu" }',
+            '{ name = "gpu0" }',
+            "node 'arbiter': field 'workers' needs two workers with distinct names",
+        ),
         (
             '{ name = "cpu" }',
             '{ name = "cpu", gpu = 1 }',
@@ -138,11 +134,11 @@ out = "c"
 kind = "journal"
 in = "c"
 [nodes.x]
-kind = "features"
+kind = "strategy"
 in = "a"
 out = "b"
 [nodes.y]
-kind = "features"
+kind = "strategy"
 in = "b"
 out = "a"
 """

@@ -36,9 +36,7 @@ def drain(rx, timeout_ms=2000):
     while not rx.ended:
         if not rx.socket.poll(timeout_ms):
             break
-        got = rx.recv()
-        if got is not None:
-            out.append(got)
+        out.extend(rx.recv())
     return np.concatenate(out) if out else np.zeros(0, QUOTE_DTYPE)
 
 
@@ -93,3 +91,23 @@ def test_header_round_trips_any_structured_dtype_and_rejects_junk():
     with pytest.raises(ValueError, match="is not a dtype"):
         dtype_of(b"import os")
     assert header_of(QUOTE_DTYPE) != EOS
+
+
+def test_conflate_edge_never_conflates_trades_and_keeps_order(ctx):
+    from redline.feeds.events import TRADE_DTYPE
+
+    tx, rx = pair(ctx, "inproc://mixed", policy="conflate", hwm=100)
+    t = np.zeros(3, TRADE_DTYPE)
+    t["instrument_id"] = 1
+    t["trade_id"] = [1, 2, 3]
+    tx.send(quotes([1, 1, 2]))
+    tx.send(t)
+    tx.send(quotes([1, 1], seq0=10))
+    tx.send_eos()
+    got = []
+    while not rx.ended:
+        got.extend(rx.recv())
+    assert [g.dtype for g in got] == [QUOTE_DTYPE, TRADE_DTYPE, QUOTE_DTYPE]
+    assert list(got[0]["seq"]) == [1, 2] and list(got[2]["seq"]) == [11]
+    assert list(got[1]["trade_id"]) == [1, 2, 3]
+    assert tx.drops == 2 and rx.drops == 0

@@ -4,8 +4,7 @@ import pytest
 from redline.feeds.events import Flag, Origin, Side
 from redline.pipeline.clock import ReplayClock
 from redline.pipeline.graph_config import StrategyNode
-from redline.pipeline.stamp import ANSWER_DTYPE
-from redline.strategies.signal_trader import Reason, SignalTrader
+from redline.strategies.signal_trader import ANSWER_DTYPE, Reason, SignalTrader
 
 T0 = 1_700_000_000_000_000_000
 
