@@ -5,9 +5,10 @@ sees ZeroMQ; a shared-memory ring (`shm://`, see FLOORS.md) is the planned
 second implementation for co-located processes. The reader binds and the
 writer connects (PUSH/PULL), so a restarted writer finds its reader again.
 
-A message is two frames: a header naming the dtype (its numpy descr, parsed
-once per distinct header and cached) and the records' bytes, sent without a
-copy (`copy=False`) and read back as a view of the received frame. A header
+A message is three frames: a header naming the dtype (its numpy descr, parsed
+once per distinct header and cached), the writer's stamp (int64 ns: when the
+stage handed the records on, e.g. `ts_feed`) and the records' bytes, sent
+without a copy (`copy=False`) and read back as a view of the received frame. A header
 of `EOS` with no records ends the stream: every node forwards it after
 draining, which is how a graph stops without losing what it accepted.
 
@@ -27,7 +28,8 @@ Backpressure is explicit per edge:
 from __future__ import annotations
 
 import ast
-from typing import Final
+import struct
+from typing import Final, NamedTuple
 
 import numpy as np
 import zmq
@@ -36,6 +38,7 @@ from redline.feeds.events import QUOTE_DTYPE, Flag
 from redline.pipeline.graph_config import EdgeSpec
 
 EOS: Final = b"EOS"
+_STAMP = struct.Struct("<q")
 STALL_MS: Final = 10_000  # a blocked writer gives up (and says so) after this
 
 
@@ -67,6 +70,11 @@ def dtype_of(header: bytes) -> np.dtype:
     return dtype
 
 
+class Message(NamedTuple):
+    records: np.ndarray  # read-only view of the received frame
+    sent_ns: int  # the writer's stamp; the newest one when quotes were conflated
+
+
 def keep_latest(records: np.ndarray) -> tuple[np.ndarray, int]:
     """The last record per instrument, in arrival order, and how many were dropped."""
     ids = records["instrument_id"]
@@ -94,29 +102,33 @@ class Sender:
         self.sent = 0  # records handed to the socket
         self.drops = 0  # quotes replaced before sending (conflate only)
         self._pending: np.ndarray | None = None  # quotes waiting for room (conflate)
+        self._pending_stamp = 0
         self._sock = ctx.socket(zmq.PUSH)
         self._sock.setsockopt(zmq.LINGER, 2000)  # let a drain reach the reader
         self._sock.setsockopt(zmq.SNDHWM, spec.hwm)
         self._sock.setsockopt(zmq.SNDTIMEO, STALL_MS)
         self._sock.connect(spec.address)
 
-    def send(self, records: np.ndarray) -> None:
-        """Send a batch: waits for room (block), or conflates quotes (conflate)."""
+    def send(self, records: np.ndarray, stamp_ns: int = 0) -> None:
+        """Send a batch stamped `stamp_ns`: waits for room (block), or
+        conflates quotes (conflate)."""
         if not len(records):
             return
         if not (self.conflate and records.dtype == QUOTE_DTYPE):
             self._send_pending(0)  # keep order: older quotes go before this change
-            self._send(records, 0)
+            self._send(records, stamp_ns, 0)
             return
         if self._pending is not None:
             records = np.concatenate([self._pending, records])
+            stamp_ns = max(stamp_ns, self._pending_stamp)
             self._pending = None
         records, dropped = keep_latest(records)
         self.drops += dropped
         try:
-            self._send(records, zmq.NOBLOCK)
+            self._send(records, stamp_ns, zmq.NOBLOCK)
         except zmq.Again:  # queue full: hold the latest quotes, replace them as newer come
             self._pending = np.array(records, copy=True)
+            self._pending_stamp = stamp_ns
 
     def flush(self) -> bool:
         """Try to send held quotes without waiting; True when nothing is held."""
@@ -130,17 +142,18 @@ class Sender:
     def send_eos(self) -> None:
         """End the stream: held quotes first, then the EOS frame (both wait for room)."""
         self._send_pending(0)
-        self._sock.send_multipart([EOS, b""])
+        self._sock.send_multipart([EOS, b"", b""])
 
     def _send_pending(self, flags: int) -> None:
         if self._pending is not None:
-            self._send(self._pending, flags)
+            self._send(self._pending, self._pending_stamp, flags)
             self._pending = None
 
-    def _send(self, records: np.ndarray, flags: int) -> None:
+    def _send(self, records: np.ndarray, stamp_ns: int, flags: int) -> None:
         data = np.ascontiguousarray(records)
+        frames = [header_of(data.dtype), _STAMP.pack(stamp_ns), data.data]
         try:
-            self._sock.send_multipart([header_of(data.dtype), data.data], flags=flags, copy=False)
+            self._sock.send_multipart(frames, flags=flags, copy=False)
         except zmq.Again:
             if flags & zmq.NOBLOCK:
                 raise
@@ -170,7 +183,7 @@ class Receiver:
         self.socket.setsockopt(zmq.RCVHWM, spec.hwm)
         self.socket.bind(spec.address)
 
-    def recv(self) -> list[np.ndarray]:
+    def recv(self) -> list[Message]:
         """What is waiting now, in arrival order (never blocks; [] when nothing).
 
         A block edge hands over one message per call (lowest latency). A
@@ -178,12 +191,12 @@ class Receiver:
         instrument's latest quote within each run of quote messages. Sets
         `ended` at EOS.
         """
-        out: list[np.ndarray] = []
+        out: list[Message] = []
         for _ in range(self.max_batch):
             if self.ended:
                 break
             try:
-                header, data = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+                header, stamp, data = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
             head = header.bytes
@@ -191,16 +204,19 @@ class Receiver:
                 self.ended = True
                 break
             records = np.frombuffer(data.buffer, dtype=dtype_of(head))
+            (sent_ns,) = _STAMP.unpack(stamp.buffer)
             self.received += len(records)
             if not self.conflate:
-                out.append(records)
+                out.append(Message(records, sent_ns))
                 break
             if records.dtype == QUOTE_DTYPE:
-                if out and out[-1].dtype == QUOTE_DTYPE:
-                    records = np.concatenate([out.pop(), records])
+                if out and out[-1].records.dtype == QUOTE_DTYPE:
+                    older = out.pop()
+                    records = np.concatenate([older.records, records])
+                    sent_ns = max(sent_ns, older.sent_ns)
                 records, dropped = keep_latest(records)
                 self.drops += dropped
-            out.append(records)
+            out.append(Message(records, sent_ns))
         return out
 
     def close(self) -> None:

@@ -36,7 +36,7 @@ def drain(rx, timeout_ms=2000):
     while not rx.ended:
         if not rx.socket.poll(timeout_ms):
             break
-        out.extend(rx.recv())
+        out.extend(m.records for m in rx.recv())
     return np.concatenate(out) if out else np.zeros(0, QUOTE_DTYPE)
 
 
@@ -100,13 +100,15 @@ def test_conflate_edge_never_conflates_trades_and_keeps_order(ctx):
     t = np.zeros(3, TRADE_DTYPE)
     t["instrument_id"] = 1
     t["trade_id"] = [1, 2, 3]
-    tx.send(quotes([1, 1, 2]))
-    tx.send(t)
-    tx.send(quotes([1, 1], seq0=10))
+    tx.send(quotes([1, 1, 2]), stamp_ns=5)
+    tx.send(t, stamp_ns=6)
+    tx.send(quotes([1, 1], seq0=10), stamp_ns=7)
     tx.send_eos()
-    got = []
+    msgs = []
     while not rx.ended:
-        got.extend(rx.recv())
+        msgs.extend(rx.recv())
+    assert [m.sent_ns for m in msgs] == [5, 6, 7]
+    got = [m.records for m in msgs]
     assert [g.dtype for g in got] == [QUOTE_DTYPE, TRADE_DTYPE, QUOTE_DTYPE]
     assert list(got[0]["seq"]) == [1, 2] and list(got[2]["seq"]) == [11]
     assert list(got[1]["trade_id"]) == [1, 2, 3]
