@@ -26,7 +26,7 @@ import threading
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from redline.feeds.events import DECISION_DTYPE, Flag
+from redline.feeds.events import DECISION_DTYPE, Flag, Origin
 
 LOWEST_NS = 1
 HIGHEST_NS = 60_000_000_000  # 60 s: anything slower is an outage, not a latency
@@ -213,3 +213,18 @@ def stage_durations(decisions: np.ndarray) -> dict[str, np.ndarray]:
     for name, start, end in SPANS:
         out[name] = _span(rows, start, end)
     return out
+
+
+def count_by_origin(decisions: np.ndarray) -> dict[str, int]:
+    """Decisions per origin, every origin present (lowercase Origin names)."""
+    counts = np.bincount(decisions["origin"], minlength=len(Origin))
+    if counts.size > len(Origin):
+        bad = int(np.flatnonzero(decisions["origin"] >= len(Origin))[0])
+        raise ValueError(f"decision {bad}: origin {decisions['origin'][bad]} is not an Origin")
+    return {o.name.lower(): int(counts[o]) for o in Origin}
+
+
+def count_deadline_misses(decisions: np.ndarray) -> int:
+    """Decisions emitted after their deadline (records with deadline 0 have none)."""
+    d = decisions
+    return int(np.count_nonzero((d["deadline"] != 0) & (d["ts_decision"] > d["deadline"])))

@@ -9,6 +9,8 @@ from redline.pipeline.latency import (
     STAGE_NAMES,
     LatencyStats,
     StageHistogram,
+    count_by_origin,
+    count_deadline_misses,
     stage_durations,
 )
 
@@ -134,3 +136,15 @@ def test_empty_stats_report_none_not_zero():
 def test_wrong_dtype_is_refused():
     with pytest.raises(TypeError, match="DECISION_DTYPE"):
         LatencyStats().record(empty(RecordType.QUOTE, 2))
+
+
+def test_origin_counts_and_deadline_misses():
+    d = empty(RecordType.DECISION, 6)
+    d["origin"] = [0, 0, 1, 2, 3, 3]
+    d["deadline"] = [100, 100, 100, 100, 100, 0]  # last: no deadline set
+    d["ts_decision"] = [99, 100, 101, 150, 100, 10_000]
+    assert count_by_origin(d) == {"worker_a": 2, "worker_b": 1, "fallback": 1, "default": 2}
+    assert count_deadline_misses(d) == 2  # on the deadline is in time
+    d["origin"][3] = 9
+    with pytest.raises(ValueError, match="decision 3: origin 9"):
+        count_by_origin(d)
