@@ -11,6 +11,7 @@ import sys
 COMMANDS: tuple[str, ...] = (
     "redline.pipeline.demo",
     "redline.pipeline.top",
+    "redline.pipeline.report",
 )
 
 

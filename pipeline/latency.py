@@ -163,7 +163,7 @@ class LatencyStats:
             raise TypeError(
                 f"LatencyStats.record: expected DECISION_DTYPE records, got dtype {decisions.dtype}"
             )
-        keep = (decisions["flags"] & _EXCLUDED_FLAGS) == 0
+        keep = counted(decisions)
         with self._lock:
             self.decisions += int(decisions.size)
             self.excluded += int(decisions.size - np.count_nonzero(keep))
@@ -195,6 +195,11 @@ class LatencyStats:
         return self._lock
 
 
+def counted(decisions: np.ndarray) -> np.ndarray:
+    """Mask of the records that count for latency (not BAD_TS_RECV, not SNAPSHOT)."""
+    return (decisions["flags"] & _EXCLUDED_FLAGS) == 0
+
+
 def _span(rows: np.ndarray, start: str, end: str) -> np.ndarray:
     """end - start for rows where both stamps are set (non-zero)."""
     a, b = rows[start], rows[end]
@@ -207,8 +212,7 @@ def _span(rows: np.ndarray, start: str, end: str) -> np.ndarray:
 def stage_durations(decisions: np.ndarray) -> dict[str, np.ndarray]:
     """Raw span durations per stage (same rules as LatencyStats, no HDR
     rounding): for plots and for checking the histograms."""
-    keep = (decisions["flags"] & _EXCLUDED_FLAGS) == 0
-    rows = decisions[keep]
+    rows = decisions[counted(decisions)]
     out = {TICK_TO_DECISION: _span(rows, "ts_recv", "ts_decision")}
     for name, start, end in SPANS:
         out[name] = _span(rows, start, end)
