@@ -6,8 +6,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from redline.feeds.events import Origin, RecordType, empty
 from redline.pipeline.clock import ReplayClock
+from redline.pipeline.journal import Journal, read_journal
 from redline.pipeline.latency import STAGE_NAMES, count_deadline_misses
 from redline.pipeline.metrics import Metrics
+from redline.pipeline.report import journal_figures
 
 
 def _scrape(port: int) -> dict[tuple[str, tuple], float]:
@@ -100,3 +102,29 @@ def test_two_graphs_in_one_process_do_not_collide(metrics):
 def test_observe_refuses_wrong_records(metrics):
     with pytest.raises(TypeError, match="DECISION_DTYPE"):
         metrics.observe_decisions(empty(RecordType.TRADE, 1))
+
+
+def test_journal_listener_feeds_metrics_and_the_report_agrees(tmp_path, make_decisions):
+
+    clock = ReplayClock(0)
+    m = Metrics(clock=clock)
+    d = make_decisions(1500, seed=17)
+    path = tmp_path / "j.arrow"
+    with Journal(
+        path, clock=clock, flush_interval_ns=1_000_000, on_flush=[m.observe_decisions]
+    ) as j:
+        for chunk in np.array_split(d, 40):
+            clock.advance(400_000)
+            j.append(chunk)  # flushes every third append (1.2 ms > 1 ms)
+        assert j.pending > 0
+        assert m.latency.decisions == d.size - j.pending  # fed per flushed batch
+    assert m.latency.decisions == d.size
+    fig = journal_figures(read_journal(path))
+    summary = m.latency.summary()
+    assert fig["latency_ns"] == summary["latency_ns"]
+    assert fig["stages"] == summary["stages"]
+    got = _scrape(m.start(0))
+    m.stop()
+    assert got[("redline_deadline_misses_total", ())] == fig["deadline_misses"]
+    for origin, n in fig["decisions_by_origin"].items():
+        assert got[("redline_decisions_total", (("origin", origin),))] == n
