@@ -10,8 +10,9 @@ import sys
 # module -> one subcommand each; add a line to add a command.
 COMMANDS: tuple[str, ...] = (
     "redline.pipeline.demo",
-    "redline.pipeline.top",
+    "redline.pipeline.generate",
     "redline.pipeline.report",
+    "redline.pipeline.top",
 )
 
 
