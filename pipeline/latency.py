@@ -78,7 +78,7 @@ class StageHistogram:
 
     def record(self, durations_ns: np.ndarray) -> None:
         """Record a 1-D array of durations (ns)."""
-        d = np.asarray(durations_ns, dtype=np.int64)[None, :]  # [1, n]
+        d = np.asarray(durations_ns, dtype=np.int64).reshape(1, -1)  # [1, n]
         _record_spans((self,), d, np.ones(d.shape, dtype=bool))
 
     def percentiles(self) -> dict[str, int | None]:
