@@ -297,6 +297,8 @@ def generate(
     `replay_data/` holds exactly what `generate("replay_data")` writes."""
     from redline.feeds.synthetic_driving import generate_driving  # driving imports wire only
 
+    if not minutes * 60.0 >= 10.0:  # the driving episode needs ~10 s
+        raise ValueError(f"minutes must be >= 1/6 (10 s of recording), got {minutes}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tag = f"redline.feeds.synthetic seed={seed} minutes={minutes}"
