@@ -31,6 +31,7 @@ import numpy as np
 from redline.feeds import events as ev
 from redline.feeds.instruments import Instrument, InstrumentTable
 from redline.feeds.synthetic_book import N_PARAMS, simulate_book
+from redline.feeds.synthetic_driving import generate_driving
 from redline.feeds.synthetic_wire import (
     Link,
     gap_flags,
@@ -295,8 +296,6 @@ def generate(
     """Write every bundled recording into `out`; returns records per file name.
 
     `replay_data/` holds exactly what `generate("replay_data")` writes."""
-    from redline.feeds.synthetic_driving import generate_driving  # driving imports wire only
-
     if not minutes * 60.0 >= 10.0:  # the driving episode needs ~10 s
         raise ValueError(f"minutes must be >= 1/6 (10 s of recording), got {minutes}")
     out = Path(out)
