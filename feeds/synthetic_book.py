@@ -239,7 +239,12 @@ def simulate_book(params, ratio, book_lost, pool_u, pool_n, deltas, quotes, trad
                 level = 0
                 while level < DEPTH - 1 and _draw(pool_u, cursor) < 0.45:
                     level += 1
-                new = max(1, int(sizes[level] * np.exp(0.4 * _draw(pool_n, cursor)) + 0.5))
+                # Log-size random walk pulled back to the level's typical size, so a
+                # long-lived touch neither dies out nor grows without bound.
+                typical = np.log(params[P_SIZE_MEDIAN] * (1.0 + 0.3 * level))
+                log_sz = np.log(sizes[level])
+                log_sz += 0.15 * (typical - log_sz) + 0.4 * _draw(pool_n, cursor)
+                new = max(1, int(np.exp(log_sz) + 0.5))
                 if new == sizes[level]:
                     new = new + 1 if (new == 1 or _draw(pool_u, cursor) < 0.5) else new - 1
                 sizes[level] = new
