@@ -187,8 +187,11 @@ def _run_book(spec: InstrumentSpec, rng: np.random.Generator, ratio: np.ndarray,
         deltas = np.empty((cap, 7), np.int64)
         quotes = np.empty((n, 5), np.int64)
         trades = np.empty((n, 4), np.int64)
-        n_d, n_q, n_t = simulate_book(params, ratio, lost, pool_u, pool_n, deltas, quotes, trades)
+        n_d, n_q, n_t, used = simulate_book(
+            params, ratio, lost, pool_u, pool_n, deltas, quotes, trades
+        )
         if n_d >= 0:
+            assert used <= pool_u.size, "random pool wrapped around: enlarge it"
             return deltas[:n_d], quotes[:n_q], trades[:n_t]
         cap *= 2
 
