@@ -76,6 +76,7 @@ class EventFile:
         self.rtype: RecordType = record_type_from_schema(self.schema, where=str(self.path))
         self.dtype: np.dtype = DTYPES[self.rtype]
         self.num_rows: int = self._pf.metadata.num_rows
+        self.num_row_groups: int = self._pf.metadata.num_row_groups
         expected = arrow_schema(self.rtype)
         for field in expected:
             idx = self.schema.get_field_index(field.name)
