@@ -27,7 +27,6 @@ has been yielded. Pages are checksum-verified where the writer stored checksums.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -314,6 +313,7 @@ class _ReadAhead:
 _END = None  # a file's chunks are exhausted
 _UNFETCHED = object()  # lookahead chunk not asked for yet
 _NEVER = 1 << 64  # watermark bound of a file with nothing more to come (above any int64)
+_RTYPES = {int(rt): rt for rt in RecordType}
 _VOID64 = {dt: np.dtype((np.void, dt.itemsize)) for dt in DTYPES.values()}
 
 
@@ -462,12 +462,24 @@ class Replay:
             for rt, parts in by_type.items()
         }
         codes_sorted = codes[perm]
-        starts_run = np.flatnonzero(codes_sorted[1:] != codes_sorted[:-1]) + 1
-        bounds = [0, *starts_run.tolist(), len(perm)]
-        for a, b in itertools.pairwise(bounds):
-            rt = RecordType(int(codes_sorted[a]))
-            recs = cats[rt].take(local_idx[perm[a:b]]).view(DTYPES[rt])
-            yield from self._split(rt, recs)
+        # One gather per type into merged order; the runs are then views of those, so
+        # finely interleaved types (quote, trade, quote...) cost ~1 µs per run.
+        ordered = {
+            int(rt): cats[rt].take(local_idx[perm[codes_sorted == int(rt)]]).view(DTYPES[rt])
+            for rt in by_type
+        }
+        taken = dict.fromkeys(ordered, 0)
+        run_starts = np.flatnonzero(codes_sorted[1:] != codes_sorted[:-1]) + 1
+        bounds = [0, *run_starts.tolist(), len(perm)]
+        step = self.batch_rows
+        make = tuple.__new__  # Batch(...) without the NamedTuple's Python-level __new__
+        for code, a, b in zip(codes_sorted[bounds[:-1]].tolist(), bounds, bounds[1:], strict=False):
+            o = taken[code]
+            e = taken[code] = o + b - a
+            if e - o <= step:
+                yield make(Batch, (_RTYPES[code], ordered[code][o:e]))
+            else:
+                yield from self._split(_RTYPES[code], ordered[code][o:e])
 
     def _split(self, rtype: RecordType, recs: np.ndarray) -> Iterator[Batch]:
         step = self.batch_rows

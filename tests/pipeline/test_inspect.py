@@ -7,6 +7,7 @@ import pytest
 
 from redline.feeds import events as ev
 from redline.pipeline import cli
+from redline.pipeline import inspect as inspect_mod
 from redline.pipeline.inspect import inspect_paths
 
 Q, T, S = ev.RecordType.QUOTE, ev.RecordType.TRADE, ev.RecordType.SENSOR
@@ -34,7 +35,8 @@ def recording(tmp_path):
     t = ev.empty(T, 5)
     t["ts_recv"] = [1_050, 1_150, 1_250, 1_350, 1_450]
     t["seq"] = np.arange(100, 105)
-    t["ts_event"] = [1_040, 1_140, 1_100, 1_340, 1_440]  # 1_100 < 1_140: back once
+    t["ts_event"] = [1_040, 1_140, 1_100, 1_340, 1_500]  # 1_100 < 1_140: back once
+    # (and the last one is stamped 50 ns after its receipt: a negative latency)
     t["source_id"], t["instrument_id"] = 2, [7, 8, 8, 8, 7]
     t["flags"][0] = SNAP
     # source 3 (sensor): latencies 1..1000 ns in shuffled order, for the percentiles
@@ -92,20 +94,24 @@ def test_gaps_and_out_of_order_per_source(recording):
 
 def test_latency_percentiles_exclude_flagged_records(recording):
     lat = inspect_paths([recording])["latency_ns"]
-    # 1000 sensor latencies 1..1000, 7 quotes at 10 (one at 250), 4 trades at 10 / 40
-    assert lat["count"] == 1000 + 7 + 4
+    # 1000 sensor latencies 1..1000, 7 quotes at 10 (one at 250), 3 trades 10, 150, 10
+    assert lat["count"] == 1000 + 7 + 3
     assert lat["excluded"] == 2  # BAD_TS_RECV quote, SNAPSHOT trade
-    assert lat["negative"] == 0
-    assert lat["min"] == 1
+    assert lat["negative"] == 1  # counted, kept out of the percentiles
+    assert lat["min"] == -50
     assert lat["max"] == 1000  # not the flagged quote's ~1e3 ns-since-epoch latency
-    values = np.sort(np.r_[np.arange(1, 1001), [10] * 6, 250, [10, 150, 10, 10]])
+    values = np.sort(np.r_[np.arange(1, 1001), [10] * 6, 250, [10, 150, 10]])
     for key, p in (("p50", 50), ("p99", 99), ("p999", 99.9)):
         assert lat[key] == values[int(p / 100 * len(values) + 0.5) - 1], key
 
 
-def test_figures_do_not_depend_on_batch_size(recording):
+def test_figures_do_not_depend_on_batch_size(recording, monkeypatch):
     whole = inspect_paths([recording])
     for batch_rows in (1, 3, 64):
+        assert inspect_paths([recording], batch_rows=batch_rows) == whole
+    # header buffer smaller than the batches: runs straight through, and flushed often
+    monkeypatch.setattr(inspect_mod, "_CHUNK", 5)
+    for batch_rows in (3, 64):
         assert inspect_paths([recording], batch_rows=batch_rows) == whole
 
 
