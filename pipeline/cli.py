@@ -11,6 +11,7 @@ import sys
 COMMANDS: tuple[str, ...] = (
     "redline.pipeline.demo",
     "redline.pipeline.generate",
+    "redline.pipeline.inspect",
     "redline.pipeline.report",
     "redline.pipeline.top",
 )
