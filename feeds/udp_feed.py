@@ -8,6 +8,10 @@ record in it gets the best stamp there is, with its source recorded in
 after `recvmsg` returned. The kernel stamp also shows the wake-up delay a
 user-space stamp hides (FLOORS.md: 31 µs blocked, 3.6 µs busy-polling).
 
+Linux turns software RX stamping on from a deferred work item, so the first
+datagrams after the first stamping socket on a host opens may come without a
+kernel stamp: they are stamped in user space and say so.
+
 When hardware stamps are asked for and not granted (no ifname, the NIC's
 config says no, or a datagram comes without one), that is logged once.
 """

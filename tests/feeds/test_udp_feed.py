@@ -19,6 +19,20 @@ def _sender():
     return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
 
+def _warm(feed, tx):
+    """Wait until the kernel stamps: Linux turns RX stamping on from a deferred work
+    item, so the first datagrams after the first stamping socket opens may have none."""
+    probe = wire.encode(ev.empty(ev.RecordType.TRADE, 1))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        tx.sendto(probe, feed.address)
+        b = feed.recv_batch(1.0)
+        if b is not None and b.records["ts_recv_source"][0] == ev.TsSource.KERNEL:
+            feed.stamps = [0] * len(feed.stamps)
+            return
+    raise AssertionError("the kernel never stamped a loopback datagram")
+
+
 def _drain(feed, timeout_s=5.0):
     out, deadline = [], time.monotonic() + timeout_s
     while not feed.ended and time.monotonic() < deadline:
@@ -31,6 +45,7 @@ def _drain(feed, timeout_s=5.0):
 def test_loopback_datagrams_carry_kernel_stamps_no_later_than_the_read(records):
     recs = records(ev.RecordType.QUOTE, 40)
     with UdpFeed("udp://127.0.0.1:0") as feed, _sender() as tx:
+        _warm(feed, tx)
         got, reads = [], []
         for i in range(0, 40, 4):
             t_send = time.time_ns()
@@ -55,6 +70,7 @@ def test_hardware_not_granted_on_loopback_is_reported_once(records, caplog):
     with UdpFeed("udp://127.0.0.1:0", hardware=True, ifname="lo") as feed, _sender() as tx:
         assert feed.hw_config is not None and not feed.hw_config.granted
         assert feed.hw_config.reason  # says why, e.g. "SIOCGHWTSTAMP failed: ..."
+        _warm(feed, tx)
         for i in range(5):
             tx.sendto(wire.encode(records(ev.RecordType.TRADE, 1, seed=i)), feed.address)
             b = feed.recv_batch(2.0)
