@@ -19,47 +19,22 @@ from __future__ import annotations
 
 import socket as pysocket
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import zmq
 
-from redline.feeds.events import from_arrow, record_type_from_schema
 from redline.feeds.pacer import DEFAULT_SPIN_NS, Pacer
+from redline.feeds.replay import replay
 from redline.feeds.source import is_udp, parse_udp
 from redline.feeds.wire import HEADER_SIZE, Batch, encode, encode_end
 from redline.pipeline.clock import Clock, LiveClock
 
 UDP_DATAGRAM = 1472  # fits one Ethernet MTU (1500 - IP - UDP headers): no fragments
 UDP_END_REPEATS = 3  # END is one datagram: send it a few times so a single loss can't hang a reader
-
-
-def load_batches(paths: Sequence[str | Path], chunk: int = 65536) -> Iterator[Batch]:
-    """Parquet recordings merged by `ts_recv` (stable: file order breaks ties).
-
-    Stand-in for `redline.feeds.replay.replay` until that lands; same output.
-    """
-    parts = []
-    for p in paths:
-        table = pq.read_table(p)
-        rtype = record_type_from_schema(table.schema, where=str(p))
-        parts.append(Batch(rtype, from_arrow(table, rtype, where=str(p))))
-    if not parts:
-        return
-    keys = np.concatenate([b.records["ts_recv"] for b in parts])
-    owner = np.repeat(np.arange(len(parts)), [len(b.records) for b in parts])
-    index = np.concatenate([np.arange(len(b.records)) for b in parts])
-    order = np.argsort(keys, kind="stable")
-    owner, index = owner[order], index[order]
-    cuts = np.flatnonzero(np.diff(owner)) + 1
-    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(owner)], strict=True):
-        src = parts[owner[lo]]
-        for c in range(lo, hi, chunk):
-            yield Batch(src.rtype, src.records[index[c : min(c + chunk, hi)]])
 
 
 @dataclass
@@ -255,8 +230,9 @@ def publish_batches(
 
 
 def publish(paths: Sequence[str | Path], endpoint: str, **kwargs: Any) -> PublishStats:
-    """Publish Parquet recordings `paths` to `endpoint`; see `publish_batches`."""
+    """Publish Parquet recordings `paths` (merged by `replay`) to `endpoint`;
+    see `publish_batches`."""
     for p in paths:
         if not Path(p).is_file():
             raise FileNotFoundError(f"publish: no recording at {p}")
-    return publish_batches(load_batches(paths), endpoint, **kwargs)
+    return publish_batches(replay(paths), endpoint, **kwargs)

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import struct
 from enum import IntEnum
-from typing import NamedTuple
 
 import numpy as np
 
 from redline.feeds.events import DTYPES, RecordType, record_type_of
+from redline.feeds.replay import Batch  # one batch type for replay and live feeds
 
 MAGIC = b"RDLN"
 WIRE_VERSION = 1
@@ -56,13 +56,6 @@ class Malformed(IntEnum):
     RAGGED = 6  # payload is not a whole number of records
     COUNT = 7  # payload holds a whole number of records, but not `count` of them
     OVERSIZE = 8  # larger than the receive buffer: truncated by the transport
-
-
-class Batch(NamedTuple):
-    """Records of one type, in arrival order."""
-
-    rtype: RecordType
-    records: np.ndarray
 
 
 class EndOfStream:

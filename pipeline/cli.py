@@ -11,6 +11,9 @@ import sys
 COMMANDS: tuple[str, ...] = (
     "redline.pipeline.demo",
     "redline.pipeline.publish",
+    "redline.pipeline.generate",
+    "redline.pipeline.report",
+    "redline.pipeline.top",
 )
 
 

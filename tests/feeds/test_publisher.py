@@ -1,13 +1,11 @@
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import zmq
 
 from redline.feeds import events as ev
 from redline.feeds import wire
 from redline.feeds.pacer import Pacer
-from redline.feeds.publisher import load_batches, publish, publish_batches
+from redline.feeds.publisher import publish, publish_batches
 from redline.feeds.wire import Batch
 
 
@@ -38,26 +36,6 @@ def test_pacer_sleeps_until_the_spin_window_then_spins_to_the_deadline():
     assert 0 <= late < 1_000  # spinning lands within one clock step of the deadline
     assert pacer.wait_until(clock.t - 5_000) >= 0  # already due: no sleep, no wait
     assert len(clock.sleeps) == 1
-
-
-def _write(path, recs):
-    pq.write_table(pa.Table.from_batches([ev.to_arrow(recs)]), path, compression="zstd")
-
-
-def test_load_batches_merges_files_by_ts_recv_and_keeps_file_order_on_ties(tmp_path, records):
-    q = records(ev.RecordType.QUOTE, 4)
-    t = records(ev.RecordType.TRADE, 3)
-    q["ts_recv"] = [10, 20, 30, 40]
-    t["ts_recv"] = [20, 25, 50]
-    _write(tmp_path / "q.parquet", q)
-    _write(tmp_path / "t.parquet", t)
-    got = list(load_batches([tmp_path / "q.parquet", tmp_path / "t.parquet"]))
-    assert [(b.rtype, b.records["ts_recv"].tolist()) for b in got] == [
-        (ev.RecordType.QUOTE, [10, 20]),
-        (ev.RecordType.TRADE, [20, 25]),
-        (ev.RecordType.QUOTE, [30, 40]),
-        (ev.RecordType.TRADE, [50]),
-    ]
 
 
 def _frames_from(pull):

@@ -119,8 +119,8 @@ def test_publisher_over_udp_unicast_and_asyncio_receive(records):
 
     with UdpFeed("udp://127.0.0.1:0") as feed:
         got = asyncio.run(main(feed))
-    # 74-byte sensor records: 19 fit one 1472-byte datagram
-    assert [len(b.records) for b in got] == [19, 19, 12]
+    # 80-byte sensor records: 18 fit one 1472-byte datagram (16-byte header)
+    assert [len(b.records) for b in got] == [18, 18, 14]
     np.testing.assert_array_equal(
         np.concatenate([b.records for b in got])["values"], recs["values"]
     )
