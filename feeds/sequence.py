@@ -60,6 +60,8 @@ class SequenceTracker:
 
     `first_seq`: the number a new source is expected to start at; None takes
     the first number seen as the start (joining a stream mid-way).
+    `mark_gaps`: set Flag.GAP_BEFORE on the record after a gap (a recorder
+    turns it off to store records exactly as they arrived).
     """
 
     def __init__(
@@ -68,12 +70,14 @@ class SequenceTracker:
         *,
         reorder_window: int = 1024,
         first_seq: int | None = 0,
+        mark_gaps: bool = True,
     ) -> None:
         if reorder_window < 1:
             raise ValueError(f"SequenceTracker: reorder_window must be >= 1, got {reorder_window}")
         self.on_event = on_event
         self.reorder_window = reorder_window
         self.first_seq = first_seq
+        self.mark_gaps = mark_gaps
         self.sources: dict[int, SourceState] = {}
 
     def state(self, source_id: int) -> SourceState:
@@ -120,7 +124,7 @@ class SequenceTracker:
                 return
         flags = records["flags"]
         for i in range(n):
-            if self._one(int(src[i]), int(seq[i])):
+            if self._one(int(src[i]), int(seq[i])) and self.mark_gaps:
                 flags[i] |= Flag.GAP_BEFORE
 
     def _emit(self, kind: SeqEvent, source_id: int, seq: int, expected: int) -> None:

@@ -170,3 +170,24 @@ class Decoder:
             return END_OF_STREAM
         self.malformed[Malformed.KIND] += 1
         return None
+
+
+def split_stream(buf) -> tuple[list[memoryview], int]:
+    """Cut a byte stream of back-to-back frames (a journal) into frames.
+
+    Returns the whole frames and how many trailing bytes were left over: a
+    frame cut short by a crash, or anything after the first bad header.
+    """
+    view = memoryview(buf)
+    frames: list[memoryview] = []
+    off, n = 0, len(view)
+    while n - off >= HEADER_SIZE:
+        magic, version, _, _, _, count, size = HEADER.unpack_from(view, off)
+        if magic != MAGIC or version != WIRE_VERSION:
+            break
+        end = off + HEADER_SIZE + count * size
+        if end > n:
+            break
+        frames.append(view[off:end])
+        off = end
+    return frames, n - off

@@ -11,6 +11,7 @@ import sys
 COMMANDS: tuple[str, ...] = (
     "redline.pipeline.demo",
     "redline.pipeline.publish",
+    "redline.pipeline.record",
     "redline.pipeline.generate",
     "redline.pipeline.report",
     "redline.pipeline.top",

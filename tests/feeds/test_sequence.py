@@ -95,3 +95,11 @@ def test_first_event_after_a_gap_from_zero_is_a_gap(tracker, log):
 def test_bad_window_is_rejected():
     with pytest.raises(ValueError, match="reorder_window must be >= 1"):
         SequenceTracker(reorder_window=0)
+
+
+def test_mark_gaps_off_leaves_records_untouched(log):
+    t = SequenceTracker(lambda *e: log.append(e), mark_gaps=False)
+    r = _recs([0, 2])
+    t.observe(r)
+    assert log == [(SeqEvent.GAP, 1, 2, 1)]
+    assert (r["flags"] == 0).all()
