@@ -10,6 +10,8 @@ import sys
 # module -> one subcommand each; add a line to add a command.
 COMMANDS: tuple[str, ...] = (
     "redline.pipeline.demo",
+    "redline.pipeline.publish",
+    "redline.pipeline.record",
     "redline.pipeline.generate",
     "redline.pipeline.inspect",
     "redline.pipeline.report",
