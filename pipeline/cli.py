@@ -16,6 +16,7 @@ COMMANDS: tuple[str, ...] = (
     "redline.pipeline.inspect",
     "redline.pipeline.report",
     "redline.pipeline.top",
+    "redline.kernels.plan_command",
 )
 
 
