@@ -108,7 +108,11 @@ def import_bytes(data: bytes, where: str = "<bytes>") -> Imported:
         out.book = _merged([p[2] for p in parts])
     stats["bytes"] = len(data)
     stats["price_levels"] = int(nlv)
-    out.stats = {"binance": stats, "latency_ns": {"quotes": latency_ns(out.quotes)}}
+    recs = {"quotes": out.quotes, "trades": out.trades, "book": out.book}
+    out.stats = {
+        "binance": stats,
+        "latency_ns": {k: latency_ns(v) for k, v in recs.items() if len(v)},
+    }
     return out
 
 

@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # module -> one subcommand each; add a line to add a command.
-COMMANDS: tuple[str, ...] = ("redline.pipeline.demo",)
+COMMANDS: tuple[str, ...] = ("redline.pipeline.demo", "redline.feeds.importer")
 
 
 def build_parser() -> argparse.ArgumentParser:
