@@ -33,7 +33,7 @@ import numpy as np
 
 from redline.feeds import binance_scan as sc
 from redline.feeds import events as ev
-from redline.feeds.imported import Imported, latency_ns
+from redline.feeds.imported import Imported, latency_by_type
 from redline.feeds.instruments import Instrument, InstrumentTable
 
 SOURCE_ID = 2  # source_id stamped on Binance records
@@ -82,8 +82,8 @@ def import_bytes(data: bytes, where: str = "<bytes>") -> Imported:
         "skipped_lines": int((rows[:, sc.C_KIND] == sc.OTHER).sum()),
     }
     for h, symbol in syms.items():
-        mine = rows[rows[:, sc.C_SYM] == h]
-        px_dec, sz_dec = _decimals(mine, lv_pd, lv_sd)
+        mine = rows if len(syms) == 1 else rows[rows[:, sc.C_SYM] == h]
+        px_dec, sz_dec = _decimals(mine, lv_pd[:nlv], lv_sd[:nlv], len(syms) == 1)
         iid = instrument_id(symbol)
         out.instruments.add(
             Instrument(
@@ -108,17 +108,18 @@ def import_bytes(data: bytes, where: str = "<bytes>") -> Imported:
         out.book = _merged([p[2] for p in parts])
     stats["bytes"] = len(data)
     stats["price_levels"] = int(nlv)
-    recs = {"quotes": out.quotes, "trades": out.trades, "book": out.book}
     out.stats = {
         "binance": stats,
-        "latency_ns": {k: latency_ns(v) for k, v in recs.items() if len(v)},
+        "latency_ns": latency_by_type(out.quotes, out.trades, out.book),
     }
     return out
 
 
 def _merged(arrays: list[np.ndarray]) -> np.ndarray:
+    if len(arrays) == 1:
+        return arrays[0]
     a = np.concatenate(arrays)
-    return a[np.argsort(a["ts_recv"], kind="stable")] if len(arrays) > 1 else a
+    return a[np.argsort(a["ts_recv"], kind="stable")]
 
 
 def _error_text(data: bytes, buf, rows, err: int, line_idx: int, where: str) -> str:
@@ -164,8 +165,11 @@ def _symbols(data: bytes, rows: np.ndarray, where: str) -> dict[int, str]:
     return syms
 
 
-def _decimals(rows: np.ndarray, lv_pd: np.ndarray, lv_sd: np.ndarray) -> tuple[int, int]:
-    """Most price and size decimals seen for one symbol's rows."""
+def _decimals(
+    rows: np.ndarray, lv_pd: np.ndarray, lv_sd: np.ndarray, all_levels: bool
+) -> tuple[int, int]:
+    """Most price and size decimals seen for one symbol's rows (`all_levels`:
+    every level belongs to this symbol, no need to pick them out)."""
     px, sz = [0], [0]
     k = rows[:, sc.C_KIND]
     tick = rows[k == sc.TICKER]
@@ -178,7 +182,7 @@ def _decimals(rows: np.ndarray, lv_pd: np.ndarray, lv_sd: np.ndarray) -> tuple[i
         sz.append(trade[:, sc.C_SZ_DEC].max())
     books = rows[(k == sc.DEPTH) | (k == sc.SNAPSHOT)]
     if len(books):
-        idx = _level_index(books)
+        idx = slice(None) if all_levels else _level_index(books)
         px.append(lv_pd[idx].max(initial=0))
         sz.append(lv_sd[idx].max(initial=0))
     d_px, d_sz = int(max(px)), int(max(sz))
@@ -193,8 +197,12 @@ def _level_index(books: np.ndarray) -> np.ndarray:
     return np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(lens.sum())
 
 
+_POW10 = 10 ** np.arange(19, dtype=np.int64)
+
+
 def _scale(mant: np.ndarray, dec: np.ndarray, to: int) -> np.ndarray:
-    return mant * (10 ** (to - dec)).astype(np.int64)
+    """Mantissas with `dec` decimals as integers of 10^-to (exact)."""
+    return mant * _POW10[to - dec]
 
 
 def _header(recs: np.ndarray, rows: np.ndarray, iid: int, seq: np.ndarray) -> None:
@@ -232,9 +240,23 @@ def _book(rows, iid, px_ticks, sz_lots, lv_side) -> tuple[np.ndarray, np.ndarray
     k = rows[:, sc.C_KIND]
     r = rows[(k == sc.DEPTH) | (k == sc.SNAPSHOT)]
     n_levels = int((r[:, sc.C_SZ] - r[:, sc.C_PX]).sum())
-    # worst case: every held event is emitted twice, plus a CLEAR per snapshot
-    cap = 2 * n_levels + len(r) + 1
-    out = ev.empty(ev.RecordType.BOOK_DELTA, cap)
+    # Every level once plus a CLEAR per snapshot; events re-applied after a
+    # gap need more, and the loop then asks for a bigger buffer (n = -1).
+    cap = n_levels + len(r) + 1
+    n = -1
+    while n < 0:
+        out, counters, n = _book_into(r, px_ticks, sz_lots, lv_side, cap)
+        cap *= 2
+    out = out[:n]
+    out["instrument_id"] = iid
+    out["source_id"] = SOURCE_ID
+    out["ts_recv_source"] = 0
+    out["order_id"] = 0
+    return out, counters
+
+
+def _book_into(r, px_ticks, sz_lots, lv_side, cap):
+    out = np.empty(cap, ev.BOOK_DELTA_DTYPE)  # every field is written
     counters = np.zeros(len(_COUNTERS), np.int64)
     n = _sync(
         r[:, sc.C_KIND] == sc.SNAPSHOT, r[:, sc.C_TS], r[:, sc.C_T] * _MS,
@@ -243,10 +265,7 @@ def _book(rows, iid, px_ticks, sz_lots, lv_side) -> tuple[np.ndarray, np.ndarray
         out["ts_recv"], out["ts_event"], out["seq"], out["side"], out["action"], out["px"],
         out["sz"], out["flags"], counters,
     )  # fmt: skip
-    out = out[:n]
-    out["instrument_id"] = iid
-    out["source_id"] = SOURCE_ID
-    return out, counters
+    return out, counters, n
 
 
 _F_SNAP, _F_BAD, _F_LAST, _F_GAP = (
@@ -266,7 +285,10 @@ _A_ADD, _A_UPDATE, _A_DELETE, _A_CLEAR = (
 @nb.njit(cache=True)
 def _emit(e, ts_use, flags0, action_nonzero, t_ev, seq, lstart, lend, px, sz, side,
           o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, n):  # fmt: skip
-    """Deltas of one depth event (or snapshot) from index n; returns new n."""
+    """Deltas of one depth event (or snapshot) from index n; returns new n,
+    or -1 when the output has no room for them."""
+    if n < 0 or n + lend[e] - lstart[e] > o_ts.shape[0]:
+        return -1
     for j in range(lstart[e], lend[e]):
         o_ts[n], o_tev[n], o_seq[n], o_side[n] = ts_use, t_ev[e], seq[e], side[j]
         o_px[n], o_sz[n] = px[j], sz[j]
@@ -293,6 +315,8 @@ def _sync(is_snap, ts, t_ev, U, u, pu, lstart, lend, px, sz, side,
     for e in range(len(is_snap)):
         if is_snap[e]:
             counters[SNAPSHOTS] += 1
+            if n < 0 or n >= o_ts.shape[0]:
+                return -1
             empty = lstart[e] == lend[e]
             o_ts[n], o_tev[n], o_seq[n], o_side[n] = ts[e], t_ev[e], u[e], 0
             o_px[n], o_sz[n], o_act[n] = 0, 0, _A_CLEAR
@@ -354,4 +378,4 @@ def _sync(is_snap, ts, t_ev, U, u, pu, lstart, lend, px, sz, side,
             held[n_held] = e
             n_held += 1
     counters[UNSYNCED] = n_held
-    return n
+    return n  # -1 when the output buffer was too small

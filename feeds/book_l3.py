@@ -22,7 +22,14 @@ import numba as nb
 import numpy as np
 
 from redline.feeds import book_ladder as ld
-from redline.feeds.book_l2 import TOP_DTYPE, count_crossed, imbalance, microprice, write_top
+from redline.feeds.book_l2 import (
+    TOP_DTYPE,
+    count_crossed,
+    imbalance,
+    microprice,
+    top_columns,
+    write_top,
+)
 from redline.feeds.events import BOOK_DELTA_DTYPE, BookAction, Flag, Side
 
 # Counters shared with the compiled loop (the first six as in book_l2).
@@ -66,7 +73,7 @@ def _slot(state, ids, oid):
 
 @nb.njit(cache=True)
 def _apply_l3(side, action, px, sz, oid, flags, start, bsz, bct, asz, act, st,
-              hstate, hid, hpx, hsz, hside, cnt, top):  # fmt: skip
+              hstate, hid, hpx, hsz, hside, cnt, tc):  # fmt: skip
     """Apply deltas[start:]; returns where it stopped: len when done, earlier
     when a price is outside the ladder or the order table needs rebuilding."""
     n = side.shape[0]
@@ -76,15 +83,8 @@ def _apply_l3(side, action, px, sz, oid, flags, start, bsz, bct, asz, act, st,
     while i < n:
         a = action[i]
         if a == _CLEAR:
-            bsz[:] = 0
-            bct[:] = 0
-            asz[:] = 0
-            act[:] = 0
+            ld.clear((bsz, bct, asz, act), st)
             hstate[:] = _EMPTY
-            st[ld.BEST_BID] = ld.NONE
-            st[ld.BEST_ASK] = ld.NONE
-            st[ld.N_BID] = 0
-            st[ld.N_ASK] = 0
             cnt[ORDERS] = 0
             cnt[USED] = 0
             cnt[VALID] = 1
@@ -135,7 +135,7 @@ def _apply_l3(side, action, px, sz, oid, flags, start, bsz, bct, asz, act, st,
             cnt[GAPS] += 1
             cnt[VALID] = 0
         count_crossed(st, cnt, f)
-        write_top(top, i, bsz, asz, st, cnt)
+        write_top(tc, i, bsz, asz, st, cnt)
         cnt[APPLIED] += 1
         i += 1
     return i
@@ -177,9 +177,10 @@ class L3Book:
             raise ValueError(f"top buffer must be TOP_DTYPE with >= {n} rows")
         cols = (deltas["side"], deltas["action"], deltas["px"], deltas["sz"], deltas["order_id"],
                 deltas["flags"])  # fmt: skip
+        tc = top_columns(top)
         i = 0
         while True:
-            i = _apply_l3(*cols, i, *self._lad, self._st, *self._table, self._cnt, top)
+            i = _apply_l3(*cols, i, *self._lad, self._st, *self._table, self._cnt, tc)
             if i == n:
                 return top[:n]
             if self._cnt[USED] >= int(len(self._table[0]) * _MAX_LOAD):

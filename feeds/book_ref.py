@@ -11,30 +11,42 @@ from redline.feeds.events import UNDEF_PX, BookAction, Side
 
 
 class DictL2Book:
-    """Levels as {px: size} per side."""
+    """Levels as {px: size} per side; the best price is kept as it changes
+    (max/min over the side only when the best level goes)."""
 
     def __init__(self) -> None:
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
+        self.best_bid: int | None = None
+        self.best_ask: int | None = None
         self.missing_deletes = 0
 
     def apply(self, side: int, action: int, px: int, sz: int) -> None:
         if action == BookAction.CLEAR:
             self.bids.clear()
             self.asks.clear()
+            self.best_bid = self.best_ask = None
             return
         if action not in (BookAction.ADD, BookAction.UPDATE, BookAction.DELETE):
             return
-        levels = self.asks if side == Side.ASK else self.bids
+        ask = side == Side.ASK
+        levels = self.asks if ask else self.bids
         if action == BookAction.DELETE or sz <= 0:
             if levels.pop(px, None) is None:
                 self.missing_deletes += 1
-        else:
-            levels[px] = sz
+            elif ask and px == self.best_ask:
+                self.best_ask = min(levels) if levels else None
+            elif not ask and px == self.best_bid:
+                self.best_bid = max(levels) if levels else None
+            return
+        levels[px] = sz
+        if ask and (self.best_ask is None or px < self.best_ask):
+            self.best_ask = px
+        elif not ask and (self.best_bid is None or px > self.best_bid):
+            self.best_bid = px
 
     def best(self) -> tuple[int, int, int, int]:
-        bid = max(self.bids) if self.bids else None
-        ask = min(self.asks) if self.asks else None
+        bid, ask = self.best_bid, self.best_ask
         return (
             bid if bid is not None else UNDEF_PX,
             self.bids[bid] if bid is not None else 0,
@@ -49,7 +61,8 @@ class DictL2Book:
 
 
 class DictL3Book:
-    """Orders as {order_id: (side, px, size)}, levels as {px: [size, count]}.
+    """Orders as {order_id: (side, px, size)}, levels as {px: [size, count]},
+    the best price kept as levels come and go.
 
     ADD inserts (an existing id is replaced), UPDATE modifies (an unknown id
     is added), DELETE cancels `sz` lots (0 or all that is left removes the
@@ -59,21 +72,35 @@ class DictL3Book:
         self.orders: dict[int, tuple[int, int, int]] = {}
         self.bids: dict[int, list[int]] = {}
         self.asks: dict[int, list[int]] = {}
+        self.best_bid: int | None = None
+        self.best_ask: int | None = None
         self.missing_cancels = 0
 
     def _level_add(self, side: int, px: int, dsize: int, dcount: int) -> None:
-        levels = self.asks if side == Side.ASK else self.bids
-        lvl = levels.setdefault(px, [0, 0])
+        ask = side == Side.ASK
+        levels = self.asks if ask else self.bids
+        lvl = levels.get(px)
+        if lvl is None:
+            lvl = levels[px] = [0, 0]
+            if ask and (self.best_ask is None or px < self.best_ask):
+                self.best_ask = px
+            elif not ask and (self.best_bid is None or px > self.best_bid):
+                self.best_bid = px
         lvl[0] += dsize
         lvl[1] += dcount
         if lvl[1] <= 0:
             del levels[px]
+            if ask and px == self.best_ask:
+                self.best_ask = min(levels) if levels else None
+            elif not ask and px == self.best_bid:
+                self.best_bid = max(levels) if levels else None
 
     def apply(self, side: int, action: int, px: int, sz: int, order_id: int) -> None:
         if action == BookAction.CLEAR:
             self.orders.clear()
             self.bids.clear()
             self.asks.clear()
+            self.best_bid = self.best_ask = None
             return
         old = self.orders.get(order_id)
         if action in (BookAction.ADD, BookAction.UPDATE):
@@ -93,8 +120,7 @@ class DictL3Book:
                 self._level_add(old[0], old[1], -sz, 0)
 
     def best(self) -> tuple[int, int, int, int]:
-        bid = max(self.bids) if self.bids else None
-        ask = min(self.asks) if self.asks else None
+        bid, ask = self.best_bid, self.best_ask
         return (
             bid if bid is not None else UNDEF_PX,
             self.bids[bid][0] if bid is not None else 0,

@@ -31,7 +31,7 @@ import numpy as np
 import zstandard
 
 from redline.feeds import events as ev
-from redline.feeds.imported import Imported, latency_ns, sort_by_recv
+from redline.feeds.imported import Imported, latency_by_type, sort_by_recv
 from redline.feeds.instruments import Instrument, InstrumentTable
 
 _HEADER = [
@@ -330,11 +330,7 @@ def import_dbn(paths: list[str | Path]) -> Imported:
         out.book = sort_by_recv(np.concatenate(book))
     out.stats = {
         "dbn": stats,
-        "latency_ns": {
-            name: latency_ns(recs)
-            for name, recs in (("quotes", out.quotes), ("trades", out.trades), ("book", out.book))
-            if len(recs)
-        },
+        "latency_ns": latency_by_type(out.quotes, out.trades, out.book),
     }
     return out
 

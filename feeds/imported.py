@@ -130,3 +130,11 @@ def latency_ns(records: np.ndarray) -> dict[str, int]:
         p50, p99, p999 = np.percentile(lat, [50, 99, 99.9])
         out.update(p50=int(p50), p99=int(p99), p999=int(p999), max=int(lat.max()))
     return out
+
+
+def latency_by_type(quotes: np.ndarray, trades: np.ndarray, book: np.ndarray) -> dict[str, dict]:
+    """latency_ns per record type; the book's over event ends (LAST deltas),
+    one figure per venue event rather than one per level it touched."""
+    book_ends = book[(book["flags"] & ev.Flag.LAST) != 0]
+    recs = {"quotes": quotes, "trades": trades, "book": book_ends}
+    return {name: latency_ns(r) for name, r in recs.items() if len(r)}
