@@ -52,11 +52,19 @@ _ASK = int(Side.ASK)
 _GAP = int(Flag.GAP_BEFORE)
 
 
-@nb.njit(cache=True)
-def _slot(state, ids, oid):
+@nb.njit(cache=True, inline="always")
+def _shift(state) -> np.uint64:
+    """Fibonacci hashing keeps the top log2(capacity) bits of id * constant."""
+    bits = 0
+    while (1 << bits) < state.shape[0]:
+        bits += 1
+    return np.uint64(64 - bits)
+
+
+@nb.njit(cache=True, inline="always")
+def _slot(state, ids, oid, shift):
     """(slot of `oid` or -1, first free slot on its probe path)."""
     mask = np.int64(state.shape[0] - 1)
-    shift = np.uint64(64 - int(np.log2(state.shape[0])))
     h = np.int64((np.uint64(oid) * _HASH_MUL) >> shift)  # int64: uint64 + int -> float in numba
     free = np.int64(-1)
     while True:
@@ -79,6 +87,7 @@ def _apply_l3(side, action, px, sz, oid, flags, start, bsz, bct, asz, act, st,
     n = side.shape[0]
     base, span = st[ld.BASE], st[ld.SPAN]
     limit = int(hstate.shape[0] * _MAX_LOAD)
+    shift = _shift(hstate)
     i = start
     while i < n:
         a = action[i]
@@ -89,7 +98,7 @@ def _apply_l3(side, action, px, sz, oid, flags, start, bsz, bct, asz, act, st,
             cnt[USED] = 0
             cnt[VALID] = 1
         elif a == _ADD or a == _UPDATE or a == _DELETE:  # noqa: SIM109 (numba)
-            h, free = _slot(hstate, hid, oid[i])
+            h, free = _slot(hstate, hid, oid[i], shift)
             if a != _DELETE:
                 idx = px[i] - base
                 if idx < 0 or idx >= span or cnt[USED] >= limit:
@@ -144,9 +153,10 @@ def _apply_l3(side, action, px, sz, oid, flags, start, bsz, bct, asz, act, st,
 @nb.njit(cache=True)
 def _rehash(hstate, hid, hpx, hsz, hside, nstate, nid, npx, nsz, nside) -> int:
     live = 0
+    shift = _shift(nstate)
     for h in range(hstate.shape[0]):
         if hstate[h] == _FULL:
-            _, free = _slot(nstate, nid, hid[h])
+            _, free = _slot(nstate, nid, hid[h], shift)
             nstate[free] = _FULL
             nid[free], npx[free], nsz[free], nside[free] = hid[h], hpx[h], hsz[h], hside[h]
             live += 1
@@ -223,7 +233,7 @@ class L3Book:
     def order(self, order_id: int) -> tuple[int, int, int] | None:
         """(side, px, size) of a resting order, or None."""
         state, ids, px, sz, side = self._table
-        h, _ = _slot(state, ids, np.uint64(order_id))
+        h, _ = _slot(state, ids, np.uint64(order_id), _shift(state))
         return None if h < 0 else (int(side[h]), int(px[h]), int(sz[h]))
 
     def levels(self, side: Side, depth: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
