@@ -250,13 +250,11 @@ def _book(rows, iid, px_ticks, sz_lots, lv_side) -> tuple[np.ndarray, np.ndarray
     out = out[:n]
     out["instrument_id"] = iid
     out["source_id"] = SOURCE_ID
-    out["ts_recv_source"] = 0
-    out["order_id"] = 0
     return out, counters
 
 
 def _book_into(r, px_ticks, sz_lots, lv_side, cap):
-    out = np.empty(cap, ev.BOOK_DELTA_DTYPE)  # every field is written
+    out = np.zeros(cap, ev.BOOK_DELTA_DTYPE)  # zeroed: padding bytes stay deterministic
     counters = np.zeros(len(_COUNTERS), np.int64)
     n = _sync(
         r[:, sc.C_KIND] == sc.SNAPSHOT, r[:, sc.C_TS], r[:, sc.C_T] * _MS,

@@ -73,7 +73,10 @@ SENSOR_WIDTH = 8  # floats per sensor reading; wide enough for radar/camera/IMU 
 
 
 def _dtype(payload: list[tuple]) -> np.dtype:
-    return np.dtype(HEADER_FIELDS + payload)
+    # align=True pads every field to its natural alignment and the record to a
+    # multiple of 8 bytes, so int64 reads never straddle a word in any record
+    # of an array (a packed 132-byte DECISION misaligned every other record).
+    return np.dtype(HEADER_FIELDS + payload, align=True)
 
 
 QUOTE_DTYPE = _dtype(
@@ -231,7 +234,7 @@ def from_arrow(batch: pa.RecordBatch | pa.Table, rtype: RecordType, where: str =
     SchemaError naming `where` and the column."""
     dtype = DTYPES[rtype]
     expected = arrow_schema(rtype)
-    out = np.empty(batch.num_rows, dtype=dtype)
+    out = np.zeros(batch.num_rows, dtype=dtype)  # zeroed: padding bytes stay deterministic
     for field in expected:
         idx = batch.schema.get_field_index(field.name)
         if idx < 0:

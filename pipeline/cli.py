@@ -8,7 +8,13 @@ import importlib
 import sys
 
 # module -> one subcommand each; add a line to add a command.
-COMMANDS: tuple[str, ...] = ("redline.pipeline.demo", "redline.feeds.importer")
+COMMANDS: tuple[str, ...] = (
+    "redline.pipeline.demo",
+    "redline.pipeline.generate",
+    "redline.pipeline.report",
+    "redline.pipeline.top",
+    "redline.feeds.importer",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
