@@ -17,6 +17,7 @@ COMMANDS: tuple[str, ...] = (
     "redline.pipeline.report",
     "redline.pipeline.top",
     "redline.kernels.plan_command",
+    "redline.feeds.importer",
 )
 
 
