@@ -8,7 +8,12 @@ import importlib
 import sys
 
 # module -> one subcommand each; add a line to add a command.
-COMMANDS: tuple[str, ...] = ("redline.pipeline.demo",)
+COMMANDS: tuple[str, ...] = (
+    "redline.pipeline.demo",
+    "redline.pipeline.generate",
+    "redline.pipeline.report",
+    "redline.pipeline.top",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

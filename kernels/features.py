@@ -1,0 +1,365 @@
+"""Feature kernel: per-instrument rolling state updated by QUOTE and TRADE events.
+
+Two entry points run the same compiled update, so their results are identical
+(tested bit for bit): `FeatureState.update_quote/update_trade` for one live
+event, and `FeatureState.scan` over whole recorded series (replay).
+`features_ref` is an independent plain-Python reference.
+
+The update is a chain of scalar recurrences per event, so it is a numba
+kernel on the CPU, not a Triton one: a GPU launch costs more than the whole
+update, and the worker keeps this state resident in host memory next to its
+input buffer. Arithmetic is float64; features are written as float32.
+
+Time is `ts_event` (source time; replay is ordered by `ts_recv`, so a source
+stamp that goes backwards counts as dt = 0). Every time-decayed quantity
+decays with exp(-dt ln2 / half_life). The mid EMAs are the exact EMAs of the
+piecewise-constant mid: over dt they move toward the mid that held during dt.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE, Side
+
+MS = 1_000_000
+EMA_HALF_LIVES_NS = (100 * MS, 1_000 * MS, 10_000 * MS, 60_000 * MS)
+RV_HALF_LIVES_NS = (1_000 * MS, 10_000 * MS)
+FLOW_HALF_LIVES_NS = (1_000 * MS, 10_000 * MS)
+
+# The model input of the graph's demo model, in this order. All are scale-free
+# and O(1)-O(100), so one fp32 MLP sees every instrument alike.
+FEATURE_NAMES: tuple[str, ...] = (
+    "mid_vs_ema_100ms_bp",  # 1e4 * log(mid / EMA of mid), per half-life
+    "mid_vs_ema_1s_bp",
+    "mid_vs_ema_10s_bp",
+    "mid_vs_ema_60s_bp",
+    "ret_bp",  # 1e4 * log return of mid at the last quote
+    "rv_1s_bp",  # realised volatility: sqrt(decayed sum of ret_bp^2)
+    "rv_10s_bp",
+    "imbalance",  # (bid_sz - ask_sz) / (bid_sz + ask_sz), in [-1, 1]
+    "micro_vs_mid",  # (microprice - mid) / spread, in [-0.5, 0.5]
+    "spread_bp",  # 1e4 * (ask - bid) / mid
+    "flow_1s",  # decayed signed trade size / decayed |size|, in [-1, 1]
+    "flow_10s",
+    "trade_vs_mid_bp",  # 1e4 * log(last trade px / mid then)
+    "log_quote_dt_ms",  # log1p(ms since the previous quote)
+)
+N_FEATURES = len(FEATURE_NAMES)
+
+# Float state columns (besides the features themselves, kept in F_*).
+_MID, _EMA0, _RV0, _FS0, _FA0 = 0, 1, 5, 7, 9  # mid, 4 EMAs, 2 RV sums, 2+2 flow sums
+_FEAT0 = 11  # the current feature vector lives at [_FEAT0, _FEAT0 + N_FEATURES)
+N_STATE_F = _FEAT0 + N_FEATURES
+# Int state columns.
+_HAS_QUOTE, _LAST_TS, _LAST_QUOTE_TS, _EVENTS, _REJECTED = 0, 1, 2, 3, 4
+N_STATE_I = 5
+
+_LN2 = math.log(2.0)
+_EMA_HL = np.array(EMA_HALF_LIVES_NS, np.float64)
+_RV_HL = np.array(RV_HALF_LIVES_NS, np.float64)
+_FLOW_HL = np.array(FLOW_HALF_LIVES_NS, np.float64)
+
+
+@numba.njit(cache=True, inline="always")
+def _advance(sf, si, ts, ema_hl, rv_hl, flow_hl):
+    # Decay everything over dt since the last event of this instrument.
+    dt = float(max(ts - si[_LAST_TS], 0)) if si[_EVENTS] > 0 else 0.0
+    si[_LAST_TS] = max(ts, si[_LAST_TS])
+    si[_EVENTS] += 1
+    if dt == 0.0:
+        return
+    mid = sf[_MID]
+    for k in range(ema_hl.shape[0]):
+        d = math.exp(-dt * _LN2 / ema_hl[k])
+        sf[_EMA0 + k] = mid + d * (sf[_EMA0 + k] - mid)
+    for k in range(rv_hl.shape[0]):
+        sf[_RV0 + k] *= math.exp(-dt * _LN2 / rv_hl[k])
+    for k in range(flow_hl.shape[0]):
+        d = math.exp(-dt * _LN2 / flow_hl[k])
+        sf[_FS0 + k] *= d
+        sf[_FA0 + k] *= d
+
+
+@numba.njit(cache=True, inline="always")
+def _refresh(sf, si, out):
+    # Recompute the mid-dependent features and copy the vector to `out`.
+    f = _FEAT0
+    if si[_HAS_QUOTE]:
+        mid = sf[_MID]
+        for k in range(4):
+            sf[f + k] = 1e4 * math.log(mid / sf[_EMA0 + k])
+        for k in range(2):
+            sf[f + 5 + k] = math.sqrt(sf[_RV0 + k])
+    for k in range(2):
+        a = sf[_FA0 + k]
+        sf[f + 10 + k] = sf[_FS0 + k] / a if a > 0.0 else 0.0
+    for k in range(N_FEATURES):
+        out[k] = sf[f + k]
+
+
+@numba.njit(cache=True)
+def _quote(sf, si, ts, bid_px, ask_px, bid_sz, ask_sz, tick, out, ema_hl, rv_hl, flow_hl):
+    if bid_px <= 0 or ask_px < bid_px or bid_sz < 0 or ask_sz < 0 or not tick > 0.0:
+        si[_REJECTED] += 1  # crossed / non-positive: state untouched, features as before
+        for k in range(N_FEATURES):
+            out[k] = sf[_FEAT0 + k]
+        return False
+    _advance(sf, si, ts, ema_hl, rv_hl, flow_hl)
+    bid = bid_px * tick
+    ask = ask_px * tick
+    mid = 0.5 * (bid + ask)
+    f = _FEAT0
+    if si[_HAS_QUOTE]:
+        r = 1e4 * math.log(mid / sf[_MID])
+        sf[f + 4] = r
+        for k in range(rv_hl.shape[0]):
+            sf[_RV0 + k] += r * r
+        sf[f + 13] = math.log1p(max(ts - si[_LAST_QUOTE_TS], 0) / 1e6)
+    else:
+        for k in range(ema_hl.shape[0]):
+            sf[_EMA0 + k] = mid
+        si[_HAS_QUOTE] = 1
+    si[_LAST_QUOTE_TS] = ts
+    sf[_MID] = mid
+    depth = float(bid_sz + ask_sz)
+    sf[f + 7] = (bid_sz - ask_sz) / depth if depth > 0 else 0.0
+    spread = ask - bid
+    if depth > 0 and spread > 0:
+        micro = (bid * ask_sz + ask * bid_sz) / depth
+        sf[f + 8] = (micro - mid) / spread
+    else:
+        sf[f + 8] = 0.0
+    sf[f + 9] = 1e4 * spread / mid
+    _refresh(sf, si, out)
+    return True
+
+
+@numba.njit(cache=True)
+def _trade(sf, si, ts, px, sz, aggressor, tick, out, ema_hl, rv_hl, flow_hl):
+    if px <= 0 or sz < 0 or not tick > 0.0:
+        si[_REJECTED] += 1
+        for k in range(N_FEATURES):
+            out[k] = sf[_FEAT0 + k]
+        return False
+    _advance(sf, si, ts, ema_hl, rv_hl, flow_hl)
+    price = px * tick
+    if aggressor == 1:  # Side.BID: buyer-initiated
+        sign = 1.0
+    elif aggressor == 2:
+        sign = -1.0
+    elif si[_HAS_QUOTE]:  # unknown aggressor: tick rule against the mid
+        sign = 1.0 if price > sf[_MID] else (-1.0 if price < sf[_MID] else 0.0)
+    else:
+        sign = 0.0
+    for k in range(flow_hl.shape[0]):
+        sf[_FS0 + k] += sign * sz
+        sf[_FA0 + k] += sz
+    if si[_HAS_QUOTE]:
+        sf[_FEAT0 + 12] = 1e4 * math.log(price / sf[_MID])
+    _refresh(sf, si, out)
+    return True
+
+
+@numba.njit(cache=True)
+def _quote_at(sf, si, ticks, row, quotes, j, out):
+    q = quotes[j]
+    return _quote(sf[row], si[row], q.ts_event, q.bid_px, q.ask_px, q.bid_sz, q.ask_sz,
+                  ticks[row], out, _EMA_HL, _RV_HL, _FLOW_HL)  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _trade_at(sf, si, ticks, row, trades, j, out):
+    t = trades[j]
+    return _trade(sf[row], si[row], t.ts_event, t.px, t.sz, t.aggressor, ticks[row], out,
+                  _EMA_HL, _RV_HL, _FLOW_HL)  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _scan(sf, si, ticks, kinds, idx, quotes, quote_rows, trades, trade_rows, outq, outt):
+    # The live entry points, called in merged event order: identical results.
+    for e in range(kinds.shape[0]):
+        j = idx[e]
+        if kinds[e] == 0:
+            _quote_at(sf, si, ticks, quote_rows[j], quotes, j, outq[j])
+        else:
+            _trade_at(sf, si, ticks, trade_rows[j], trades, j, outt[j])
+
+
+def merge_order(quotes: np.ndarray, trades: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Replay order of two record arrays: by ts_recv, stable, quotes before trades on
+    ties. Returns (kinds [E] 0=quote 1=trade, idx [E] into that array)."""
+    kinds = np.concatenate([np.zeros(len(quotes), np.int8), np.ones(len(trades), np.int8)])
+    idx = np.concatenate([np.arange(len(quotes)), np.arange(len(trades))])
+    ts = np.concatenate([quotes["ts_recv"], trades["ts_recv"]])
+    order = np.argsort(ts, kind="stable")
+    return kinds[order], idx[order]
+
+
+def _check_records(records: np.ndarray, dtype: np.dtype, rows: np.ndarray, n: int, what: str):
+    if not isinstance(records, np.ndarray) or records.dtype != dtype:
+        raise ValueError(f"{what} must be a numpy array of the {what[:-1].upper()} dtype")
+    if rows.shape != records.shape:
+        raise ValueError(f"{what[:-1]}_rows has shape {rows.shape}, {what} {records.shape}")
+    if len(rows) and (rows.min() < 0 or rows.max() >= n):
+        raise ValueError(f"{what[:-1]}_rows holds rows outside 0..{n - 1}")
+
+
+class FeatureState:
+    """Rolling feature state for `len(tick_sizes)` instruments (row i: tick_sizes[i]).
+
+    Resident and preallocated: the live entry points write the new feature
+    vector into the caller's `out` (float32 [N_FEATURES]) and allocate nothing.
+    A crossed or non-positive quote (or bad trade) leaves the state as it was,
+    writes the previous features, returns False and is counted in `rejected`.
+    """
+
+    def __init__(self, tick_sizes: np.ndarray | list[float] | tuple[float, ...]) -> None:
+        ticks = np.ascontiguousarray(tick_sizes, dtype=np.float64)
+        if ticks.ndim != 1 or not len(ticks):
+            raise ValueError("tick_sizes must be a non-empty 1-D sequence, one per instrument")
+        bad = np.flatnonzero(~(ticks > 0))
+        if len(bad):
+            raise ValueError(f"tick_sizes[{bad[0]}] = {ticks[bad[0]]}: tick sizes must be > 0")
+        self.ticks = ticks
+        self.sf = np.zeros((len(ticks), N_STATE_F), np.float64)
+        self.si = np.zeros((len(ticks), N_STATE_I), np.int64)
+
+    @property
+    def n_instruments(self) -> int:
+        return len(self.ticks)
+
+    def reset(self) -> None:
+        self.sf[:] = 0.0
+        self.si[:] = 0
+
+    def update_quote(self, row: int, quotes: np.ndarray, j: int, out: np.ndarray) -> bool:
+        """Live: apply `quotes[j]` (QUOTE records) to instrument `row`; features -> `out`."""
+        return _quote_at(self.sf, self.si, self.ticks, row, quotes, j, out)
+
+    def update_trade(self, row: int, trades: np.ndarray, j: int, out: np.ndarray) -> bool:
+        """Live: apply `trades[j]` (TRADE records) to instrument `row`; features -> `out`."""
+        return _trade_at(self.sf, self.si, self.ticks, row, trades, j, out)
+
+    def features(self, row: int) -> np.ndarray:
+        """A float32 copy of instrument `row`'s current features."""
+        return self.sf[row, _FEAT0:].astype(np.float32)
+
+    def rejected(self, row: int) -> int:
+        return int(self.si[row, _REJECTED])
+
+    def scan(
+        self,
+        quotes: np.ndarray,
+        quote_rows: np.ndarray,
+        trades: np.ndarray,
+        trade_rows: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Replay: apply all events in `merge_order`, continuing from the current state.
+
+        Returns the features after each event: float32 [len(quotes), N_FEATURES]
+        and [len(trades), N_FEATURES], aligned with the inputs.
+        """
+        quote_rows = np.ascontiguousarray(quote_rows, dtype=np.int64)
+        trade_rows = np.ascontiguousarray(trade_rows, dtype=np.int64)
+        _check_records(quotes, QUOTE_DTYPE, quote_rows, self.n_instruments, "quotes")
+        _check_records(trades, TRADE_DTYPE, trade_rows, self.n_instruments, "trades")
+        kinds, idx = merge_order(quotes, trades)
+        outq = np.zeros((len(quotes), N_FEATURES), np.float32)
+        outt = np.zeros((len(trades), N_FEATURES), np.float32)
+        _scan(self.sf, self.si, self.ticks, kinds, idx, quotes, quote_rows, trades, trade_rows,
+              outq, outt)  # fmt: skip
+        return outq, outt
+
+
+def features_ref(
+    quotes: np.ndarray,
+    quote_rows: np.ndarray,
+    trades: np.ndarray,
+    trade_rows: np.ndarray,
+    tick_sizes: list[float] | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Plain-Python reference of `FeatureState(tick_sizes).scan(...)`, written from the
+    definitions in FEATURE_NAMES, one dict of state per instrument."""
+    states = [
+        {
+            "t": None,
+            "tq": None,
+            "mid": None,
+            "ema": [0.0] * 4,
+            "rv": [0.0, 0.0],
+            "fs": [0.0, 0.0],
+            "fa": [0.0, 0.0],
+            "ret": 0.0,
+            "imb": 0.0,
+            "micro": 0.0,
+            "spread": 0.0,
+            "tvm": 0.0,
+            "qdt": 0.0,
+        }
+        for _ in tick_sizes
+    ]
+    events = [(int(q["ts_recv"]), 0, j) for j, q in enumerate(quotes)]
+    events += [(int(t["ts_recv"]), 1, j) for j, t in enumerate(trades)]
+    events.sort(key=lambda e: e[0])  # stable: quotes before trades on ties
+    outq = np.zeros((len(quotes), N_FEATURES), np.float32)
+    outt = np.zeros((len(trades), N_FEATURES), np.float32)
+
+    def decay(hl: float, dt: float) -> float:
+        return math.exp(-dt * math.log(2.0) / hl)
+
+    for _, kind, j in events:
+        rec = quotes[j] if kind == 0 else trades[j]
+        s = states[int(quote_rows[j] if kind == 0 else trade_rows[j])]
+        tick = float(tick_sizes[int(quote_rows[j] if kind == 0 else trade_rows[j])])
+        ts = int(rec["ts_event"])
+        if kind == 0:
+            valid = 0 < rec["bid_px"] <= rec["ask_px"] and rec["bid_sz"] >= 0 <= rec["ask_sz"]
+        else:
+            valid = rec["px"] > 0 and rec["sz"] >= 0
+        if valid:
+            dt = 0.0 if s["t"] is None else float(max(ts - s["t"], 0))
+            s["t"] = ts if s["t"] is None else max(ts, s["t"])
+            if s["mid"] is not None:
+                s["ema"] = [s["mid"] + decay(hl, dt) * (e - s["mid"]) for hl, e in zip(EMA_HALF_LIVES_NS, s["ema"], strict=True)]  # fmt: skip
+            s["rv"] = [v * decay(hl, dt) for hl, v in zip(RV_HALF_LIVES_NS, s["rv"], strict=True)]
+            s["fs"] = [v * decay(hl, dt) for hl, v in zip(FLOW_HALF_LIVES_NS, s["fs"], strict=True)]
+            s["fa"] = [v * decay(hl, dt) for hl, v in zip(FLOW_HALF_LIVES_NS, s["fa"], strict=True)]
+        if valid and kind == 0:
+            bid, ask = int(rec["bid_px"]) * tick, int(rec["ask_px"]) * tick
+            bsz, asz = int(rec["bid_sz"]), int(rec["ask_sz"])
+            mid = (bid + ask) / 2
+            if s["mid"] is None:
+                s["ema"] = [mid] * 4
+            else:
+                s["ret"] = 1e4 * math.log(mid / s["mid"])
+                s["rv"] = [v + s["ret"] ** 2 for v in s["rv"]]
+                s["qdt"] = math.log1p(max(ts - s["tq"], 0) / 1e6)
+            s["mid"], s["tq"] = mid, ts
+            s["imb"] = (bsz - asz) / (bsz + asz) if bsz + asz else 0.0
+            micro = (bid * asz + ask * bsz) / (bsz + asz) if bsz + asz else mid
+            s["micro"] = (micro - mid) / (ask - bid) if ask > bid else 0.0
+            s["spread"] = 1e4 * (ask - bid) / mid
+        elif valid:
+            px, sz, aggressor = int(rec["px"]) * tick, int(rec["sz"]), int(rec["aggressor"])
+            if aggressor in (Side.BID, Side.ASK):
+                sign = 1.0 if aggressor == Side.BID else -1.0
+            elif s["mid"] is not None:
+                sign = float(np.sign(px - s["mid"]))
+            else:
+                sign = 0.0
+            s["fs"] = [v + sign * sz for v in s["fs"]]
+            s["fa"] = [v + sz for v in s["fa"]]
+            if s["mid"] is not None:
+                s["tvm"] = 1e4 * math.log(px / s["mid"])
+        has = s["mid"] is not None
+        vec = [1e4 * math.log(s["mid"] / e) if has else 0.0 for e in s["ema"]]
+        vec += [s["ret"]] + [math.sqrt(v) for v in s["rv"]]
+        vec += [s["imb"], s["micro"], s["spread"]]
+        vec += [fs / fa if fa > 0 else 0.0 for fs, fa in zip(s["fs"], s["fa"], strict=True)]
+        vec += [s["tvm"], s["qdt"]]
+        (outq if kind == 0 else outt)[j] = vec
+    return outq, outt
