@@ -45,6 +45,7 @@ from enum import StrEnum
 from typing import NamedTuple, Protocol
 
 import numpy as np
+import zmq
 
 from redline.feeds.events import DECISION_DTYPE, Origin, record_type_of
 from redline.pipeline.breaker import Breaker, BreakerConfig, Health, Trip
@@ -311,6 +312,26 @@ class Arbiter:
         self._n_done = 0
         return Batch(self._out_rec[:n], self._out_vec[:n], self._out_alarm[:n])
 
+    def wait(self, max_ns: int) -> None:
+        """Block until a worker message arrives, the next deadline timer is due, or `max_ns`.
+
+        For loops that should sleep rather than spin (on 2 cores a spinning arbiter starves
+        the workers). Only links with a ZeroMQ `sock` are waited on; returns at once when a
+        timer is due within a millisecond, since zmq_poll counts in whole milliseconds."""
+        now = self.clock.monotonic_ns()
+        due = now + max_ns
+        for no, req in self._open:
+            if req.event_no == no and not req.decided:
+                due = min(due, req.decide_by)
+                if self.cfg.policy == Policy.HEDGE and req.asked != 0b11:
+                    due = min(due, req.hedge_at)
+                break
+        timeout_ms = (due - now) // 1_000_000
+        socks = [s for s in (getattr(link, "sock", None) for link in self.links) if s is not None]
+        if timeout_ms <= 0 or not socks:
+            return
+        zmq.select(socks, [], [], timeout=timeout_ms / 1000)
+
     def inject(self, worker: int, spec: str) -> None:
         """Send a fault (faults.FaultSpec text, e.g. "nan@5") to worker 0 (A) or 1 (B)."""
         self.links[worker].send([header(Kind.FAULT), spec.encode()])
@@ -445,8 +466,8 @@ class Arbiter:
         if not ok:
             if self.cfg.policy == Policy.HEDGE:
                 self._hedge(req, now)  # the primary failed: ask the standby at once
-            elif req.valid and not self._pending_from_serving(req):
-                self._decide(req, _first_bit(req.valid), now)
+            else:
+                self._decide_if_answered(req, now)
             return
         if now > req.deadline:
             return  # too late to be used; the timer decides this one
@@ -460,6 +481,13 @@ class Arbiter:
                     self._disagreement(req, now, alarm=True)
                 return
         self._decide(req, w, now)
+
+    def _decide_if_answered(self, req: _Req, now: int) -> None:
+        """Decide on a valid answer already in, if in time and nobody else is awaited."""
+        trusted = sum(1 << w for w, b in enumerate(self.breakers) if b.health != Health.OUT)
+        used = req.valid & req.asked & trusted
+        if used and now <= req.deadline and not self._pending_from_serving(req):
+            self._decide(req, _first_bit(used), now)
 
     def _pending_from_serving(self, req: _Req) -> bool:
         """Some serving worker was asked and has not answered yet."""
@@ -679,8 +707,8 @@ class Arbiter:
                 req.answered |= bit
                 if self.cfg.policy == Policy.HEDGE:
                     self._hedge(req, now)
-                elif req.valid and not self._pending_from_serving(req):
-                    self._decide(req, _first_bit(req.valid), now)
+                else:
+                    self._decide_if_answered(req, now)
             req.shadow &= ~bit
 
     def _check_health(self, now: int) -> None:

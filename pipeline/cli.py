@@ -13,6 +13,7 @@ COMMANDS: tuple[str, ...] = (
     "redline.pipeline.generate",
     "redline.pipeline.report",
     "redline.pipeline.top",
+    "redline.pipeline.worker",
 )
 
 
