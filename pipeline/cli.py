@@ -18,6 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "redline.pipeline.top",
     "redline.kernels.plan_command",
     "redline.feeds.importer",
+    "redline.pipeline.worker",
 )
 
 
