@@ -80,16 +80,16 @@ class WorkerSpec(_Spec, kw_only=True):
 
 
 class ArbiterNode(_NodeSpec, tag="arbiter", kw_only=True):
-    """Sends every event to both workers (hot standby: their feature state is
-    resident and current), asks for a decision on the quotes of `instruments`
-    and picks an answer by the deadline (ts_feed + budget)."""
+    """Sends every event of `instruments` (all when empty) to both workers (hot
+    standby: their feature state is resident and current), asks for a decision
+    on each of their quotes and picks an answer by the deadline (budget)."""
 
     in_: str = msgspec.field(name="in")
     out: str
     policy: Literal["race", "hedge", "compare"] = "race"
     workers: tuple[WorkerSpec, ...] = (WorkerSpec(name="a"), WorkerSpec(name="b"))
     model: str = ""  # model folder; empty = the bundled demo model
-    instruments: tuple[int, ...] = ()  # quotes that ask for a decision; empty = all
+    instruments: tuple[int, ...] = ()  # whose events go to the workers; empty = all
     fallback: bool = True  # in-process CPU fallback before the safe default
 
 

@@ -13,13 +13,14 @@ of `EOS` with no records ends the stream: every node forwards it after
 draining, which is how a graph stops without losing what it accepted.
 
 Backpressure is explicit per edge:
-- `block`: the writer waits when `hwm` messages are queued; nothing is dropped.
+- `block`: when `hwm` messages are queued the writing node stops taking in
+  work until the reader catches up (`Sender.blocked`); nothing is dropped.
 - `conflate`: market data, keep the latest quote per instrument. A quote is
   a whole top of book, so an older one is worth nothing once a newer one
   exists; trades and book deltas are changes and are never conflated (they
-  wait like `block`). The writer never waits for quotes: while the queue is
-  full it holds them and replaces an instrument's older quote with its newer
-  one; the reader collapses what it drained the same way. Every replaced
+  wait like `block`). While the queue is full the writer holds the quotes and
+  replaces an instrument's older quote with its newer one; the reader
+  collapses what it drained the same way. Every replaced
   quote is counted in `drops`.
   A replaced record's GAP_BEFORE flag is carried onto its successor, so a
   sequence gap is never conflated away.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import struct
+from collections import deque
 from typing import Final, NamedTuple
 
 import numpy as np
@@ -39,11 +41,6 @@ from redline.pipeline.graph_config import EdgeSpec
 
 EOS: Final = b"EOS"
 _STAMP = struct.Struct("<q")
-STALL_MS: Final = 10_000  # a blocked writer gives up (and says so) after this
-
-
-class EdgeStalled(RuntimeError):
-    """A `block` edge's reader stopped taking messages."""
 
 
 _HEADERS: dict[bytes, np.dtype] = {}  # header bytes -> dtype, parsed once
@@ -93,7 +90,15 @@ def keep_latest(records: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 class Sender:
-    """The writing end of one edge."""
+    """The writing end of one edge. Never blocks the calling thread.
+
+    Nodes of one process share a thread, so a writer that blocked on a full
+    queue would stop its own reader: a deadlock. Instead a message that finds
+    the queue full waits in `backlog` (in order) and the node stops taking in
+    work while `blocked` (block policy: backpressure reaches upstream), or
+    merges newer quotes into a waiting quote message (conflate). The backlog
+    is bounded by one step's output per node, plus un-conflatable trades.
+    """
 
     def __init__(self, ctx: zmq.Context, name: str, spec: EdgeSpec) -> None:
         self.name = name
@@ -101,67 +106,55 @@ class Sender:
         self.conflate = spec.policy == "conflate"
         self.sent = 0  # records handed to the socket
         self.drops = 0  # quotes replaced before sending (conflate only)
-        self._pending: np.ndarray | None = None  # quotes waiting for room (conflate)
-        self._pending_stamp = 0
+        self.max_backlog = 0  # most messages ever waiting: shows the queue stays bounded
+        self._backlog: deque[tuple[np.ndarray | None, int]] = deque()  # None: EOS
         self._sock = ctx.socket(zmq.PUSH)
         self._sock.setsockopt(zmq.LINGER, 2000)  # let a drain reach the reader
         self._sock.setsockopt(zmq.SNDHWM, spec.hwm)
-        self._sock.setsockopt(zmq.SNDTIMEO, STALL_MS)
         self._sock.connect(spec.address)
 
+    @property
+    def blocked(self) -> bool:
+        """Messages are waiting for room: a node should not take in more work."""
+        return bool(self._backlog)
+
     def send(self, records: np.ndarray, stamp_ns: int = 0) -> None:
-        """Send a batch stamped `stamp_ns`: waits for room (block), or
-        conflates quotes (conflate)."""
+        """Queue a batch stamped `stamp_ns` and send what fits now."""
         if not len(records):
             return
-        if not (self.conflate and records.dtype == QUOTE_DTYPE):
-            self._send_pending(0)  # keep order: older quotes go before this change
-            self._send(records, stamp_ns, 0)
-            return
-        if self._pending is not None:
-            records = np.concatenate([self._pending, records])
-            stamp_ns = max(stamp_ns, self._pending_stamp)
-            self._pending = None
-        records, dropped = keep_latest(records)
-        self.drops += dropped
-        try:
-            self._send(records, stamp_ns, zmq.NOBLOCK)
-        except zmq.Again:  # queue full: hold the latest quotes, replace them as newer come
-            self._pending = np.array(records, copy=True)
-            self._pending_stamp = stamp_ns
-
-    def flush(self) -> bool:
-        """Try to send held quotes without waiting; True when nothing is held."""
-        if self._pending is not None:
-            try:
-                self._send_pending(zmq.NOBLOCK)
-            except zmq.Again:
-                return False
-        return True
+        if self.conflate and records.dtype == QUOTE_DTYPE:
+            last = self._backlog[-1][0] if self._backlog else None
+            if last is not None and last.dtype == QUOTE_DTYPE:  # merge into the waiting quotes
+                self._backlog.pop()
+                records = np.concatenate([last, records])
+            records, dropped = keep_latest(records)
+            self.drops += dropped
+        self._backlog.append((records, stamp_ns))
+        self.max_backlog = max(self.max_backlog, len(self._backlog))
+        self.flush()
 
     def send_eos(self) -> None:
-        """End the stream: held quotes first, then the EOS frame (both wait for room)."""
-        self._send_pending(0)
-        self._sock.send_multipart([EOS, b"", b""])
+        """End the stream after everything queued; `flush()` until True to deliver it."""
+        self._backlog.append((None, 0))
+        self.flush()
 
-    def _send_pending(self, flags: int) -> None:
-        if self._pending is not None:
-            self._send(self._pending, self._pending_stamp, flags)
-            self._pending = None
-
-    def _send(self, records: np.ndarray, stamp_ns: int, flags: int) -> None:
-        data = np.ascontiguousarray(records)
-        frames = [header_of(data.dtype), _STAMP.pack(stamp_ns), data.data]
-        try:
-            self._sock.send_multipart(frames, flags=flags, copy=False)
-        except zmq.Again:
-            if flags & zmq.NOBLOCK:
-                raise
-            raise EdgeStalled(
-                f"edge '{self.name}' ({self.spec.address}): the reader took nothing for "
-                f"{STALL_MS / 1000:.0f} s; is its node running?"
-            ) from None
-        self.sent += len(data)
+    def flush(self) -> bool:
+        """Send waiting messages while there is room; True when none is left."""
+        sock = self._sock
+        while self._backlog:
+            records, stamp_ns = self._backlog[0]
+            try:
+                if records is None:
+                    sock.send_multipart([EOS, b"", b""], flags=zmq.NOBLOCK)
+                else:
+                    data = np.ascontiguousarray(records)
+                    frames = [header_of(data.dtype), _STAMP.pack(stamp_ns), data.data]
+                    sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+                    self.sent += len(data)
+            except zmq.Again:
+                return False
+            self._backlog.popleft()
+        return True
 
     def close(self) -> None:
         self._sock.close()

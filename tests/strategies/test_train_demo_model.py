@@ -40,9 +40,41 @@ def test_training_is_deterministic_and_takes_raw_features(monkeypatch):
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
 
 
-def test_bundled_model_is_a_plan_over_the_feature_vector():
+def test_bundled_model_runs_on_the_workers_engine():
+    from redline.pipeline.engine import CpuEngine
+
     plan = kernels.load(DIR / "model", backend="cpu")
-    assert (plan.in_features, plan.out_features) == (N_FEATURES, 1)
-    out = np.zeros((1, 1), np.float32)
-    plan.run_into(np.zeros((1, N_FEATURES), np.float32), out)
+    assert (plan.in_features, plan.out_features) == (4 * tdm.WINDOW, 1)
+    engine = CpuEngine(plan)  # raises when the engine cannot feed this model
+    q = np.zeros(1, QUOTE_DTYPE)
+    q["instrument_id"], q["bid_px"], q["ask_px"], q["bid_sz"], q["ask_sz"] = 1, 2000, 2001, 5, 7
+    engine.apply(1, 1, q[0])
+    out = np.zeros(1, np.float32)
+    engine.answer_into(1, out)
     assert np.isfinite(out).all()
+
+
+def test_engine_rows_are_the_engine_window_of_each_quote(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from redline.feeds import events as ev
+
+    q = ev.empty(ev.RecordType.QUOTE, 3)
+    q["ts_recv"] = q["ts_event"] = [10, 20, 40]
+    q["seq"] = [0, 1, 3]
+    q["instrument_id"] = [1, 2, 1]
+    q["bid_px"], q["ask_px"], q["bid_sz"], q["ask_sz"] = [100, 50, 101], [102, 51, 103], 1, 2
+    t = ev.empty(ev.RecordType.TRADE, 1)
+    t["ts_recv"] = t["ts_event"] = 30
+    t["seq"] = 2
+    t["instrument_id"], t["px"], t["sz"], t["aggressor"] = 1, 102, 3, 1
+    pq.write_table(pa.Table.from_batches([ev.to_arrow(q)]), tmp_path / "market_quotes.parquet")
+    pq.write_table(pa.Table.from_batches([ev.to_arrow(t)]), tmp_path / "market_trades.parquet")
+    rows, quotes = tdm.engine_rows(tmp_path)
+    assert list(quotes["seq"]) == [0, 1, 3]
+    np.testing.assert_array_equal(rows[0][:4], [100, 102, 1, 2])
+    np.testing.assert_array_equal(rows[0][4:], 0)
+    np.testing.assert_array_equal(rows[1][:4], [50, 51, 1, 2])
+    # instrument 1's window, newest first: quote 3, trade 2, quote 0
+    np.testing.assert_array_equal(rows[2][:12], [101, 103, 1, 2, 102, 3, 1, 0, 100, 102, 1, 2])
