@@ -320,7 +320,7 @@ class JournalNode(Node):
         self.latency = LatencyStats()
         self.by_origin: dict[str, int] = {}
         self.deadline_misses = 0
-        self._listeners = tuple(on_decisions)
+        self.listeners = list(on_decisions)  # e.g. Metrics.observe_decisions
         self.journal = None
         if spec.path:
             from redline.pipeline.journal import Journal
@@ -342,7 +342,7 @@ class JournalNode(Node):
             for k, v in count_by_origin(decisions).items():
                 self.by_origin[k] = self.by_origin.get(k, 0) + v
             self.deadline_misses += count_deadline_misses(decisions)
-            for fn in self._listeners:
+            for fn in self.listeners:
                 fn(decisions)
             n += len(decisions)
         self.events += n

@@ -50,6 +50,7 @@ class Runtime:
         context: zmq.Context | None = None,
         drain_timeout_s: float = 10.0,
         arbiter_factory: Callable[[gc.ArbiterNode, Clock, gc.GraphSpec], Any] | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         unknown = [n for n in only if n not in spec.nodes]
         if unknown:
@@ -69,6 +70,9 @@ class Runtime:
         self.receivers: dict[str, Receiver] = {}
         self.senders: dict[str, Sender] = {}
         self._stop_at: float | None = None
+        # Prometheus endpoint of this process: the graph's port unless overridden; 0 = off.
+        self.metrics_port = spec.graph.metrics_port if metrics_port is None else metrics_port
+        self.metrics = None
         self.started_ns = 0
         self.ended_ns = 0
         self._build()
@@ -119,6 +123,8 @@ class Runtime:
                 loop.add_signal_handler(sig, self.stop)
         self.started_ns = self.clock.now_ns()
         tasks = []
+        if self.metrics_port:
+            tasks.append(asyncio.create_task(self._metrics_loop(), name="metrics"))
         for node in self.nodes.values():
             if node.spec.wait == "await":
                 tasks.append(asyncio.create_task(self._await_loop(node), name=node.name))
@@ -128,9 +134,45 @@ class Runtime:
         try:
             await asyncio.gather(*tasks)
         finally:
+            if self.metrics is not None:
+                self.metrics.stop()
             self.ended_ns = self.clock.now_ns()
             self.close()
         return 0
+
+    async def _metrics_loop(self, period_s: float = 0.2) -> None:
+        """Control plane: serve /metrics and feed it counters from the nodes."""
+        from redline.pipeline.metrics import Metrics
+
+        arbiters = [n for n in self.nodes.values() if isinstance(n, gn.ArbiterNode)]
+        workers = [link.name for a in arbiters for link in a.arb.links]
+        m = Metrics(clock=self.clock, edges=list(self.spec.edges), workers=workers)
+        for node in self.nodes.values():
+            if isinstance(node, gn.JournalNode):
+                node.listeners.append(m.observe_decisions)
+        self.metrics = m
+        self.metrics_port = m.start(self.metrics_port)
+        seen: dict[str, int] = {}
+
+        def bump(key: str, value: int, fn) -> None:
+            if value > seen.get(key, 0):
+                fn(value - seen.get(key, 0))
+                seen[key] = value
+
+        while not all(n.done for n in self.nodes.values()):
+            for n in self.nodes.values():
+                if n.kind == "feed":
+                    bump(f"events:{n.name}", n.events, m.observe_events)
+            for e, snd in self.senders.items():
+                bump(f"drop:s:{e}", snd.drops, lambda k, e=e: m.drop(e, k))
+            for e, rcv in self.receivers.items():
+                bump(f"drop:r:{e}", rcv.drops, lambda k, e=e: m.drop(e, k))
+            for a in arbiters:
+                bump(f"failovers:{a.name}", a.arb.counts.get("failovers", 0), m.failover)
+                for w, (link, b) in enumerate(zip(a.arb.links, a.arb.breakers, strict=True)):
+                    m.set_worker_health(link.name, b.serving)
+                    m.set_model_version(link.name, a.arb.versions[w])
+            await asyncio.sleep(period_s)
 
     def stop(self) -> None:
         """Graceful stop: the feed ends intake; the rest drain (see module doc)."""

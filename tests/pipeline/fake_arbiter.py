@@ -23,6 +23,8 @@ class Batch(NamedTuple):
 
 class FakeArbiter:
     links = ()
+    breakers = ()
+    versions = ()
 
     def __init__(self, node, clock, graph) -> None:
         self.clock = clock
@@ -31,6 +33,7 @@ class FakeArbiter:
         self.events = 0
         self.asked = 0
         self.closed = False
+        self.counts = {"failovers": 0}
 
     def submit(self, record: np.ndarray, *, decide: bool = True, ts_feed: int = 0) -> int:
         self.events += 1

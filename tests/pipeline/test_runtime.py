@@ -221,3 +221,45 @@ def test_inproc_edge_split_across_processes_is_refused(tmp_path):
         Runtime(gc.parse(text), only=["arbiter"], arbiter_factory=_fake())
     with pytest.raises(gc.GraphError, match=r"no node \['nope'\]"):
         Runtime(gc.parse(text), only=["nope"], arbiter_factory=_fake())
+
+
+def test_metrics_endpoint_is_scraped_over_http_while_the_graph_runs(tmp_path):
+    import socket
+    import urllib.request
+
+    from redline.pipeline.runtime import Runtime
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = gc.load(write_graph(tmp_path))
+    rt = Runtime(spec, arbiter_factory=_fake(), metrics_port=port)
+    published = quotes(3000, step_ns=500_000)  # 1.5 s at speed 1
+    pub = publish_in_thread(f"ipc://{tmp_path}/pub", published, speed=1.0)
+    done = threading.Event()
+    runner = threading.Thread(target=lambda: (rt.run(), done.set()), daemon=True)
+    runner.start()
+    text = ""
+    deadline = time.monotonic() + 60
+    while 'redline_decisions_total{origin="worker_a"} 0.0' in text or not text:
+        assert time.monotonic() < deadline and not done.is_set(), text[-2000:]
+        time.sleep(0.2)
+        try:
+            text = (
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+                .read()
+                .decode()
+            )
+        except OSError:
+            text = ""
+    assert 'redline_drops_total{edge="ticks"}' in text
+    assert "redline_stage_latency_seconds{" in text and 'stage="tick_to_decision"' in text
+    events = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("redline_events_total")
+    ]
+    assert events and events[0] > 0
+    runner.join(60)
+    pub.join(10)
+    assert done.is_set() and rt.metrics_port == port

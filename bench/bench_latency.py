@@ -1,0 +1,236 @@
+"""Tick-to-decision latency of the graph against a bare pyzmq floor, same run.
+
+    python bench/bench_latency.py [--rates 1000,10000,50000] [--seconds 3]
+
+The bench process is the publisher: an XPUB socket sending wire frames of
+QUOTE records (instruments 1-4 round robin) at a fixed event rate, each
+frame's `ts_event` set to the send time just before the send. Decisions are
+asked for instrument 1's quotes (a quarter of the events).
+
+- graph, one process: `redline run GRAPH` (feed, arbiter + its 2 CPU worker
+  processes, strategy, journal); latency = ts_decision - ts_event of each
+  journaled decision (publisher send to decision emitted, one host clock).
+- graph, multi-process: the same TOML as two processes, `--node feed --node
+  arbiter` and `--node strategy --node journal` (ipc edges).
+- floor: the same publisher into bare pyzmq relays in the same process layout
+  doing no work (one process: SUB -> stamp; two: SUB -> PUSH -> PULL ->
+  stamp), latency = receive stamp - ts_event.
+
+At rates the graph cannot take decision by decision, the ticks edge keeps
+the latest quote per instrument (conflation, counted); `max_backlog` shows
+the queues stayed bounded. Prints p50/p99/p99.9 in µs and graph/floor ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from redline.feeds.events import QUOTE_DTYPE, RecordType
+from redline.feeds.wire import encode, encode_end
+from redline.pipeline.journal import read_journal
+
+GRAPH = """
+[graph]
+name = "bench"
+budget_us = 20000
+
+[edges.ticks]
+address = "ipc://{d}/ticks"
+policy = "conflate"
+hwm = 64
+
+[edges.answers]
+address = "ipc://{d}/answers"
+hwm = 10000
+
+[edges.decisions]
+address = "ipc://{d}/decisions"
+hwm = 10000
+
+[nodes.feed]
+kind = "feed"
+source = "ipc://{d}/pub"
+out = "ticks"
+
+[nodes.arbiter]
+kind = "arbiter"
+in = "ticks"
+out = "answers"
+instruments = [1]
+
+[nodes.strategy]
+kind = "strategy"
+in = "answers"
+out = "decisions"
+
+[nodes.journal]
+kind = "journal"
+in = "decisions"
+path = "{d}/journal.arrow"
+"""
+
+# Floor relays: the same sockets and process layout, no work.
+RELAY = r"""
+import sys, time, numpy as np, zmq
+role, src, dst, out = sys.argv[1:5]
+ctx = zmq.Context()
+if role == "first":
+    s = ctx.socket(zmq.SUB); s.setsockopt(zmq.SUBSCRIBE, b""); s.connect(src)
+else:
+    s = ctx.socket(zmq.PULL); s.bind(src)
+fwd = None
+if dst != "-":
+    fwd = ctx.socket(zmq.PUSH); fwd.connect(dst)
+lat = []
+while True:
+    msg = s.recv()
+    now = time.time_ns()
+    if msg == b"END":
+        if fwd is not None:
+            fwd.send(b"END")
+        break
+    if fwd is not None:
+        fwd.send(msg)
+    else:
+        lat.append(now - int.from_bytes(msg[:8], "little"))
+if out != "-":
+    np.save(out, np.array(lat, np.int64))
+"""
+
+
+def frames_for(rate: int, seconds: float) -> tuple[int, int]:
+    """(events per frame, frames): one frame per 100 µs at most, so 50k/s is 5-event frames."""
+    per = max(1, rate // 10_000)
+    return per, int(rate * seconds / per)
+
+
+def publish(endpoint: str, rate: int, seconds: float, wire: bool) -> int:
+    """Bind XPUB, wait for one subscriber, send at `rate` events/s. Returns events sent."""
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.XPUB)
+    pub.setsockopt(zmq.SNDHWM, 0)
+    pub.bind(endpoint)
+    if not pub.poll(120_000):
+        raise TimeoutError(f"no subscriber on {endpoint} after 120 s")
+    pub.recv()
+    time.sleep(0.2)  # let the subscription settle
+    per, n_frames = frames_for(rate, seconds)
+    q = np.zeros(per, QUOTE_DTYPE)
+    q["bid_px"], q["ask_px"], q["bid_sz"], q["ask_sz"] = 10_000, 10_002, 5, 5
+    period = per / rate * 1e9
+    t0 = time.monotonic_ns()
+    seq = 0
+    for k in range(n_frames):
+        due = t0 + int(k * period)
+        while time.monotonic_ns() < due:  # spin the last stretch; sleep the rest
+            left = due - time.monotonic_ns()
+            if left > 300_000:
+                time.sleep((left - 200_000) / 1e9)
+        q["seq"] = np.arange(seq, seq + per)
+        q["instrument_id"] = 1 + (q["seq"] % 4)
+        seq += per
+        now = time.time_ns()
+        q["ts_event"] = now
+        if wire:
+            pub.send(encode(q, RecordType.QUOTE), copy=False)
+        else:
+            pub.send(now.to_bytes(8, "little") + bytes(40 * per))
+    pub.send(encode_end() if wire else b"END")
+    time.sleep(0.5)
+    pub.close(linger=2000)
+    ctx.term()
+    return seq
+
+
+def pct(ns: np.ndarray) -> dict[str, float]:
+    if not len(ns):
+        return {"p50": float("nan"), "p99": float("nan"), "p999": float("nan"), "n": 0}
+    p50, p99, p999 = np.percentile(ns, [50, 99, 99.9]) / 1e3
+    return {"p50": p50, "p99": p99, "p999": p999, "n": len(ns)}
+
+
+def run_floor(multi: bool, rate: int, seconds: float, d: Path) -> dict:
+    out = d / "floor.npy"
+    procs = []
+    if multi:
+        procs.append(_py(RELAY, "last", f"ipc://{d}/hop", "-", str(out)))
+        procs.append(_py(RELAY, "first", f"ipc://{d}/fpub", f"ipc://{d}/hop", "-"))
+    else:
+        procs.append(_py(RELAY, "first", f"ipc://{d}/fpub", "-", str(out)))
+    publish(f"ipc://{d}/fpub", rate, seconds, wire=False)
+    for p in procs:
+        p.wait(60)
+    return pct(np.load(out)[rate // 2 :])  # first 0.5 s is warm-up
+
+
+def run_graph(multi: bool, rate: int, seconds: float, d: Path) -> dict:
+    graph = d / "graph.toml"
+    graph.write_text(GRAPH.format(d=d))
+    cmd = [sys.executable, "-m", "redline.pipeline.cli", "run", str(graph)]
+    splits = [["strategy", "journal"], ["feed", "arbiter"]] if multi else [[]]
+    procs = []
+    for i, nodes in enumerate(splits):
+        args = [*cmd, "--json", str(d / f"run{i}.json")]
+        for n in nodes:
+            args += ["--node", n]
+        procs.append(subprocess.Popen(args, stderr=subprocess.DEVNULL))
+    sent = publish(f"ipc://{d}/pub", rate, seconds, wire=True)
+    for p in procs:
+        p.wait(120)
+    dec = read_journal(d / "journal.arrow")
+    lat = (dec["ts_decision"] - dec["ts_event"])[len(dec) // 8 :]  # drop warm-up
+    figs = [json.loads((d / f"run{i}.json").read_text()) for i in range(len(splits))]
+    edges = {k: v for f in figs for k, v in f["edge_stats"].items() if "sent" in v}
+    res = pct(lat)
+    res.update(
+        events=sent,
+        decisions=len(dec),
+        conflated=sum(f["drops"] for f in figs),
+        max_backlog=max(e["max_backlog"] for e in edges.values()),
+        origins={k: v for f in figs for k, v in f.get("decisions_by_origin", {}).items()},
+    )
+    return res
+
+
+def _py(code: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code, *args])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rates", default="1000,10000,50000")
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--modes", default="one,multi")
+    args = ap.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    print(f"tick-to-decision vs bare pyzmq floor, {args.seconds:g} s per point, pid {os.getpid()}")
+    print("mode   rate/s  | floor p50/p99/p99.9 µs   | graph p50/p99/p99.9 µs      | ratio p50/p99 "
+          "| decisions conflated backlog")  # fmt: skip
+    for mode in args.modes.split(","):
+        for rate in rates:
+            with tempfile.TemporaryDirectory(prefix="redline-bench-") as tmp:
+                d = Path(tmp)
+                floor = run_floor(mode == "multi", rate, args.seconds, d)
+                g = run_graph(mode == "multi", rate, args.seconds, d)
+            print(
+                f"{mode:5s} {rate:7d}  | {floor['p50']:7.0f} {floor['p99']:7.0f} "
+                f"{floor['p999']:7.0f} | {g['p50']:8.0f} {g['p99']:8.0f} {g['p999']:8.0f} | "
+                f"{g['p50'] / floor['p50']:5.1f} {g['p99'] / floor['p99']:5.1f} | "
+                f"{g['decisions']:6d} {g['conflated']:7d} {g['max_backlog']:5d}  {g['origins']}",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
