@@ -59,22 +59,26 @@ hwm = 10000
 
 [nodes.feed]
 kind = "feed"
+wait = "{wait}"
 source = "ipc://{d}/pub"
 out = "ticks"
 
 [nodes.arbiter]
 kind = "arbiter"
+wait = "{wait}"
 in = "ticks"
 out = "answers"
 instruments = [1]
 
 [nodes.strategy]
 kind = "strategy"
+wait = "{wait}"
 in = "answers"
 out = "decisions"
 
 [nodes.journal]
 kind = "journal"
+wait = "{wait}"
 in = "decisions"
 path = "{d}/journal.arrow"
 """
@@ -173,9 +177,9 @@ def run_floor(multi: bool, rate: int, seconds: float, d: Path) -> dict:
     return pct(np.load(out)[rate // 2 :])  # first 0.5 s is warm-up
 
 
-def run_graph(multi: bool, rate: int, seconds: float, d: Path) -> dict:
+def run_graph(multi: bool, rate: int, seconds: float, d: Path, wait: str = "await") -> dict:
     graph = d / "graph.toml"
-    graph.write_text(GRAPH.format(d=d))
+    graph.write_text(GRAPH.format(d=d, wait=wait))
     cmd = [sys.executable, "-m", "redline.pipeline.cli", "run", str(graph)]
     splits = [["strategy", "journal"], ["feed", "arbiter"]] if multi else [[]]
     procs = []
@@ -211,19 +215,22 @@ def main() -> int:
     ap.add_argument("--rates", default="1000,10000,50000")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--modes", default="one,multi")
+    ap.add_argument(
+        "--wait", default="await", help="how every node waits: await, block or busy (comma list)"
+    )
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     print(f"tick-to-decision vs bare pyzmq floor, {args.seconds:g} s per point, pid {os.getpid()}")
-    print("mode   rate/s  | floor p50/p99/p99.9 µs   | graph p50/p99/p99.9 µs      | ratio p50/p99 "
+    print("mode  wait   rate/s  | floor p50/p99/p99.9 µs   | graph p50/p99/p99.9 µs      | ratio p50/p99 "
           "| decisions conflated backlog")  # fmt: skip
-    for mode in args.modes.split(","):
+    for mode, wait in ((m, w) for m in args.modes.split(",") for w in args.wait.split(",")):
         for rate in rates:
             with tempfile.TemporaryDirectory(prefix="redline-bench-") as tmp:
                 d = Path(tmp)
                 floor = run_floor(mode == "multi", rate, args.seconds, d)
-                g = run_graph(mode == "multi", rate, args.seconds, d)
+                g = run_graph(mode == "multi", rate, args.seconds, d, wait)
             print(
-                f"{mode:5s} {rate:7d}  | {floor['p50']:7.0f} {floor['p99']:7.0f} "
+                f"{mode:5s} {wait:5s} {rate:7d}  | {floor['p50']:7.0f} {floor['p99']:7.0f} "
                 f"{floor['p999']:7.0f} | {g['p50']:8.0f} {g['p99']:8.0f} {g['p999']:8.0f} | "
                 f"{g['p50'] / floor['p50']:5.1f} {g['p99'] / floor['p99']:5.1f} | "
                 f"{g['decisions']:6d} {g['conflated']:7d} {g['max_backlog']:5d}  {g['origins']}",
