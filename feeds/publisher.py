@@ -17,6 +17,7 @@ datagram, unicast or multicast. Every stream ends with an END frame.
 
 from __future__ import annotations
 
+import contextlib
 import socket as pysocket
 import time
 from collections.abc import Iterable, Sequence
@@ -101,10 +102,8 @@ class _ZmqSender:
         if self.sock.closed:
             return
         if end:
-            try:
+            with contextlib.suppress(zmq.Again):  # no peer: nobody to tell
                 self.sock.send(encode_end())
-            except zmq.Again:
-                pass  # no peer: nobody to tell
         self.sock.setsockopt(zmq.LINGER, self.linger_ms)  # deliver what is queued
         self.sock.close()
 
