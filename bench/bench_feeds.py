@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import struct
 import sys
 import tempfile
@@ -191,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             else endpoints[kind] + str(port[0])
         )
 
-    results: dict = {"throughput": {}, "latency_ns": {}}
+    results: dict = {"throughput": {}, "latency_ns": {}, "loadavg_start": os.getloadavg()}
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} CPUs")
     print(f"throughput: events/s, median of {rounds} rounds (bare PUSH/PULL recv loop = 1.0x)")
     print(
         f"{'transport':>9} {'batch':>5} {'bare':>12} {'feed':>12} {'feed+seq':>12} {'ratio':>6} {'+seq':>6}"
@@ -234,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{p['p999'] / 1e3:>8.1f} {p['max'] / 1e3:>8.1f}"
             )
         print(f"{kind:>9} p99 feed/bare = {pf['p99'] / pb['p99']:.2f}x")
+    results["loadavg_end"] = os.getloadavg()
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
     write_json(args.json, results)
     return 0
 
