@@ -92,6 +92,7 @@ class Plan:
         self._tensors = {k: v.detach().cpu().contiguous() for k, v in sorted(tensors.items())}
         self._blob = safetensors.torch.save(self._tensors)
         self.checksum = hashlib.sha256(self._blob).hexdigest()
+        self.gate_report = None  # set by compile(calibration=...)
         self.version = version if version is not None else f"{self.kind}-{self.checksum[:12]}"
         if not self.version or len(self.version) > 128:
             raise ValueError(f"version must be 1..128 characters, got {self.version!r}")

@@ -13,8 +13,12 @@ COMMANDS: tuple[str, ...] = (
     "redline.pipeline.publish",
     "redline.pipeline.record",
     "redline.pipeline.generate",
+    "redline.pipeline.inspect",
     "redline.pipeline.report",
     "redline.pipeline.top",
+    "redline.kernels.plan_command",
+    "redline.feeds.importer",
+    "redline.pipeline.worker",
 )
 
 
