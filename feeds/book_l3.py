@@ -95,7 +95,21 @@ def _apply_l3(side, action, px, sz, oid, flags, start, bsz, bct, asz, act, st,
     while i < n:
         a = action[i]
         if a == _CLEAR:
-            ld.clear((bsz, bct, asz, act), st)
+            if st[ld.HI] - st[ld.LO] > 4 * cnt[ORDERS]:
+                # Sparse book (a snapshot with far-off orders): zero each
+                # resting order's level instead of the whole touched range.
+                for h in range(hstate.shape[0]):
+                    if hstate[h] == _FULL:
+                        j = orders[h, _PX] - base
+                        if orders[h, _SIDE] == _ASK:
+                            asz[j] = 0
+                            act[j] = 0
+                        else:
+                            bsz[j] = 0
+                            bct[j] = 0
+                ld.reset(st)
+            else:
+                ld.clear((bsz, bct, asz, act), st)
             hstate[:] = _EMPTY
             cnt[ORDERS] = 0
             cnt[USED] = 0
