@@ -25,6 +25,7 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -63,16 +64,8 @@ def import_binance(path: str | Path) -> Imported:
 
 def import_bytes(data: bytes, where: str = "<bytes>") -> Imported:
     buf = np.frombuffer(data, np.uint8)
-    n_lines = sc.count_lines(buf)
-    rows = np.zeros((n_lines, sc.N_COLS), np.int64)
-    cap = len(buf) // 12 + 16  # a level `["1","0"],` takes >= 10 bytes
-    lv = (np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int64))
-    lv_px, lv_pd, lv_sz = lv
-    lv_sd, lv_side = np.empty(cap, np.int64), np.empty(cap, np.int8)
-    n, nlv, err, err_line = sc.scan(buf, rows, lv_px, lv_pd, lv_sz, lv_sd, lv_side)
-    if err:
-        raise ValueError(_error_text(data, buf, rows, err, err_line, where))
-    rows = rows[:n]
+    rows, (lv_px, lv_pd, lv_sz, lv_sd, lv_side), nlv = _scan_all(data, buf, where)
+    n = len(rows)
     lv_side = lv_side[:nlv]
     syms = _symbols(data, rows, where)
     out = Imported(instruments=InstrumentTable())
@@ -83,7 +76,7 @@ def import_bytes(data: bytes, where: str = "<bytes>") -> Imported:
     }
     for h, symbol in syms.items():
         mine = rows if len(syms) == 1 else rows[rows[:, sc.C_SYM] == h]
-        px_dec, sz_dec = _decimals(mine, lv_pd[:nlv], lv_sd[:nlv], len(syms) == 1)
+        px_dec, sz_dec = _decimals(mine, lv_pd, lv_sd, len(syms) == 1)
         iid = instrument_id(symbol)
         out.instruments.add(
             Instrument(
@@ -94,8 +87,8 @@ def import_bytes(data: bytes, where: str = "<bytes>") -> Imported:
                 lot_size=Decimal(1).scaleb(-sz_dec),
             )
         )
-        px_ticks = _scale(lv_px[:nlv], lv_pd[:nlv], px_dec)
-        sz_lots = _scale(lv_sz[:nlv], lv_sd[:nlv], sz_dec)
+        px_ticks = _scale(lv_px, lv_pd, px_dec)
+        sz_lots = _scale(lv_sz, lv_sd, sz_dec)
         q = _quotes(mine, iid, px_dec, sz_dec)
         t = _trades(mine, iid, px_dec, sz_dec)
         b, counters = _book(mine, iid, px_ticks, sz_lots, lv_side)
@@ -122,21 +115,52 @@ def _merged(arrays: list[np.ndarray]) -> np.ndarray:
     return a[np.argsort(a["ts_recv"], kind="stable")]
 
 
+_PARALLEL_BYTES = 4 << 20  # below this one thread scans faster than two start
+
+
+def _scan_all(data: bytes, buf: np.ndarray, where: str):
+    """Scan every line: (rows, level columns, level count). Large captures
+    are split at a line break and the halves scanned on two threads (the
+    compiled scan releases the GIL); positions and level indices of the
+    second half are shifted to be absolute."""
+    if len(buf) < _PARALLEL_BYTES:
+        parts = [_scan_part(buf, 0)]
+    else:
+        mid = data.find(b"\n", len(data) // 2) + 1 or len(data)
+        with ThreadPoolExecutor(2) as pool:
+            parts = list(pool.map(_scan_part, (buf[:mid], buf[mid:]), (0, mid)))
+    for rows, _, _, err, err_line in parts:
+        if err:
+            raise ValueError(_error_text(data, buf, rows, err, err_line, where))
+    if len(parts) == 1:
+        rows, lv, nlv, _, _ = parts[0]
+        return rows, tuple(a[:nlv] for a in lv), nlv
+    (r1, lv1, n1, _, _), (r2, lv2, n2, _, _) = parts
+    books = (r2[:, sc.C_KIND] == sc.DEPTH) | (r2[:, sc.C_KIND] == sc.SNAPSHOT)
+    r2[books, sc.C_PX] += n1
+    r2[books, sc.C_SZ] += n1
+    lv = tuple(np.concatenate([a[:n1], b[:n2]]) for a, b in zip(lv1, lv2, strict=True))
+    return np.concatenate([r1, r2]), lv, n1 + n2
+
+
+def _scan_part(buf: np.ndarray, offset: int):
+    rows = np.zeros((sc.count_lines(buf), sc.N_COLS), np.int64)
+    cap = len(buf) // 12 + 16  # a level `["1","0"],` takes >= 10 bytes
+    lv = (*(np.empty(cap, np.int64) for _ in range(4)), np.empty(cap, np.int8))
+    n, nlv, err, err_line = sc.scan(buf, rows, *lv)
+    rows = rows[: n + 1 if err else n]
+    rows[:, sc.C_POS] += offset
+    return rows, lv, nlv, err, err_line
+
+
 def _error_text(data: bytes, buf, rows, err: int, line_idx: int, where: str) -> str:
     # Report the physical line number, counting blank lines too.
-    start = int(rows[line_idx, sc.C_POS]) if err != 1 else _nth_line_start(buf, line_idx)
+    start = int(rows[line_idx, sc.C_POS])
     lineno = int(np.count_nonzero(buf[:start] == 10)) + 1
     end = data.find(b"\n", start)
     text = data[start : end if end >= 0 else len(data)][:120].decode("utf-8", "replace")
     what = sc.ERRORS.get(err, f"error {err}")
     return f"{where} line {lineno}: {what}: {text!r}"
-
-
-def _nth_line_start(buf: np.ndarray, k: int) -> int:
-    nl = np.flatnonzero(buf == 10)
-    starts = np.concatenate([[0], nl + 1])
-    nonblank = [s for i, s in enumerate(starts[:-1]) if nl[i] > s] + [int(starts[-1])]
-    return int(nonblank[min(k, len(nonblank) - 1)])
 
 
 _SYM_RE = re.compile(rb'"s"\s*:\s*"([^"]*)"')

@@ -17,6 +17,7 @@ datagram, unicast or multicast. Every stream ends with an END frame.
 
 from __future__ import annotations
 
+import contextlib
 import socket as pysocket
 import time
 from collections.abc import Iterable, Sequence
@@ -63,6 +64,8 @@ class _ZmqSender:
         self.sock.setsockopt(zmq.LINGER, 0)
         if kind == "pub":
             self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # one message per subscriber, not per topic
+        else:  # PUSH blocks while no PULL peer is there: give up after the wait timeout
+            self.sock.setsockopt(zmq.SNDTIMEO, int(wait_timeout_s * 1000))
         try:
             (self.sock.bind if bind else self.sock.connect)(endpoint)
         except zmq.ZMQError as exc:
@@ -89,11 +92,18 @@ class _ZmqSender:
                 seen += 1
 
     def send(self, frame: bytes) -> None:
-        self.sock.send(frame, copy=len(frame) < 65536)
+        try:
+            self.sock.send(frame, copy=len(frame) < 65536)
+        except zmq.Again:
+            self.sock.close(0)
+            raise TimeoutError(f"publish: no PULL peer took a frame on {self.endpoint}") from None
 
     def close(self, end: bool) -> None:
+        if self.sock.closed:
+            return
         if end:
-            self.sock.send(encode_end())
+            with contextlib.suppress(zmq.Again):  # no peer: nobody to tell
+                self.sock.send(encode_end())
         self.sock.setsockopt(zmq.LINGER, self.linger_ms)  # deliver what is queued
         self.sock.close()
 

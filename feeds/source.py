@@ -29,17 +29,11 @@ class FeedSource(Protocol):
 
     async def arecv_batch(self) -> Batch | None: ...
 
+    def __iter__(self) -> Iterator[Batch]: ...
+
     def stats(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
-
-
-def iterate(feed: FeedSource, poll_s: float = 0.1) -> Iterator[Batch]:
-    """Blocking iteration over `feed` until its end of stream."""
-    while not feed.ended:
-        batch = feed.recv_batch(poll_s)
-        if batch is not None:
-            yield batch
 
 
 async def wait_readable(fd: int, recheck_s: float) -> None:

@@ -19,6 +19,8 @@ def register(sub) -> None:
     p.add_argument("--socket", choices=("sub", "pull"), default="sub", help="ZeroMQ socket kind")
     p.add_argument("--bind", action="store_true", help="bind instead of connecting (ZeroMQ)")
     p.add_argument("--interface", help="udp multicast: IPv4 address of the interface to join on")
+    p.add_argument("--hardware", action="store_true", help="udp: ask for NIC hardware RX stamps")
+    p.add_argument("--ifname", help="udp: the NIC (e.g. eth0) whose hwtstamp config to read")
     p.add_argument("--segment-rows", type=int, default=1_000_000, help="rows per segment")
     p.add_argument("--segment-seconds", type=float, default=60.0, help="seconds per segment")
     p.add_argument("--flush-ms", type=float, default=100.0, help="journal flush interval")
@@ -35,7 +37,7 @@ def run(args) -> int:
     tracker = SequenceTracker(first_seq=None, mark_gaps=False)  # store records as they came
     kwargs: dict = {"tracker": tracker, "expected_ends": args.ends}
     if is_udp(args.endpoint):
-        kwargs["interface"] = args.interface
+        kwargs.update(interface=args.interface, hardware=args.hardware, ifname=args.ifname)
     else:
         kwargs.update(kind=args.socket, bind=args.bind)
     stop = []

@@ -262,3 +262,17 @@ def test_real_ethusdt_book_matches_book_ticker_exactly():
     assert (m["price_match"], m["size_match"], m["crossed"], m["invalid"]) == (1.0, 1.0, 0, 0)
     assert book.stats["crossed"] == 0
     assert np.all(np.diff(imp.book["ts_recv"]) >= 0)
+
+
+def test_two_thread_scan_of_a_split_capture_gives_the_same_import(monkeypatch):
+    data = random_capture(6, n_changes=1500) + b"\n" + "\n".join(SMALL[4:7]).encode()
+    one = bi.import_bytes(data)
+    monkeypatch.setattr(bi, "_PARALLEL_BYTES", 1000)  # split even this small capture
+    two = bi.import_bytes(data)
+    for name in ("quotes", "trades", "book"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(two, name))
+    assert one.stats == two.stats
+    lines = data.split(b"\n")
+    lines[-2] = b'77 {"e":"trade","s":"X"}'  # error in the second half: its physical line
+    with pytest.raises(ValueError, match=rf"cap line {len(lines) - 1}: missing or malformed"):
+        bi.import_bytes(b"\n".join(lines), where="cap")

@@ -112,3 +112,11 @@ def test_bad_publish_arguments_are_named(tmp_path):
 def test_publisher_gives_up_waiting_for_subscribers_with_a_clear_error(tmp_path):
     with pytest.raises(TimeoutError, match="0 of 1 subscribers"):
         publish_batches([], f"ipc://{tmp_path}/lonely", wait_timeout_s=0.05)
+
+
+def test_push_without_a_peer_times_out_with_a_clear_error(tmp_path, records):
+    batch = Batch(ev.RecordType.QUOTE, records(ev.RecordType.QUOTE, 3))
+    with pytest.raises(TimeoutError, match="no PULL peer took a frame"):
+        publish_batches(
+            [batch], f"ipc://{tmp_path}/nobody", socket="push", speed=None, wait_timeout_s=0.05
+        )

@@ -85,7 +85,7 @@ def test_malformed_messages_are_counted_and_never_stop_the_feed(ctx, tmp_path, r
     assert s["malformed_by_reason"]["short"] == 1
     assert s["malformed_by_reason"]["ragged"] == 1
     assert s["malformed_by_reason"]["oversize"] == 1
-    assert (s["messages"], s["frames"], s["events"], s["ends"]) == (6, 3, 4, 1)
+    assert (s["parts"], s["frames"], s["events"], s["ends"]) == (8, 3, 4, 1)
     assert feed.recv_batch(0.0) is None  # ended: nothing more, at once
     push.close(0)
     feed.close()
