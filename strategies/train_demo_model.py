@@ -1,14 +1,14 @@
 """Train the bundled demo model: a tiny MLP, scored per quote.
 
-    python -m redline.strategies.train_demo_model [--inputs engine|features] [--out DIR]
+    python -m redline.strategies.train_demo_model [--inputs features|window] [--out DIR]
 
-Inputs, one row per quote of the bundled market recording:
-- `engine` (default, what the workers run today): the workers' engine input
-  row (`pipeline.engine`: the instrument's last `WINDOW` events, four payload
-  numbers each). The rows are read through the engine's own public API, with
-  an identity plan, so training sees exactly what a worker computes.
-- `features`: `redline.kernels.features` after the quote (N_FEATURES floats,
-  FEATURE_NAMES order): the feature vector the engine is meant to feed.
+Inputs, one row per quote of the bundled market recording, as the workers'
+engine (`pipeline.engine`) computes them: the rows are read through the
+engine's own public API with an identity plan, so training sees exactly what
+a worker will feed the model.
+- `features` (default): `redline.kernels.features` after the quote
+  (N_FEATURES floats, FEATURE_NAMES order).
+- `window`: the instrument's last `WINDOW` events, four payload numbers each.
 
 Target: the move of the instrument's mid over the next `HORIZON_NS`, in
 spreads, clipped to [-1, 1]; so the output reads as a score for
@@ -27,14 +27,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from torch import nn
 
-from redline.feeds.events import RecordType, from_arrow
-from redline.feeds.instruments import InstrumentTable
+from redline.feeds.events import RecordType
 from redline.kernels import compile as compile_plan
-from redline.kernels.features import FeatureState
+from redline.kernels.features import N_FEATURES
 from redline.replay_data import DIR
 
 SEED = 7
@@ -47,27 +45,13 @@ TRAIN_FRACTION = 0.8
 MAX_TRAIN_ROWS = 40_000  # subsample: enough for 1.6k weights, keeps training to seconds
 
 
-def quote_features(data_dir: Path = DIR) -> tuple[np.ndarray, np.ndarray]:
-    """(features [Q, N_FEATURES] after each quote, quotes [Q]) of the bundled recording."""
-    quotes = from_arrow(pq.read_table(data_dir / "market_quotes.parquet"), RecordType.QUOTE)
-    trades = from_arrow(pq.read_table(data_dir / "market_trades.parquet"), RecordType.TRADE)
-    table = InstrumentTable.read(data_dir / "market_instruments.parquet")
-    ids = [i.instrument_id for i in table]
-    row_of = {iid: r for r, iid in enumerate(ids)}
-    state = FeatureState([float(table[i].tick_size) for i in ids])
-    q_rows = np.array([row_of[int(i)] for i in quotes["instrument_id"]], np.int64)
-    t_rows = np.array([row_of[int(i)] for i in trades["instrument_id"]], np.int64)
-    feats, _ = state.scan(quotes, q_rows, trades, t_rows)
-    return feats, quotes
-
-
-def engine_rows(data_dir: Path = DIR) -> tuple[np.ndarray, np.ndarray]:
-    """(engine input row after each quote [Q, 4*WINDOW], quotes [Q]): quotes and trades
-    applied in replay order to a `CpuEngine` whose plan is the identity."""
+def engine_rows(data_dir: Path = DIR, k: int = N_FEATURES) -> tuple[np.ndarray, np.ndarray]:
+    """(engine input row after each quote [Q, k], quotes [Q]): quotes and trades applied
+    in replay order to a `CpuEngine` whose plan is the k x k identity (k = N_FEATURES:
+    the kernels' features; k = 4 * WINDOW: the event window)."""
     from redline.feeds.replay import replay
     from redline.pipeline.engine import CpuEngine
 
-    k = 4 * WINDOW
     eye = nn.Linear(k, k)
     with torch.no_grad():
         eye.weight.copy_(torch.eye(k))
@@ -135,12 +119,13 @@ def train(x: np.ndarray, y: np.ndarray) -> nn.Sequential:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(DIR / "model"), help="plan directory to write")
-    parser.add_argument("--inputs", choices=("engine", "features"), default="engine")
+    parser.add_argument("--inputs", choices=("features", "window"), default="features")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     t0 = time.perf_counter()
-    feats, quotes = engine_rows() if args.inputs == "engine" else quote_features()
+    k = N_FEATURES if args.inputs == "features" else 4 * WINDOW
+    feats, quotes = engine_rows(k=k)
     y = targets(quotes)
     ok = np.isfinite(y) & np.isfinite(feats).all(1)
     cut = quotes["ts_event"][0] + TRAIN_FRACTION * (quotes["ts_event"][-1] - quotes["ts_event"][0])

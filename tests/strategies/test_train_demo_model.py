@@ -44,7 +44,7 @@ def test_bundled_model_runs_on_the_workers_engine():
     from redline.pipeline.engine import CpuEngine
 
     plan = kernels.load(DIR / "model", backend="cpu")
-    assert (plan.in_features, plan.out_features) == (4 * tdm.WINDOW, 1)
+    assert (plan.in_features, plan.out_features) == (N_FEATURES, 1)
     engine = CpuEngine(plan)  # raises when the engine cannot feed this model
     q = np.zeros(1, QUOTE_DTYPE)
     q["instrument_id"], q["bid_px"], q["ask_px"], q["bid_sz"], q["ask_sz"] = 1, 2000, 2001, 5, 7
@@ -54,7 +54,7 @@ def test_bundled_model_runs_on_the_workers_engine():
     assert np.isfinite(out).all()
 
 
-def test_engine_rows_are_the_engine_window_of_each_quote(tmp_path):
+def _tiny_recording(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -71,10 +71,25 @@ def test_engine_rows_are_the_engine_window_of_each_quote(tmp_path):
     t["instrument_id"], t["px"], t["sz"], t["aggressor"] = 1, 102, 3, 1
     pq.write_table(pa.Table.from_batches([ev.to_arrow(q)]), tmp_path / "market_quotes.parquet")
     pq.write_table(pa.Table.from_batches([ev.to_arrow(t)]), tmp_path / "market_trades.parquet")
-    rows, quotes = tdm.engine_rows(tmp_path)
+    return q, t
+
+
+def test_engine_rows_are_the_engine_window_of_each_quote(tmp_path):
+    _tiny_recording(tmp_path)
+    rows, quotes = tdm.engine_rows(tmp_path, k=4 * tdm.WINDOW)
     assert list(quotes["seq"]) == [0, 1, 3]
     np.testing.assert_array_equal(rows[0][:4], [100, 102, 1, 2])
     np.testing.assert_array_equal(rows[0][4:], 0)
     np.testing.assert_array_equal(rows[1][:4], [50, 51, 1, 2])
     # instrument 1's window, newest first: quote 3, trade 2, quote 0
     np.testing.assert_array_equal(rows[2][:12], [101, 103, 1, 2, 102, 3, 1, 0, 100, 102, 1, 2])
+
+
+def test_engine_rows_are_the_kernels_features_of_each_quote(tmp_path):
+    from redline.kernels.features import FeatureState
+
+    q, t = _tiny_recording(tmp_path)
+    rows, _ = tdm.engine_rows(tmp_path)
+    assert rows.shape == (3, N_FEATURES)
+    want_q, _ = FeatureState([1.0, 1.0]).scan(q, q["instrument_id"] - 1, t, t["instrument_id"] - 1)
+    np.testing.assert_allclose(rows, want_q, rtol=1e-6)
