@@ -161,7 +161,6 @@ class ArbiterNode(Node):
         self._decide_ids = np.array(sorted(self._decide_on), np.uint32)
         self.filtered = 0  # events of other instruments, not sent to the workers
         self._quote: dict[int, tuple[int, int]] = {}  # instrument -> latest (bid, ask)
-        self._taken: dict[tuple[int, int], int] = {}  # (source, seq) -> ts_features
         self.asked = 0
         self.answered = 0
         self._backlog: deque[tuple[np.ndarray, int, int]] = deque()  # (records, ts_feed, next)
@@ -217,11 +216,9 @@ class ArbiterNode(Node):
                 inst = int(rec["instrument_id"])
                 self._quote[inst] = (int(rec["bid_px"]), int(rec["ask_px"]))
                 decide = not self._decide_on or inst in self._decide_on
-                if decide:
-                    self._taken[(int(rec["source_id"]), int(rec["seq"]))] = taken
             elif rtype not in (RecordType.TRADE, RecordType.BOOK_DELTA, RecordType.SENSOR):
                 continue
-            self.arb.submit(rec, decide=decide, ts_feed=ts_feed)
+            self.arb.submit(rec, decide=decide, ts_feed=ts_feed, ts_features=taken)
             self.asked += decide
 
     def _emit(self, batch) -> int:
@@ -235,8 +232,6 @@ class ArbiterNode(Node):
             out[name] = recs[name]
         out["score"] = batch.outputs[:, 0]
         for i in range(n):
-            key = (int(recs["input_source_id"][i]), int(recs["input_seq"][i]))
-            out["ts_features"][i] = self._taken.pop(key, 0)
             out["bid_px"][i], out["ask_px"][i] = self._quote.get(
                 int(recs["instrument_id"][i]), (0, 0)
             )
@@ -255,8 +250,10 @@ class ArbiterNode(Node):
         return pid or 0
 
     def _end(self) -> None:
-        self.arb.close()  # undecided requests (none after a drain) get the safe default
         self._emit(self.arb.poll())
+        self.arb.close()  # undecided requests (only after a forced stop) get the safe default
+        self._emit(self.arb.poll())  # ... and go out here; this poll can restart a worker
+        self.arb.close()  # that the breaker had out, so stop both again: no orphans
         super()._end()
 
     def close(self) -> None:

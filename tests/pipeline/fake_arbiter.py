@@ -35,7 +35,9 @@ class FakeArbiter:
         self.closed = False
         self.counts = {"failovers": 0}
 
-    def submit(self, record: np.ndarray, *, decide: bool = True, ts_feed: int = 0) -> int:
+    def submit(
+        self, record: np.ndarray, *, decide: bool = True, ts_feed: int = 0, ts_features: int = 0
+    ) -> int:
         self.events += 1
         if decide:
             self.asked += 1
@@ -45,6 +47,7 @@ class FakeArbiter:
             rec["input_seq"] = record["seq"]
             rec["input_source_id"] = record["source_id"]
             rec["ts_feed"] = ts_feed
+            rec["ts_features"] = ts_features
             rec["ts_request"] = now = self.clock.now_ns()
             rec["deadline"] = now + self.budget_ns
             self.pending.append(rec)

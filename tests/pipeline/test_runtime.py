@@ -239,27 +239,32 @@ def test_metrics_endpoint_is_scraped_over_http_while_the_graph_runs(tmp_path):
     done = threading.Event()
     runner = threading.Thread(target=lambda: (rt.run(), done.set()), daemon=True)
     runner.start()
-    text = ""
+
+    def scraped() -> tuple[str, float, float]:
+        try:
+            url = f"http://127.0.0.1:{port}/metrics"
+            text = urllib.request.urlopen(url, timeout=5).read().decode()
+        except OSError:
+            return "", 0.0, 0.0
+        values = {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("redline_") and " " in line
+        }
+        return (
+            text,
+            values.get("redline_events_total", 0.0),
+            values.get('redline_decisions_total{origin="worker_a"}', 0.0),
+        )
+
     deadline = time.monotonic() + 60
-    while 'redline_decisions_total{origin="worker_a"} 0.0' in text or not text:
+    text, events, decisions = scraped()
+    while not (events > 0 and decisions > 0):  # the graph is running and deciding
         assert time.monotonic() < deadline and not done.is_set(), text[-2000:]
         time.sleep(0.2)
-        try:
-            text = (
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
-                .read()
-                .decode()
-            )
-        except OSError:
-            text = ""
+        text, events, decisions = scraped()
     assert 'redline_drops_total{edge="ticks"}' in text
     assert "redline_stage_latency_seconds{" in text and 'stage="tick_to_decision"' in text
-    events = [
-        float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith("redline_events_total")
-    ]
-    assert events and events[0] > 0
     runner.join(60)
     pub.join(10)
     assert done.is_set() and rt.metrics_port == port
