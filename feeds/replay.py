@@ -15,7 +15,14 @@ is emitted once no file can still produce an earlier one. A background thread re
 ahead up to `readahead` chunks, always for the file the merge will need soonest, so
 the consumer does not wait on I/O. Rows held at once: at most
 `(2 * files + readahead + 1) * batch_rows`, plus any run of records that share one
-`ts_recv` across a chunk boundary.
+`ts_recv` across a chunk boundary, plus pyarrow's buffers for the column chunks of
+one row group per file. Peak RSS measured flat from 10M to 50M events
+(bench/bench_replay.py, BENCHMARKS.md).
+
+One file is streamed as read: a batch is a view of the decoded chunk, no copy, unless
+records with equal `ts_recv` are out of (source_id, seq) order. Several files are
+merged in rounds of ~16k records by a K-way merge (numba, without the GIL), then one
+gather per record type.
 
 Errors name the file, the column and the row. Schema problems (missing or mistyped
 column, a file that is not a redline event file, an unreadable footer) are raised by

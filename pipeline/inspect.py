@@ -47,9 +47,6 @@ from redline.feeds.replay import Replay
 from redline.pipeline.latency import StageHistogram
 from redline.pipeline.report_json import add_json_arg, write_json
 
-_HDR_MAX_NS = (
-    3_600 * 10**9
-)  # latencies above an hour are clamped in the histogram (max stays exact)
 _EXCLUDED = int(Flag.BAD_TS_RECV) | int(Flag.SNAPSHOT)
 
 
