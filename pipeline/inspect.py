@@ -3,7 +3,7 @@
 Streams the files through `redline.feeds.replay` (bounded memory, any length) and
 reports the schema, counts per record type and per instrument, the time span,
 sequence gaps and out-of-order receipt per source, and `ts_recv - ts_event`
-percentiles. `Inspection` is the accumulator; `redline demo` uses it too.
+percentiles. `Inspection` is the accumulator, reusable on any stream of batches.
 
 JSON keys (stable; counts are ints, times int ns since the epoch unless named _s):
 
