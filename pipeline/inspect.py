@@ -276,6 +276,8 @@ def print_report(r: dict[str, Any]) -> None:
             print(f"  schema {f['record_type']}: {cols}")
     for p in r["skipped"]:
         print(f"{p}: skipped (not a redline event file)")
+    if not r["files"]:
+        print("no redline event files found")
     ev = r["events"]
     print(f"events: {ev['total']:,}")
     print("  by record type: " + ", ".join(f"{k} {v:,}" for k, v in ev["by_record_type"].items()))

@@ -220,7 +220,8 @@ def test_truncated_file_is_named(tmp_path):
         replay(path)
 
 
-def test_corrupted_row_group_fails_there_after_delivering_the_ones_before(tmp_path):
+@pytest.mark.parametrize("batch_rows", [250, 600])  # 600: a batch spans row groups
+def test_corrupted_row_group_fails_there_after_delivering_the_ones_before(tmp_path, batch_rows):
     r = records(Q, 4000, seed=6, ts_max=10**9)
     path = write(tmp_path / "q.parquet", r, row_group_size=1000, write_page_checksum=True)
     col = pq.ParquetFile(path).metadata.row_group(2).column(3)  # a column of rows 2000-2999
@@ -232,26 +233,28 @@ def test_corrupted_row_group_fails_there_after_delivering_the_ones_before(tmp_pa
     with pytest.raises(
         ReplayError, match=r"q\.parquet: corrupted data in row group 2 \(rows 2000-2999\)"
     ):
-        for b in replay(path, batch_rows=250):
+        for b in replay(path, batch_rows=batch_rows):
             got.append(b.records.copy())
-    np.testing.assert_array_equal(np.concatenate(got), r[:2000])
+    delivered = np.concatenate(got)
+    assert len(delivered) == 2000 // batch_rows * batch_rows  # every batch read before it
+    np.testing.assert_array_equal(delivered, r[: len(delivered)])
 
 
-def test_null_value_names_column_and_row(tmp_path):
+@pytest.mark.parametrize(("column", "row"), [("seq", 211), ("ts_recv", 150)])
+def test_null_value_names_column_and_row(tmp_path, column, row):
     r = records(Q, 300, seed=7)
     table = pa.Table.from_batches([ev.to_arrow(r)])
-    seq = table["seq"].to_pylist()
-    seq[211] = None
-    i = table.schema.get_field_index("seq")
-    table = table.set_column(
-        i, pa.field("seq", pa.uint64(), nullable=True), pa.array(seq, pa.uint64())
-    )
+    values = table[column].to_pylist()
+    values[row] = None
+    i = table.schema.get_field_index(column)
+    typ = table.schema.field(i).type
+    table = table.set_column(i, pa.field(column, typ, nullable=True), pa.array(values, typ))
     pq.write_table(table, tmp_path / "q.parquet")
     got = []
-    with pytest.raises(ReplayError, match=r"q\.parquet: row 211: column 'seq' is null"):
+    with pytest.raises(ReplayError, match=rf"q\.parquet: row {row}: column '{column}' is null"):
         for b in replay(tmp_path / "q.parquet", batch_rows=100):
             got.append(b.records.copy())
-    np.testing.assert_array_equal(np.concatenate(got), r[:211])
+    np.testing.assert_array_equal(np.concatenate(got), r[:row])
 
 
 def test_not_an_event_file_is_an_error_when_named_and_skipped_in_a_directory(tmp_path):
