@@ -92,6 +92,7 @@ class Plan:
         self._tensors = {k: v.detach().cpu().contiguous() for k, v in sorted(tensors.items())}
         self._blob = safetensors.torch.save(self._tensors)
         self.checksum = hashlib.sha256(self._blob).hexdigest()
+        self.gate_report = None  # set by compile(calibration=...)
         self.version = version if version is not None else f"{self.kind}-{self.checksum[:12]}"
         if not self.version or len(self.version) > 128:
             raise ValueError(f"version must be 1..128 characters, got {self.version!r}")
@@ -193,13 +194,14 @@ class MLPPlan(Plan):
         if self.backend == "triton":
             y = fused_mlp(x.to(self.device), self._dev_layers, self.precision)
             return y.to(x.device)
-        xc = x.detach().to("cpu", torch.float32)
-        if xc.shape[0] == 1:
-            out = torch.empty((1, self.out_features), dtype=torch.float32)
-            self._cpu.forward_numpy_into(np.ascontiguousarray(xc.numpy()), out.numpy())
-        else:
-            out = self._cpu.forward_torch(xc)
-        return out.to(x.device)
+        if x.shape[0] == 1 and x.device.type == "cpu":
+            # numpy at batch 1; np.empty + from_numpy is cheaper than torch.empty.
+            xn = x.detach().numpy()
+            if xn.dtype != np.float32 or not xn.flags.c_contiguous:
+                xn = np.ascontiguousarray(xn, dtype=np.float32)
+            out = np.empty((1, self.out_features), np.float32)
+            return torch.from_numpy(self._cpu.forward_numpy_into(xn, out))
+        return self._cpu.forward_torch(x.detach().to("cpu")).to(x.device)
 
     def run_into(self, x: np.ndarray | torch.Tensor, out: np.ndarray | torch.Tensor) -> None:
         """Hot-path batch-1 entry: write the output for `x` into `out`.
