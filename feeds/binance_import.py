@@ -37,7 +37,10 @@ from redline.feeds.binance_sync import COUNTERS, sync
 from redline.feeds.imported import Imported, latency_by_type
 from redline.feeds.instruments import Instrument, InstrumentTable
 
-SOURCE_ID = 2  # source_id stamped on Binance records
+# source_id per stream: each has its own sequence space (`seq`), so a reader
+# that checks sequences per source (redline inspect) compares like with like.
+# Trade ids are contiguous (a jump is a missed trade); update ids `u` are not.
+SOURCE_DEPTH, SOURCE_TICKER, SOURCE_TRADE = 2, 3, 4
 VENUE = "BINANCE-FUTURES"
 _MS = 1_000_000
 
@@ -225,18 +228,18 @@ def _scale(mant: np.ndarray, dec: np.ndarray, to: int) -> np.ndarray:
     return mant * _POW10[to - dec]
 
 
-def _header(recs: np.ndarray, rows: np.ndarray, iid: int, seq: np.ndarray) -> None:
+def _header(recs: np.ndarray, rows: np.ndarray, iid: int, seq: np.ndarray, source: int) -> None:
     recs["ts_event"] = rows[:, sc.C_T] * _MS
     recs["ts_recv"] = rows[:, sc.C_TS]
     recs["seq"] = seq
     recs["instrument_id"] = iid
-    recs["source_id"] = SOURCE_ID
+    recs["source_id"] = source
 
 
 def _quotes(rows: np.ndarray, iid: int, px_dec: int, sz_dec: int) -> np.ndarray:
     r = rows[rows[:, sc.C_KIND] == sc.TICKER]
     q = ev.empty(ev.RecordType.QUOTE, len(r))
-    _header(q, r, iid, r[:, sc.C_ID2])
+    _header(q, r, iid, r[:, sc.C_ID2], SOURCE_TICKER)
     q["bid_px"] = _scale(r[:, sc.C_PX], r[:, sc.C_PX_DEC], px_dec)
     q["bid_sz"] = _scale(r[:, sc.C_SZ], r[:, sc.C_SZ_DEC], sz_dec)
     q["ask_px"] = _scale(r[:, sc.C_PX2], r[:, sc.C_PX2_DEC], px_dec)
@@ -247,7 +250,7 @@ def _quotes(rows: np.ndarray, iid: int, px_dec: int, sz_dec: int) -> np.ndarray:
 def _trades(rows: np.ndarray, iid: int, px_dec: int, sz_dec: int) -> np.ndarray:
     r = rows[rows[:, sc.C_KIND] == sc.TRADE]
     t = ev.empty(ev.RecordType.TRADE, len(r))
-    _header(t, r, iid, r[:, sc.C_ID1])
+    _header(t, r, iid, r[:, sc.C_ID1], SOURCE_TRADE)
     t["px"] = _scale(r[:, sc.C_PX], r[:, sc.C_PX_DEC], px_dec)
     t["sz"] = _scale(r[:, sc.C_SZ], r[:, sc.C_SZ_DEC], sz_dec)
     t["trade_id"] = r[:, sc.C_ID1]
@@ -269,7 +272,7 @@ def _book(rows, iid, px_ticks, sz_lots, lv_side) -> tuple[np.ndarray, np.ndarray
         cap *= 2
     out = out[:n]
     out["instrument_id"] = iid
-    out["source_id"] = SOURCE_ID
+    out["source_id"] = SOURCE_DEPTH
     return out, counters
 
 
