@@ -119,7 +119,8 @@ class SequenceTracker:
             if n == 1:
                 st.expected += 1
                 return
-            if (src == s0).all() and (np.diff(seq) == 1).all():
+            # slices, not np.diff: np.diff is Python-level and costs ~3x more here
+            if (src == s0).all() and (seq[1:] - seq[:-1] == 1).all():
                 st.expected = int(seq[-1]) + 1
                 return
         flags = records["flags"]
