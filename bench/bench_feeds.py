@@ -165,6 +165,48 @@ def _feed_latency(endpoint: str, total: int, rate: float) -> np.ndarray:
     return out[:i]
 
 
+def _cpu_cost(batch: int, frames: int, repeats: int) -> dict[str, float]:
+    """Receive-path CPU cost per frame (ns), inproc, messages queued up front, so no
+    wake-ups or sender are timed; the minimum over `repeats` drops preempted runs."""
+    ctx = zmq.Context()
+
+    def pair(name: str, feed_kwargs: dict | None):
+        push = ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.SNDHWM, 0)
+        if feed_kwargs is None:
+            rx = ctx.socket(zmq.PULL)
+            rx.setsockopt(zmq.RCVHWM, 0)
+            rx.bind(f"inproc://{name}")
+            step = rx.recv
+        else:
+            rx = ZmqFeed(f"inproc://{name}", kind="pull", bind=True, context=ctx, **feed_kwargs)
+            step = lambda: rx.recv_batch(None)  # noqa: E731
+        push.connect(f"inproc://{name}")
+        return push, step
+
+    recs = ev.empty(ev.RecordType.QUOTE, batch * frames * repeats)
+    recs["seq"] = np.arange(len(recs))  # gap-free: the tracker's fast path
+    frames_bytes = [wire.encode(recs[i * batch : (i + 1) * batch]) for i in range(frames * repeats)]
+    out = {}
+    for name, kw in (
+        ("bare_recv", None),
+        ("feed", {}),
+        ("feed_seq", {"tracker": SequenceTracker()}),
+    ):
+        push, step = pair(name, kw)
+        best = np.inf
+        for r in range(repeats):
+            for f in frames_bytes[r * frames : (r + 1) * frames]:
+                push.send(f)
+            t0 = time.perf_counter_ns()
+            for _ in range(frames):
+                step()
+            best = min(best, (time.perf_counter_ns() - t0) / frames)
+        out[name] = best
+    ctx.destroy(0)
+    return out
+
+
 def _pct(x: np.ndarray) -> dict[str, float]:
     p50, p99, p999 = np.percentile(x, [50, 99, 99.9])
     return {"p50": float(p50), "p99": float(p99), "p999": float(p999), "max": float(x.max())}
@@ -218,6 +260,17 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{kind:>9} {batch:>5} {b:>12,.0f} {f:>12,.0f} {fs:>12,.0f} {f / b:>5.2f}x {fs / b:>5.2f}x"
             )
+
+    print("\nreceive-path CPU cost per frame, inproc, pre-queued, min of 5 repeats (µs)")
+    print(f"{'batch':>5} {'bare recv':>10} {'feed':>8} {'feed+seq':>9} {'feed/bare':>10}")
+    results["cpu_ns_per_frame"] = {}
+    for batch in (1, 64):
+        c = _cpu_cost(batch, max(int(5_000 * scale), 500), 5)
+        results["cpu_ns_per_frame"][f"batch{batch}"] = c
+        print(
+            f"{batch:>5} {c['bare_recv'] / 1e3:>10.2f} {c['feed'] / 1e3:>8.2f} "
+            f"{c['feed_seq'] / 1e3:>9.2f} {c['feed'] / c['bare_recv']:>9.1f}x"
+        )
 
     samples = int(args.samples * scale)
     warm = max(samples // 10, 200)
