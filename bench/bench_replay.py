@@ -12,9 +12,12 @@ read, each measurement in its own subprocess so that its peak RSS is its own:
 - `single`: `replay(file)` for each file alone (the one-file path, no merge);
 - `merge`: `replay(all files)`, merged by ts_recv.
 
-Prints events/s (best and median of the repeats), the ratio to `plain` from the same
-run, the consumer's wait per batch (p50/p99/p99.9: does read-ahead hide the I/O?), and
-the peak RSS per mode with the ratio between the largest and the smallest size.
+Prints events/s (best and median of the repeats) and its ratio to `plain` from the
+same run ("x plain": plain's best rate / this mode's best rate, so > 1 is slower), the
+CPU time per event of all threads (median; on a shared VM the steadier figure) and
+its ratio, the consumer's wait per batch (p50/p99/p99.9, last repeat: the time the
+loop body spends waiting for the next batch), and the peak RSS per mode with the ratio
+between the largest and the smallest size.
 """
 
 from __future__ import annotations
@@ -164,19 +167,21 @@ def main() -> None:
 
 def report_size(runs: dict[str, list[dict]]) -> None:
     base = max(r["events_per_s"] for r in runs["plain"])
+    base_cpu = statistics.median(r["cpu_ns_per_event"] for r in runs["plain"])
     print(
-        f"{'mode':8} {'best Mev/s':>10} {'median':>8} {'plain/x':>8} "
-        f"{'wait/batch p50 / p99 / p99.9 (µs)':>36} {'peak RSS MB':>12}"
+        f"{'mode':8} {'best Mev/s':>10} {'median':>7} {'x plain':>8} {'CPU ns/ev':>9} "
+        f"{'x plain':>8} {'wait per batch p50 / p99 / p99.9 µs':>37} {'peak RSS MB':>12}"
     )
     for mode, rs in runs.items():
         rates = [r["events_per_s"] / 1e6 for r in rs]
         best = max(rates)
+        cpu = statistics.median(r["cpu_ns_per_event"] for r in rs)
         wait = rs[-1].get("wait_us")
         w = f"{wait['p50']:.0f} / {wait['p99']:.0f} / {wait['p999']:.0f}" if wait else "-"
         rss = max(r["peak_rss_mb"] for r in rs)
         print(
-            f"{mode:8} {best:10.1f} {statistics.median(rates):8.1f} "
-            f"{base / 1e6 / best:8.2f} {w:>36} {rss:12.0f}"
+            f"{mode:8} {best:10.1f} {statistics.median(rates):7.1f} {base / 1e6 / best:8.2f} "
+            f"{cpu:9.0f} {cpu / base_cpu:8.2f} {w:>37} {rss:12.0f}"
         )
 
 

@@ -302,7 +302,7 @@ def _scan_line(buf, lo, hi, r, lv_px, lv_pd, lv_sz, lv_sd, lv_side, nlv):
     return nlv, seen, kind
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def scan(buf, out_int, out_lv_px, out_lv_pd, out_lv_sz, out_lv_sd, out_lv_side):
     """Scan every line of `buf` into `out_int` ([n_lines, N_COLS] int64, one
     row per non-blank line; columns named by the C_* constants) and the level

@@ -1,6 +1,7 @@
 """L3 order book: order by order, compiled with numba.
 
-Orders live in an open-addressing hash table (arrays: id, px, size, side) and
+Orders live in an open-addressing hash table (a slot-state byte array and one
+int64 row per order: id, px, size, side) and
 feed a price ladder of per-level size and order count (`book_ladder`), so the
 top of book after each delta costs the same as in the L2 book. The batch API
 matches `L2Book.apply`: one compiled loop per batch, TOP_DTYPE out.
@@ -39,6 +40,7 @@ VALID, CROSSED, GAPS, MISSING, FIRST_CROSSED, APPLIED, DUP_ADDS, UNKNOWN_MODS, O
 _N_COUNTERS = 10
 
 _EMPTY, _FULL, _TOMB = 0, 1, 2  # hash slot states
+_ID, _PX, _SZ, _SIDE = range(4)  # columns of the order rows
 _MAX_LOAD = 0.6  # live + tombstones per slot before the table is rebuilt
 _HASH_MUL = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing
 
@@ -62,9 +64,10 @@ def _shift(state) -> np.uint64:
 
 
 @nb.njit(cache=True, inline="always")
-def _slot(state, ids, oid, shift):
+def _slot(state, orders, oid, shift):
     """(slot of `oid` or -1, first free slot on its probe path)."""
     mask = np.int64(state.shape[0] - 1)
+    key = np.int64(oid)  # the id's bits, compared as int64
     h = np.int64((np.uint64(oid) * _HASH_MUL) >> shift)  # int64: uint64 + int -> float in numba
     free = np.int64(-1)
     while True:
@@ -74,14 +77,14 @@ def _slot(state, ids, oid, shift):
         if s == _TOMB:
             if free < 0:
                 free = h
-        elif ids[h] == oid:
+        elif orders[h, _ID] == key:
             return h, free
         h = (h + np.int64(1)) & mask
 
 
 @nb.njit(cache=True)
 def _apply_l3(side, action, px, sz, oid, flags, start, bsz, bct, asz, act, st,
-              hstate, hid, hpx, hsz, hside, cnt, tc):  # fmt: skip
+              hstate, orders, cnt, tc):  # fmt: skip
     """Apply deltas[start:]; returns where it stopped: len when done, earlier
     when a price is outside the ladder or the order table needs rebuilding."""
     n = side.shape[0]
@@ -92,23 +95,38 @@ def _apply_l3(side, action, px, sz, oid, flags, start, bsz, bct, asz, act, st,
     while i < n:
         a = action[i]
         if a == _CLEAR:
-            ld.clear((bsz, bct, asz, act), st)
+            if st[ld.HI] - st[ld.LO] > 4 * cnt[ORDERS]:
+                # Sparse book (a snapshot with far-off orders): zero each
+                # resting order's level instead of the whole touched range.
+                for h in range(hstate.shape[0]):
+                    if hstate[h] == _FULL:
+                        j = orders[h, _PX] - base
+                        if orders[h, _SIDE] == _ASK:
+                            asz[j] = 0
+                            act[j] = 0
+                        else:
+                            bsz[j] = 0
+                            bct[j] = 0
+                ld.reset(st)
+            else:
+                ld.clear((bsz, bct, asz, act), st)
             hstate[:] = _EMPTY
             cnt[ORDERS] = 0
             cnt[USED] = 0
             cnt[VALID] = 1
         elif a == _ADD or a == _UPDATE or a == _DELETE:  # noqa: SIM109 (numba)
-            h, free = _slot(hstate, hid, oid[i], shift)
+            h, free = _slot(hstate, orders, oid[i], shift)
             if a != _DELETE:
                 idx = px[i] - base
                 if idx < 0 or idx >= span or cnt[USED] >= limit:
                     return i
             if h >= 0:  # the resting order leaves its level (fully or partly)
-                ask_old = hside[h] == _ASK
-                old_idx = hpx[h] - base
-                take = hsz[h]
+                o = orders[h]
+                ask_old = o[_SIDE] == _ASK
+                old_idx = o[_PX] - base
+                take = o[_SZ]
                 gone = True
-                if a == _DELETE and 0 < sz[i] < hsz[h]:
+                if a == _DELETE and 0 < sz[i] < o[_SZ]:
                     take = sz[i]
                     gone = False
                 if ask_old:
@@ -120,7 +138,7 @@ def _apply_l3(side, action, px, sz, oid, flags, start, bsz, bct, asz, act, st,
                     cnt[ORDERS] -= 1
                     free = h if free < 0 else free
                 else:
-                    hsz[h] -= take
+                    o[_SZ] -= take
                 if a == _ADD:
                     cnt[DUP_ADDS] += 1
             elif a == _DELETE:
@@ -137,7 +155,8 @@ def _apply_l3(side, action, px, sz, oid, flags, start, bsz, bct, asz, act, st,
                 if hstate[free] == _EMPTY:
                     cnt[USED] += 1
                 hstate[free] = _FULL
-                hid[free], hpx[free], hsz[free], hside[free] = oid[i], px[i], sz[i], side[i]
+                o = orders[free]
+                o[_ID], o[_PX], o[_SZ], o[_SIDE] = np.int64(oid[i]), px[i], sz[i], side[i]
                 cnt[ORDERS] += 1
         f = flags[i]
         if f & _GAP:
@@ -151,14 +170,14 @@ def _apply_l3(side, action, px, sz, oid, flags, start, bsz, bct, asz, act, st,
 
 
 @nb.njit(cache=True)
-def _rehash(hstate, hid, hpx, hsz, hside, nstate, nid, npx, nsz, nside) -> int:
+def _rehash(hstate, orders, nstate, norders) -> int:
     live = 0
     shift = _shift(nstate)
     for h in range(hstate.shape[0]):
         if hstate[h] == _FULL:
-            _, free = _slot(nstate, nid, hid[h], shift)
+            _, free = _slot(nstate, norders, np.uint64(orders[h, _ID]), shift)
             nstate[free] = _FULL
-            nid[free], npx[free], nsz[free], nside[free] = hid[h], hpx[h], hsz[h], hside[h]
+            norders[free] = orders[h]
             live += 1
     return live
 
@@ -232,9 +251,9 @@ class L3Book:
 
     def order(self, order_id: int) -> tuple[int, int, int] | None:
         """(side, px, size) of a resting order, or None."""
-        state, ids, px, sz, side = self._table
-        h, _ = _slot(state, ids, np.uint64(order_id), _shift(state))
-        return None if h < 0 else (int(side[h]), int(px[h]), int(sz[h]))
+        state, orders = self._table
+        h, _ = _slot(state, orders, np.uint64(order_id), _shift(state))
+        return None if h < 0 else (int(orders[h, _SIDE]), int(orders[h, _PX]), int(orders[h, _SZ]))
 
     def levels(self, side: Side, depth: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Best `depth` levels of `side` as (px, size, order count), best first."""
@@ -258,12 +277,8 @@ class L3Book:
         return microprice(*self.best())
 
 
-def _new_table(cap: int) -> tuple[np.ndarray, ...]:
+def _new_table(cap: int) -> tuple[np.ndarray, np.ndarray]:
     assert cap & (cap - 1) == 0, "order table capacity must be a power of two"
-    return (
-        np.zeros(cap, np.uint8),  # slot state
-        np.zeros(cap, np.uint64),  # order id
-        np.zeros(cap, np.int64),  # px
-        np.zeros(cap, np.int64),  # size
-        np.zeros(cap, np.int8),  # side
-    )
+    # One 32-byte row per order (id, px, size, side): one cache line per
+    # lookup, where five parallel arrays cost up to five.
+    return np.zeros(cap, np.uint8), np.zeros((cap, 4), np.int64)

@@ -149,6 +149,12 @@ def clear(arrays, st) -> None:
     if lo <= hi:
         for a in arrays:
             a[lo : hi + 1] = 0
+    reset(st)
+
+
+@nb.njit(cache=True)
+def reset(st) -> None:
+    """Mark the book empty (the caller has zeroed every level it held)."""
     st[BEST_BID] = NONE
     st[BEST_ASK] = NONE
     st[N_BID] = 0

@@ -64,7 +64,9 @@ class EventFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self._pf = pq.ParquetFile(self.path, page_checksum_verification=True)
+            # pre_buffer=False: pyarrow's pre-buffer cache kept every row group read so
+            # far, so memory grew with file length (540 MB of Arrow pool at 50M events).
+            self._pf = pq.ParquetFile(self.path, page_checksum_verification=True, pre_buffer=False)
         except FileNotFoundError:
             raise
         except (OSError, pa.ArrowException) as exc:

@@ -3,8 +3,9 @@
 A small seeded MLP, N_FEATURES -> 64 -> 64 -> 1 with GELU/ReLU, the shape
 FLOORS.md measures. Its weights are not trained: it exists so the graph,
 the workers and the benchmarks have the same deterministic model to run.
-The output layer is rescaled so that on the calibration market the score has
-median 0 and standard deviation 1: both signs (buy / sell) occur.
+The output layer is rescaled so that on features of the bundled recordings
+(`calibration.recorded_features`) the score has median 0 and standard
+deviation 1: on the demo data both signs (buy / sell) occur about equally.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from redline.kernels.calibration import calibration_features
+from redline.kernels.calibration import recorded_features
 from redline.kernels.features import N_FEATURES
 
 HIDDEN = 64
@@ -32,7 +33,7 @@ def demo_model(seed: int = 0) -> nn.Sequential:
                 bound = 0.5 / layer.in_features**0.5
                 layer.weight.uniform_(-bound, bound, generator=g)
                 layer.bias.uniform_(-0.1, 0.1, generator=g)
-        y = model(torch.from_numpy(calibration_features(1024, seed=seed)))[:, 0]
+        y = model(torch.from_numpy(recorded_features(4096, seed=seed)))[:, 0]
         last = model[-1]
         last.bias.sub_(y.median()).div_(y.std())
         last.weight.div_(y.std())

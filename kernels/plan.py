@@ -194,13 +194,14 @@ class MLPPlan(Plan):
         if self.backend == "triton":
             y = fused_mlp(x.to(self.device), self._dev_layers, self.precision)
             return y.to(x.device)
-        xc = x.detach().to("cpu", torch.float32)
-        if xc.shape[0] == 1:
-            out = torch.empty((1, self.out_features), dtype=torch.float32)
-            self._cpu.forward_numpy_into(np.ascontiguousarray(xc.numpy()), out.numpy())
-        else:
-            out = self._cpu.forward_torch(xc)
-        return out.to(x.device)
+        if x.shape[0] == 1 and x.device.type == "cpu":
+            # numpy at batch 1; np.empty + from_numpy is cheaper than torch.empty.
+            xn = x.detach().numpy()
+            if xn.dtype != np.float32 or not xn.flags.c_contiguous:
+                xn = np.ascontiguousarray(xn, dtype=np.float32)
+            out = np.empty((1, self.out_features), np.float32)
+            return torch.from_numpy(self._cpu.forward_numpy_into(xn, out))
+        return self._cpu.forward_torch(x.detach().to("cpu")).to(x.device)
 
     def run_into(self, x: np.ndarray | torch.Tensor, out: np.ndarray | torch.Tensor) -> None:
         """Hot-path batch-1 entry: write the output for `x` into `out`.

@@ -1,7 +1,7 @@
 """`redline plan DIR`: compile the demo model, gate it, save it for the workers.
 
 Prints the precision gate for every reduced precision (max abs error and
-decision agreement vs fp32 on synthetic-market features), then compiles the
+decision agreement vs fp32 on features of the bundled recordings), then compiles the
 requested precision with the gate and writes the plan directory. A precision
 over its bound is refused: nothing is written and the command fails.
 """
@@ -33,7 +33,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from redline.kernels.calibration import calibration_features
+    from redline.kernels.calibration import recorded_features
     from redline.kernels.demo_model import demo_model
     from redline.kernels.model_import import compile as compile_plan
     from redline.kernels.precision_gate import (
@@ -46,7 +46,7 @@ def run(args) -> int:
     if args.rows < 1:
         raise ValueError(f"--rows must be >= 1, got {args.rows}")
     model = demo_model(args.seed)
-    calib = calibration_features(args.rows, seed=args.seed + 1)  # not the scaling sample
+    calib = recorded_features(args.rows, seed=args.seed + 1)  # not the scaling sample
     reports = precision_report(model, calib)
     print(f"precision gate, demo model seed {args.seed}, {args.rows} calibration rows:")
     for r in reports:

@@ -9,14 +9,18 @@ Use (the graph's view; see `worker_link.spawn_pair` for real worker processes):
     req = arb.submit(record)                       # non-blocking; forwards the event, asks
     batch = arb.poll()                             # non-blocking; call often (busy loop or
     for rec, out in zip(batch.records, batch.outputs): ...   #   asyncio task every ~50 µs)
-    arb.stats(); arb.close()
+    arb.wait(max_ns)                               # optional: sleep until a worker message or
+                                                   #   the next deadline timer, up to max_ns
+    arb.stats(); arb.close(); close_all(links)
 
 `submit(record, decide=False)` only updates the workers' state (no decision wanted). `poll`
 returns a `Batch` of DECISION records (views into buffers reused by the next poll, copy what you
 keep) with the model output behind each, and `alarms` (True where 2oo2 tripped). Each decision
 carries its origin (WORKER_A/B, FALLBACK, DEFAULT), model version (0 for DEFAULT: no model),
 deadline and the stamps `ts_request`, `ts_worker_start`, `ts_worker_end`, `ts_answer`,
-`ts_decision` (wall-clock ns); `ts_feed`/`ts_features` are passed in by the caller or left 0.
+`ts_decision` (wall-clock ns); `ts_feed`/`ts_features` are passed to `submit` by the caller
+(the graph's own stages) or left 0. The arbiter's stamps are its monotonic clock plus a fixed
+offset to wall time taken at construction, so spans between them are pure monotonic durations.
 
 Policies (`ArbiterConfig.policy`):
 - race: ask both; the first valid answer decides; the second is checked when it arrives.
@@ -263,7 +267,9 @@ class Arbiter:
             self.poll()
             time.sleep(0.001)
 
-    def submit(self, record: np.ndarray, *, decide: bool = True, ts_feed: int = 0) -> int:
+    def submit(
+        self, record: np.ndarray, *, decide: bool = True, ts_feed: int = 0, ts_features: int = 0
+    ) -> int:
         """Forward one event record to the workers; ask for a decision unless `decide=False`.
 
         Returns the event number (the request id of its decision). Never blocks."""
@@ -276,7 +282,7 @@ class Arbiter:
         if self.fallback is not None:
             self.fallback.apply(no, rtype, record)
         now = self.clock.monotonic_ns()
-        req = self._open_request(no, record, now, ts_feed) if decide else None
+        req = self._open_request(no, record, now, ts_feed, ts_features) if decide else None
         ask = self._targets(no) if req is not None else (False, False)
         head = [header(Kind.EVENT, no, rtype=rtype), header(Kind.EVENT, no, rtype=rtype)]
         failed = []
@@ -360,7 +366,9 @@ class Arbiter:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def _open_request(self, no: int, record: np.ndarray, now: int, ts_feed: int) -> _Req:
+    def _open_request(
+        self, no: int, record: np.ndarray, now: int, ts_feed: int, ts_features: int
+    ) -> _Req:
         cap = self.cfg.max_inflight
         req = self._reqs[no % cap]
         if req.event_no and req.decided is False:  # ring wrapped onto an undecided request
@@ -386,6 +394,7 @@ class Arbiter:
         rec["input_seq"] = record["seq"]
         rec["input_source_id"] = record["source_id"]
         rec["ts_feed"] = ts_feed
+        rec["ts_features"] = ts_features
         rec["deadline"] = req.deadline + self._wall_offset
         self._open.append((no, req))
         return req
@@ -505,7 +514,6 @@ class Arbiter:
             rec["ts_worker_start"] = ts[1]
             rec["ts_worker_end"] = ts[2]
             rec["ts_answer"] = ts[4]
-            rec["ts_features"] = rec["ts_features"] or ts[1]
             rec["model_version"] = self.versions[w]
         elif origin == Origin.DEFAULT:
             self._decided_out[slot] = self.default
@@ -602,9 +610,9 @@ class Arbiter:
         b = self.breakers[w]
         if b.health != Health.VERIFYING:
             return
-        # A readmission check needs the right answer in time: a slow worker stays out.
-        in_time = self._ts[slot, w, 4] - self._wall_offset <= req.deadline
-        b.verified(in_time and self._agree(self._answers[slot, w], ref), now)
+        if self._ts[slot, w, 4] - self._wall_offset > req.deadline:
+            return  # late: proves nothing either way; slowness is the SLOW window's job
+        b.verified(self._agree(self._answers[slot, w], ref), now)
         if b.serving:
             self._log(now, w, "readmitted", "")
         elif b.health == Health.OUT:

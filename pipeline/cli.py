@@ -15,6 +15,7 @@ COMMANDS: tuple[str, ...] = (
     "redline.pipeline.generate",
     "redline.pipeline.inspect",
     "redline.pipeline.report",
+    "redline.pipeline.run",
     "redline.pipeline.top",
     "redline.kernels.plan_command",
     "redline.feeds.importer",

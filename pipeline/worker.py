@@ -48,13 +48,21 @@ def register(sub) -> None:
     p.add_argument("--fault", default="", metavar="SPEC", help="e.g. crash@100 (faults.py)")
     p.add_argument("--heartbeat-ms", type=float, default=5.0)
     p.add_argument("--max-instruments", type=int, default=1024)
-    p.add_argument("--scale", type=float, default=1.0, help="multiplies event values (features)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiplies window feature values")
+    p.add_argument("--features", choices=("auto", "kernels", "window"), default="auto")
     p.set_defaults(run=run)
 
 
-def build_engine(backend: str, model_dir: str, device: int, max_instruments: int, scale: float):
+def build_engine(
+    backend: str,
+    model_dir: str,
+    device: int,
+    max_instruments: int = 1024,
+    scale: float = 1.0,
+    features: str = "auto",
+):
     """Load the plan and wrap it in the backend's engine (CUDA graphs captured here)."""
-    from redline.pipeline.engine import CpuEngine, CudaEngine
+    from redline.pipeline.engine import CpuEngine, CudaEngine, make_features
     from redline.pipeline.numpy_plan import load_numpy_plan
 
     if backend == "cpu":  # numpy when it can: no torch import, so a restart takes 0.2 s
@@ -63,12 +71,12 @@ def build_engine(backend: str, model_dir: str, device: int, max_instruments: int
             from redline import kernels
 
             plan = kernels.load(model_dir, device="cpu", backend="cpu")
-        return CpuEngine(plan, max_instruments, scale)
+        return CpuEngine(plan, make_features(plan, features, max_instruments, scale))
     if backend == "cuda":
         from redline import kernels
 
         plan = kernels.load(model_dir, device=f"cuda:{device}")
-        return CudaEngine(plan, device, max_instruments, scale)
+        return CudaEngine(plan, make_features(plan, features, max_instruments, scale), device)
     raise ValueError(f"--backend {backend!r}: expected one of {BACKENDS}")
 
 
@@ -87,7 +95,9 @@ def run(args) -> int:
     if args.heartbeat_ms <= 0:
         raise ValueError(f"--heartbeat-ms must be > 0, got {args.heartbeat_ms}")
     faults = FaultPlan(FaultSpec.parse(args.fault))
-    engine = build_engine(args.backend, args.model, args.device, args.max_instruments, args.scale)
+    engine = build_engine(
+        args.backend, args.model, args.device, args.max_instruments, args.scale, args.features
+    )
     warm_up(engine)
     return serve(engine, args.endpoint, faults, int(args.heartbeat_ms * 1e6))
 

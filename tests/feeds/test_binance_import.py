@@ -71,7 +71,9 @@ def test_small_capture_columns_and_sync_rules():
 
     t = imp.trades
     assert t["px"].tolist() == [10025, 10025] and t["sz"].tolist() == [100, 200]
-    assert t["trade_id"].tolist() == [77, 78]
+    assert t["trade_id"].tolist() == [77, 78] and t["seq"].tolist() == [77, 78]
+    # one source per stream: each keeps its own sequence space
+    assert (q["source_id"][0], t["source_id"][0]) == (bi.SOURCE_TICKER, bi.SOURCE_TRADE)
     # m=true: buyer is the maker, so the seller was the aggressor
     assert t["aggressor"].tolist() == [Side.ASK, Side.BID]
 
@@ -94,6 +96,7 @@ def test_small_capture_columns_and_sync_rules():
     assert b["flags"][7] & Flag.GAP_BEFORE
     assert ((b["flags"] & Flag.LAST) != 0).tolist() == [0, 0, 0, 1, 1, 0, 1, 1]
     assert b["seq"].tolist() == [10] * 4 + [12, 15, 15, 22]
+    assert set(b["source_id"].tolist()) == {bi.SOURCE_DEPTH}
     s = imp.stats["binance"]
     assert (s["snapshots"], s["dropped_stale"], s["replayed"], s["gaps"]) == (1, 1, 1, 1)
     assert s["unsynced"] == 1  # the event after the gap waits for a snapshot that never came
@@ -262,3 +265,17 @@ def test_real_ethusdt_book_matches_book_ticker_exactly():
     assert (m["price_match"], m["size_match"], m["crossed"], m["invalid"]) == (1.0, 1.0, 0, 0)
     assert book.stats["crossed"] == 0
     assert np.all(np.diff(imp.book["ts_recv"]) >= 0)
+
+
+def test_two_thread_scan_of_a_split_capture_gives_the_same_import(monkeypatch):
+    data = random_capture(6, n_changes=1500) + b"\n" + "\n".join(SMALL[4:7]).encode()
+    one = bi.import_bytes(data)
+    monkeypatch.setattr(bi, "_PARALLEL_BYTES", 1000)  # split even this small capture
+    two = bi.import_bytes(data)
+    for name in ("quotes", "trades", "book"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(two, name))
+    assert one.stats == two.stats
+    lines = data.split(b"\n")
+    lines[-2] = b'77 {"e":"trade","s":"X"}'  # error in the second half: its physical line
+    with pytest.raises(ValueError, match=rf"cap line {len(lines) - 1}: missing or malformed"):
+        bi.import_bytes(b"\n".join(lines), where="cap")

@@ -3,7 +3,7 @@ import pytest
 
 from redline.feeds import book_ladder
 from redline.feeds import events as ev
-from redline.feeds.book_l2 import TOP_DTYPE, L2Book, imbalance, microprice
+from redline.feeds.book_l2 import TOP_DTYPE, L2Book, imbalance, microprice, microprices
 from redline.feeds.book_ref import DictL2Book
 from redline.feeds.events import UNDEF_PX, BookAction, Flag, Side
 
@@ -115,6 +115,11 @@ def test_features_from_the_levels():
     # microprice leans toward the ask, where there is less size
     assert book.microprice() == pytest.approx((100 * 10 + 102 * 30) / 40)
     assert np.isnan(microprice(UNDEF_PX, 0, 102, 10))
+    top = book.apply(
+        deltas([(Side.ASK, BookAction.DELETE, 102, 0), (Side.ASK, BookAction.DELETE, 103, 0)])
+    )
+    # per-row microprice of the top array: 103 is now the ask, then the ask side is empty
+    np.testing.assert_allclose(microprices(top), [(100 * 50 + 103 * 30) / 80, np.nan])
     assert imbalance(np.array([]), np.array([])) == 0.0
 
 

@@ -120,3 +120,16 @@ def test_crossing_order_is_reported_not_removed():
     assert top["crossed"].tolist() == [0, 1]
     assert book.stats["crossed"] == 1 and book.stats["first_crossed"] == 1
     assert book.best() == (103, 1, 102, 4)
+
+
+def test_clear_of_a_sparse_book_leaves_no_stale_levels():
+    far = [(Side.BID, BookAction.ADD, 100 - k * 5000, 3, k + 1) for k in range(5)]
+    far += [(Side.ASK, BookAction.ADD, 101 + k * 5000, 2, k + 10) for k in range(5)]
+    book = L3Book()
+    book.apply(deltas(far))
+    assert book.levels(Side.BID, 10)[0].tolist() == [100, -4900, -9900, -14900, -19900]
+    book.apply(deltas([(Side.NONE, BookAction.CLEAR, 0, 0, 0), far[0], far[5]]))
+    assert book.best() == (100, 3, 101, 2)  # not 6 and 4: the old levels were zeroed
+    px, sz, ct = book.levels(Side.BID, 10)
+    assert (px.tolist(), sz.tolist(), ct.tolist()) == ([100], [3], [1])
+    assert book.stats["orders"] == 2

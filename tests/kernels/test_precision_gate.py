@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import redline.kernels as rk
-from redline.kernels.calibration import calibration_features
+from redline.kernels.calibration import recorded_features
 from redline.kernels.demo_model import demo_model
 from redline.kernels.features import N_FEATURES
 from redline.kernels.precision_gate import (
@@ -21,7 +21,8 @@ from redline.kernels.precision_gate import (
 
 @pytest.fixture(scope="module")
 def calib():
-    return calibration_features(512, seed=3)
+    # Features of the bundled recordings: what the demo graph feeds the model.
+    return recorded_features(512, seed=3)
 
 
 def test_demo_model_passes_every_preset(calib):

@@ -64,3 +64,59 @@ def test_in_features_not_multiple_of_4_is_refused():
 
     with pytest.raises(ValueError, match="multiple of 4, got 6"):
         CpuEngine(Bad())
+
+
+class Linear14:
+    """14 -> 14 copy: the kernels' feature width, so `make_features` picks KernelFeatures."""
+
+    in_features = out_features = 14
+    version_id = 5
+
+    def run_into(self, x, out):
+        out[...] = x
+
+
+def market(n: int) -> list[tuple[int, np.ndarray]]:
+    rng = np.random.default_rng(3)
+    events = []
+    for i in range(n):
+        if i % 3 == 2:
+            r = np.zeros((), TRADE_DTYPE)
+            r["px"], r["sz"], r["aggressor"] = 1000 + rng.integers(-3, 4), 1 + i % 5, 1 + i % 2
+            rtype = RecordType.TRADE
+        else:
+            r = np.zeros((), QUOTE_DTYPE)
+            bid = 1000 + rng.integers(-3, 4)
+            r["bid_px"], r["ask_px"], r["bid_sz"], r["ask_sz"] = bid, bid + 2, 1 + i % 7, 3
+            rtype = RecordType.QUOTE
+        r["instrument_id"] = 10 + i % 2
+        r["ts_event"] = r["ts_recv"] = 1_000_000 * i
+        events.append((rtype, r))
+    return events
+
+
+def test_kernel_features_match_feature_state_and_survive_snapshot():
+    from redline.kernels.features import FeatureState
+
+    plan = Linear14()
+    e = CpuEngine(plan)
+    assert e.features.kind == "kernels"
+    ref = FeatureState(np.ones(2))
+    out, want = np.zeros(14, np.float32), np.zeros(14, np.float32)
+    events = market(40)
+    for no, (rtype, r) in enumerate(events[:30], start=1):
+        e.apply(no, rtype, r)
+        row = int(r["instrument_id"]) - 10
+        upd = ref.update_quote if rtype == RecordType.QUOTE else ref.update_trade
+        upd(row, r.reshape(1), 0, want)
+        e.answer_into(no, out)
+        np.testing.assert_array_equal(out, want)
+    assert np.abs(want).sum() > 0  # real features, not zeros
+    b = CpuEngine(plan)
+    b.restore(e.snapshot())
+    for no, (rtype, r) in enumerate(events[30:], start=31):
+        e.apply(no, rtype, r)
+        b.apply(no, rtype, r)
+        e.answer_into(no, out)
+        b.answer_into(no, want)
+        np.testing.assert_array_equal(out, want)
