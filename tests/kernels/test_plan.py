@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import redline.kernels as rk
+from redline.kernels import triton_mode
 
 
 @pytest.fixture
@@ -92,6 +93,6 @@ def test_version_defaults_to_checksum_and_can_be_named(module):
 def test_triton_backend_without_cuda_or_interpreter_is_refused(module, monkeypatch):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setattr(triton_mode, "INTERPRETED", False)
     with pytest.raises(ValueError, match="needs a CUDA device"):
         rk.compile(module, backend="triton")
