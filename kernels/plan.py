@@ -195,9 +195,9 @@ class MLPPlan(Plan):
             return y.to(x.device)
         if x.shape[0] == 1 and x.device.type == "cpu":
             # numpy at batch 1; np.empty + from_numpy is cheaper than torch.empty.
-            xn = x.detach().numpy()
-            if xn.dtype != np.float32 or not xn.flags.c_contiguous:
-                xn = np.ascontiguousarray(xn, dtype=np.float32)
+            xn = (x if x.dtype == torch.float32 else x.float()).detach().numpy()
+            if not xn.flags.c_contiguous:
+                xn = np.ascontiguousarray(xn)
             out = np.empty((1, self.out_features), np.float32)
             return torch.from_numpy(self._cpu.forward_numpy_into(xn, out))
         return self._cpu.forward_torch(x.detach().to("cpu")).to(x.device)
@@ -216,6 +216,8 @@ class MLPPlan(Plan):
             outr = _as_row_np(out, self.out_features, "out")
             self._cpu.forward_numpy_into(xr, outr)
             return
+        if not (isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor)):
+            raise TypeError("a Triton plan's run_into takes torch tensors (pinned host or device)")
         if x.device == self.device and out.device == self.device:
             fused_mlp(x, self._dev_layers, self.precision, out=out)
             return
