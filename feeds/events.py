@@ -56,6 +56,9 @@ class Flag(IntEnum):
     GAP_BEFORE = 8  # a sequence gap was detected just before this record
 
 
+# Price of an empty book side or an absent level (as in DBN): the largest int64.
+UNDEF_PX = np.iinfo(np.int64).max
+
 HEADER_FIELDS: list[tuple[str, str]] = [
     ("ts_event", "<i8"),  # source / exchange time, ns since the epoch
     ("ts_recv", "<i8"),  # local receive time, ns since the epoch

@@ -1,0 +1,239 @@
+"""Failover benchmark: decision latency through the arbiter, and what killing a worker costs.
+
+    .venv/bin/python bench/bench_failover.py [--backend cpu|cuda] [--n 2000] [--rate 10000]
+        [--seconds 3] [--budget-us 5000] [--json PATH]
+
+Part 1, latency (closed loop, one event in flight): one worker called directly over its socket
+(the baseline, same run) against two workers behind the arbiter, per policy. Latency is request
+sent -> decision in hand, on the monotonic clock; p50/p99/p99.9 and ratios to the baseline.
+
+Part 2, failover (open loop at --rate events/s, every event asks for a decision): worker A is
+killed with SIGKILL a third of the way in. Reported per policy: detection time (kill -> A taken
+out), decisions that missed their deadline in the kill run and in a kill-free run of the same
+length (the difference is what the kill caused; the target under race is 0), the rate actually
+reached, and restart-to-readmission time (restart -> A back in service).
+
+`--backend cuda` runs both workers on GPU 0 (two on one GPU); without a GPU it says so and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import zmq
+
+from redline import kernels
+from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE, Origin, RecordType
+from redline.kernels.features import N_FEATURES
+from redline.pipeline.arbiter import Arbiter, ArbiterConfig, Policy
+from redline.pipeline.breaker import BreakerConfig
+from redline.pipeline.clock import LiveClock
+from redline.pipeline.engine import CpuEngine
+from redline.pipeline.fallback import CpuFallback, safe_default
+from redline.pipeline.report_json import write_json
+from redline.pipeline.worker_link import ZmqWorkerLink, close_all, ipc_endpoints, spawn_pair
+from redline.pipeline.worker_protocol import ASK_FLAG, Kind, header
+
+N_OUT = 4
+MS = 1_000_000
+
+
+def events(n: int) -> list[tuple[int, np.ndarray]]:
+    """A valid synthetic stream: quotes and every third event a trade, 8 instruments."""
+    out = []
+    rng = np.random.default_rng(7)
+    for i in range(n):
+        if i % 3 == 2:
+            r = np.zeros(1, TRADE_DTYPE)
+            r["px"], r["sz"], r["aggressor"] = 10_000 + rng.integers(-20, 21), 1 + i % 9, 1
+            rtype = RecordType.TRADE
+        else:
+            r = np.zeros(1, QUOTE_DTYPE)
+            bid = 10_000 + rng.integers(-20, 21)
+            r["bid_px"], r["ask_px"], r["bid_sz"], r["ask_sz"] = bid, bid + 1, 1 + i % 5, 3
+            rtype = RecordType.QUOTE
+        r["instrument_id"], r["seq"] = i % 8, i
+        r["ts_event"] = r["ts_recv"] = 10**18 + i * 100_000
+        out.append((rtype, r))
+    return out
+
+
+def pct(ns: np.ndarray) -> dict:
+    us = np.asarray(ns, np.float64) / 1e3
+    p50, p99, p999 = np.percentile(us, [50, 99, 99.9])
+    return {"p50": p50, "p99": p99, "p999": p999, "max": us.max(), "n": len(us)}
+
+
+def direct(model_dir: Path, backend: str, n: int, warm: int) -> np.ndarray:
+    """Baseline: one worker, EVENT+ASK, block for the ANSWER; round trips in ns."""
+    link = ZmqWorkerLink("D", ipc_endpoints(1)[0], model_dir, backend)
+    link.start()
+    poller = zmq.Poller()
+    poller.register(link.sock, zmq.POLLIN)
+    while not any(m.kind == Kind.READY for m in link.recv()):
+        poller.poll(100)
+    stream = events(n + warm)
+    rtts = np.zeros(n, np.int64)
+    for i, (rtype, r) in enumerate(stream, start=1):
+        t0 = time.monotonic_ns()
+        link.send([header(Kind.EVENT, i, rtype=rtype, flags=ASK_FLAG), r])
+        got = False
+        while not got:
+            poller.poll(1000)
+            got = any(m.kind == Kind.ANSWER and m.id == i for m in link.recv())
+        if i > warm:
+            rtts[i - warm - 1] = time.monotonic_ns() - t0
+    close_all([link])
+    return rtts
+
+
+def make_arbiter(model_dir: Path, backend: str, policy: str, budget_ns: int):
+    clock = LiveClock()
+    plan = kernels.load(model_dir, device="cpu")
+    fallback = CpuFallback(CpuEngine(plan), clock)
+    links = spawn_pair(model_dir, backend=backend)
+    breaker = BreakerConfig(heartbeat_timeout_ns=200 * MS, verify_count=16, backoff_ns=0)
+    cfg = ArbiterConfig(policy=policy, budget_ns=budget_ns, breaker=breaker)
+    arb = Arbiter(links, cfg, clock, safe_default(N_OUT), fallback)
+    arb.wait_ready(timeout_s=120)
+    return arb, links
+
+
+def through_arbiter(model_dir, backend, policy, n, warm, budget_ns) -> np.ndarray:
+    arb, links = make_arbiter(model_dir, backend, policy, budget_ns)
+    lat = []
+    for i, (_, r) in enumerate(events(n + warm)):
+        arb.submit(r)
+        while True:
+            recs = arb.poll().records
+            if len(recs):
+                break
+            arb.wait(budget_ns)
+        if i >= warm:
+            lat.append(int(recs["ts_decision"][0] - recs["ts_request"][0]))
+    arb.close()
+    close_all(links)
+    return np.array(lat, np.int64)
+
+
+def failover(model_dir, backend, policy, rate, seconds, budget_ns, kill: bool) -> dict:
+    arb, links = make_arbiter(model_dir, backend, policy, budget_ns)
+    n = int(rate * seconds)
+    stream = events(n)
+    kill_at = n // 3
+    t_kill = None
+    t0 = time.monotonic()
+    recs = []
+    for i, (_, r) in enumerate(stream):
+        if kill and i == kill_at:
+            t_kill = time.monotonic_ns()
+            os.kill(links[0].pid, signal.SIGKILL)
+        arb.submit(r)
+        due = t0 + (i + 1) / rate
+        while True:
+            recs.append(arb.poll().records.copy())
+            left = due - time.monotonic()
+            if left <= 0:
+                break
+            if left > 0.001:
+                arb.wait(int(left * 1e9))
+    achieved = n / (time.monotonic() - t0)
+    wait_until = time.monotonic() + 60  # let A come back (restart, sync, verify)
+    while kill and arb.breakers[0].readmissions < 2 and time.monotonic() < wait_until:
+        recs.append(arb.poll().records.copy())
+        arb.wait(5 * MS)
+    end = time.monotonic() + 0.05
+    while time.monotonic() < end:
+        recs.append(arb.poll().records.copy())
+    recs = np.concatenate(recs)
+    st = arb.stats()
+    arb.close()
+    close_all(links)
+    out = {
+        "events": n,
+        "decisions": len(recs),
+        "lost_decisions": n - len(np.unique(recs["input_seq"][recs["input_seq"] < n])),
+        "deadline_misses": st["deadline_misses"],
+        "late_decisions": st["late_decisions"],
+        "decisions_by_origin": st["decisions_by_origin"],
+        "events_per_s": achieved,
+        "failovers": st["failovers"],
+    }
+    if kill:
+        log = [(t, w, what) for t, w, what, _ in arb.log if w == "A"]
+        t_out = next((t for t, _, what in log if what == "out" and t >= t_kill), None)
+        t_restart = next((t for t, _, what in log if what == "restart" and t >= t_kill), None)
+        t_back = next((t for t, _, what in log if what == "readmitted" and t >= t_kill), None)
+        out["detection_us"] = None if t_out is None else (t_out - t_kill) / 1e3
+        out["restart_to_readmission_ms"] = (
+            None if t_back is None or t_restart is None else (t_back - t_restart) / 1e6
+        )
+        out["origin_default_after_kill"] = int(
+            (recs["origin"][recs["input_seq"] >= kill_at] == Origin.DEFAULT).sum()
+        )
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--backend", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--n", type=int, default=2000, help="latency samples per configuration")
+    ap.add_argument("--warm", type=int, default=200)
+    ap.add_argument("--rate", type=float, default=10_000.0)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--budget-us", type=int, default=5000)
+    ap.add_argument("--json", metavar="PATH")
+    args = ap.parse_args()
+    if args.backend == "cuda" and not torch.cuda.is_available():
+        print("bench_failover: no CUDA device here; GPU figures pending")
+        return 0
+    budget = args.budget_us * 1000
+    tmp = Path(tempfile.mkdtemp(prefix="redline-bench-"))
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(N_FEATURES, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
+        torch.nn.ReLU(), torch.nn.Linear(64, N_OUT),
+    )  # fmt: skip
+    kernels.compile(model, precision="fp32", device="cpu").save(tmp / "model")
+    model_dir = tmp / "model"
+    print(f"bench_failover: backend={args.backend} n={args.n} budget={args.budget_us} µs")
+    print(f"{'configuration':<28} {'p50 µs':>9} {'p99 µs':>9} {'p99.9 µs':>9} {'p50 x':>7}")
+    base = pct(direct(model_dir, args.backend, args.n, args.warm))
+    figures = {"latency_us": {"direct": base}, "failover": {}}
+
+    def row(name, p):
+        ratio = p["p50"] / base["p50"]
+        print(f"{name:<28} {p['p50']:9.1f} {p['p99']:9.1f} {p['p999']:9.1f} {ratio:7.2f}")
+
+    row("one worker, direct", base)
+    for policy in Policy:
+        p = pct(through_arbiter(model_dir, args.backend, policy, args.n, args.warm, budget))
+        figures["latency_us"][str(policy)] = p
+        row(f"arbiter, 2 workers, {policy}", p)
+    print(f"\nkill -9 worker A at {args.rate:.0f} events/s, {args.seconds} s per run")
+    for policy in Policy:
+        calm = failover(model_dir, args.backend, policy, args.rate, args.seconds, budget, False)
+        hit = failover(model_dir, args.backend, policy, args.rate, args.seconds, budget, True)
+        caused = hit["deadline_misses"] - calm["deadline_misses"]
+        figures["failover"][str(policy)] = {"kill": hit, "no_kill": calm, "misses_caused": caused}
+        print(
+            f"{policy!s:<8} reached {hit['events_per_s']:7.0f}/s  lost {hit['lost_decisions']}  "
+            f"detection {hit['detection_us']} µs  misses kill/no-kill "
+            f"{hit['deadline_misses']}/{calm['deadline_misses']} (caused {caused})  "
+            f"restart->readmission {hit['restart_to_readmission_ms']} ms  "
+            f"origins {hit['decisions_by_origin']}"
+        )
+    write_json(args.json, figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,783 @@
+"""The failover arbiter: every event reaches both workers, every decision is accounted for.
+
+Use (the graph's view; see `worker_link.spawn_pair` for real worker processes):
+
+    links = spawn_pair(model_dir, endpoints=("ipc:///tmp/a", "ipc:///tmp/b"))
+    arb = Arbiter(links, ArbiterConfig(policy="race", budget_ns=2_000_000), clock,
+                  safe_default=safe_default(N), fallback=CpuFallback(engine, clock))
+    arb.wait_ready(timeout_s=30)                   # blocks: both workers warm and in service
+    req = arb.submit(record)                       # non-blocking; forwards the event, asks
+    batch = arb.poll()                             # non-blocking; call often (busy loop or
+    for rec, out in zip(batch.records, batch.outputs): ...   #   asyncio task every ~50 µs)
+    arb.wait(max_ns)                               # optional: sleep until a worker message or
+                                                   #   the next deadline timer, up to max_ns
+    arb.stats(); arb.close(); close_all(links)
+
+`submit(record, decide=False)` only updates the workers' state (no decision wanted). `poll`
+returns a `Batch` of DECISION records (views into buffers reused by the next poll, copy what you
+keep) with the model output behind each, and `alarms` (True where 2oo2 tripped). Each decision
+carries its origin (WORKER_A/B, FALLBACK, DEFAULT), model version (0 for DEFAULT: no model),
+deadline and the stamps `ts_request`, `ts_worker_start`, `ts_worker_end`, `ts_answer`,
+`ts_decision` (wall-clock ns); `ts_feed`/`ts_features` are passed to `submit` by the caller
+(the graph's own stages) or left 0. The arbiter's stamps are its monotonic clock plus a fixed
+offset to wall time taken at construction, so spans between them are pure monotonic durations.
+
+Policies (`ArbiterConfig.policy`):
+- race: ask both; the first valid answer decides; the second is checked when it arrives.
+- hedge: ask the primary; ask the standby after `hedge_delay_ns` (or the primary's running p95)
+  or at once when the primary fails; every `audit_every`-th request also goes to the standby,
+  so silent wrong values are caught under hedge too.
+- compare (2oo2): wait for both until `decide_by`; disagreement beyond rtol/atol emits the safe
+  default with an alarm. With one worker out it runs 1oo1 on the other.
+
+Deadline rule: a request decides by `decide_by = deadline - reserve` (reserve = the fallback's
+cost). Nothing valid by then: the fallback answers if it finishes before the deadline, else the
+safe default. A decision emitted after its deadline is always the safe default. A disagreement
+is refereed by the fallback (2-out-of-3) and the outvoted worker is tripped (DIVERGENCE).
+
+Worker health is a `Breaker` each (breaker.py); a tripped worker is killed, restarted, its state
+rebuilt (peer snapshot + replay of the events since, or replay of the `EventRing` alone when no
+peer is healthy), checked on `verify_count` live requests and readmitted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import NamedTuple, Protocol
+
+import numpy as np
+import zmq
+
+from redline.feeds.events import DECISION_DTYPE, Origin, record_type_of
+from redline.pipeline.breaker import Breaker, BreakerConfig, Health, Trip
+from redline.pipeline.clock import Clock
+from redline.pipeline.event_ring import EventRing
+from redline.pipeline.fallback import CpuFallback
+from redline.pipeline.worker_protocol import (
+    ASK_FLAG,
+    Kind,
+    Reply,
+    answer_array,
+    header,
+    pack_replay,
+)
+
+
+class Policy(StrEnum):
+    RACE = "race"
+    HEDGE = "hedge"
+    COMPARE = "compare"
+
+
+@dataclass(frozen=True, slots=True)
+class ArbiterConfig:
+    """Per-graph arbiter settings; durations in ns."""
+
+    policy: Policy | str = Policy.RACE
+    budget_ns: int = 2_000_000
+    hedge_delay_ns: int | None = None  # None: the primary's running p95 round trip
+    rtol: float = 1e-4  # agreement between two answers
+    atol: float = 1e-5
+    out_low: float = -np.inf  # declared output range; outside it is a bad answer
+    out_high: float = np.inf
+    margin_ns: int = 0  # reserve before the deadline on top of the fallback's cost
+    linger_ns: int | None = None  # late answers still checked this long; None: budget_ns
+    audit_every: int = 16  # hedge: also ask the standby every k-th request (0: never)
+    replay_depth: int = 65_536  # events kept to rebuild a restarted worker
+    max_inflight: int = 4096
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "policy", Policy(self.policy))
+        except ValueError:
+            valid = ", ".join(p.value for p in Policy)
+            raise ValueError(
+                f"ArbiterConfig.policy: {self.policy!r}, expected one of {valid}"
+            ) from None
+        if self.budget_ns <= 0:
+            raise ValueError(f"ArbiterConfig.budget_ns must be > 0, got {self.budget_ns}")
+        if self.hedge_delay_ns is not None and not 0 <= self.hedge_delay_ns < self.budget_ns:
+            raise ValueError(
+                f"ArbiterConfig.hedge_delay_ns must be in [0, budget_ns={self.budget_ns}), "
+                f"got {self.hedge_delay_ns}"
+            )
+        if not self.out_low < self.out_high:
+            raise ValueError(f"ArbiterConfig: out_low {self.out_low} >= out_high {self.out_high}")
+        if self.rtol < 0 or self.atol < 0:
+            raise ValueError(f"ArbiterConfig: rtol/atol must be >= 0, got {self.rtol}/{self.atol}")
+        for name in ("margin_ns", "audit_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ArbiterConfig.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("replay_depth", "max_inflight"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ArbiterConfig.{name} must be >= 1, got {getattr(self, name)}")
+
+
+class WorkerLink(Protocol):
+    """One worker as the arbiter sees it (worker_link.ZmqWorkerLink, or a fake in tests)."""
+
+    name: str
+    pid: int | None
+
+    def start(self) -> None:
+        """(Re)start the worker process; returns at once, READY arrives later."""
+        ...
+
+    def stop(self) -> None:
+        """Kill the process (it is not trusted any more) and drop its socket."""
+        ...
+
+    def exited(self) -> bool: ...
+
+    def send(self, frames: list) -> bool:
+        """Queue one multipart message without blocking; False if it cannot be queued."""
+        ...
+
+    def recv(self) -> list[Reply]:
+        """Every message waiting, without blocking."""
+        ...
+
+
+class Batch(NamedTuple):
+    records: np.ndarray  # DECISION_DTYPE [n]
+    outputs: np.ndarray  # float32 [n, N]
+    alarms: np.ndarray  # bool [n]
+
+
+_NONE = -1  # no origin yet
+
+
+class _Req:
+    """One in-flight decision, preallocated in a ring and reused."""
+
+    __slots__ = (
+        "alarm",
+        "answered",
+        "asked",
+        "checked",
+        "deadline",
+        "decide_by",
+        "decided",
+        "event_no",
+        "first",
+        "hedge_at",
+        "linger_until",
+        "origin",
+        "rec",
+        "shadow",
+        "t0",
+        "valid",
+    )
+
+    def __init__(self) -> None:
+        self.event_no = 0
+
+
+class Arbiter:
+    """Fans events out to two workers and turns their answers into decisions; see module doc."""
+
+    def __init__(
+        self,
+        links: tuple[WorkerLink, WorkerLink],
+        cfg: ArbiterConfig,
+        clock: Clock,
+        safe_default: np.ndarray,
+        fallback: CpuFallback | None = None,
+    ) -> None:
+        if len(links) != 2:
+            raise ValueError(f"Arbiter needs exactly 2 worker links, got {len(links)}")
+        self.links = tuple(links)
+        self.cfg = cfg
+        self.clock = clock
+        self.default = np.ascontiguousarray(safe_default, np.float32).reshape(-1)
+        n = self.default.size
+        if fallback is not None and fallback.out_features != n:
+            raise ValueError(
+                f"Arbiter: fallback gives {fallback.out_features} outputs, safe default has {n}"
+            )
+        self.fallback = fallback
+        self.n_out = n
+        now = clock.monotonic_ns()
+        self._wall_offset = clock.now_ns() - now  # stamps: wall = monotonic + offset
+        self.breakers = tuple(Breaker(link.name, cfg.breaker, now) for link in links)
+        self.versions = [0, 0]
+        self.ring = EventRing(cfg.replay_depth)
+        self.event_no = 0
+        cap = cfg.max_inflight
+        self._reqs = [_Req() for _ in range(cap)]
+        for r in self._reqs:
+            r.rec = np.zeros((), DECISION_DTYPE)
+        self._answers = np.zeros((cap, 2, n), np.float32)  # [slot, worker, N]
+        self._ts = np.zeros((cap, 2, 5), np.int64)  # worker stamps + arbiter receive time
+        self._decided_out = np.zeros((cap, n), np.float32)
+        # (event_no, req) in deadline order; entries whose req moved on are skipped lazily
+        self._open: deque[tuple[int, _Req]] = deque()  # undecided
+        self._lingering: deque[tuple[int, _Req]] = deque()  # decided, answers still expected
+        self._out_rec = np.zeros(cap, DECISION_DTYPE)
+        self._out_vec = np.zeros((cap, n), np.float32)
+        self._out_alarm = np.zeros(cap, bool)
+        self._n_done = 0
+        self._ref = np.zeros(n, np.float32)  # referee scratch
+        self._rtt = np.zeros(256, np.int64)  # primary round trips, for the hedge p95
+        self._n_rtt = 0
+        self._hedge_delay = cfg.hedge_delay_ns if cfg.hedge_delay_ns is not None else 0
+        if cfg.hedge_delay_ns is None:
+            self._hedge_delay = cfg.budget_ns // 4  # until the p95 has samples
+        self._syncing_from: list[int] = [-1, -1]  # peer asked for a snapshot on our behalf
+        self.log: list[tuple[int, str, str, str]] = []  # (t mono, worker, what, why)
+        self.counts: dict[str, int] = dict.fromkeys(
+            (
+                "events",
+                "decisions",
+                "deadline_misses",
+                "late_decisions",
+                "failovers",
+                "hedges",
+                "audits",
+                "disagreements",
+                "alarms",
+                "late_answers",
+                "stale_answers",
+                "bad_outputs",
+                "fallback_too_slow",
+                "backpressure",
+                "restarts",
+                "unverified_readmissions",
+                "send_failures",
+            ),
+            0,
+        )
+        self.by_origin = dict.fromkeys(Origin, 0)
+        for link in links:
+            link.start()
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Block (polling) until both workers are in service; TimeoutError naming who is not."""
+        end = time.monotonic() + timeout_s
+        while not all(b.serving for b in self.breakers):
+            if time.monotonic() > end:
+                state = ", ".join(f"{b.name}={b.health.name}" for b in self.breakers)
+                raise TimeoutError(f"workers not ready after {timeout_s} s: {state}")
+            self.poll()
+            time.sleep(0.001)
+
+    def submit(
+        self, record: np.ndarray, *, decide: bool = True, ts_feed: int = 0, ts_features: int = 0
+    ) -> int:
+        """Forward one event record to the workers; ask for a decision unless `decide=False`.
+
+        Returns the event number (the request id of its decision). Never blocks."""
+        rtype = int(record_type_of(record.dtype))
+        raw = memoryview(np.ascontiguousarray(record)).cast("B")
+        self.event_no += 1
+        no = self.event_no
+        self.counts["events"] += 1
+        self.ring.push(no, rtype, raw)
+        if self.fallback is not None:
+            self.fallback.apply(no, rtype, record)
+        now = self.clock.monotonic_ns()
+        req = self._open_request(no, record, now, ts_feed, ts_features) if decide else None
+        ask = self._targets(no) if req is not None else (False, False)
+        head = [header(Kind.EVENT, no, rtype=rtype), header(Kind.EVENT, no, rtype=rtype)]
+        failed = []
+        for w, b in enumerate(self.breakers):
+            if not b.receives_events:
+                continue
+            if ask[w]:
+                head[w] = header(Kind.EVENT, no, rtype=rtype, flags=ASK_FLAG)
+                if b.serving:
+                    req.asked |= 1 << w
+                else:
+                    req.shadow |= 1 << w
+            if not self.links[w].send([head[w], raw]):
+                failed.append(w)
+        for w in failed:  # after the loop: a failover may ask the peer about this event
+            self._send_failed(w, now)
+        if req is not None:
+            req.rec["ts_request"] = now + self._wall_offset
+            if not req.asked:  # nobody in service: decide now, don't wait for the deadline
+                self._finish_unanswered(req, now)
+        return no
+
+    def poll(self, now: int | None = None) -> Batch:
+        """Handle worker messages and timers; return the decisions made since the last poll."""
+        if now is None:
+            now = self.clock.monotonic_ns()
+        for w, link in enumerate(self.links):
+            for msg in link.recv():
+                self._on_message(w, msg, now)
+        self._check_health(now)
+        self._check_timers(now)
+        n = self._n_done
+        self._n_done = 0
+        return Batch(self._out_rec[:n], self._out_vec[:n], self._out_alarm[:n])
+
+    def wait(self, max_ns: int) -> None:
+        """Block until a worker message arrives, the next deadline timer is due, or `max_ns`.
+
+        For loops that should sleep rather than spin (on 2 cores a spinning arbiter starves
+        the workers). Only links with a ZeroMQ `sock` are waited on; returns at once when a
+        timer is due within a millisecond, since zmq_poll counts in whole milliseconds."""
+        now = self.clock.monotonic_ns()
+        due = now + max_ns
+        for no, req in self._open:
+            if req.event_no == no and not req.decided:
+                due = min(due, req.decide_by)
+                if self.cfg.policy == Policy.HEDGE and req.asked != 0b11:
+                    due = min(due, req.hedge_at)
+                break
+        timeout_ms = (due - now) // 1_000_000
+        socks = [s for s in (getattr(link, "sock", None) for link in self.links) if s is not None]
+        if timeout_ms <= 0 or not socks:
+            return
+        zmq.select(socks, [], [], timeout=timeout_ms / 1000)
+
+    def inject(self, worker: int, spec: str) -> None:
+        """Send a fault (faults.FaultSpec text, e.g. "nan@5") to worker 0 (A) or 1 (B)."""
+        self.links[worker].send([header(Kind.FAULT), spec.encode()])
+
+    def stats(self) -> dict:
+        """Counters with the stable keys of the --json reports, plus per-worker health."""
+        out = dict(self.counts)
+        out["decisions_by_origin"] = {o.name.lower(): n for o, n in self.by_origin.items()}
+        out["policy"] = str(self.cfg.policy)
+        out["hedge_delay_ns"] = self._hedge_delay
+        out["workers"] = {
+            link.name: {**b.stats(), "pid": link.pid, "model_version": self.versions[w]}
+            for w, (link, b) in enumerate(zip(self.links, self.breakers, strict=True))
+        }
+        return out
+
+    def close(self) -> None:
+        """Stop both workers. Undecided requests get the safe default (never silently lost)."""
+        now = self.clock.monotonic_ns()
+        for req in self._live_open():
+            self._decide(req, _NONE, now, Origin.DEFAULT)
+        self._open.clear()
+        for link in self.links:
+            link.send([header(Kind.STOP)])
+            link.stop()
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _open_request(
+        self, no: int, record: np.ndarray, now: int, ts_feed: int, ts_features: int
+    ) -> _Req:
+        cap = self.cfg.max_inflight
+        req = self._reqs[no % cap]
+        if req.event_no and req.decided is False:  # ring wrapped onto an undecided request
+            self.counts["backpressure"] += 1
+            self._decide(req, _NONE, now, Origin.DEFAULT)
+        reserve = self.cfg.margin_ns + (self.fallback.cost_ns if self.fallback else 0)
+        req.event_no = no
+        req.t0 = now
+        req.deadline = now + self.cfg.budget_ns
+        req.decide_by = max(now, req.deadline - reserve)
+        req.hedge_at = now + self._hedge_delay
+        req.asked = req.answered = req.valid = req.shadow = 0
+        req.first = _NONE
+        req.decided = False
+        req.origin = _NONE
+        req.alarm = False
+        req.checked = False
+        req.linger_until = 0
+        rec = req.rec
+        rec[...] = 0
+        for f in ("ts_event", "ts_recv", "instrument_id"):
+            rec[f] = record[f]
+        rec["input_seq"] = record["seq"]
+        rec["input_source_id"] = record["source_id"]
+        rec["ts_feed"] = ts_feed
+        rec["ts_features"] = ts_features
+        rec["deadline"] = req.deadline + self._wall_offset
+        self._open.append((no, req))
+        return req
+
+    def _targets(self, no: int) -> tuple[bool, bool]:
+        """Which workers get the ASK flag on this event."""
+        up = [b.serving for b in self.breakers]
+        verifying = [b.health == Health.VERIFYING for b in self.breakers]
+        if self.cfg.policy != Policy.HEDGE:
+            return (up[0] or verifying[0], up[1] or verifying[1])
+        p = self._primary()
+        audit = self.cfg.audit_every and no % self.cfg.audit_every == 0 and all(up)
+        if audit:
+            self.counts["audits"] += 1
+        ask = [verifying[0], verifying[1]]
+        if p >= 0:
+            ask[p] = True
+            if audit:
+                ask[1 - p] = True
+        return (ask[0], ask[1])
+
+    def _primary(self) -> int:
+        for w, b in enumerate(self.breakers):
+            if b.serving:
+                return w
+        return -1
+
+    def _valid(self, out: np.ndarray) -> bool:
+        return bool(
+            out.size == self.n_out
+            and np.isfinite(out).all()
+            and (out >= self.cfg.out_low).all()
+            and (out <= self.cfg.out_high).all()
+        )
+
+    def _agree(self, a: np.ndarray, b: np.ndarray) -> bool:
+        return bool(np.allclose(a, b, rtol=self.cfg.rtol, atol=self.cfg.atol))
+
+    def _on_answer(self, w: int, msg: Reply, now: int) -> None:
+        cap = self.cfg.max_inflight
+        req = self._reqs[msg.id % cap]
+        bit = 1 << w
+        if req.event_no != msg.id or not (req.asked | req.shadow) & bit or req.answered & bit:
+            self.counts["stale_answers"] += 1
+            return
+        req.answered |= bit
+        slot = msg.id % cap
+        out = answer_array(msg.payload)
+        ok = self._valid(out)
+        b = self.breakers[w]
+        if not ok:
+            self.counts["bad_outputs"] += 1
+            self._trip(w, Trip.BAD_OUTPUT, now)
+        else:
+            self._answers[slot, w] = out
+            self._ts[slot, w, :4] = msg.stamps
+            self._ts[slot, w, 4] = now + self._wall_offset
+            req.valid |= bit
+            if req.first < 0 and not req.shadow & bit:
+                req.first = w
+        if ok and req.shadow & req.valid and not req.checked:
+            self._verify(req, now)  # a worker being readmitted: checked, never used
+        if req.shadow & bit:
+            self._maybe_unlinger(req)
+            return
+        in_time = now <= req.deadline
+        if not in_time:
+            self.counts["late_answers"] += 1
+        if b.serving and w == self._primary():
+            self._rtt_sample(now - req.t0)
+        if b.serving and (trip := b.answered(in_time)) is not None:
+            self._trip(w, trip, now)
+        if req.decided:
+            if ok and req.origin in (Origin.WORKER_A, Origin.WORKER_B, Origin.FALLBACK):
+                self._cross_check(req, w, now)
+            self._maybe_unlinger(req)
+            return
+        if not ok:
+            if self.cfg.policy == Policy.HEDGE:
+                self._hedge(req, now)  # the primary failed: ask the standby at once
+            else:
+                self._decide_if_answered(req, now)
+            return
+        if now > req.deadline:
+            return  # too late to be used; the timer decides this one
+        if self.cfg.policy == Policy.COMPARE:
+            if self._pending_from_serving(req):
+                return
+            if req.valid == req.asked and req.asked == 0b11:
+                if self._agree(self._answers[slot, 0], self._answers[slot, 1]):
+                    self._decide(req, req.first, now)
+                else:
+                    self._disagreement(req, now, alarm=True)
+                return
+        self._decide(req, w, now)
+
+    def _decide_if_answered(self, req: _Req, now: int) -> None:
+        """Decide on a valid answer already in, if in time and nobody else is awaited."""
+        trusted = sum(1 << w for w, b in enumerate(self.breakers) if b.health != Health.OUT)
+        used = req.valid & req.asked & trusted
+        if used and now <= req.deadline and not self._pending_from_serving(req):
+            self._decide(req, _first_bit(used), now)
+
+    def _pending_from_serving(self, req: _Req) -> bool:
+        """Some serving worker was asked and has not answered yet."""
+        waiting = req.asked & ~req.answered
+        return any(waiting >> w & 1 and b.serving for w, b in enumerate(self.breakers))
+
+    def _decide(self, req: _Req, w: int, now: int, origin: Origin | None = None) -> None:
+        """Emit the decision: from worker w's answer, or `origin` FALLBACK/DEFAULT."""
+        slot = req.event_no % self.cfg.max_inflight
+        rec = req.rec
+        if origin is None:
+            origin = Origin(w)
+            self._decided_out[slot] = self._answers[slot, w]
+            ts = self._ts[slot, w]
+            rec["ts_worker_start"] = ts[1]
+            rec["ts_worker_end"] = ts[2]
+            rec["ts_answer"] = ts[4]
+            rec["model_version"] = self.versions[w]
+        elif origin == Origin.DEFAULT:
+            self._decided_out[slot] = self.default
+            rec["model_version"] = 0
+        req.decided = True
+        req.origin = origin
+        rec["origin"] = origin
+        rec["ts_decision"] = now + self._wall_offset
+        if now > req.deadline:
+            assert origin == Origin.DEFAULT, "only the safe default may be late"
+            self.counts["late_decisions"] += 1
+        if self._n_done == len(self._out_rec):  # more decisions than polls: grow, rarely
+            self._out_rec = np.resize(self._out_rec, 2 * len(self._out_rec))
+            self._out_vec = np.resize(self._out_vec, (2 * len(self._out_vec), self.n_out))
+            self._out_alarm = np.resize(self._out_alarm, 2 * len(self._out_alarm))
+        i = self._n_done
+        rec["seq"] = self.counts["decisions"]
+        self._out_rec[i] = rec
+        self._out_vec[i] = self._decided_out[slot]
+        self._out_alarm[i] = req.alarm
+        self._n_done += 1
+        self.counts["decisions"] += 1
+        self.by_origin[origin] += 1
+        if (req.asked | req.shadow) & ~req.answered:
+            req.linger_until = req.deadline + (
+                self.cfg.linger_ns if self.cfg.linger_ns is not None else self.cfg.budget_ns
+            )
+            self._lingering.append((req.event_no, req))
+
+    def _finish_unanswered(self, req: _Req, now: int) -> None:
+        """No valid answer by decide_by: the fallback if it makes the deadline, else default."""
+        if self.fallback is not None:
+            slot = req.event_no % self.cfg.max_inflight
+            t0 = self.clock.monotonic_ns()
+            if self.fallback.answer_into(req.event_no, self._decided_out[slot]):
+                t1 = self.clock.monotonic_ns()
+                if t1 <= req.deadline:
+                    rec = req.rec
+                    rec["ts_worker_start"] = t0 + self._wall_offset
+                    rec["ts_worker_end"] = rec["ts_answer"] = t1 + self._wall_offset
+                    rec["model_version"] = self.fallback.version
+                    self._decide(req, _NONE, t1, Origin.FALLBACK)
+                    return
+                self.counts["fallback_too_slow"] += 1
+            now = self.clock.monotonic_ns()
+        self.counts["deadline_misses"] += 1
+        self._decide(req, _NONE, now, Origin.DEFAULT)
+
+    def _hedge(self, req: _Req, now: int) -> None:
+        for w, b in enumerate(self.breakers):
+            bit = 1 << w
+            if b.serving and not req.asked & bit:
+                if self.links[w].send([header(Kind.ASK, req.event_no)]):
+                    req.asked |= bit
+                    self.counts["hedges"] += 1
+                else:
+                    self._send_failed(w, now)
+
+    # -- cross checks ---------------------------------------------------------------------------
+
+    def _cross_check(self, req: _Req, w: int, now: int) -> None:
+        """A second answer after the decision: count and referee a disagreement."""
+        slot = req.event_no % self.cfg.max_inflight
+        if not self._agree(self._answers[slot, w], self._decided_out[slot]):
+            self._disagreement(req, now, alarm=False)
+
+    def _disagreement(self, req: _Req, now: int, *, alarm: bool) -> None:
+        """Two answers differ. 2oo2 emits the safe default with an alarm; either way the
+        fallback referees and the worker it outvotes is taken out."""
+        self.counts["disagreements"] += 1
+        slot = req.event_no % self.cfg.max_inflight
+        if alarm:
+            self.counts["alarms"] += 1
+            req.alarm = True
+            self._decide(req, _NONE, now, Origin.DEFAULT)
+        if self.fallback is None or not self.fallback.answer_into(req.event_no, self._ref):
+            return  # no referee: counted, nobody blamed
+        for w in (0, 1):
+            if req.valid >> w & 1 and not self._agree(self._answers[slot, w], self._ref):
+                self._trip(w, Trip.DIVERGENCE, now)
+
+    def _verify(self, req: _Req, now: int) -> None:
+        """Readmission check of the shadow worker on one request, once a reference exists."""
+        slot = req.event_no % self.cfg.max_inflight
+        w = _first_bit(req.shadow & req.valid)
+        peer = 1 - w
+        if req.valid >> peer & 1 and not req.shadow >> peer & 1:
+            ref = self._answers[slot, peer]
+        elif self.fallback is not None and self.fallback.answer_into(req.event_no, self._ref):
+            ref = self._ref
+        else:
+            return
+        req.checked = True
+        b = self.breakers[w]
+        if b.health != Health.VERIFYING:
+            return
+        if self._ts[slot, w, 4] - self._wall_offset > req.deadline:
+            return  # late: proves nothing either way; slowness is the SLOW window's job
+        b.verified(self._agree(self._answers[slot, w], ref), now)
+        if b.serving:
+            self._log(now, w, "readmitted", "")
+        elif b.health == Health.OUT:
+            self._after_trip(w, Trip.VERIFY_FAILED, now)
+
+    def _maybe_unlinger(self, req: _Req) -> None:
+        if req.linger_until and not (req.asked | req.shadow) & ~req.answered:
+            req.linger_until = 0  # its deque entry is skipped when reached
+
+    def _live_open(self) -> list[_Req]:
+        return [r for no, r in self._open if r.event_no == no and not r.decided]
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def _on_message(self, w: int, msg: Reply, now: int) -> None:
+        b = self.breakers[w]
+        b.seen(now)
+        if msg.kind == Kind.ANSWER:
+            self._on_answer(w, msg, now)
+        elif msg.kind == Kind.READY and b.health == Health.STARTING:
+            self.versions[w] = msg.version
+            if msg.stamps[0] != self.n_out:
+                self._log(now, w, "refused", f"{msg.stamps[0]} outputs, expected {self.n_out}")
+                self._trip(w, Trip.START_TIMEOUT, now)
+                return
+            b.ready(now)
+            self._log(now, w, "ready", f"pid {self.links[w].pid}")
+            self._start_sync(w, now)
+        elif msg.kind == Kind.STATE:
+            self._on_state(w, msg, now)
+        elif msg.kind == Kind.ERROR:
+            self._log(now, w, "error", bytes(msg.payload or b"").decode(errors="replace"))
+
+    def _start_sync(self, w: int, now: int) -> None:
+        peer = 1 - w
+        if self.event_no == 0:  # nothing happened yet: empty state is the right state
+            self._restore(w, 0, b"", now)
+        elif self.breakers[peer].serving:
+            self._syncing_from[peer] = w
+            if not self.links[peer].send([header(Kind.SNAPSHOT)]):
+                self._send_failed(peer, now)
+        else:  # no healthy peer: rebuild from the ring alone
+            self._restore(w, self.ring.first - 1, b"", now)
+
+    def _on_state(self, peer: int, msg: Reply, now: int) -> None:
+        w = self._syncing_from[peer]
+        self._syncing_from[peer] = -1
+        if w < 0 or self.breakers[w].health != Health.SYNCING:
+            return
+        self._restore(w, msg.id, msg.payload, now)
+
+    def _restore(self, w: int, as_of: int, blob, now: int) -> None:
+        try:
+            rtypes, nos, slots = self.ring.since(as_of)
+        except LookupError as exc:
+            self._log(now, w, "resync", str(exc))
+            self._trip(w, Trip.START_TIMEOUT, now)
+            return
+        frames = [header(Kind.RESTORE, as_of, s0=len(nos)), blob, *pack_replay(rtypes, nos, slots)]
+        if not self.links[w].send(frames):
+            self._send_failed(w, now)
+            return
+        b = self.breakers[w]
+        b.synced(now)
+        self._log(now, w, "synced", f"as of {as_of}, {len(nos)} replayed")
+        peer_ok = self.breakers[1 - w].serving
+        if b.health == Health.VERIFYING and self.event_no == 0:
+            b.verify_left = 0
+            b.verified(True, now)  # nothing to compare yet
+        elif b.health == Health.VERIFYING and not peer_ok and self.fallback is None:
+            self.counts["unverified_readmissions"] += 1
+            b.verify_left = 0
+            b.verified(True, now)
+        if b.serving:
+            self._log(now, w, "readmitted", "")
+
+    def _send_failed(self, w: int, now: int) -> None:
+        self.counts["send_failures"] += 1
+        self._trip(w, Trip.CRASH, now)
+
+    def _trip(self, w: int, reason: Trip, now: int) -> None:
+        b = self.breakers[w]
+        if b.health == Health.OUT:
+            return
+        b.trip(reason, now)
+        self._after_trip(w, reason, now)
+
+    def _after_trip(self, w: int, reason: Trip, now: int) -> None:
+        self.counts["failovers"] += 1
+        self._log(now, w, "out", reason.name.lower())
+        self.links[w].stop()
+        if self._syncing_from[w] >= 0:  # it was giving a snapshot: the other rebuilds by replay
+            other = self._syncing_from[w]
+            self._syncing_from[w] = -1
+            if self.breakers[other].health == Health.SYNCING:
+                self._restore(other, self.ring.first - 1, b"", now)
+        bit = 1 << w
+        for req in self._live_open():  # its pending answers will not come
+            if req.asked & bit and not req.answered & bit:
+                req.answered |= bit
+                if self.cfg.policy == Policy.HEDGE:
+                    self._hedge(req, now)
+                else:
+                    self._decide_if_answered(req, now)
+            req.shadow &= ~bit
+
+    def _check_health(self, now: int) -> None:
+        for w, (link, b) in enumerate(zip(self.links, self.breakers, strict=True)):
+            if b.health != Health.OUT and link.exited():
+                self._trip(w, Trip.CRASH, now)
+            elif (trip := b.overdue(now)) is not None:
+                self._trip(w, trip, now)
+            if b.restart_due(now):
+                link.start()
+                b.restarted(now)
+                self.counts["restarts"] += 1
+                self._log(now, w, "restart", f"pid {link.pid}")
+
+    def _check_timers(self, now: int) -> None:
+        if self.cfg.policy == Policy.HEDGE:
+            for no, req in self._open:
+                if req.event_no != no or req.decided:
+                    continue
+                if req.t0 + self._hedge_delay > now:
+                    break
+                if now >= req.hedge_at and req.asked != 0b11:
+                    req.hedge_at = req.deadline  # once
+                    self._hedge(req, now)
+        while self._open:
+            no, req = self._open[0]
+            if req.event_no != no or req.decided:
+                self._open.popleft()
+                continue
+            if req.decide_by > now:
+                break
+            self._open.popleft()
+            used = req.valid & req.asked
+            if used and now <= req.deadline:  # compare: one answer, the other never came
+                self._decide(req, _first_bit(used), now)
+            else:
+                self._finish_unanswered(req, now)
+        while self._lingering:
+            no, req = self._lingering[0]
+            if req.event_no != no or not req.linger_until:
+                self._lingering.popleft()
+                continue
+            if req.linger_until > now:
+                break
+            self._lingering.popleft()
+            req.linger_until = 0
+            missing = (req.asked | req.shadow) & ~req.answered
+            for w, b in enumerate(self.breakers):
+                if missing >> w & 1 and b.serving and (trip := b.answered(False)) is not None:
+                    self._trip(w, trip, now)
+
+    def _rtt_sample(self, rtt: int) -> None:
+        self._rtt[self._n_rtt % self._rtt.size] = rtt
+        self._n_rtt += 1
+        if self.cfg.hedge_delay_ns is None and self._n_rtt % 32 == 0:
+            p95 = int(np.percentile(self._rtt[: min(self._n_rtt, self._rtt.size)], 95))
+            self._hedge_delay = min(p95, self.cfg.budget_ns // 2)
+
+    def _log(self, now: int, w: int, what: str, why: str) -> None:
+        self.log.append((now, self.links[w].name, what, why))
+
+
+def _first_bit(mask: int) -> int:
+    return 0 if mask & 1 else 1

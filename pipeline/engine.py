@@ -1,0 +1,356 @@
+"""What a worker (or the in-process fallback) computes with: resident state + a model plan.
+
+The state is one of two feature kinds, picked by `make_features`:
+
+- `KernelFeatures` (the graph's models, in_features == kernels.features.N_FEATURES): the
+  kernels' rolling per-instrument features (EMAs, realised vol, imbalance, flow, ...) updated by
+  each QUOTE/TRADE with `redline.kernels.features.FeatureState` (numba, host memory: the kernels
+  measured an update to cost less than one GPU launch). Features are ratios and log returns, so
+  tick sizes cancel and every instrument uses tick 1.
+- `WindowFeatures` (any K divisible by 4, any record type): per instrument, the last K/4 events'
+  four payload numbers (QUOTE bid/ask px/sz, TRADE px/sz/aggressor/0, BOOK_DELTA
+  px/sz/side/action, SENSOR values[:4]), newest first. Finite, so a replay of the last events
+  rebuilds it exactly; the CUDA engine keeps it in device memory.
+
+Every event updates the state, and the feature row as of that event is kept in a ring keyed by
+event number, so a late ASK (hedge, audit, readmission check) is answered on exactly the state
+the first answer saw. `CpuEngine` runs the plan's CPU `run_into`; `CudaEngine` stages through
+pinned host memory and runs CUDA graphs captured at start, reads results back into pinned
+memory, and never calls `.item()` or copies from pageable memory on the hot path (it needs a
+GPU to run; none here, so it is written to the CUDA rules but untested).
+
+Snapshots are bytes: int64 instrument ids [n], then the kind's state arrays for those n rows.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import types
+
+import numpy as np
+
+from redline.feeds.events import RecordType
+
+# Per record type: the four payload fields an event contributes to its instrument's window.
+FIELDS: dict[int, tuple[str, ...]] = {
+    RecordType.QUOTE: ("bid_px", "ask_px", "bid_sz", "ask_sz"),
+    RecordType.TRADE: ("px", "sz", "aggressor"),
+    RecordType.BOOK_DELTA: ("px", "sz", "side", "action"),
+}
+ROW_RING = 4096  # late ASKs are answerable for this many events
+
+
+def event_values(rtype: int, record: np.ndarray, scale: float, out: np.ndarray) -> None:
+    """The four numbers an event adds to the window -> out [4] float32 (no allocation)."""
+    if rtype == RecordType.SENSOR:
+        out[:] = record["values"][:4]
+        return
+    names = FIELDS.get(rtype)
+    if names is None:
+        raise ValueError(f"engine: record type {rtype} carries no features")
+    for i, name in enumerate(names):
+        out[i] = record[name]
+    out[len(names) :] = 0.0
+    out *= scale
+
+
+def _record1(record) -> np.ndarray:
+    """Any event record (0-d array, np.void or 1-element array) as a 1-element array."""
+    return np.asarray(record).reshape(1)
+
+
+class _Instruments:
+    """instrument_id -> dense row, bounded; part of every snapshot."""
+
+    def __init__(self, max_instruments: int) -> None:
+        self.max = max_instruments
+        self.index: dict[int, int] = {}
+        self.ids = np.zeros(max_instruments, np.int64)
+
+    def row(self, instrument_id: int) -> int:
+        i = self.index.get(instrument_id)
+        if i is None:
+            i = len(self.index)
+            if i >= self.max:
+                raise ValueError(f"engine: more than {self.max} instruments")
+            self.index[instrument_id] = i
+            self.ids[i] = instrument_id
+        return i
+
+    def snapshot(self) -> bytes:
+        return self.ids[: len(self.index)].tobytes()
+
+    def restore(self, blob, n: int) -> None:
+        ids = np.frombuffer(blob, np.int64, n)
+        self.index = {int(v): i for i, v in enumerate(ids)}
+        self.ids[:n] = ids
+
+
+class WindowFeatures:
+    """The last K/4 events' payload numbers per instrument (host copy; see module doc)."""
+
+    kind = "window"
+
+    def __init__(self, k: int, max_instruments: int = 1024, scale: float = 1.0) -> None:
+        if k % 4:
+            raise ValueError(f"engine: model in_features must be a multiple of 4, got {k}")
+        self.k = k
+        self.scale = float(scale)
+        self.inst = _Instruments(max_instruments)
+        self.win = np.zeros((max_instruments, k), np.float32)  # [I, K]
+        self._vals = np.zeros(4, np.float32)
+
+    def update(self, rtype: int, rec1: np.ndarray, out: np.ndarray) -> None:
+        event_values(rtype, rec1[0], self.scale, self._vals)
+        w = self.win[self.inst.row(int(rec1["instrument_id"][0]))]
+        w[4:] = w[:-4].copy()  # shift by one event, newest first
+        w[:4] = self._vals
+        out[:] = w
+
+    def snapshot(self) -> bytes:
+        n = len(self.inst.index)
+        return self.inst.snapshot() + self.win[:n].tobytes()
+
+    def restore(self, blob) -> None:
+        n, rest = divmod(len(blob), 8 + 4 * self.k)
+        if rest:
+            raise ValueError(f"engine: state blob of {len(blob)} bytes is not n * {8 + 4 * self.k}")
+        self.inst.restore(blob, n)
+        self.win[:] = 0
+        self.win[:n] = np.frombuffer(blob, np.float32, n * self.k, 8 * n).reshape(n, self.k)
+
+
+class KernelFeatures:
+    """`redline.kernels.features.FeatureState` behind the engine's state interface."""
+
+    kind = "kernels"
+
+    def __init__(self, max_instruments: int = 1024) -> None:
+        kf = kernel_features_module()
+        self.kf = kf
+        self.k = kf.N_FEATURES
+        self.inst = _Instruments(max_instruments)
+        self.state = kf.FeatureState(np.ones(max_instruments))  # ratios: ticks cancel
+
+    def update(self, rtype: int, rec1: np.ndarray, out: np.ndarray) -> None:
+        row = self.inst.row(int(rec1["instrument_id"][0]))
+        if rtype == RecordType.QUOTE:
+            self.state.update_quote(row, rec1, 0, out)
+        elif rtype == RecordType.TRADE:
+            self.state.update_trade(row, rec1, 0, out)
+        else:  # other records carry no features here: the row stays as it was
+            out[:] = self.state.features(row)
+
+    def snapshot(self) -> bytes:
+        n = len(self.inst.index)
+        return self.inst.snapshot() + self.state.sf[:n].tobytes() + self.state.si[:n].tobytes()
+
+    def restore(self, blob) -> None:
+        sf, si = self.state.sf, self.state.si
+        per = 8 + 8 * sf.shape[1] + 8 * si.shape[1]
+        n, rest = divmod(len(blob), per)
+        if rest:
+            raise ValueError(f"engine: state blob of {len(blob)} bytes is not n * {per}")
+        self.inst.restore(blob, n)
+        self.state.reset()
+        off = 8 * n
+        sf[:n] = np.frombuffer(blob, np.float64, n * sf.shape[1], off).reshape(n, sf.shape[1])
+        off += 8 * n * sf.shape[1]
+        si[:n] = np.frombuffer(blob, np.int64, n * si.shape[1], off).reshape(n, si.shape[1])
+
+
+def kernel_features_module():
+    """`redline.kernels.features`, without running `redline.kernels/__init__.py`.
+
+    That __init__ imports torch (2.2 s idle, 5-15 s on a loaded 2 vCPU VM), which a CPU worker
+    does not need, and a worker restart is what a failover costs. features.py needs only numba
+    and numpy. So, when the package is not imported yet, a bare stand-in for the package
+    (its real __path__, no __init__) is put in place just long enough to import the submodule
+    under its real name (numba's on-disk cache refers to it by that name); a later
+    `import redline.kernels` then runs the real __init__ as usual."""
+    name = "redline.kernels.features"
+    if name in sys.modules:
+        return sys.modules[name]
+    if "redline.kernels" not in sys.modules:
+        spec = importlib.util.find_spec("redline.kernels")
+        if spec is not None and spec.submodule_search_locations:
+            stand_in = types.ModuleType("redline.kernels")
+            stand_in.__path__ = list(spec.submodule_search_locations)
+            sys.modules["redline.kernels"] = stand_in
+            try:
+                return importlib.import_module(name)
+            finally:
+                del sys.modules["redline.kernels"]
+    return importlib.import_module(name)
+
+
+def make_features(plan, kind: str = "auto", max_instruments: int = 1024, scale: float = 1.0):
+    """The feature state a plan needs: "kernels" when in_features == N_FEATURES ("auto")."""
+    if kind == "auto":
+        kind = "kernels" if plan.in_features == kernel_features_module().N_FEATURES else "window"
+    if kind == "kernels":
+        f = KernelFeatures(max_instruments)
+        if f.k != plan.in_features:
+            raise ValueError(
+                f"engine: kernel features are {f.k} wide, model takes {plan.in_features}"
+            )
+        return f
+    if kind == "window":
+        return WindowFeatures(plan.in_features, max_instruments, scale)
+    raise ValueError(f"engine: features {kind!r}, expected auto, kernels or window")
+
+
+class CpuEngine:
+    """Host feature state + the plan's CPU `run_into`. One per worker thread."""
+
+    def __init__(self, plan, features=None) -> None:
+        self.plan = plan
+        self.features = features if features is not None else make_features(plan)
+        k = self.features.k
+        self.version = int(plan.version_id)
+        self.out_features = int(plan.out_features)
+        self._rows = np.zeros((ROW_RING, k), np.float32)  # [R, K] features as of each event
+        self._row_no = np.zeros(ROW_RING, np.uint64)
+        self._y = np.zeros((1, self.out_features), np.float32)
+
+    def apply(self, event_no: int, rtype: int, record) -> None:
+        r = event_no % ROW_RING
+        self.features.update(rtype, _record1(record), self._rows[r])
+        self._row_no[r] = event_no
+
+    def answer_into(self, event_no: int, out: np.ndarray) -> None:
+        r = event_no % ROW_RING
+        if self._row_no[r] != event_no:
+            raise LookupError(f"engine: features of event {event_no} are no longer held")
+        self.plan.run_into(self._rows[r : r + 1], self._y)  # [1, K] -> [1, N]
+        out[:] = self._y[0]
+
+    def snapshot(self) -> bytes:
+        return self.features.snapshot()
+
+    def restore(self, blob) -> None:
+        self.features.restore(blob)
+        self._row_no[:] = 0
+
+
+class CudaEngine:
+    """CUDA graphs for the model (and the window update); pinned staging both ways.
+
+    With `WindowFeatures` the windows and the row ring live in device memory and the update is a
+    captured graph fed from pinned staging. With `KernelFeatures` the numba update writes each
+    row straight into a pinned host ring, and answering copies that one row to the device."""
+
+    def __init__(self, plan, features=None, device: int = 0) -> None:
+        import torch
+
+        self.torch = torch
+        self.dev = torch.device("cuda", device)
+        self.plan = plan
+        self.features = features if features is not None else make_features(plan)
+        self.resident = self.features.kind == "window"  # state in device memory
+        k = self.features.k
+        self.version = int(plan.version_id)
+        self.out_features = n = int(plan.out_features)
+        self._row_no = np.zeros(ROW_RING, np.uint64)  # host bookkeeping only
+        pin = {"dtype": torch.float32, "pin_memory": True}
+        self._h_vals = torch.zeros(4, **pin)  # the event's four numbers (window)
+        self._h_idx = torch.zeros(2, dtype=torch.int64, pin_memory=True)  # (instrument, row)
+        self._h_out = torch.zeros(1, n, **pin)
+        self._h_rows = torch.zeros(ROW_RING, k, **pin)  # [R, K] (kernel features)
+        self._vals_np, self._idx_np = self._h_vals.numpy(), self._h_idx.numpy()
+        self._out_np, self._rows_np = self._h_out.numpy(), self._h_rows.numpy()
+        d = {"dtype": torch.float32, "device": self.dev}
+        self._vals = torch.zeros(4, **d)
+        self._idx = torch.zeros(2, dtype=torch.int64, device=self.dev)
+        inst = self.features.inst.max if self.resident else 1
+        self._win = torch.zeros(inst, k, **d)  # [I, K]
+        self._rows = torch.zeros(ROW_RING if self.resident else 1, k, **d)  # [R, K]
+        self._x = torch.zeros(1, k, **d)
+        self._y = torch.zeros(1, n, **d)
+        self.stream = torch.cuda.Stream(self.dev)
+        self._capture()
+
+    def _update_body(self) -> None:
+        inst = self._idx[0:1]
+        row = self._win.index_select(0, inst)  # [1, K]
+        new = self.torch.cat((self._vals.view(1, 4), row[:, :-4]), dim=1)
+        self._win.index_copy_(0, inst, new)
+        self._rows.index_copy_(0, self._idx[1:2], new)
+
+    def _answer_body(self) -> None:
+        if self.resident:
+            self._x.copy_(self._rows.index_select(0, self._idx[1:2]))
+        self.plan.run_into(self._x, self._y)  # [1, K] -> [1, N], on the device
+
+    def _capture(self) -> None:
+        """Warm up on a side stream, then capture the graphs once; never per request."""
+        t = self.torch
+        with t.cuda.stream(self.stream):
+            for _ in range(3):
+                if self.resident:
+                    self._update_body()
+                self._answer_body()
+        self.stream.synchronize()
+        self._g_update = None
+        if self.resident:
+            self._g_update = t.cuda.CUDAGraph()
+            with t.cuda.graph(self._g_update, stream=self.stream):
+                self._update_body()
+        self._g_answer = t.cuda.CUDAGraph()
+        with t.cuda.graph(self._g_answer, stream=self.stream):
+            self._answer_body()
+        self._win.zero_()
+        self._rows.zero_()
+        self.stream.synchronize()
+
+    def apply(self, event_no: int, rtype: int, record) -> None:
+        r = event_no % ROW_RING
+        rec1 = _record1(record)
+        self._row_no[r] = event_no
+        if not self.resident:  # numba update straight into the pinned row ring
+            self.features.update(rtype, rec1, self._rows_np[r])
+            return
+        # Pinned staging is reused only after the previous copy finished.
+        self.stream.synchronize()
+        event_values(rtype, rec1[0], self.features.scale, self._vals_np)
+        self._idx_np[0] = self.features.inst.row(int(rec1["instrument_id"][0]))
+        self._idx_np[1] = r
+        with self.torch.cuda.stream(self.stream):
+            self._vals.copy_(self._h_vals, non_blocking=True)
+            self._idx.copy_(self._h_idx, non_blocking=True)
+            self._g_update.replay()
+
+    def answer_into(self, event_no: int, out: np.ndarray) -> None:
+        r = event_no % ROW_RING
+        if self._row_no[r] != event_no:
+            raise LookupError(f"engine: features of event {event_no} are no longer held")
+        self.stream.synchronize()
+        with self.torch.cuda.stream(self.stream):
+            if self.resident:
+                self._idx_np[1] = r
+                self._idx.copy_(self._h_idx, non_blocking=True)
+            else:
+                self._x.copy_(self._h_rows[r : r + 1], non_blocking=True)  # pinned -> device
+            self._g_answer.replay()
+            self._h_out.copy_(self._y, non_blocking=True)  # device -> pinned
+        self.stream.synchronize()  # the answer must be on the host before it is sent
+        out[:] = self._out_np[0]
+
+    def snapshot(self) -> bytes:
+        if not self.resident:
+            return self.features.snapshot()
+        self.stream.synchronize()
+        n = len(self.features.inst.index)
+        return self.features.inst.snapshot() + self._win[:n].cpu().numpy().tobytes()
+
+    def restore(self, blob) -> None:
+        self.stream.synchronize()
+        self._row_no[:] = 0
+        if not self.resident:
+            self.features.restore(blob)
+            return
+        self.features.restore(blob)  # parses and checks; the host copy is the source
+        self._win.copy_(self.torch.from_numpy(self.features.win))  # off the hot path
+        self.stream.synchronize()

@@ -1,0 +1,96 @@
+"""Fault injection for tests and demos: make a worker misbehave at a given request count.
+
+A fault is written `KIND@N[:ARG]`, several joined by commas: `crash@100`, `hang@50`,
+`delay@10:0.02` (sleep 20 ms on every answer from the 10th on), `nan@5`, `wrong@5:0.5` (add 0.5
+to every output from the 5th answer on). N counts answers this worker computed since it started
+(or since the fault was sent, for `FAULT` messages: N is then relative). Given on the worker's
+command line (`--fault`) or sent at run time (`Arbiter.inject`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+
+class FaultKind(StrEnum):
+    CRASH = "crash"  # SIGKILL itself: no goodbye, like a segfault in a CUDA driver
+    HANG = "hang"  # stop answering and heartbeating, forever
+    DELAY = "delay"  # sleep ARG seconds before each answer
+    NAN = "nan"  # answers are NaN
+    WRONG = "wrong"  # answers are off by ARG (a silent wrong value)
+
+
+_DEFAULT_ARG = {FaultKind.DELAY: 0.01, FaultKind.WRONG: 1.0}
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    kind: FaultKind
+    at: int  # answer count at which it starts
+    arg: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> list[FaultSpec]:
+        """`"nan@5,delay@10:0.02"` -> specs; a bad spec raises ValueError naming it."""
+        specs = []
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            head, _, arg = part.partition(":")
+            kind, sep, at = head.partition("@")
+            try:
+                k = FaultKind(kind)
+                n = int(at) if sep else 0
+                a = float(arg) if arg else _DEFAULT_ARG.get(k, 0.0)
+            except ValueError:
+                valid = "|".join(f.value for f in FaultKind)
+                raise ValueError(
+                    f"fault spec {part!r}: expected ({valid})@N[:ARG], e.g. 'delay@10:0.02'"
+                ) from None
+            if n < 0:
+                raise ValueError(f"fault spec {part!r}: N must be >= 0")
+            specs.append(cls(k, n, a))
+        return specs
+
+
+class FaultPlan:
+    """The faults armed in one worker; `before_answer`/`after_answer` wrap each answer."""
+
+    __slots__ = ("answers", "specs")
+
+    def __init__(self, specs: list[FaultSpec] | None = None) -> None:
+        self.specs: list[FaultSpec] = list(specs or [])
+        self.answers = 0
+
+    def arm(self, text: str, relative: bool = True) -> None:
+        """Add faults; with `relative`, N counts from now."""
+        base = self.answers if relative else 0
+        self.specs += [FaultSpec(s.kind, s.at + base, s.arg) for s in FaultSpec.parse(text)]
+
+    def before_answer(self) -> None:
+        """Called before computing an answer: crash, hang or delay here."""
+        self.answers += 1
+        for s in self.specs:
+            if self.answers < s.at:
+                continue
+            if s.kind == FaultKind.CRASH:
+                os.kill(os.getpid(), signal.SIGKILL)
+            elif s.kind == FaultKind.HANG:
+                while True:  # no answers, no heartbeats: the arbiter must notice
+                    time.sleep(3600)
+            elif s.kind == FaultKind.DELAY:
+                time.sleep(s.arg)
+
+    def after_answer(self, out: np.ndarray) -> None:
+        """Called on the computed answer: corrupt it here."""
+        for s in self.specs:
+            if self.answers < s.at:
+                continue
+            if s.kind == FaultKind.NAN:
+                out[:] = np.nan
+            elif s.kind == FaultKind.WRONG:
+                out += np.float32(s.arg)

@@ -1,0 +1,189 @@
+"""`redline worker`: one inference worker process serving the arbiter over ZeroMQ.
+
+    redline worker --backend cpu|cuda --device N --model DIR --endpoint ADDR [--fault SPEC]
+
+Loads the model plan (`redline.kernels.load`), builds its engine (engine.py: resident feature
+state; CUDA graphs captured here, once), warms up, and only then binds its endpoint and reports
+READY. Then it serves the protocol of worker_protocol.py on one DEALER socket: applies every
+EVENT to its state, answers the ones flagged ASK (and later ASKs), snapshots and restores its
+state, and sends a HEARTBEAT every `--heartbeat-ms` while idle. Each ANSWER carries the worker's
+own wall-clock stamps: received, compute start, compute end, sent.
+
+A worker is a separate process so that a crashing CUDA context cannot take the pipeline with
+it. It blocks in `poll` between messages instead of spinning: on 2 cores a spinning worker
+starves libzmq's I/O thread (FLOORS.md: 62 µs p50 but ~3 ms p99).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+import zmq
+
+from redline.feeds.events import DTYPES, RecordType
+from redline.pipeline.faults import FaultPlan, FaultSpec
+from redline.pipeline.worker_protocol import (
+    ASK_FLAG,
+    HEADER,
+    Kind,
+    header,
+    record_view,
+    unpack_replay,
+)
+
+BACKENDS = ("cpu", "cuda")
+WARMUP_EVENTS = 200
+
+
+def register(sub) -> None:
+    p = sub.add_parser("worker", help="run one inference worker process (used by the arbiter)")
+    p.add_argument("--backend", choices=BACKENDS, default="cpu")
+    p.add_argument("--device", type=int, default=0, help="CUDA device index (cuda backend)")
+    p.add_argument("--model", required=True, metavar="DIR", help="model plan directory")
+    p.add_argument("--endpoint", required=True, metavar="ADDR", help="e.g. ipc:///tmp/w0")
+    p.add_argument("--fault", default="", metavar="SPEC", help="e.g. crash@100 (faults.py)")
+    p.add_argument("--heartbeat-ms", type=float, default=5.0)
+    p.add_argument("--max-instruments", type=int, default=1024)
+    p.add_argument("--scale", type=float, default=1.0, help="multiplies window feature values")
+    p.add_argument("--features", choices=("auto", "kernels", "window"), default="auto")
+    p.set_defaults(run=run)
+
+
+def build_engine(
+    backend: str,
+    model_dir: str,
+    device: int,
+    max_instruments: int = 1024,
+    scale: float = 1.0,
+    features: str = "auto",
+):
+    """Load the plan and wrap it in the backend's engine (CUDA graphs captured here)."""
+    from redline.pipeline.engine import CpuEngine, CudaEngine, make_features
+    from redline.pipeline.numpy_plan import load_numpy_plan
+
+    if backend == "cpu":  # numpy when it can: no torch import, so a restart takes 0.2 s
+        plan = load_numpy_plan(model_dir)
+        if plan is None:
+            from redline import kernels
+
+            plan = kernels.load(model_dir, device="cpu", backend="cpu")
+        return CpuEngine(plan, make_features(plan, features, max_instruments, scale))
+    if backend == "cuda":
+        from redline import kernels
+
+        plan = kernels.load(model_dir, device=f"cuda:{device}")
+        return CudaEngine(plan, make_features(plan, features, max_instruments, scale), device)
+    raise ValueError(f"--backend {backend!r}: expected one of {BACKENDS}")
+
+
+def warm_up(engine, n: int = WARMUP_EVENTS) -> None:
+    """Run the whole per-event path n times so the first real request is not the slow one."""
+    rec = np.zeros((), DTYPES[RecordType.QUOTE])
+    out = np.zeros(engine.out_features, np.float32)
+    for i in range(1, n + 1):
+        rec["bid_px"], rec["ask_px"] = i, i + 1
+        engine.apply(i, RecordType.QUOTE, rec)
+        engine.answer_into(i, out)
+    engine.restore(b"")  # back to empty state: the arbiter rebuilds the real one
+
+
+def run(args) -> int:
+    if args.heartbeat_ms <= 0:
+        raise ValueError(f"--heartbeat-ms must be > 0, got {args.heartbeat_ms}")
+    faults = FaultPlan(FaultSpec.parse(args.fault))
+    engine = build_engine(
+        args.backend, args.model, args.device, args.max_instruments, args.scale, args.features
+    )
+    warm_up(engine)
+    return serve(engine, args.endpoint, faults, int(args.heartbeat_ms * 1e6))
+
+
+def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int) -> int:
+    """The worker loop; returns on STOP."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    sock.sndhwm = sock.rcvhwm = 0  # no limit: the arbiter decides what is too much
+    sock.bind(endpoint)
+    out = np.zeros(engine.out_features, np.float32)  # [N], reused for every answer
+    version = engine.version
+    last = 0  # last event number applied
+    now = time.time_ns
+    sock.send(header(Kind.READY, os.getpid(), version=version, s0=engine.out_features))
+    next_hb = now() + heartbeat_ns
+    poll_ms = max(1, heartbeat_ns // 1_000_000)
+    try:
+        while True:
+            if sock.poll(poll_ms):
+                while True:
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    t_recv = now()
+                    try:
+                        last = _handle(sock, engine, faults, frames, t_recv, out, version, last)
+                    except (ValueError, LookupError, struct.error) as exc:  # bad message: say so
+                        sock.send_multipart([header(Kind.ERROR, last), str(exc).encode()])
+                    if last < 0:
+                        return 0
+            t = now()
+            if t >= next_hb:
+                sock.send(header(Kind.HEARTBEAT, last, s0=t))
+                next_hb = t + heartbeat_ns
+    finally:
+        sock.close(0)
+        ctx.term()
+
+
+def _handle(sock, engine, faults: FaultPlan, frames, t_recv: int, out, version: int, last: int):
+    """One arbiter message; returns the last event applied, -1 on STOP."""
+    kind, rtype, flags, _v, no, *_ = HEADER.unpack(frames[0].buffer)
+    if kind == Kind.EVENT:
+        rec = np.frombuffer(frames[1].buffer, DTYPES[RecordType(rtype)], 1)[0]
+        engine.apply(no, rtype, rec)
+        last = no
+        if flags & ASK_FLAG:
+            _answer(sock, engine, faults, no, t_recv, out, version)
+    elif kind == Kind.ASK:
+        _answer(sock, engine, faults, no, t_recv, out, version)
+    elif kind == Kind.SNAPSHOT:
+        sock.send_multipart([header(Kind.STATE, last), engine.snapshot()], copy=False)
+    elif kind == Kind.RESTORE:
+        rtypes, nos, slots = unpack_replay(*(f.buffer for f in frames[2:5]))
+        engine.restore(frames[1].buffer)
+        for rt, n_, slot in zip(rtypes, nos, slots, strict=True):
+            engine.apply(int(n_), int(rt), record_view(int(rt), slot))
+        last = int(nos[-1]) if len(nos) else no
+    elif kind == Kind.FAULT:
+        faults.arm(bytes(frames[1].buffer).decode())
+    elif kind == Kind.STOP:
+        return -1
+    else:
+        raise ValueError(f"worker: unexpected message kind {kind}")
+    return last
+
+
+def _answer(sock, engine, faults: FaultPlan, no: int, t_recv: int, out, version: int) -> None:
+    faults.before_answer()
+    t_start = time.time_ns()
+    try:
+        engine.answer_into(no, out)
+    except LookupError as exc:
+        sock.send_multipart([header(Kind.ERROR, no), str(exc).encode()])
+        return
+    t_end = time.time_ns()
+    faults.after_answer(out)
+    t_send = time.time_ns()
+    head = header(Kind.ANSWER, no, version=version, s0=t_recv, s1=t_start, s2=t_end, s3=t_send)
+    sock.send_multipart([head, out])  # 4 * N bytes: pyzmq copies it, so `out` is reusable
+
+
+if __name__ == "__main__":
+    from redline.pipeline.cli import main
+
+    sys.exit(main(["worker", *sys.argv[1:]]))

@@ -1,0 +1,144 @@
+"""Wire protocol between the arbiter and an inference worker (ZeroMQ DEALER <-> DEALER).
+
+Every message is a multipart ZeroMQ message: one fixed 48-byte header frame, then payload frames.
+
+    header  kind u1 | rtype u1 | flags u1 | pad | version u4 | id u8 | s0 s1 s2 s3 i8
+
+arbiter -> worker
+    EVENT     id = event number, rtype = RecordType, flags & ASK: answer it; [hdr, record bytes]
+    ASK       id = event number to answer (hedge, verification) ; [hdr]
+    SNAPSHOT  send your resident state                          ; [hdr]
+    RESTORE   id = event number the state is as of, s0 = n replayed events;
+              [hdr, state blob, rtypes u1[n], event numbers u8[n], records [n, SLOT] bytes]
+    FAULT     inject a fault (faults.FaultSpec text)            ; [hdr, utf-8 spec]
+    STOP      exit cleanly                                      ; [hdr]
+worker -> arbiter
+    READY     version = model version, id = pid, s0 = out_features ; [hdr]
+    HEARTBEAT id = last event number applied, s0 = wall time     ; [hdr]
+    ANSWER    id = event number, version, s0..s3 = worker wall-clock stamps (received,
+              compute start, compute end, sent)                  ; [hdr, float32[out_features]]
+    STATE     id = event number the state is as of               ; [hdr, state blob]
+    ERROR     id = event number or 0                             ; [hdr, utf-8 message]
+
+Frames go out with `copy=False`; pyzmq itself copies frames under `zmq.COPY_THRESHOLD` (64 KiB),
+which is cheaper than tracking them, so only state blobs and replays travel zero-copy. Events
+travel in fixed `SLOT`-byte slots (the widest event record) so a replay is one contiguous frame.
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import IntEnum
+from typing import NamedTuple
+
+import numpy as np
+
+from redline.feeds.events import DTYPES, RecordType
+
+
+class Kind(IntEnum):
+    EVENT = 1
+    ASK = 2
+    SNAPSHOT = 3
+    RESTORE = 4
+    FAULT = 5
+    STOP = 6
+    READY = 16
+    HEARTBEAT = 17
+    ANSWER = 18
+    STATE = 19
+    ERROR = 20
+
+
+ASK_FLAG = 1
+
+HEADER = struct.Struct("<BBBxIQqqqq")
+assert HEADER.size == 48
+
+# Event records a worker applies to its feature state; a slot holds the widest one.
+EVENT_TYPES: tuple[RecordType, ...] = (
+    RecordType.QUOTE,
+    RecordType.TRADE,
+    RecordType.BOOK_DELTA,
+    RecordType.SENSOR,
+)
+SLOT = max(DTYPES[t].itemsize for t in EVENT_TYPES)
+
+
+class Reply(NamedTuple):
+    """A decoded worker -> arbiter message."""
+
+    kind: Kind
+    id: int
+    version: int
+    stamps: tuple[int, int, int, int]
+    payload: memoryview | None
+
+
+def header(
+    kind: Kind,
+    id_: int = 0,
+    *,
+    rtype: int = 0,
+    flags: int = 0,
+    version: int = 0,
+    s0: int = 0,
+    s1: int = 0,
+    s2: int = 0,
+    s3: int = 0,
+) -> bytes:
+    return HEADER.pack(kind, rtype, flags, version, id_, s0, s1, s2, s3)
+
+
+def decode_reply(frames: list) -> Reply:
+    """Frames (zmq.Frame or bytes) from a worker -> Reply; a malformed message raises ValueError."""
+    head = frames[0].buffer if hasattr(frames[0], "buffer") else memoryview(frames[0])
+    if len(head) != HEADER.size:
+        raise ValueError(f"worker message header is {len(head)} bytes, expected {HEADER.size}")
+    kind, _rtype, _flags, version, id_, s0, s1, s2, s3 = HEADER.unpack(head)
+    try:
+        kind = Kind(kind)
+    except ValueError:
+        raise ValueError(f"worker message has unknown kind {kind}") from None
+    payload = None
+    if len(frames) > 1:
+        f = frames[1]
+        payload = f.buffer if hasattr(f, "buffer") else memoryview(f)
+    return Reply(kind, id_, version, (s0, s1, s2, s3), payload)
+
+
+def answer_array(payload: memoryview) -> np.ndarray:
+    """ANSWER payload -> float32 [N] view (no copy)."""
+    return np.frombuffer(payload, dtype=np.float32)
+
+
+def pack_replay(
+    rtypes: np.ndarray, event_nos: np.ndarray, slots: np.ndarray
+) -> tuple[bytes, bytes, bytes]:
+    """Replay frames for RESTORE: rtypes u1[n], event numbers u8[n], records [n, SLOT]."""
+    assert slots.shape[1:] == (SLOT,) and len(rtypes) == len(event_nos) == len(slots)
+    return (
+        np.ascontiguousarray(rtypes, np.uint8).tobytes(),
+        np.ascontiguousarray(event_nos, np.uint64).tobytes(),
+        np.ascontiguousarray(slots, np.uint8).tobytes(),
+    )
+
+
+def unpack_replay(
+    f_rtypes: memoryview, f_nos: memoryview, f_slots: memoryview
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rtypes = np.frombuffer(f_rtypes, np.uint8)
+    nos = np.frombuffer(f_nos, np.uint64)
+    slots = np.frombuffer(f_slots, np.uint8).reshape(-1, SLOT)
+    if not len(rtypes) == len(nos) == len(slots):
+        raise ValueError(
+            f"RESTORE replay frames disagree: {len(rtypes)} rtypes, {len(nos)} event numbers, "
+            f"{len(slots)} records"
+        )
+    return rtypes, nos, slots
+
+
+def record_view(rtype: int, slot: np.ndarray | memoryview) -> np.ndarray:
+    """The record of `rtype` at the start of a slot, as a 0-d structured view."""
+    dt = DTYPES[RecordType(rtype)]
+    return np.frombuffer(slot, dtype=dt, count=1)[0]

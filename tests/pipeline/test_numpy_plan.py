@@ -1,0 +1,49 @@
+"""The torch-free CPU worker plan gives the kernels' plan answers on the same plan files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from redline import kernels
+from redline.pipeline.numpy_plan import load_numpy_plan
+
+
+@pytest.mark.parametrize(
+    ("precision", "act", "atol"),
+    [("fp32", torch.nn.ReLU, 1e-5), ("fp32", torch.nn.SiLU, 1e-5), ("int8", torch.nn.ReLU, 1e-3)],
+)
+def test_same_answers_as_kernels_plan(tmp_path, precision, act, atol):
+    torch.manual_seed(1)
+    m = torch.nn.Sequential(torch.nn.Linear(12, 20), act(), torch.nn.Linear(20, 5))
+    kernels.compile(m, precision=precision, device="cpu").save(tmp_path)
+    ref = kernels.load(tmp_path, device="cpu", backend="cpu")
+    mine = load_numpy_plan(tmp_path)
+    assert mine is not None and mine.version_id == ref.version_id
+    assert (mine.in_features, mine.out_features) == (12, 5)
+    x = np.random.default_rng(2).standard_normal((7, 1, 12)).astype(np.float32)
+    a, b = np.zeros((1, 5), np.float32), np.zeros((1, 5), np.float32)
+    for row in x:
+        ref.run_into(row, a)
+        mine.run_into(row, b)
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=atol)
+
+
+def test_unsupported_plans_go_to_kernels_and_corrupt_ones_fail(tmp_path):
+    m = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.GELU(), torch.nn.Linear(4, 2))
+    kernels.compile(m, precision="fp32", device="cpu").save(tmp_path)
+    assert load_numpy_plan(tmp_path) is None  # GELU: the worker loads through kernels
+    m = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    kernels.compile(m, precision="fp32", device="cpu").save(tmp_path / "p")
+    w = tmp_path / "p" / "weights.safetensors"
+    w.write_bytes(w.read_bytes()[:-1] + b"\x01")
+    with pytest.raises(ValueError, match="sha256"):
+        load_numpy_plan(tmp_path / "p")
+    with pytest.raises(FileNotFoundError, match="no plan manifest"):
+        load_numpy_plan(tmp_path / "nothing")
+    (tmp_path / "q").mkdir()
+    (tmp_path / "q" / "manifest.json").write_text(json.dumps({"format": "other"}))
+    assert load_numpy_plan(tmp_path / "q") is None

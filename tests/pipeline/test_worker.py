@@ -1,0 +1,116 @@
+"""One real `redline worker` process spoken to over its protocol, and its CLI errors."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from redline import kernels
+from redline.feeds.events import QUOTE_DTYPE, RecordType
+from redline.pipeline.cli import main
+from redline.pipeline.engine import CpuEngine
+from redline.pipeline.worker_link import ZmqWorkerLink, close_all, ipc_endpoints
+from redline.pipeline.worker_protocol import (
+    ASK_FLAG,
+    SLOT,
+    Kind,
+    answer_array,
+    header,
+    pack_replay,
+)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    d = tmp_path_factory.mktemp("model")
+    kernels.compile(m, precision="fp32", device="cpu").save(d)
+    return d
+
+
+_backlog: list = []
+
+
+def wait_for(link, kind, timeout=30.0):
+    """The next message of `kind`, keeping any later ones for the next call."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        _backlog.extend(link.recv())
+        for i, msg in enumerate(_backlog):
+            if msg.kind == kind:
+                del _backlog[: i + 1]
+                return msg
+        time.sleep(0.001)
+    raise AssertionError(f"no {kind.name} from the worker in {timeout} s")
+
+
+def quote(i):
+    q = np.zeros((), QUOTE_DTYPE)
+    q["instrument_id"], q["bid_px"], q["ask_px"], q["bid_sz"], q["ask_sz"] = i % 2, i, -i, 1, 2
+    return q
+
+
+def test_protocol_answers_stamps_snapshot_restore_fault_stop(model_dir, tmp_path):
+    link = ZmqWorkerLink("A", ipc_endpoints(1, tmp_path)[0], model_dir)
+    ref = CpuEngine(kernels.load(model_dir, device="cpu"))
+    try:
+        link.start()
+        ready = wait_for(link, Kind.READY)
+        assert ready.id == link.pid and ready.stamps[0] == 2 and ready.version == ref.version
+        for no in range(1, 6):
+            flags = ASK_FLAG if no in (2, 5) else 0
+            q = quote(no)
+            ref.apply(no, RecordType.QUOTE, q)
+            assert link.send([header(Kind.EVENT, no, rtype=RecordType.QUOTE, flags=flags), q])
+        want = np.zeros(2, np.float32)
+        for no in (2, 5):
+            ans = wait_for(link, Kind.ANSWER)
+            assert ans.id == no and ans.version == ref.version
+            t_recv, t_start, t_end, t_send = ans.stamps
+            assert 0 < t_recv <= t_start <= t_end <= t_send
+            ref.answer_into(no, want)
+            np.testing.assert_allclose(answer_array(ans.payload), want, rtol=1e-6)
+        link.send([header(Kind.ASK, 3)])  # a late ASK: the features as of event 3
+        ref.answer_into(3, want)
+        np.testing.assert_allclose(answer_array(wait_for(link, Kind.ANSWER).payload), want)
+        link.send([header(Kind.SNAPSHOT)])
+        state = wait_for(link, Kind.STATE)
+        assert state.id == 5 and bytes(state.payload) == ref.snapshot()
+        # restore someone else's state plus one replayed event, then answer on it
+        other = CpuEngine(kernels.load(model_dir, device="cpu"))
+        other.apply(1, RecordType.QUOTE, quote(40))
+        slot = np.zeros((1, SLOT), np.uint8)
+        slot[0, : QUOTE_DTYPE.itemsize] = np.frombuffer(quote(41).tobytes(), np.uint8)
+        other.apply(2, RecordType.QUOTE, quote(41))
+        rep = pack_replay(np.array([RecordType.QUOTE]), np.array([2]), slot)
+        link.send([header(Kind.RESTORE, 1, s0=1), _snapshot_after_first(model_dir), *rep])
+        link.send([header(Kind.ASK, 2)])
+        other.answer_into(2, want)
+        np.testing.assert_allclose(answer_array(wait_for(link, Kind.ANSWER).payload), want)
+        hb = wait_for(link, Kind.HEARTBEAT)
+        assert hb.id == 2  # last event applied
+        link.send([header(Kind.FAULT), b"nan@1"])
+        link.send([header(Kind.ASK, 2)])
+        assert np.isnan(answer_array(wait_for(link, Kind.ANSWER).payload)).all()
+        link.send([header(Kind.STOP)])
+        assert link.proc.wait(timeout=10) == 0
+    finally:
+        close_all([link])
+
+
+def _snapshot_after_first(model_dir) -> bytes:
+    e = CpuEngine(kernels.load(model_dir, device="cpu"))
+    e.apply(1, RecordType.QUOTE, quote(40))
+    return e.snapshot()
+
+
+def test_cli_errors_name_the_problem(tmp_path, capsys):
+    ep = f"ipc://{tmp_path}/w"
+    assert main(["worker", "--model", str(tmp_path / "none"), "--endpoint", ep]) == 2
+    assert "no plan manifest" in capsys.readouterr().err
+    assert main(["worker", "--model", str(tmp_path), "--endpoint", ep, "--fault", "x@1"]) == 2
+    assert "fault spec 'x@1'" in capsys.readouterr().err
