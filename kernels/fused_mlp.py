@@ -112,7 +112,8 @@ def _round_bf16(h):
     # fp32 -> nearest bf16 (ties to even), still held in fp32. The interpreter's
     # own fp32 -> bf16 cast truncates; this makes it match torch and the GPU.
     bits = h.to(tl.uint32, bitcast=True)
-    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    # Shifts instead of `& 0xFFFF0000`: no constant outside int32 to promote.
+    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
     return bits.to(tl.float32, bitcast=True)
 
 

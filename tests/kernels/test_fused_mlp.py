@@ -16,7 +16,7 @@ from redline.kernels.fused_mlp import (
 TOLERANCE = {
     "fp32": (1e-5, 1e-5),
     "fp16": (1e-3, 1e-3),  # a rounding tie can flip one fp16 ulp of an activation
-    "bf16": (1e-2, 1e-2),
+    "bf16": (2e-3, 2e-3),  # truncating instead of rounding to bf16 errs by ~1e-2: caught
     "int8": (1e-3, 1e-3),
 }
 
