@@ -7,7 +7,9 @@
    either a bare `sock.recv()` loop or `ZmqFeed.recv_batch` (PULL; decode,
    stamp ts_recv, and with `+seq` the sequence tracker). Events/s from the
    first message to the END frame; median of `--rounds` alternating rounds.
-2. One-way latency at 10k events/s: a paced sender (Pacer: sleep then spin)
+2. Receive-path CPU cost per frame: inproc, frames queued before timing, the
+   minimum over many short runs (what the code costs, without wake-ups).
+3. One-way latency at 10k events/s: a paced sender (Pacer: sleep then spin)
    writes `time.time_ns()` into each frame's ts_event just before sending;
    the receiver takes ts_recv - ts_event (bare: a clock read after `recv`).
    p50/p99/p99.9 over `--samples` events after a warm-up.
@@ -165,6 +167,48 @@ def _feed_latency(endpoint: str, total: int, rate: float) -> np.ndarray:
     return out[:i]
 
 
+def _cpu_cost(batch: int, frames: int, repeats: int) -> dict[str, float]:
+    """Receive-path CPU cost per frame (ns), inproc, messages queued up front, so no
+    wake-ups or sender are timed; the minimum over `repeats` drops preempted runs."""
+    ctx = zmq.Context()
+
+    def pair(name: str, feed_kwargs: dict | None):
+        push = ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.SNDHWM, 0)
+        if feed_kwargs is None:
+            rx = ctx.socket(zmq.PULL)
+            rx.setsockopt(zmq.RCVHWM, 0)
+            rx.bind(f"inproc://{name}")
+            step = rx.recv
+        else:
+            rx = ZmqFeed(f"inproc://{name}", kind="pull", bind=True, context=ctx, **feed_kwargs)
+            step = lambda: rx.recv_batch(None)  # noqa: E731
+        push.connect(f"inproc://{name}")
+        return push, step
+
+    recs = ev.empty(ev.RecordType.QUOTE, batch * frames * repeats)
+    recs["seq"] = np.arange(len(recs))  # gap-free: the tracker's fast path
+    frames_bytes = [wire.encode(recs[i * batch : (i + 1) * batch]) for i in range(frames * repeats)]
+    out = {}
+    for name, kw in (
+        ("bare_recv", None),
+        ("feed", {}),
+        ("feed_seq", {"tracker": SequenceTracker()}),
+    ):
+        push, step = pair(name, kw)
+        best = np.inf
+        for r in range(repeats):
+            for f in frames_bytes[r * frames : (r + 1) * frames]:
+                push.send(f)
+            t0 = time.perf_counter_ns()
+            for _ in range(frames):
+                step()
+            best = min(best, (time.perf_counter_ns() - t0) / frames)
+        out[name] = best
+    ctx.destroy(0)
+    return out
+
+
 def _pct(x: np.ndarray) -> dict[str, float]:
     p50, p99, p999 = np.percentile(x, [50, 99, 99.9])
     return {"p50": float(p50), "p99": float(p99), "p999": float(p999), "max": float(x.max())}
@@ -176,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--samples", type=int, default=20_000, help="latency events measured")
     ap.add_argument("--rate", type=float, default=10_000.0, help="latency events/s")
+    ap.add_argument(
+        "--only", choices=("throughput", "cpu", "latency"), help="run one section (default: all)"
+    )
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args(argv)
     scale = 0.05 if args.quick else 1.0
@@ -194,11 +241,16 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict = {"throughput": {}, "latency_ns": {}, "loadavg_start": os.getloadavg()}
     print(f"load average at start: {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} CPUs")
-    print(f"throughput: events/s, median of {rounds} rounds (bare PUSH/PULL recv loop = 1.0x)")
-    print(
-        f"{'transport':>9} {'batch':>5} {'bare':>12} {'feed':>12} {'feed+seq':>12} {'ratio':>6} {'+seq':>6}"
-    )
-    for kind in ("ipc", "tcp"):
+
+    def want(section: str) -> bool:
+        return args.only in (None, section)
+
+    if want("throughput"):
+        print(f"throughput: events/s, median of {rounds} rounds (bare PUSH/PULL loop = 1.0x)")
+        print(
+            f"{'transport':>9} {'batch':>5} {'bare':>12} {'feed':>12} {'feed+seq':>12} {'ratio':>6} {'+seq':>6}"
+        )
+    for kind in ("ipc", "tcp") if want("throughput") else ():
         for batch in (1, 64):
             messages = int((100_000 if batch == 1 else 10_000) * scale)
             _bare_throughput(ep(kind), batch, max(messages // 10, 100))  # warm-up
@@ -219,13 +271,26 @@ def main(argv: list[str] | None = None) -> int:
                 f"{kind:>9} {batch:>5} {b:>12,.0f} {f:>12,.0f} {fs:>12,.0f} {f / b:>5.2f}x {fs / b:>5.2f}x"
             )
 
+    if want("cpu"):
+        print("\nreceive-path CPU cost per frame, inproc, pre-queued; min over 60 runs of 200 (µs)")
+        print(f"{'batch':>5} {'bare recv':>10} {'feed':>8} {'feed+seq':>9} {'feed/bare':>10}")
+    results["cpu_ns_per_frame"] = {}
+    for batch in (1, 64) if want("cpu") else ():
+        c = _cpu_cost(batch, 200, 60 if not args.quick else 5)  # short runs dodge preemption
+        results["cpu_ns_per_frame"][f"batch{batch}"] = c
+        print(
+            f"{batch:>5} {c['bare_recv'] / 1e3:>10.2f} {c['feed'] / 1e3:>8.2f} "
+            f"{c['feed_seq'] / 1e3:>9.2f} {c['feed'] / c['bare_recv']:>9.1f}x"
+        )
+
     samples = int(args.samples * scale)
     warm = max(samples // 10, 200)
-    print(
-        f"\none-way latency at {args.rate:,.0f} events/s, {samples} events after {warm} warm-up (µs)"
-    )
-    print(f"{'transport':>9} {'who':>5} {'p50':>8} {'p99':>8} {'p99.9':>8} {'max':>8}")
-    for kind in ("ipc", "tcp"):
+    if want("latency"):
+        print(
+            f"\none-way latency at {args.rate:,.0f} events/s, {samples} events after {warm} warm-up (µs)"
+        )
+        print(f"{'transport':>9} {'who':>5} {'p50':>8} {'p99':>8} {'p99.9':>8} {'max':>8}")
+    for kind in ("ipc", "tcp") if want("latency") else ():
         bare = _bare_latency(ep(kind), samples + warm, args.rate)[warm:]
         feed = _feed_latency(ep(kind), samples + warm, args.rate)[warm:]
         pb, pf = _pct(bare), _pct(feed)

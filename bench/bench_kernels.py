@@ -18,6 +18,7 @@ Without CUDA the GPU section prints that its figures are pending.
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import time
 from collections.abc import Callable
@@ -202,7 +203,7 @@ def bench_gpu(model: nn.Sequential, calls: int, warmup: int) -> dict:
 
     dev = torch.device("cuda")
     k = model[0].in_features
-    gmodel = nn.Sequential(*[m for m in model]).to(dev).eval()
+    gmodel = copy.deepcopy(model).to(dev).eval()
     plan = rk.compile(model, device=dev, backend="triton")
     x_pin = torch.from_numpy(calibration_features(8)[:1]).pin_memory()
     out_pin = torch.empty((1, plan.out_features)).pin_memory()
@@ -265,7 +266,7 @@ def bench_gpu(model: nn.Sequential, calls: int, warmup: int) -> dict:
     batch = 4096
     xb = torch.randn(batch, k, device=dev)
     plan_bf16 = rk.compile(model, precision="bf16", device=dev, backend="triton")
-    model_bf16 = nn.Sequential(*[m for m in model]).to(dev, torch.bfloat16).eval()
+    model_bf16 = copy.deepcopy(model).to(dev, torch.bfloat16).eval()
     compiled_bf16 = torch.compile(model_bf16)
     xb16 = xb.to(torch.bfloat16)
     flops = (

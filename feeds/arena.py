@@ -33,8 +33,6 @@ class Arena:
             self._fresh()
         return self._view[self._off : self._off + self.max_frame]
 
-    def keep(self, nbytes: int) -> memoryview:
+    def keep(self, nbytes: int) -> None:
         """Commit the first `nbytes` of the last slot (handed out, never reused)."""
-        start = self._off
         self._off += (nbytes + _ALIGN - 1) & ~(_ALIGN - 1)
-        return self._view[start : start + nbytes]

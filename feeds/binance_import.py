@@ -29,21 +29,20 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
-import numba as nb
 import numpy as np
 
 from redline.feeds import binance_scan as sc
 from redline.feeds import events as ev
+from redline.feeds.binance_sync import COUNTERS, sync
 from redline.feeds.imported import Imported, latency_by_type
 from redline.feeds.instruments import Instrument, InstrumentTable
 
-SOURCE_ID = 2  # source_id stamped on Binance records
+# source_id per stream: each has its own sequence space (`seq`), so a reader
+# that checks sequences per source (redline inspect) compares like with like.
+# Trade ids are contiguous (a jump is a missed trade); update ids `u` are not.
+SOURCE_DEPTH, SOURCE_TICKER, SOURCE_TRADE = 2, 3, 4
 VENUE = "BINANCE-FUTURES"
 _MS = 1_000_000
-
-# counters of the sync loop
-SNAPSHOTS, APPLIED, DROPPED_STALE, GAPS, UNSYNCED, REPLAYED = range(6)
-_COUNTERS = ("snapshots", "applied", "dropped_stale", "gaps", "unsynced", "replayed")
 
 
 def instrument_id(symbol: str) -> int:
@@ -93,7 +92,7 @@ def import_bytes(data: bytes, where: str = "<bytes>") -> Imported:
         t = _trades(mine, iid, px_dec, sz_dec)
         b, counters = _book(mine, iid, px_ticks, sz_lots, lv_side)
         parts.append((q, t, b))
-        for k, v in zip(_COUNTERS, counters, strict=True):
+        for k, v in zip(COUNTERS, counters, strict=True):
             stats[k] = stats.get(k, 0) + int(v)
     if parts:
         out.quotes = _merged([p[0] for p in parts])
@@ -229,18 +228,18 @@ def _scale(mant: np.ndarray, dec: np.ndarray, to: int) -> np.ndarray:
     return mant * _POW10[to - dec]
 
 
-def _header(recs: np.ndarray, rows: np.ndarray, iid: int, seq: np.ndarray) -> None:
+def _header(recs: np.ndarray, rows: np.ndarray, iid: int, seq: np.ndarray, source: int) -> None:
     recs["ts_event"] = rows[:, sc.C_T] * _MS
     recs["ts_recv"] = rows[:, sc.C_TS]
     recs["seq"] = seq
     recs["instrument_id"] = iid
-    recs["source_id"] = SOURCE_ID
+    recs["source_id"] = source
 
 
 def _quotes(rows: np.ndarray, iid: int, px_dec: int, sz_dec: int) -> np.ndarray:
     r = rows[rows[:, sc.C_KIND] == sc.TICKER]
     q = ev.empty(ev.RecordType.QUOTE, len(r))
-    _header(q, r, iid, r[:, sc.C_ID2])
+    _header(q, r, iid, r[:, sc.C_ID2], SOURCE_TICKER)
     q["bid_px"] = _scale(r[:, sc.C_PX], r[:, sc.C_PX_DEC], px_dec)
     q["bid_sz"] = _scale(r[:, sc.C_SZ], r[:, sc.C_SZ_DEC], sz_dec)
     q["ask_px"] = _scale(r[:, sc.C_PX2], r[:, sc.C_PX2_DEC], px_dec)
@@ -251,7 +250,7 @@ def _quotes(rows: np.ndarray, iid: int, px_dec: int, sz_dec: int) -> np.ndarray:
 def _trades(rows: np.ndarray, iid: int, px_dec: int, sz_dec: int) -> np.ndarray:
     r = rows[rows[:, sc.C_KIND] == sc.TRADE]
     t = ev.empty(ev.RecordType.TRADE, len(r))
-    _header(t, r, iid, r[:, sc.C_ID1])
+    _header(t, r, iid, r[:, sc.C_ID1], SOURCE_TRADE)
     t["px"] = _scale(r[:, sc.C_PX], r[:, sc.C_PX_DEC], px_dec)
     t["sz"] = _scale(r[:, sc.C_SZ], r[:, sc.C_SZ_DEC], sz_dec)
     t["trade_id"] = r[:, sc.C_ID1]
@@ -273,14 +272,14 @@ def _book(rows, iid, px_ticks, sz_lots, lv_side) -> tuple[np.ndarray, np.ndarray
         cap *= 2
     out = out[:n]
     out["instrument_id"] = iid
-    out["source_id"] = SOURCE_ID
+    out["source_id"] = SOURCE_DEPTH
     return out, counters
 
 
 def _book_into(r, px_ticks, sz_lots, lv_side, cap):
     out = np.zeros(cap, ev.BOOK_DELTA_DTYPE)  # zeroed: padding bytes stay deterministic
-    counters = np.zeros(len(_COUNTERS), np.int64)
-    n = _sync(
+    counters = np.zeros(len(COUNTERS), np.int64)
+    n = sync(
         r[:, sc.C_KIND] == sc.SNAPSHOT, r[:, sc.C_TS], r[:, sc.C_T] * _MS,
         r[:, sc.C_ID1], r[:, sc.C_ID2], r[:, sc.C_ID3], r[:, sc.C_PX], r[:, sc.C_SZ],
         px_ticks, sz_lots, lv_side,
@@ -288,116 +287,3 @@ def _book_into(r, px_ticks, sz_lots, lv_side, cap):
         out["sz"], out["flags"], counters,
     )  # fmt: skip
     return out, counters, n
-
-
-_F_SNAP, _F_BAD, _F_LAST, _F_GAP = (
-    int(ev.Flag.SNAPSHOT),
-    int(ev.Flag.BAD_TS_RECV),
-    int(ev.Flag.LAST),
-    int(ev.Flag.GAP_BEFORE),
-)
-_A_ADD, _A_UPDATE, _A_DELETE, _A_CLEAR = (
-    int(ev.BookAction.ADD),
-    int(ev.BookAction.UPDATE),
-    int(ev.BookAction.DELETE),
-    int(ev.BookAction.CLEAR),
-)
-
-
-@nb.njit(cache=True)
-def _emit(e, ts_use, flags0, action_nonzero, t_ev, seq, lstart, lend, px, sz, side,
-          o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, n):  # fmt: skip
-    """Deltas of one depth event (or snapshot) from index n; returns new n,
-    or -1 when the output has no room for them."""
-    if n < 0 or n + lend[e] - lstart[e] > o_ts.shape[0]:
-        return -1
-    for j in range(lstart[e], lend[e]):
-        o_ts[n], o_tev[n], o_seq[n], o_side[n] = ts_use, t_ev[e], seq[e], side[j]
-        o_px[n], o_sz[n] = px[j], sz[j]
-        o_act[n] = action_nonzero if sz[j] > 0 else _A_DELETE
-        o_flags[n] = flags0 | (_F_LAST if j == lend[e] - 1 else 0)
-        flags0 &= ~_F_GAP  # the gap mark goes on the first delta only
-        n += 1
-    return n
-
-
-@nb.njit(cache=True)
-def _sync(is_snap, ts, t_ev, U, u, pu, lstart, lend, px, sz, side,
-          o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, counters):  # fmt: skip
-    """Apply the futures diff-depth sync rules in arrival order; returns the
-    number of deltas written."""
-    n = 0
-    held = np.empty(len(is_snap), np.int64)
-    n_held = 0
-    seen_snapshot = False
-    waiting_first = False
-    valid = False
-    last_u = -1
-    snap_id = 0
-    for e in range(len(is_snap)):
-        if is_snap[e]:
-            counters[SNAPSHOTS] += 1
-            if n < 0 or n >= o_ts.shape[0]:
-                return -1
-            empty = lstart[e] == lend[e]
-            o_ts[n], o_tev[n], o_seq[n], o_side[n] = ts[e], t_ev[e], u[e], 0
-            o_px[n], o_sz[n], o_act[n] = 0, 0, _A_CLEAR
-            o_flags[n] = _F_SNAP | (_F_LAST if empty else 0)
-            n += 1
-            n = _emit(e, ts[e], _F_SNAP, _A_ADD, t_ev, u, lstart, lend, px, sz, side,
-                      o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, n)  # fmt: skip
-            seen_snapshot, waiting_first, valid = True, True, True
-            snap_id = u[e]
-            events = held[:n_held].copy()
-            n_held = 0
-            replay_ts = ts[e]
-            extra = _F_BAD
-            for h in events:
-                if u[h] < snap_id:
-                    counters[DROPPED_STALE] += 1
-                    continue
-                counters[REPLAYED] += 1
-                flag = extra
-                if waiting_first:
-                    waiting_first = False
-                    if U[h] > snap_id:
-                        flag |= _F_GAP
-                elif pu[h] != last_u:
-                    flag |= _F_GAP
-                if flag & _F_GAP:
-                    counters[GAPS] += 1
-                    valid = False
-                n = _emit(h, replay_ts, flag, _A_UPDATE, t_ev, u, lstart, lend, px, sz, side,
-                          o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, n)  # fmt: skip
-                counters[APPLIED] += 1
-                last_u = u[h]
-                if not valid:
-                    held[n_held] = h
-                    n_held += 1
-            continue
-        if not seen_snapshot:
-            held[n_held] = e
-            n_held += 1
-            continue
-        flag = 0
-        if waiting_first:
-            if u[e] < snap_id:
-                counters[DROPPED_STALE] += 1
-                continue
-            waiting_first = False
-            if U[e] > snap_id:
-                flag = _F_GAP
-        elif pu[e] != last_u:
-            flag = _F_GAP
-        if flag:
-            counters[GAPS] += 1
-            valid = False
-        n = _emit(e, ts[e], flag, _A_UPDATE, t_ev, u, lstart, lend, px, sz, side,
-                  o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, n)  # fmt: skip
-        counters[APPLIED] += 1
-        last_u = u[e]
-        if not valid:  # keep for re-application after the next snapshot
-            held[n_held] = e
-            n_held += 1
-    counters[UNSYNCED] = n_held
-    return n  # -1 when the output buffer was too small

@@ -78,6 +78,7 @@ RAW_DTYPES: dict[int, np.dtype] = {
     RTYPE_MBP1: np.dtype(_HEADER + _MBP0 + _LEVEL),  # mbp-1, tbbo
     RTYPE_MBO: np.dtype(_HEADER + _MBO),
 }
+SUPPORTED = "mbp-1, tbbo, trades, mbo, definition"
 UNDEF_PRICE = np.iinfo(np.int64).max  # DBN's "no price", same value as ev.UNDEF_PX
 _PX_SCALE = 10**9
 
@@ -315,12 +316,20 @@ def import_dbn(paths: list[str | Path]) -> Imported:
             trades.append(_trades(raws[RTYPE_MBP0], ticks, where))
         if RTYPE_MBO in raws:
             book.append(_mbo(raws[RTYPE_MBO], ticks, where))
+        skipped = {k: v for k, v in seen.items() if k not in RAW_DTYPES and k != RTYPE_DEF}
         stats[Path(where).name] = {
             "schema": str(meta.schema) if meta.schema is not None else "mixed",
             "records_by_rtype": {f"{k:#x}": v for k, v in sorted(seen.items())},
+            "skipped_records": sum(skipped.values()),
             "definitions": len(defs),
             "actions": actions,
         }
+    if not quotes and not trades and not book and not len(table):
+        schemas = sorted({v["schema"] for v in stats.values()})
+        raise ValueError(
+            f"{', '.join(str(p) for p in paths)}: nothing to import from schema(s) "
+            f"{', '.join(schemas)}; supported: {SUPPORTED}"
+        )
     out = Imported(instruments=table)
     if quotes:
         out.quotes = sort_by_recv(np.concatenate(quotes))

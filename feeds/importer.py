@@ -10,6 +10,7 @@ file when the import holds a single record type.
 from __future__ import annotations
 
 import gzip
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,13 @@ def run(args) -> int:
         f"{len(imp.quotes):,} quotes, {len(imp.trades):,} trades, {len(imp.book):,} book deltas, "
         f"{len(imp.instruments)} instrument(s) in {seconds:.2f} s"
     )
+    for name, st in imp.stats.get("dbn", {}).items():
+        if st["skipped_records"]:
+            print(
+                f"  {name}: skipped {st['skipped_records']:,} records of schema {st['schema']} "
+                f"(imported: {dbn_import.SUPPORTED})",
+                file=sys.stderr,
+            )
     for key, value in imp.stats.items():
         if key.startswith("binance"):
             print(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in value.items()))

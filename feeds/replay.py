@@ -15,7 +15,14 @@ is emitted once no file can still produce an earlier one. A background thread re
 ahead up to `readahead` chunks, always for the file the merge will need soonest, so
 the consumer does not wait on I/O. Rows held at once: at most
 `(2 * files + readahead + 1) * batch_rows`, plus any run of records that share one
-`ts_recv` across a chunk boundary.
+`ts_recv` across a chunk boundary, plus pyarrow's buffers for the column chunks of
+one row group per file. Peak RSS measured flat from 10M to 50M events
+(bench/bench_replay.py, BENCHMARKS.md).
+
+One file is streamed as read: a batch is a view of the decoded chunk, no copy, unless
+records with equal `ts_recv` are out of (source_id, seq) order. Several files are
+merged in rounds of ~16k records by a K-way merge (numba, without the GIL), then one
+gather per record type.
 
 Errors name the file, the column and the row. Schema problems (missing or mistyped
 column, a file that is not a redline event file, an unreadable footer) are raised by
@@ -110,7 +117,7 @@ class EventFile:
                 return
             except (OSError, pa.ArrowException) as exc:
                 raise ReplayError(
-                    f"{self.path}: corrupted data in {self._row_group_at(row0)}: {exc}"
+                    f"{self.path}: corrupted data in {self._bad_row_group(row0, names)}: {exc}"
                 ) from None
             n = batch.num_rows
             if n == 0:
@@ -125,7 +132,7 @@ class EventFile:
             else:
                 unsorted = n
             bad: ReplayError | None = None
-            if null_row < min(unsorted, n):
+            if null_row <= unsorted and null_row < n:  # a null ts_recv reads as 0
                 bad = ReplayError(
                     f"{self.path}: row {row0 + null_row}: column {null_col!r} is null"
                 )
@@ -170,15 +177,20 @@ class EventFile:
         assert ts is not None
         return out, ts, null_row, null_col
 
-    def _row_group_at(self, row: int) -> str:
+    def _bad_row_group(self, row: int, names: list[str]) -> str:
+        """The first row group from `row` on that fails to read alone (error path only:
+        a batch may span row groups, so the one holding `row` may be sound)."""
         md = self._pf.metadata
         start = 0
         for g in range(md.num_row_groups):
             end = start + md.row_group(g).num_rows
-            if row < end:
-                return f"row group {g} (rows {start}-{end - 1})"
+            if end > row:
+                try:
+                    self._pf.read_row_group(g, columns=names)
+                except (OSError, pa.ArrowException):
+                    return f"row group {g} (rows {start}-{end - 1})"
             start = end
-        return f"rows from {row}"
+        return f"the rows from {row}"
 
 
 class _Chunk(NamedTuple):

@@ -23,7 +23,9 @@ from redline.feeds.wire import Batch
 
 
 class FeedSource(Protocol):
-    ended: bool
+    """What a graph's ingress needs from a feed; see the module docstring."""
+
+    ended: bool  # the expected END frames have arrived
 
     def recv_batch(self, timeout: float | None = 0.0) -> Batch | None: ...
 

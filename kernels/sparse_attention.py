@@ -19,6 +19,8 @@ import torch
 import triton
 import triton.language as tl
 
+from redline.kernels.triton_mode import check_device
+
 # Keys of the whole window sit in one [W, D] tile, as the fused MLP's weights do.
 MAX_WINDOW = 256
 MAX_HEAD_DIM = 128
@@ -128,6 +130,7 @@ def sparse_attention(
     heads, m, d = q.shape
     w = k.shape[1]
     q, k, v = (t if t.stride(2) == 1 else t.contiguous() for t in (q, k, v))
+    check_device(q=q, k=k, v=v)
     out = torch.empty((heads, m, d), device=q.device, dtype=torch.float32)
     wp = max(MIN_TILE, triton.next_power_of_2(w))
     keep_all = top_k >= w  # every older key is in the top-k anyway

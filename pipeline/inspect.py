@@ -3,7 +3,7 @@
 Streams the files through `redline.feeds.replay` (bounded memory, any length) and
 reports the schema, counts per record type and per instrument, the time span,
 sequence gaps and out-of-order receipt per source, and `ts_recv - ts_event`
-percentiles. `Inspection` is the accumulator; `redline demo` uses it too.
+percentiles. `Inspection` is the accumulator, reusable on any stream of batches.
 
 JSON keys (stable; counts are ints, times int ns since the epoch unless named _s):
 
@@ -47,9 +47,6 @@ from redline.feeds.replay import Replay
 from redline.pipeline.latency import StageHistogram
 from redline.pipeline.report_json import add_json_arg, write_json
 
-_HDR_MAX_NS = (
-    3_600 * 10**9
-)  # latencies above an hour are clamped in the histogram (max stays exact)
 _EXCLUDED = int(Flag.BAD_TS_RECV) | int(Flag.SNAPSHOT)
 
 
@@ -279,6 +276,8 @@ def print_report(r: dict[str, Any]) -> None:
             print(f"  schema {f['record_type']}: {cols}")
     for p in r["skipped"]:
         print(f"{p}: skipped (not a redline event file)")
+    if not r["files"]:
+        print("no redline event files found")
     ev = r["events"]
     print(f"events: {ev['total']:,}")
     print("  by record type: " + ", ".join(f"{k} {v:,}" for k, v in ev["by_record_type"].items()))

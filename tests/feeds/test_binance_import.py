@@ -71,7 +71,9 @@ def test_small_capture_columns_and_sync_rules():
 
     t = imp.trades
     assert t["px"].tolist() == [10025, 10025] and t["sz"].tolist() == [100, 200]
-    assert t["trade_id"].tolist() == [77, 78]
+    assert t["trade_id"].tolist() == [77, 78] and t["seq"].tolist() == [77, 78]
+    # one source per stream: each keeps its own sequence space
+    assert (q["source_id"][0], t["source_id"][0]) == (bi.SOURCE_TICKER, bi.SOURCE_TRADE)
     # m=true: buyer is the maker, so the seller was the aggressor
     assert t["aggressor"].tolist() == [Side.ASK, Side.BID]
 
@@ -94,6 +96,7 @@ def test_small_capture_columns_and_sync_rules():
     assert b["flags"][7] & Flag.GAP_BEFORE
     assert ((b["flags"] & Flag.LAST) != 0).tolist() == [0, 0, 0, 1, 1, 0, 1, 1]
     assert b["seq"].tolist() == [10] * 4 + [12, 15, 15, 22]
+    assert set(b["source_id"].tolist()) == {bi.SOURCE_DEPTH}
     s = imp.stats["binance"]
     assert (s["snapshots"], s["dropped_stale"], s["replayed"], s["gaps"]) == (1, 1, 1, 1)
     assert s["unsynced"] == 1  # the event after the gap waits for a snapshot that never came

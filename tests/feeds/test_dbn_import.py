@@ -279,3 +279,19 @@ def test_real_mbo_book_is_uncrossed_and_on_the_tick_grid():
 def test_real_fixtures_layout_equals_the_packages_decoder(schema):
     path = REALDATA / "dbn_fixtures" / f"test_data.{schema}.v3.dbn.zst"
     assert assert_layout_matches_decoder(path) >= 10
+
+
+def test_unsupported_schemas_are_counted_and_an_empty_import_refused(tmp_path):
+    bbo = dbn.BBOMsg(
+        rtype=dbn.RType.BBO_1S, publisher_id=1, instrument_id=5, ts_event=1, price=TICK,
+        size=1, side=dbn.Side.BID, flags=0, ts_recv=2, sequence=1,
+        levels=dbn.BidAskPair(bid_px=TICK, ask_px=2 * TICK, bid_sz=1, ask_sz=1, bid_ct=1, ask_ct=1),
+    )  # fmt: skip
+    only_bbo = write_dbn(tmp_path / "bbo.dbn", dbn.Schema.BBO_1S, [bbo])
+    with pytest.raises(
+        ValueError, match=r"nothing to import from schema\(s\) bbo-1s; supported: mbp-1"
+    ):
+        di.import_dbn([only_bbo])
+    mixed = di.import_dbn([only_bbo, write_dbn(tmp_path / "m.dbn", dbn.Schema.MBO, MBO_RECS)])
+    assert mixed.stats["dbn"]["bbo.dbn"]["skipped_records"] == 1
+    assert len(mixed.book) == len(MBO_RECS)

@@ -143,3 +143,24 @@ def test_replayed_real_mbo_rebuilds_the_same_book(tmp_path):
     for side in (Side.BID, Side.ASK):
         for a, b in zip(direct.levels(side, 50), again.levels(side, 50), strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_merge_refuses_one_instrument_id_with_two_definitions():
+    from decimal import Decimal
+
+    from redline.feeds.imported import Imported
+    from redline.feeds.instruments import Instrument
+
+    def with_tick(tick):
+        inst = Instrument(
+            instrument_id=5,
+            symbol="ES",
+            tick_size=Decimal(tick),
+            price_precision=2,
+            lot_size=Decimal(1),
+        )
+        return Imported(instruments=InstrumentTable([inst]))
+
+    assert len(with_tick("0.25").merge(with_tick("0.25")).instruments) == 1
+    with pytest.raises(ValueError, match="instrument 5 defined twice with different terms"):
+        with_tick("0.25").merge(with_tick("0.5"))

@@ -103,3 +103,15 @@ def test_mark_gaps_off_leaves_records_untouched(log):
     t.observe(r)
     assert log == [(SeqEvent.GAP, 1, 2, 1)]
     assert (r["flags"] == 0).all()
+
+
+def test_the_fast_path_catches_disorder_and_other_sources_inside_a_batch(tracker, log):
+    tracker.observe(_recs([0, 1]))
+    tracker.observe(_recs([2, 4, 3, 5]))  # starts where expected, disordered inside
+    assert log == [(SeqEvent.GAP, 1, 4, 3), (SeqEvent.OUT_OF_ORDER, 1, 3, 5),
+                   (SeqEvent.RECOVERED, 1, 3, 5)]  # fmt: skip
+    mixed = _recs([6, 0, 7])
+    mixed["source_id"] = [1, 9, 1]
+    tracker.observe(mixed)  # source 9 is new: starts at 0, no event
+    assert tracker.state(9).expected == 1 and tracker.state(1).expected == 8
+    assert len(log) == 3

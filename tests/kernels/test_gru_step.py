@@ -23,15 +23,17 @@ def _weights(k, h, dtype, seed=0):
 
 @pytest.mark.parametrize("dtype", list(TOLERANCE))
 @pytest.mark.parametrize(("batch", "k", "h"), [(1, 14, 16), (3, 5, 11), (33, 17, 40), (2, 3, 130)])
-def test_step_matches_reference(dtype, batch, k, h):
+def test_step_matches_reference(dtype, batch, k, h, dev_call):
     w = _weights(k, h, dtype)
     g = torch.Generator().manual_seed(batch)
     x, h0 = torch.randn(batch, k, generator=g), torch.randn(batch, h, generator=g)
     atol, rtol = TOLERANCE[dtype]
-    torch.testing.assert_close(gru_step(x, h0, *w), gru_step_ref(x, h0, *w), atol=atol, rtol=rtol)
+    torch.testing.assert_close(
+        dev_call(gru_step, x, h0, *w), gru_step_ref(x, h0, *w), atol=atol, rtol=rtol
+    )
 
 
-def test_stepping_a_sliding_window_equals_torch_gru():
+def test_stepping_a_sliding_window_equals_torch_gru(dev_call):
     # The state carries over; each new event costs one step, not a window re-run.
     torch.manual_seed(0)
     gru = nn.GRU(6, 12)
@@ -45,16 +47,21 @@ def test_stepping_a_sliding_window_equals_torch_gru():
     with torch.no_grad():
         want, _ = gru(xs)
     h = torch.zeros(2, 12)
+
+    def step(x, h, *w):
+        gru_step(x, h, *w, out=h)  # in place: the worker's resident state
+        return h
+
     for t in range(9):
-        gru_step(xs[t], h, *w, out=h)  # in place: the worker's resident state
+        h = dev_call(step, xs[t], h, *w)
         torch.testing.assert_close(h, want[t], atol=1e-5, rtol=1e-5)
 
 
-def test_nan_state_stays_in_its_row():
+def test_nan_state_stays_in_its_row(dev_call):
     w = _weights(4, 8, torch.float32)
     x, h = torch.randn(3, 4), torch.randn(3, 8)
     h[1, 2] = float("nan")
-    got = gru_step(x, h, *w)
+    got = dev_call(gru_step, x, h, *w)
     assert torch.isnan(got[1]).any() and torch.isfinite(got[[0, 2]]).all()
 
 

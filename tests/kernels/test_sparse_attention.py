@@ -33,9 +33,9 @@ def _qkv(heads, m, w, d, dtype=torch.float32, seed=0):
         (1, 40, 40, 5, 8, 0, torch.float32),  # top_k 0: local attention only
     ],
 )
-def test_kernel_matches_reference(heads, m, w, d, window, top_k, dtype):
+def test_kernel_matches_reference(heads, m, w, d, window, top_k, dtype, dev_call):
     q, k, v = _qkv(heads, m, w, d, dtype, seed=w)
-    got = sparse_attention(q, k, v, window, top_k)
+    got = dev_call(sparse_attention, q, k, v, window, top_k)
     atol, rtol = TOLERANCE[dtype]
     torch.testing.assert_close(
         got, sparse_attention_ref(q, k, v, window, top_k), atol=atol, rtol=rtol
@@ -43,24 +43,24 @@ def test_kernel_matches_reference(heads, m, w, d, window, top_k, dtype):
 
 
 @pytest.mark.parametrize(("m", "w", "window"), [(1, 33, 4), (19, 19, 3), (8, 64, 1)])
-def test_top_k_all_is_dense_attention(m, w, window):
+def test_top_k_all_is_dense_attention(m, w, window, dev_call):
     q, k, v = _qkv(2, m, w, 16, seed=1)
     dense = dense_attention_ref(q, k, v)
     torch.testing.assert_close(
-        sparse_attention(q, k, v, window, top_k=w), dense, atol=2e-5, rtol=1e-5
+        dev_call(sparse_attention, q, k, v, window, top_k=w), dense, atol=2e-5, rtol=1e-5
     )
     # The reference takes the same top-k = all path to dense.
     torch.testing.assert_close(sparse_attention_ref(q, k, v, window, top_k=w), dense)
 
 
-def test_sparse_differs_from_dense_when_it_should():
+def test_sparse_differs_from_dense_when_it_should(dev_call):
     # Guards the selection itself: dropping keys must change the answer.
     q, k, v = _qkv(1, 1, 40, 8, seed=2)
-    sparse = sparse_attention(q, k, v, window=2, top_k=2)
+    sparse = dev_call(sparse_attention, q, k, v, window=2, top_k=2)
     assert not torch.allclose(sparse, dense_attention_ref(q, k, v), atol=1e-3)
 
 
-def test_top_k_picks_the_highest_scoring_old_keys():
+def test_top_k_picks_the_highest_scoring_old_keys(dev_call):
     # One old key aligned with the query, others orthogonal: with top_k=1 the
     # output is (nearly) that key's value plus the local window's values.
     d, w = 16, 20
@@ -71,7 +71,7 @@ def test_top_k_picks_the_highest_scoring_old_keys():
     v = torch.zeros(1, w, d)
     v[0, 3, 1] = 1.0
     v[0, 5, 2] = 1.0  # an old key that is not picked
-    out = sparse_attention(q, k, v, window=2, top_k=1)
+    out = dev_call(sparse_attention, q, k, v, window=2, top_k=1)
     assert out[0, 0, 1] > 0.99 and out[0, 0, 2] == 0.0
 
 
