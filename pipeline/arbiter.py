@@ -42,6 +42,7 @@ peer is healthy), checked on `verify_count` live requests and readmitted.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -354,15 +355,20 @@ class Arbiter:
         }
         return out
 
-    def close(self) -> None:
-        """Stop both workers. Undecided requests get the safe default (never silently lost)."""
+    def close(self) -> Batch:
+        """Stop both workers; returns the last decisions, the undecided ones as the safe
+        default (never silently lost)."""
         now = self.clock.monotonic_ns()
         for req in self._live_open():
+            self.counts["deadline_misses"] += 1
             self._decide(req, _NONE, now, Origin.DEFAULT)
         self._open.clear()
         for link in self.links:
             link.send([header(Kind.STOP)])
             link.stop()
+        n = self._n_done
+        self._n_done = 0
+        return Batch(self._out_rec[:n], self._out_vec[:n], self._out_alarm[:n])
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -423,15 +429,21 @@ class Arbiter:
         return -1
 
     def _valid(self, out: np.ndarray) -> bool:
-        return bool(
-            out.size == self.n_out
-            and np.isfinite(out).all()
-            and (out >= self.cfg.out_low).all()
-            and (out <= self.cfg.out_high).all()
+        """Finite and inside the declared range (two reductions: NaN fails every comparison)."""
+        if out.size != self.n_out:
+            return False
+        lo, hi = float(out.min()), float(out.max())
+        return (
+            math.isfinite(lo)
+            and math.isfinite(hi)
+            and self.cfg.out_low <= lo
+            and hi <= self.cfg.out_high
         )
 
     def _agree(self, a: np.ndarray, b: np.ndarray) -> bool:
-        return bool(np.allclose(a, b, rtol=self.cfg.rtol, atol=self.cfg.atol))
+        """|a - b| <= atol + rtol * |b| everywhere (np.allclose's rule, ~10x cheaper here)."""
+        excess = np.abs(a - b) - self.cfg.rtol * np.abs(b)
+        return bool(excess.max() <= self.cfg.atol)
 
     def _on_answer(self, w: int, msg: Reply, now: int) -> None:
         cap = self.cfg.max_inflight

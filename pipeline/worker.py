@@ -112,6 +112,7 @@ def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int) -> int:
     out = np.zeros(engine.out_features, np.float32)  # [N], reused for every answer
     version = engine.version
     last = 0  # last event number applied
+    parent = os.getppid()
     now = time.time_ns
     sock.send(header(Kind.READY, os.getpid(), version=version, s0=engine.out_features))
     next_hb = now() + heartbeat_ns
@@ -133,6 +134,8 @@ def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int) -> int:
                         return 0
             t = now()
             if t >= next_hb:
+                if os.getppid() != parent:  # the arbiter died without STOP: don't linger
+                    return 0
                 sock.send(header(Kind.HEARTBEAT, last, s0=t))
                 next_hb = t + heartbeat_ns
     finally:

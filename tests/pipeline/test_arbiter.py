@@ -324,3 +324,15 @@ def test_config_errors_name_the_field():
         ArbiterConfig(budget_ns=10, hedge_delay_ns=20)
     with pytest.raises(ValueError, match="slow_max_misses"):
         BreakerConfig(slow_window=4, slow_max_misses=5)
+
+
+def test_close_hands_back_undecided_requests_as_safe_default():
+    arb, clock, _ = make("compare")
+    arb.submit(quote(0))
+    arb.submit(quote(1))
+    clock.advance(10 * US)  # before any answer
+    assert len(arb.poll().records) == 0
+    last = arb.close()
+    assert sorted(last.records["input_seq"].tolist()) == [0, 1]
+    assert (last.records["origin"] == Origin.DEFAULT).all()
+    assert arb.stats()["deadline_misses"] == 2
