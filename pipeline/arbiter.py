@@ -207,6 +207,7 @@ class Arbiter:
         self.breakers = tuple(Breaker(link.name, cfg.breaker, now) for link in links)
         self.versions = [0, 0]
         self.ring = EventRing(cfg.replay_depth)
+        self._rtypes: dict[np.dtype, int] = {}
         self.event_no = 0
         cap = cfg.max_inflight
         self._reqs = [_Req() for _ in range(cap)]
@@ -274,7 +275,9 @@ class Arbiter:
         """Forward one event record to the workers; ask for a decision unless `decide=False`.
 
         Returns the event number (the request id of its decision). Never blocks."""
-        rtype = int(record_type_of(record.dtype))
+        rtype = self._rtypes.get(record.dtype)
+        if rtype is None:  # structured dtype equality is slow: look each dtype up once
+            rtype = self._rtypes[record.dtype] = int(record_type_of(record.dtype))
         raw = memoryview(np.ascontiguousarray(record)).cast("B")
         self.event_no += 1
         no = self.event_no
