@@ -250,6 +250,7 @@ class Arbiter:
                 "restarts",
                 "unverified_readmissions",
                 "send_failures",
+                "overload",
             ),
             0,
         )
@@ -481,7 +482,7 @@ class Arbiter:
         if b.serving and w == self._primary():
             self._rtt_sample(now - req.t0)
         if b.serving and (trip := b.answered(in_time)) is not None:
-            self._trip(w, trip, now)
+            self._trip_slow(w, trip, now)
         if req.decided:
             if ok and req.origin in (Origin.WORKER_A, Origin.WORKER_B, Origin.FALLBACK):
                 self._cross_check(req, w, now)
@@ -704,6 +705,17 @@ class Arbiter:
         if b.serving:
             self._log(now, w, "readmitted", "")
 
+    def _trip_slow(self, w: int, trip: Trip, now: int) -> None:
+        """SLOW takes a worker out only if its peer is in service and keeps up. When both miss
+        deadlines the host is overloaded, and a restart (which must replay the backlog) would
+        make it worse; a slow last worker is still better than none. The fallback and the safe
+        default carry the deadlines meanwhile, and `overload` counts it."""
+        peer = self.breakers[1 - w]
+        if not peer.serving or peer.misses * 2 >= self.cfg.breaker.slow_max_misses:
+            self.counts["overload"] += 1
+            return
+        self._trip(w, trip, now)
+
     def _send_failed(self, w: int, now: int) -> None:
         self.counts["send_failures"] += 1
         self._trip(w, Trip.CRASH, now)
@@ -781,7 +793,7 @@ class Arbiter:
             missing = (req.asked | req.shadow) & ~req.answered
             for w, b in enumerate(self.breakers):
                 if missing >> w & 1 and b.serving and (trip := b.answered(False)) is not None:
-                    self._trip(w, trip, now)
+                    self._trip_slow(w, trip, now)
 
     def _rtt_sample(self, rtt: int) -> None:
         self._rtt[self._n_rtt % self._rtt.size] = rtt

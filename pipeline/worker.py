@@ -25,6 +25,7 @@ import numpy as np
 import zmq
 
 from redline.feeds.events import DTYPES, RecordType
+from redline.pipeline.engine import warm_up
 from redline.pipeline.faults import FaultPlan, FaultSpec
 from redline.pipeline.worker_protocol import (
     ASK_FLAG,
@@ -36,7 +37,6 @@ from redline.pipeline.worker_protocol import (
 )
 
 BACKENDS = ("cpu", "cuda")
-WARMUP_EVENTS = 200
 
 
 def register(sub) -> None:
@@ -80,17 +80,6 @@ def build_engine(
     raise ValueError(f"--backend {backend!r}: expected one of {BACKENDS}")
 
 
-def warm_up(engine, n: int = WARMUP_EVENTS) -> None:
-    """Run the whole per-event path n times so the first real request is not the slow one."""
-    rec = np.zeros((), DTYPES[RecordType.QUOTE])
-    out = np.zeros(engine.out_features, np.float32)
-    for i in range(1, n + 1):
-        rec["bid_px"], rec["ask_px"] = i, i + 1
-        engine.apply(i, RecordType.QUOTE, rec)
-        engine.answer_into(i, out)
-    engine.restore(b"")  # back to empty state: the arbiter rebuilds the real one
-
-
 def run(args) -> int:
     if args.heartbeat_ms <= 0:
         raise ValueError(f"--heartbeat-ms must be > 0, got {args.heartbeat_ms}")
@@ -98,7 +87,7 @@ def run(args) -> int:
     engine = build_engine(
         args.backend, args.model, args.device, args.max_instruments, args.scale, args.features
     )
-    warm_up(engine)
+    warm_up(engine)  # before READY: the first real request must not pay for it
     return serve(engine, args.endpoint, faults, int(args.heartbeat_ms * 1e6))
 
 

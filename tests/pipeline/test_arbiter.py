@@ -336,3 +336,14 @@ def test_close_hands_back_undecided_requests_as_safe_default():
     assert sorted(last.records["input_seq"].tolist()) == [0, 1]
     assert (last.records["origin"] == Origin.DEFAULT).all()
     assert arb.stats()["deadline_misses"] == 2
+
+
+def test_both_slow_is_overload_not_a_fault_nobody_restarted():
+    arb, clock, (a, b) = make("race")
+    a.latency_ns = b.latency_ns = 3 * MS  # the host, not one worker, is slow
+    recs, _, _, nos = run(arb, clock, 60)
+    check_accounted(recs, nos)
+    st = arb.stats()
+    assert st["failovers"] == 0 and a.starts == b.starts == 1
+    assert st["overload"] > 0
+    assert (recs["origin"] == Origin.FALLBACK).all()  # fallback answered in budget each time
