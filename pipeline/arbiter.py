@@ -3,6 +3,7 @@
 Use (the graph's view; see `worker_link.spawn_pair` for real worker processes):
 
     links = spawn_pair(model_dir, endpoints=("ipc:///tmp/a", "ipc:///tmp/b"))
+    engine = CpuEngine(redline.kernels.load(model_dir, device="cpu"))   # engine.py
     arb = Arbiter(links, ArbiterConfig(policy="race", budget_ns=2_000_000), clock,
                   safe_default=safe_default(N), fallback=CpuFallback(engine, clock))
     arb.wait_ready(timeout_s=30)                   # blocks: both workers warm and in service
@@ -37,7 +38,12 @@ is refereed by the fallback (2-out-of-3) and the outvoted worker is tripped (DIV
 
 Worker health is a `Breaker` each (breaker.py); a tripped worker is killed, restarted, its state
 rebuilt (peer snapshot + replay of the events since, or replay of the `EventRing` alone when no
-peer is healthy), checked on `verify_count` live requests and readmitted.
+peer is healthy), checked on `verify_count` live requests and readmitted. Slowness (SLOW) never
+takes out the last worker in service, nor one whose peer misses as many deadlines: that is the
+host overloaded, counted as `overload`, and a restart would only add a backlog replay to it.
+
+This file is one state machine over the in-flight request ring (policies, deadlines, checks and
+recovery all read and write the same slots), hence its length.
 """
 
 from __future__ import annotations
