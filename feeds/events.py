@@ -56,6 +56,9 @@ class Flag(IntEnum):
     GAP_BEFORE = 8  # a sequence gap was detected just before this record
 
 
+# Price of an empty book side or an absent level (as in DBN): the largest int64.
+UNDEF_PX = np.iinfo(np.int64).max
+
 HEADER_FIELDS: list[tuple[str, str]] = [
     ("ts_event", "<i8"),  # source / exchange time, ns since the epoch
     ("ts_recv", "<i8"),  # local receive time, ns since the epoch
@@ -70,7 +73,10 @@ SENSOR_WIDTH = 8  # floats per sensor reading; wide enough for radar/camera/IMU 
 
 
 def _dtype(payload: list[tuple]) -> np.dtype:
-    return np.dtype(HEADER_FIELDS + payload)
+    # align=True pads every field to its natural alignment and the record to a
+    # multiple of 8 bytes, so int64 reads never straddle a word in any record
+    # of an array (a packed 132-byte DECISION misaligned every other record).
+    return np.dtype(HEADER_FIELDS + payload, align=True)
 
 
 QUOTE_DTYPE = _dtype(
@@ -228,7 +234,7 @@ def from_arrow(batch: pa.RecordBatch | pa.Table, rtype: RecordType, where: str =
     SchemaError naming `where` and the column."""
     dtype = DTYPES[rtype]
     expected = arrow_schema(rtype)
-    out = np.empty(batch.num_rows, dtype=dtype)
+    out = np.zeros(batch.num_rows, dtype=dtype)  # zeroed: padding bytes stay deterministic
     for field in expected:
         idx = batch.schema.get_field_index(field.name)
         if idx < 0:

@@ -31,6 +31,7 @@ import numpy as np
 from redline.feeds import events as ev
 from redline.feeds.instruments import Instrument, InstrumentTable
 from redline.feeds.synthetic_book import N_PARAMS, simulate_book
+from redline.feeds.synthetic_driving import generate_driving
 from redline.feeds.synthetic_wire import (
     Link,
     gap_flags,
@@ -186,8 +187,11 @@ def _run_book(spec: InstrumentSpec, rng: np.random.Generator, ratio: np.ndarray,
         deltas = np.empty((cap, 7), np.int64)
         quotes = np.empty((n, 5), np.int64)
         trades = np.empty((n, 4), np.int64)
-        n_d, n_q, n_t = simulate_book(params, ratio, lost, pool_u, pool_n, deltas, quotes, trades)
+        n_d, n_q, n_t, used = simulate_book(
+            params, ratio, lost, pool_u, pool_n, deltas, quotes, trades
+        )
         if n_d >= 0:
+            assert used <= pool_u.size, "random pool wrapped around: enlarge it"
             return deltas[:n_d], quotes[:n_q], trades[:n_t]
         cap *= 2
 
@@ -295,8 +299,8 @@ def generate(
     """Write every bundled recording into `out`; returns records per file name.
 
     `replay_data/` holds exactly what `generate("replay_data")` writes."""
-    from redline.feeds.synthetic_driving import generate_driving  # driving imports wire only
-
+    if not minutes * 60.0 >= 10.0:  # the driving episode needs ~10 s
+        raise ValueError(f"minutes must be >= 1/6 (10 s of recording), got {minutes}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tag = f"redline.feeds.synthetic seed={seed} minutes={minutes}"

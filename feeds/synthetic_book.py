@@ -167,8 +167,9 @@ def simulate_book(params, ratio, book_lost, pool_u, pool_n, deltas, quotes, trad
     book_lost[j]: the delta batch of arrival j is lost on the wire (it is still
     emitted, with column 6 = 1, so the caller can burn its sequence numbers);
     the next batch that is not lost is replaced by a snapshot.
-    Outputs (int64 rows, preallocated; returns the three counts, or -1 for a
-    count whose array was too small):
+    pool_u / pool_n: pre-drawn uniforms / normals, read through one cursor.
+    Outputs (int64 rows, preallocated); returns the three counts and the
+    randoms used, or all -1 when `deltas` was too small:
       deltas: [event, px, sz, side, action, flags, lost]
       quotes: [event, bid_px, ask_px, bid_sz, ask_sz]
       trades: [event, px, sz, aggressor]
@@ -239,12 +240,17 @@ def simulate_book(params, ratio, book_lost, pool_u, pool_n, deltas, quotes, trad
                 level = 0
                 while level < DEPTH - 1 and _draw(pool_u, cursor) < 0.45:
                     level += 1
-                new = max(1, int(sizes[level] * np.exp(0.4 * _draw(pool_n, cursor)) + 0.5))
+                # Log-size random walk pulled back to the level's typical size, so a
+                # long-lived touch neither dies out nor grows without bound.
+                typical = np.log(params[P_SIZE_MEDIAN] * (1.0 + 0.3 * level))
+                log_sz = np.log(sizes[level])
+                log_sz += 0.15 * (typical - log_sz) + 0.4 * _draw(pool_n, cursor)
+                new = max(1, int(np.exp(log_sz) + 0.5))
                 if new == sizes[level]:
                     new = new + 1 if (new == 1 or _draw(pool_u, cursor) < 0.5) else new - 1
                 sizes[level] = new
         if n_d + 4 * DEPTH + 1 > deltas.shape[0] or n_q >= quotes.shape[0]:
-            return -1, -1, -1
+            return -1, -1, -1, -1
         lost = 1 if book_lost[ev] else 0
         if recovering and not lost:
             n_d = _emit_snapshot(bid_k, bid_s, ask_k, ask_s, ev, deltas, n_d)
@@ -269,4 +275,4 @@ def simulate_book(params, ratio, book_lost, pool_u, pool_n, deltas, quotes, trad
             quotes[n_q, 3] = bid_s[0]
             quotes[n_q, 4] = ask_s[0]
             n_q += 1
-    return n_d, n_q, n_t
+    return n_d, n_q, n_t, cursor[0]

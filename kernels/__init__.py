@@ -9,20 +9,48 @@ The model API the workers use:
 
 `plan.in_features`, `plan.out_features`, `plan.version` (string), `plan.version_id`
 (u32 for DECISION records), `plan.backend` ("triton" or "cpu").
+
+Model inputs: `FeatureState` keeps per-instrument rolling features resident and
+updates them per QUOTE/TRADE event; `FEATURE_NAMES` / `N_FEATURES` name the
+demo model's input (`demo_model()`).
+
+Names are imported on first use: importing a submodule (the CLI does) must not
+pull in torch, triton and numba, which take seconds.
 """
 
-from redline.kernels.model_import import UnsupportedModelError, compile
-from redline.kernels.plan import GRUPlan, MLPPlan, Plan
-from redline.kernels.plan_file import PlanFileError, load_plan
+from __future__ import annotations
 
-load = load_plan
+import importlib
+from typing import Any
 
-__all__ = [
-    "GRUPlan",
-    "MLPPlan",
-    "Plan",
-    "PlanFileError",
-    "UnsupportedModelError",
-    "compile",
-    "load",
-]
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "compile": ("model_import", "compile"),
+    "UnsupportedModelError": ("model_import", "UnsupportedModelError"),
+    "load": ("plan_file", "load_plan"),
+    "PlanFileError": ("plan_file", "PlanFileError"),
+    "Plan": ("plan", "Plan"),
+    "MLPPlan": ("plan", "MLPPlan"),
+    "GRUPlan": ("plan", "GRUPlan"),
+    "PrecisionBound": ("precision_gate", "PrecisionBound"),
+    "PrecisionRefusedError": ("precision_gate", "PrecisionRefusedError"),
+    "FEATURE_NAMES": ("features", "FEATURE_NAMES"),
+    "N_FEATURES": ("features", "N_FEATURES"),
+    "FeatureState": ("features", "FeatureState"),
+    "demo_model": ("demo_model", "demo_model"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'redline.kernels' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"redline.kernels.{module}"), attr)
+    globals()[name] = value  # next access skips __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))

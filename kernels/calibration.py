@@ -1,12 +1,17 @@
 """Calibration inputs: realistic feature vectors for the precision gate and tests.
 
-A seeded synthetic market (random-walk mid in ticks, 1-2 tick spreads, skewed
-sizes, trades around the touch, bursts of events at one timestamp) run
-through `FeatureState.scan`, so a reduced-precision model is judged on the
-value ranges that the live graph feeds it, not on unit Gaussians.
+Two sources, both run through `FeatureState.scan`, so a reduced-precision
+model is judged on the value ranges the live graph feeds it, not on unit
+Gaussians: the bundled recordings (`recorded_features`, what the demo graph
+replays) and a small seeded synthetic market (`synthetic_market`: random-walk
+mid in ticks, 1-2 tick spreads, skewed sizes, trades at the touch, bursts of
+events at one timestamp; more volatile than the recordings), which tests use
+because it is fast and self-contained.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -64,3 +69,44 @@ def calibration_features(n: int = 512, seed: int = 0) -> np.ndarray:
     quotes, qrows, trades, trows = synthetic_market(n_quotes, n - n_quotes, seed=seed)
     fq, ft = FeatureState([0.01, 0.25]).scan(quotes, qrows, trades, trows)
     return np.concatenate([fq, ft])[np.random.default_rng(seed).permutation(n)]
+
+
+def recorded_features(n: int = 2048, seed: int = 0) -> np.ndarray:
+    """float32 [n, N_FEATURES]: see `_all_recorded_features`; sampled rows."""
+    every = _all_recorded_features()
+    if not 1 <= n <= len(every):
+        raise ValueError(f"asked for {n} rows, the recordings hold {len(every)} events")
+    return every[np.random.default_rng(seed).choice(len(every), n, replace=False)]
+
+
+@functools.cache
+def _all_recorded_features() -> np.ndarray:
+    """Features after every event of the bundled recordings in `redline.replay_data`
+    (all instruments, tick sizes from the bundled instrument table), read once."""
+    import pyarrow.parquet as pq
+
+    from redline.feeds.events import RecordType, from_arrow
+    from redline.feeds.instruments import InstrumentTable
+    from redline.replay_data import DIR
+
+    paths = {n: DIR / f"market_{n}.parquet" for n in ("instruments", "quotes", "trades")}
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"bundled recordings missing: {missing}; run `redline generate`")
+    table = list(InstrumentTable.read(paths["instruments"]))
+    ids = np.array([i.instrument_id for i in table])
+    quotes = from_arrow(pq.read_table(paths["quotes"]), RecordType.QUOTE, str(paths["quotes"]))
+    trades = from_arrow(pq.read_table(paths["trades"]), RecordType.TRADE, str(paths["trades"]))
+
+    def rows(records: np.ndarray) -> np.ndarray:
+        r = np.searchsorted(ids, records["instrument_id"])
+        r = np.minimum(r, len(ids) - 1)
+        if (ids[r] != records["instrument_id"]).any():
+            raise ValueError("recordings hold an instrument missing from the instrument table")
+        return r
+
+    state = FeatureState([float(i.tick_size) for i in table])
+    fq, ft = state.scan(quotes, rows(quotes), trades, rows(trades))
+    every = np.concatenate([fq, ft])
+    every.setflags(write=False)  # cached: shared by every caller
+    return every

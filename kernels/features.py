@@ -166,6 +166,11 @@ def _trade(sf, si, ts, px, sz, aggressor, tick, out, ema_hl, rv_hl, flow_hl):
 
 @numba.njit(cache=True)
 def _quote_at(sf, si, ticks, row, quotes, j, out):
+    # numba does not bounds-check: a bad row, index or buffer would corrupt memory.
+    if row < 0 or row >= sf.shape[0] or j < 0 or j >= quotes.shape[0]:
+        raise IndexError("feature update: row or record index out of range")
+    if out.shape[0] < N_FEATURES:
+        raise IndexError("feature update: out is shorter than N_FEATURES")
     q = quotes[j]
     return _quote(sf[row], si[row], q.ts_event, q.bid_px, q.ask_px, q.bid_sz, q.ask_sz,
                   ticks[row], out, _EMA_HL, _RV_HL, _FLOW_HL)  # fmt: skip
@@ -173,6 +178,10 @@ def _quote_at(sf, si, ticks, row, quotes, j, out):
 
 @numba.njit(cache=True)
 def _trade_at(sf, si, ticks, row, trades, j, out):
+    if row < 0 or row >= sf.shape[0] or j < 0 or j >= trades.shape[0]:
+        raise IndexError("feature update: row or record index out of range")
+    if out.shape[0] < N_FEATURES:
+        raise IndexError("feature update: out is shorter than N_FEATURES")
     t = trades[j]
     return _trade(sf[row], si[row], t.ts_event, t.px, t.sz, t.aggressor, ticks[row], out,
                   _EMA_HL, _RV_HL, _FLOW_HL)  # fmt: skip

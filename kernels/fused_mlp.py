@@ -13,12 +13,13 @@ rounding in PyTorch.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 import triton
 import triton.language as tl
+
+from redline.kernels.triton_mode import INTERPRETED, check_device
 
 # Activation codes shared by the kernel and the plan manifest.
 ACTIVATIONS: dict[str, int] = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}
@@ -48,10 +49,6 @@ MIN_TILE = 16
 # Larger row blocks amortise the weight loads at batch 4096; wide layers need
 # the registers for the weights instead.
 MAX_BLOCK_B = 64
-
-
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 @dataclass(frozen=True)
@@ -115,7 +112,8 @@ def _round_bf16(h):
     # fp32 -> nearest bf16 (ties to even), still held in fp32. The interpreter's
     # own fp32 -> bf16 cast truncates; this makes it match torch and the GPU.
     bits = h.to(tl.uint32, bitcast=True)
-    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    # Shifts instead of `& 0xFFFF0000`: no constant outside int32 to promote.
+    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
     return bits.to(tl.float32, bitcast=True)
 
 
@@ -278,6 +276,7 @@ def fused_mlp(
         raise ValueError(f"out must be fp32 [{batch}, {n_out}] with unit column stride")
     if batch == 0:
         return out
+    check_device(x=x, out=out, weight=layers[0].weight)
     dims = [layers[0].in_features] + [layer.out_features for layer in layers]
     dims += [1] * (MAX_LAYERS + 1 - len(dims))
     args: list = []
@@ -290,7 +289,7 @@ def fused_mlp(
     prec = _PREC_CODE[precision]
     widest = max(_pad(d) for d in dims)
     # Interpreter: one program per row block is a Python loop, so bigger blocks.
-    cap = MAX_BLOCK_B if (_interpreting() or widest <= 64) else (32 if widest <= 128 else 16)
+    cap = MAX_BLOCK_B if (INTERPRETED or widest <= 64) else (32 if widest <= 128 else 16)
     block_b = min(cap, max(MIN_TILE, triton.next_power_of_2(batch)))
     grid = (triton.cdiv(batch, block_b),)
     _fused_mlp_kernel[grid](
@@ -307,8 +306,10 @@ def fused_mlp(
         *acts,
         N_LAYERS=len(layers),
         PREC=prec,
-        DOT_FP32=_interpreting() and prec == 2,
+        DOT_FP32=INTERPRETED and prec == 2,
         BLOCK_B=block_b,
+        # A 256-wide layer's weight tile needs the registers of 8 warps.
+        num_warps=8 if widest >= 256 else 4,
     )
     return out
 

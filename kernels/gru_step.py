@@ -21,6 +21,8 @@ import torch
 import triton
 import triton.language as tl
 
+from redline.kernels.triton_mode import check_device
+
 # Gate tiles of W_hh are [H, H] in registers, as in the fused MLP.
 MAX_WIDTH = 256
 MIN_TILE = 16  # tl.dot minimum on a GPU
@@ -130,6 +132,7 @@ def gru_step(
         raise ValueError(f"out must be fp32 [{batch}, {hidden}] with unit column stride")
     if batch == 0:
         return out
+    check_device(x=x, h=h, out=out, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
     block_b = min(MAX_BLOCK_B, max(MIN_TILE, triton.next_power_of_2(batch)))
     grid = (triton.cdiv(batch, block_b),)
     _gru_step_kernel[grid](

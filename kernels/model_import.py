@@ -7,11 +7,13 @@ optionally followed by one `nn.ReLU`, `nn.GELU()` (exact) or `nn.SiLU`; a bare
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from redline.kernels.fused_mlp import MAX_LAYERS, MAX_WIDTH, MLPLayer, quantize_layer
 from redline.kernels.plan import GRUPlan, MLPPlan, Plan
+from redline.kernels.precision_gate import PrecisionBound, gate_plan
 
 
 class UnsupportedModelError(ValueError):
@@ -111,24 +113,36 @@ def compile(
     device: str | torch.device | None = None,
     backend: str = "auto",
     version: str | None = None,
+    calibration: np.ndarray | torch.Tensor | None = None,
+    bound: PrecisionBound | None = None,
 ) -> Plan:
     """Turn `module` into a plan. `precision`: fp32, fp16, bf16 or int8 (weight-only,
     MLP only). `device` None: CUDA if present, else CPU. `backend` "auto" picks the
     fused Triton kernels on CUDA and the CPU path otherwise; "triton" forces the
     kernels (CUDA, or the CPU under TRITON_INTERPRET=1). `version`: a string
     recorded in the manifest and on decisions (default: `<kind>-<sha256[:12]>`).
+    `calibration` [B, K] (e.g. `calibration.calibration_features()`): run the
+    precision gate against fp32 with `bound` (default: the precision's preset);
+    the report is kept as `plan.gate_report`.
 
-    Raises UnsupportedModelError naming the first layer without a kernel.
+    Raises UnsupportedModelError naming the first layer without a kernel, and
+    PrecisionRefusedError when the plan is over its bound.
     """
     if not isinstance(module, nn.Module):
         raise UnsupportedModelError(f"compile() takes a torch nn.Module, got {type(module)}")
+    plan: Plan
     if isinstance(module, nn.GRU | nn.GRUCell):
-        return GRUPlan(_gru_tensors(module, precision), precision, backend, device, version)
-    if isinstance(module, nn.Linear):
-        module = nn.Sequential(module)
-    if not isinstance(module, nn.Sequential):
-        raise UnsupportedModelError(
-            f"module {type(module).__name__} is not supported; supported: nn.Sequential of "
-            f"{_SUPPORTED}"
-        )
-    return MLPPlan(_mlp_layers(module, precision), precision, backend, device, version)
+        plan = GRUPlan(_gru_tensors(module, precision), precision, backend, device, version)
+    else:
+        if isinstance(module, nn.Linear):
+            module = nn.Sequential(module)
+        if not isinstance(module, nn.Sequential):
+            raise UnsupportedModelError(
+                f"module {type(module).__name__} is not supported; supported: nn.Sequential of "
+                f"{_SUPPORTED}"
+            )
+        plan = MLPPlan(_mlp_layers(module, precision), precision, backend, device, version)
+    plan.gate_report = None
+    if calibration is not None:
+        plan.gate_report = gate_plan(plan, module, calibration, bound)
+    return plan

@@ -17,7 +17,6 @@ Plans are not thread-safe: one plan per worker thread.
 from __future__ import annotations
 
 import hashlib
-import os
 import zlib
 from pathlib import Path
 from typing import Any
@@ -26,15 +25,12 @@ import numpy as np
 import safetensors.torch
 import torch
 
+from redline.kernels import triton_mode
 from redline.kernels.cpu_mlp import CpuMLP
 from redline.kernels.fused_mlp import MLPLayer, check_layers, fused_mlp
 from redline.kernels.gru_step import gru_step
 
 BACKENDS: tuple[str, ...] = ("auto", "triton", "cpu")
-
-
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 def resolve_backend(backend: str, device: str | torch.device | None) -> tuple[str, torch.device]:
@@ -45,9 +41,12 @@ def resolve_backend(backend: str, device: str | torch.device | None) -> tuple[st
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        # "cuda" != "cuda:0" for torch.device equality; run_into compares devices.
+        dev = torch.device("cuda", torch.cuda.current_device())
     if backend == "auto":
         backend = "triton" if dev.type == "cuda" else "cpu"
-    if backend == "triton" and dev.type != "cuda" and not _interpreting():
+    if backend == "triton" and dev.type != "cuda" and not triton_mode.INTERPRETED:
         raise ValueError(
             f"backend 'triton' needs a CUDA device (got {dev}); set TRITON_INTERPRET=1 to "
             "interpret the kernels on the CPU, or use backend='cpu'"
@@ -92,6 +91,7 @@ class Plan:
         self._tensors = {k: v.detach().cpu().contiguous() for k, v in sorted(tensors.items())}
         self._blob = safetensors.torch.save(self._tensors)
         self.checksum = hashlib.sha256(self._blob).hexdigest()
+        self.gate_report = None  # set by compile(calibration=...)
         self.version = version if version is not None else f"{self.kind}-{self.checksum[:12]}"
         if not self.version or len(self.version) > 128:
             raise ValueError(f"version must be 1..128 characters, got {self.version!r}")
@@ -193,13 +193,14 @@ class MLPPlan(Plan):
         if self.backend == "triton":
             y = fused_mlp(x.to(self.device), self._dev_layers, self.precision)
             return y.to(x.device)
-        xc = x.detach().to("cpu", torch.float32)
-        if xc.shape[0] == 1:
-            out = torch.empty((1, self.out_features), dtype=torch.float32)
-            self._cpu.forward_numpy_into(np.ascontiguousarray(xc.numpy()), out.numpy())
-        else:
-            out = self._cpu.forward_torch(xc)
-        return out.to(x.device)
+        if x.shape[0] == 1 and x.device.type == "cpu":
+            # numpy at batch 1; np.empty + from_numpy is cheaper than torch.empty.
+            xn = (x if x.dtype == torch.float32 else x.float()).detach().numpy()
+            if not xn.flags.c_contiguous:
+                xn = np.ascontiguousarray(xn)
+            out = np.empty((1, self.out_features), np.float32)
+            return torch.from_numpy(self._cpu.forward_numpy_into(xn, out))
+        return self._cpu.forward_torch(x.detach().to("cpu")).to(x.device)
 
     def run_into(self, x: np.ndarray | torch.Tensor, out: np.ndarray | torch.Tensor) -> None:
         """Hot-path batch-1 entry: write the output for `x` into `out`.
@@ -215,6 +216,8 @@ class MLPPlan(Plan):
             outr = _as_row_np(out, self.out_features, "out")
             self._cpu.forward_numpy_into(xr, outr)
             return
+        if not (isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor)):
+            raise TypeError("a Triton plan's run_into takes torch tensors (pinned host or device)")
         if x.device == self.device and out.device == self.device:
             fused_mlp(x, self._dev_layers, self.precision, out=out)
             return
@@ -285,6 +288,8 @@ class GRUPlan(Plan):
         if h is None:
             h = self._zeros1 if x.shape[0] == 1 else torch.zeros_like(out)
         if self.backend == "triton":
+            if not x.device == h.device == out.device == self.device:
+                raise ValueError(f"a Triton GRU plan's run_into takes tensors on {self.device}")
             gru_step(x, h, *self._w, out=out)
         else:
             out.copy_(self._step_cpu(x, h))

@@ -10,9 +10,15 @@ import sys
 # module -> one subcommand each; add a line to add a command.
 COMMANDS: tuple[str, ...] = (
     "redline.pipeline.demo",
+    "redline.pipeline.publish",
+    "redline.pipeline.record",
     "redline.pipeline.generate",
+    "redline.pipeline.inspect",
     "redline.pipeline.report",
+    "redline.pipeline.run",
     "redline.pipeline.top",
+    "redline.kernels.plan_command",
+    "redline.feeds.importer",
     "redline.pipeline.worker",
 )
 

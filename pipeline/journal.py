@@ -40,11 +40,15 @@ DEFAULT_CAPACITY = 8192  # rows buffered before a forced flush (~1.1 MB)
 class Journal:
     """Append-only decision journal at `path` (a new file).
 
-    `append()` is cheap (a copy into the buffer plus one clock read); call
-    `maybe_flush()` from an idle loop so a quiet pipeline still flushes on
-    time. `on_flush` callables receive each flushed batch (their own copy),
-    e.g. `LatencyStats.record`, so accounting runs per batch, off the
-    per-decision path.
+    `append()` is cheap (a raw copy into the buffer plus one clock read:
+    ~1.5 µs for one decision here) until a flush is due; a flush costs
+    ~0.8 ms per 1k rows (Arrow conversion + write). With
+    `flush_in_append=False` an append flushes only when the buffer is full,
+    and the graph calls `maybe_flush()` where a pause costs nothing: after
+    the decision went out, or from its idle loop (a quiet pipeline must
+    still flush on time). `on_flush` callables receive each flushed batch
+    (their own copy), e.g. `Metrics.observe_decisions`, so accounting runs
+    per batch, off the per-decision path.
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class Journal:
         flush_interval_ns: int = DEFAULT_FLUSH_INTERVAL_NS,
         capacity: int = DEFAULT_CAPACITY,
         fsync: bool = False,
+        flush_in_append: bool = True,
         on_flush: Iterable[Callable[[np.ndarray], object]] = (),
     ) -> None:
         if flush_interval_ns < 0:
@@ -70,7 +75,9 @@ class Journal:
         self._interval = int(flush_interval_ns)
         self._fsync = fsync  # also survive a host crash, at ~ms per flush
         self._on_flush = tuple(on_flush)
+        self._flush_in_append = flush_in_append
         self._buf = empty(RecordType.DECISION, capacity)
+        self._raw = self._buf.view(np.dtype((np.void, DECISION_DTYPE.itemsize)))  # same memory
         self._n = 0
         self.rows_written = 0
         self._sink = pa.OSFile(str(self.path), "wb")  # unbuffered: a write is a syscall
@@ -94,6 +101,10 @@ class Journal:
             raise TypeError(
                 f"Journal {self.path}: expected DECISION_DTYPE records, got dtype {decisions.dtype}"
             )
+        if decisions.ndim != 1:
+            raise ValueError(
+                f"Journal {self.path}: expected a 1-D array of decisions, got shape {decisions.shape}"
+            )
         n = decisions.shape[0]
         cap = self._buf.shape[0]
         if self._n + n > cap:
@@ -101,11 +112,13 @@ class Journal:
             if n > cap:  # bigger than the buffer: write it as its own batch
                 self._write(decisions)
                 return
-        self._buf[self._n : self._n + n] = decisions
+        # Copy as raw bytes: a structured-dtype copy goes field by field
+        # (7.7 µs for one record here), a same-size void copy is 0.3 µs.
+        self._raw[self._n : self._n + n] = decisions.view(self._raw.dtype)
         self._n += n
         if self._n == cap:
             self.flush()
-        else:
+        elif self._flush_in_append:
             self.maybe_flush()
 
     def maybe_flush(self) -> int:

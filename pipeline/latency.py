@@ -51,6 +51,10 @@ PERCENTILES: dict[str, float] = {"p50": 50.0, "p99": 99.0, "p999": 99.9}
 
 _EXCLUDED_FLAGS = int(Flag.BAD_TS_RECV | Flag.SNAPSHOT)
 
+# Tick-to-decision, then the stages: the stamps each span runs from and to.
+_FROM: tuple[str, ...] = ("ts_recv", *(start for _, start, _ in SPANS))
+_TO: tuple[str, ...] = ("ts_decision", *(end for _, _, end in SPANS))
+
 
 class StageHistogram:
     """One span's HDR histogram plus the exact count, sum, min and max.
@@ -73,52 +77,9 @@ class StageHistogram:
         return int(self.hdr.total_count)
 
     def record(self, durations_ns: np.ndarray) -> None:
-        """Record an int64 array of durations (ns)."""
-        d = np.asarray(durations_ns, dtype=np.int64)
-        neg = d < 0
-        if neg.any():
-            self.negative += int(neg.sum())
-            d = d[~neg]
-        if d.size == 0:
-            return
-        # min/max/sum are exact and taken before clamping: a 2-minute stall
-        # reads as 2 minutes in `max`, and as 60 s inside the histogram.
-        lo, hi = int(d.min()), int(d.max())
-        self.sum_ns += int(d.sum())
-        self.min_ns = lo if self.min_ns is None else min(self.min_ns, lo)
-        self.max_ns = hi if self.max_ns is None else max(self.max_ns, hi)
-        if hi > HIGHEST_NS:
-            self.clamped += int(np.count_nonzero(d > HIGHEST_NS))
-            d = np.minimum(d, HIGHEST_NS)
-            hi = HIGHEST_NS
-        if d.size < 64:
-            np.add.at(self._counts, self._index(d), 1)
-        else:
-            self._add_bincount(d)
-        h = self.hdr
-        h.total_count += int(d.size)
-        h.min_value = min(h.min_value, lo)
-        h.max_value = max(h.max_value, hi)
-
-    def _add_bincount(self, d: np.ndarray) -> None:
-        # bincount beats add.at for larger batches (one pass, no scatter).
-        idx = self._index(d)
-        lo = int(idx.min())
-        binned = np.bincount(idx - lo)
-        self._counts[lo : lo + binned.size] += binned.astype(self._counts.dtype)
-
-    def _index(self, v: np.ndarray) -> np.ndarray:
-        """HDR counts index of each value: the library's `_counts_index_for`,
-        on arrays. frexp's exponent is the bit length (exact below 2**53)."""
-        h = self.hdr
-        bits = np.frexp((v | h.sub_bucket_mask).astype(np.float64))[1].astype(np.int64)
-        bucket = bits - h.unit_magnitude - (h.sub_bucket_half_count_magnitude + 1)
-        sub_bucket = v >> (bucket + h.unit_magnitude)
-        return (
-            ((bucket + 1) << h.sub_bucket_half_count_magnitude)
-            + sub_bucket
-            - (h.sub_bucket_half_count)
-        )
+        """Record a 1-D array of durations (ns)."""
+        d = np.asarray(durations_ns, dtype=np.int64).reshape(1, -1)  # [1, n]
+        _record_spans((self,), d, np.ones(d.shape, dtype=bool))
 
     def percentiles(self) -> dict[str, int | None]:
         """{"p50", "p99", "p999", "max"} in ns; None for each when empty.
@@ -142,6 +103,65 @@ class StageHistogram:
         return out
 
 
+# HDR's bucket layout, shared by every histogram (same range and precision).
+_LAYOUT = HdrHistogram(LOWEST_NS, HIGHEST_NS, SIGNIFICANT_DIGITS)
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _counts_index(v: np.ndarray) -> np.ndarray:
+    """HDR counts index of each value (>= 0): the library's
+    `_counts_index_for`, on arrays. frexp's exponent is the bit length
+    (exact below 2**53; values here stay below 2**36)."""
+    h = _LAYOUT
+    bits = np.frexp((v | h.sub_bucket_mask).astype(np.float64))[1].astype(np.int64)
+    bucket = bits - h.unit_magnitude - (h.sub_bucket_half_count_magnitude + 1)
+    sub_bucket = v >> (bucket + h.unit_magnitude)
+    return (
+        ((bucket + 1) << h.sub_bucket_half_count_magnitude) + sub_bucket - h.sub_bucket_half_count
+    )
+
+
+def _record_spans(hists: tuple[StageHistogram, ...], dur: np.ndarray, present: np.ndarray) -> None:
+    """Record `dur[s]` where `present[s]` into `hists[s]`; both [S, n].
+
+    All spans are reduced in one set of 2-D numpy calls and each histogram
+    then takes one bincount: ~60 numpy calls per batch whatever S is, where a
+    loop of 1-D records made ~200 (1024 decisions: 1.11 -> 0.37 ms here).
+    """
+    neg = present & (dur < 0)
+    valid = present & ~neg
+    n_valid = valid.sum(axis=1)
+    n_neg = neg.sum(axis=1)
+    for h, k in zip(hists, n_neg.tolist(), strict=True):
+        h.negative += k
+    if not n_valid.any():
+        return
+    # min/max/sum are exact and taken before clamping: a 2-minute stall
+    # reads as 2 minutes in `max`, and as 60 s inside the histogram.
+    lo = np.where(valid, dur, _INT64_MAX).min(axis=1).tolist()
+    hi = np.where(valid, dur, -1).max(axis=1).tolist()
+    sums = np.where(valid, dur, 0).sum(axis=1).tolist()
+    clamped = (valid & (dur > HIGHEST_NS)).sum(axis=1).tolist()
+    idx = _counts_index(np.clip(dur, 0, HIGHEST_NS))  # invalid slots are masked out below
+    idx_lo = np.where(valid, idx, _INT64_MAX).min(axis=1).tolist()
+    all_valid = valid.all(axis=1).tolist()
+    for s, h in enumerate(hists):
+        k = int(n_valid[s])
+        if k == 0:
+            continue
+        sel = idx[s] if all_valid[s] else idx[s][valid[s]]
+        binned = np.bincount(sel - idx_lo[s])  # one pass; add.at on uint64 is ~5x slower
+        h._counts[idx_lo[s] : idx_lo[s] + binned.size] += binned.astype(np.uint64)
+        h.sum_ns += sums[s]
+        h.clamped += clamped[s]
+        h.min_ns = lo[s] if h.min_ns is None else min(h.min_ns, lo[s])
+        h.max_ns = hi[s] if h.max_ns is None else max(h.max_ns, hi[s])
+        hdr = h.hdr
+        hdr.total_count += k
+        hdr.min_value = min(hdr.min_value, lo[s])
+        hdr.max_value = max(hdr.max_value, min(hi[s], HIGHEST_NS))
+
+
 class LatencyStats:
     """HDR histograms for tick-to-decision and every stage span.
 
@@ -155,6 +175,7 @@ class LatencyStats:
         self.stages: dict[str, StageHistogram] = {name: StageHistogram() for name in STAGE_NAMES}
         self.decisions = 0  # all decisions seen
         self.excluded = 0  # left out for BAD_TS_RECV / SNAPSHOT
+        self._hists = (self.total, *self.stages.values())  # order of _FROM / _TO
         self._lock = threading.Lock()
 
     def record(self, decisions: np.ndarray) -> None:
@@ -170,9 +191,9 @@ class LatencyStats:
             rows = decisions[keep] if not keep.all() else decisions
             if rows.size == 0:
                 return
-            self.total.record(_span(rows, "ts_recv", "ts_decision"))
-            for name, start, end in SPANS:
-                self.stages[name].record(_span(rows, start, end))
+            starts = np.stack([rows[start] for start in _FROM])  # [S, n]
+            ends = np.stack([rows[end] for end in _TO])  # [S, n]
+            _record_spans(self._hists, ends - starts, (starts != 0) & (ends != 0))
 
     def summary(self) -> dict:
         """Contract keys: `latency_ns` (tick-to-decision) and `stages`, each

@@ -29,6 +29,7 @@ from redline.pipeline.report_json import add_json_arg, write_json
 
 PLOTS = ("latency_histograms.png", "latency_over_time.png", "decisions_per_second.png")
 _MAX_SCATTER = 50_000  # points drawn in the over-time plot; more only blurs it
+_TIME_BINS = 100  # bins of the p50/p99 lines over time
 
 
 def journal_figures(decisions: np.ndarray) -> dict:
@@ -113,7 +114,15 @@ def write_plots(decisions: np.ndarray, out: Path) -> list[Path]:
         t = (rows["ts_decision"] - t0) / 1e9
         lat_us = (rows["ts_decision"] - rows["ts_recv"]) / 1e3
         step = max(1, rows.size // _MAX_SCATTER)
-        ax.scatter(t[::step], lat_us[::step], s=2, label="tick to decision")
+        ax.scatter(t[::step], lat_us[::step], s=2, alpha=0.5, label="tick to decision")
+        # p50 / p99 per time bin: the trend a cloud of points hides.
+        edges = np.linspace(t.min(), t.max(), _TIME_BINS + 1)
+        which = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, _TIME_BINS - 1)
+        order = np.argsort(which, kind="stable")
+        groups = np.split(lat_us[order], np.flatnonzero(np.diff(which[order])) + 1)
+        mids = (edges[:-1] + edges[1:])[np.unique(which)] / 2
+        for q, color in ((50, "tab:green"), (99, "tab:orange")):
+            ax.plot(mids, [np.percentile(g, q) for g in groups], color=color, label=f"p{q} per bin")
         missed = (rows["deadline"] != 0) & (rows["ts_decision"] > rows["deadline"])
         if missed.any():
             ax.scatter(t[missed], lat_us[missed], s=6, color="tab:red", label="deadline miss")

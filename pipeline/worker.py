@@ -16,6 +16,7 @@ starves libzmq's I/O thread (FLOORS.md: 62 µs p50 but ~3 ms p99).
 
 from __future__ import annotations
 
+import argparse
 import os
 import struct
 import sys
@@ -175,7 +176,21 @@ def _answer(sock, engine, faults: FaultPlan, no: int, t_recv: int, out, version:
     sock.send_multipart([head, out])  # 4 * N bytes: pyzmq copies it, so `out` is reusable
 
 
-if __name__ == "__main__":
-    from redline.pipeline.cli import main
+def main(argv: list[str] | None = None) -> int:
+    """`python -m redline.pipeline.worker ARGS`: what the arbiter spawns. Same arguments and
+    errors as `redline worker`, without importing every other command (a restart is on the
+    failover's clock)."""
+    parser = argparse.ArgumentParser(prog="redline")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["worker", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"redline worker: error: {exc}", file=sys.stderr)
+        return 2
 
-    sys.exit(main(["worker", *sys.argv[1:]]))
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -128,27 +128,35 @@ def test_mixed_record_types_come_as_runs_in_merged_order(tmp_path):
 @pytest.mark.parametrize("n_files", [1, 3])
 def test_memory_is_bounded_independently_of_file_length(tmp_path, n_files):
     batch_rows, readahead = 500, 2
-    peaks, traced = {}, {}
+    peaks, traced, arrow = {}, {}, {}
+    warm = [write(tmp_path / f"w{k}.parquet", records(Q, 10, seed=k)) for k in range(2)]
+    list(replay(warm))  # the merge kernel's first call (JIT / cache load) is not traced
     for n in (10_000, 100_000):
         paths = [
             write(tmp_path / f"{n}_{k}.parquet", records(Q, n, seed=k, ts_max=10**12), 4096)
             for k in range(n_files)
         ]
         rep = Replay(paths, batch_rows=batch_rows, readahead=readahead)
-        tracemalloc.start()  # numpy buffers are traced; Arrow's own pool is not
-        total = 0
+        tracemalloc.start()  # numpy buffers are traced; Arrow's own pool is counted apart
+        total, arrow[n] = 0, 0
         for b in rep:
             total += len(b.records)
+            arrow[n] = max(arrow[n], pa.total_allocated_bytes())
         traced[n] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert total == n * n_files
         peaks[n] = rep.peak_buffered_rows
+    # rows held: under a bound that depends on batch_rows, readahead and files only
     bound = (2 * n_files + readahead + 1) * batch_rows
-    assert peaks[100_000] <= bound
-    assert peaks[100_000] <= peaks[10_000] + batch_rows  # does not grow with length
-    # bytes: far below the 100k-row files (6.4 MB each), same order as the 10k-row run
-    assert traced[100_000] < 2 * traced[10_000] + 64 * bound
-    assert traced[100_000] < 100_000 * n_files * 64 / 4
+    assert peaks[10_000] <= bound and peaks[100_000] <= bound
+    # numpy bytes: a few times the bound's records (64 B each, plus merge temporaries),
+    # at either length; the 100k-row files hold 6.4 MB of records each
+    for n in traced:
+        assert traced[n] < 8 * 64 * bound, (n, traced[n])
+    # Arrow's pool too (~1.3 MB for 3 files at either length, measured): pyarrow's
+    # pre-buffering kept every row group read so far (9 MB here, 540 MB in the 50M
+    # benchmark), so it is off
+    assert arrow[100_000] < 2 * arrow[10_000]
 
 
 # ---- bad input: the error names file, column and row; what came before survives ----
@@ -212,7 +220,8 @@ def test_truncated_file_is_named(tmp_path):
         replay(path)
 
 
-def test_corrupted_row_group_fails_there_after_delivering_the_ones_before(tmp_path):
+@pytest.mark.parametrize("batch_rows", [250, 600])  # 600: a batch spans row groups
+def test_corrupted_row_group_fails_there_after_delivering_the_ones_before(tmp_path, batch_rows):
     r = records(Q, 4000, seed=6, ts_max=10**9)
     path = write(tmp_path / "q.parquet", r, row_group_size=1000, write_page_checksum=True)
     col = pq.ParquetFile(path).metadata.row_group(2).column(3)  # a column of rows 2000-2999
@@ -224,26 +233,28 @@ def test_corrupted_row_group_fails_there_after_delivering_the_ones_before(tmp_pa
     with pytest.raises(
         ReplayError, match=r"q\.parquet: corrupted data in row group 2 \(rows 2000-2999\)"
     ):
-        for b in replay(path, batch_rows=250):
+        for b in replay(path, batch_rows=batch_rows):
             got.append(b.records.copy())
-    np.testing.assert_array_equal(np.concatenate(got), r[:2000])
+    delivered = np.concatenate(got)
+    assert len(delivered) == 2000 // batch_rows * batch_rows  # every batch read before it
+    np.testing.assert_array_equal(delivered, r[: len(delivered)])
 
 
-def test_null_value_names_column_and_row(tmp_path):
+@pytest.mark.parametrize(("column", "row"), [("seq", 211), ("ts_recv", 150)])
+def test_null_value_names_column_and_row(tmp_path, column, row):
     r = records(Q, 300, seed=7)
     table = pa.Table.from_batches([ev.to_arrow(r)])
-    seq = table["seq"].to_pylist()
-    seq[211] = None
-    i = table.schema.get_field_index("seq")
-    table = table.set_column(
-        i, pa.field("seq", pa.uint64(), nullable=True), pa.array(seq, pa.uint64())
-    )
+    values = table[column].to_pylist()
+    values[row] = None
+    i = table.schema.get_field_index(column)
+    typ = table.schema.field(i).type
+    table = table.set_column(i, pa.field(column, typ, nullable=True), pa.array(values, typ))
     pq.write_table(table, tmp_path / "q.parquet")
     got = []
-    with pytest.raises(ReplayError, match=r"q\.parquet: row 211: column 'seq' is null"):
+    with pytest.raises(ReplayError, match=rf"q\.parquet: row {row}: column '{column}' is null"):
         for b in replay(tmp_path / "q.parquet", batch_rows=100):
             got.append(b.records.copy())
-    np.testing.assert_array_equal(np.concatenate(got), r[:211])
+    np.testing.assert_array_equal(np.concatenate(got), r[:row])
 
 
 def test_not_an_event_file_is_an_error_when_named_and_skipped_in_a_directory(tmp_path):

@@ -101,9 +101,14 @@ def test_book_deltas_rebuild_the_quote_stream_top_of_book(market, books):
             assert state[1] == (q["bid_px"], q["ask_px"], q["bid_sz"], q["ask_sz"])
             matched += 1
         assert matched > 0.97 * len(quotes)
-        # Every top change in the book has its quote (bar lost quotes).
-        changed = sum(1 for b, a, snap in states.values() if not snap and b != a)
-        assert changed <= len(quotes) + 10 * spec.link.loss_rate * len(states) + 10
+        # Every change of the top has its quote, bar the quotes lost on the wire.
+        # (A loss at the very end leaves no later seq to show it: stop at the last quote.)
+        last = quotes["ts_event"][-1]
+        changed = {ts for ts, (b, a, snap) in states.items() if not snap and b != a and ts <= last}
+        unquoted = len(changed - set(quotes["ts_event"].tolist()))
+        lost_quotes = int(quotes["seq"][-1]) - len(quotes)
+        assert unquoted <= lost_quotes
+        assert len(changed) > 0.5 * len(quotes)
 
 
 def test_trades_print_at_the_touch_on_the_aggressor_side(market, books):

@@ -169,3 +169,20 @@ def test_feature_names():
 def test_bad_inputs_are_refused(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_live_update_bounds_are_checked():
+    # numba does not bounds-check; the update must, or memory is corrupted silently.
+    state, out = FeatureState([1.0, 1.0]), np.zeros(N_FEATURES, np.float32)
+    q, t = _quote(SEC, 99, 101, 1, 1), _trade(SEC, 100, 1, Side.BID)
+    for call in (
+        lambda: state.update_quote(2, q, 0, out),
+        lambda: state.update_quote(-1, q, 0, out),
+        lambda: state.update_quote(0, q, 1, out),
+        lambda: state.update_quote(0, q, 0, np.zeros(N_FEATURES - 1, np.float32)),
+        lambda: state.update_trade(0, t, 3, out),
+        lambda: state.update_trade(5, t, 0, out),
+    ):
+        with pytest.raises(IndexError, match="feature update"):
+            call()
+    assert state.si.sum() == 0  # nothing was applied

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import redline.kernels as rk
+from redline.kernels import triton_mode
 
 
 @pytest.fixture
@@ -92,6 +93,25 @@ def test_version_defaults_to_checksum_and_can_be_named(module):
 def test_triton_backend_without_cuda_or_interpreter_is_refused(module, monkeypatch):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setattr(triton_mode, "INTERPRETED", False)
     with pytest.raises(ValueError, match="needs a CUDA device"):
         rk.compile(module, backend="triton")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_any_float_input_dtype_and_strides(module, dtype, batch):
+    plan = rk.compile(module, backend="cpu")
+    x = torch.randn(batch, 22)[:, ::2].to(dtype)  # non-contiguous rows
+    with torch.no_grad():
+        want = module(x.float())
+    torch.testing.assert_close(plan(x), want, atol=1e-5, rtol=1e-5)
+
+
+def test_triton_run_into_refuses_numpy_and_batches_on_host(module):
+    plan = rk.compile(module, backend="triton")
+    with pytest.raises(TypeError, match="torch tensors"):
+        plan.run_into(np.zeros(11, np.float32), np.zeros(3, np.float32))
+    if plan.device.type == "cuda":
+        with pytest.raises(ValueError, match="batch 1"):
+            plan.run_into(torch.zeros(2, 11), torch.zeros(2, 3))

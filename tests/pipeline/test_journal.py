@@ -47,19 +47,45 @@ def test_append_flushes_itself_when_due(tmp_path, make_decisions):
     j.close()
 
 
+def test_hot_path_mode_leaves_interval_flushes_to_maybe_flush(tmp_path, make_decisions):
+    clock = ReplayClock(0)
+    d = make_decisions(10)
+    j = Journal(
+        tmp_path / "j.arrow",
+        clock=clock,
+        flush_interval_ns=5 * MS,
+        capacity=8,
+        flush_in_append=False,
+    )
+    j.append(d[:4])
+    clock.advance(50 * MS)
+    j.append(d[4:6])  # due, but appends never flush on time in this mode
+    assert j.pending == 6 and j.rows_written == 0
+    j.append(d[6:10])  # full buffer still flushes: nothing is ever dropped
+    assert j.rows_written == 6 and j.pending == 4
+    clock.advance(5 * MS)
+    assert j.maybe_flush() == 4
+    j.close()
+
+
 def test_full_buffer_and_oversize_batches_keep_order(tmp_path, make_decisions):
     d = make_decisions(100, seed=2)
     seen: list[np.ndarray] = []
     path = tmp_path / "j.arrow"
     with Journal(path, clock=ReplayClock(), capacity=16, on_flush=[seen.append]) as j:
+        j.append(d[:10:2])  # strided views are copied right too
+        j.append(d[1:10:2])
+        j.flush()
         j.append(d[:10])
         j.append(d[10:20])  # would overflow: flushes the first 10 before buffering
-        assert j.rows_written == 10
+        assert j.rows_written == 20
         j.append(d[20:70])  # larger than the buffer: written as its own batch
         j.append(d[70:])
     out = read_journal(path)
-    np.testing.assert_array_equal(out, d)
-    np.testing.assert_array_equal(np.concatenate(seen), d)  # listeners saw every row once
+    np.testing.assert_array_equal(out[:5], d[:10:2])
+    np.testing.assert_array_equal(out[5:10], d[1:10:2])
+    np.testing.assert_array_equal(out[10:], d)
+    np.testing.assert_array_equal(np.concatenate(seen), out)  # listeners saw every row once
 
 
 def test_torn_tail_reads_back_complete_batches(tmp_path, make_decisions):
@@ -80,6 +106,8 @@ def test_bad_inputs_say_what_is_wrong(tmp_path):
     j = Journal(path, clock=ReplayClock())
     with pytest.raises(TypeError, match="DECISION_DTYPE"):
         j.append(empty(RecordType.QUOTE, 1))
+    with pytest.raises(ValueError, match="1-D"):
+        j.append(empty(RecordType.DECISION, 4).reshape(2, 2))
     j.close()
     with pytest.raises(ValueError, match="after close"):
         j.append(empty(RecordType.DECISION, 1))

@@ -96,3 +96,11 @@ def test_missing_or_foreign_journal_is_a_clear_error(tmp_path, capsys):
     junk.write_text("hello")
     assert main(["report", str(junk)]) == 2
     assert "not a redline journal" in capsys.readouterr().err
+
+
+def test_single_decision_journal_still_plots(tmp_path, make_decisions):
+    path = tmp_path / "one.arrow"
+    _write_journal(path, make_decisions(1))
+    assert main(["report", str(path), "--out", str(tmp_path / "o")]) == 0
+    for name in PLOTS:
+        assert (tmp_path / "o" / name).read_bytes()[:8] == PNG_MAGIC

@@ -102,3 +102,26 @@ def test_unreachable_or_foreign_endpoint_is_a_clear_error(capsys):
     assert f"cannot scrape http://127.0.0.1:{port}/metrics" in capsys.readouterr().err
     with pytest.raises(ValueError, match="not a redline metrics endpoint"):
         parse_scrape("# TYPE up gauge\nup 1\n")
+
+
+def test_live_mode_polls_and_shows_rates_between_polls(endpoint, monkeypatch, capsys):
+    m, clock, _, url = endpoint
+    polls = []
+
+    def fake_sleep(seconds: float) -> None:  # graph time moves, no real waiting
+        polls.append(seconds)
+        if len(polls) == 1:
+            m.observe_events(700)
+            clock.advance(1_000_000_000)
+        elif len(polls) == 2:
+            m.stop()  # endpoint gone: top keeps the last frame and says why
+        else:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("redline.pipeline.top.time.sleep", fake_sleep)
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["top", "--url", url, "--interval", "0.25"]) == 0
+    assert polls == [0.25, 0.25, 0.25]
+    out = capsys.readouterr().out
+    assert "events 4,700 (700/s)" in out  # rate from the two polls, not since start
+    assert "cannot scrape" in out

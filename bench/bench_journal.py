@@ -1,0 +1,123 @@
+"""What the decision journal and latency accounting cost the graph.
+
+Per call, in ns, after warm-up: `Journal.append` of 1 and of 64 decisions on
+the live clock (flushing every 100 ms inside append, and in the hot-path mode
+where append never flushes on time), against the floor measured in the same
+run (a raw copy of the same batch into a preallocated buffer); one `flush()`;
+`LatencyStats.record` per batch; `LatencyStats.summary`.
+
+    .venv/bin/python bench/bench_journal.py [--calls 30000] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from redline.feeds.events import STAGES, RecordType, empty
+from redline.pipeline.clock import LiveClock
+from redline.pipeline.journal import Journal
+from redline.pipeline.latency import LatencyStats
+from redline.pipeline.report_json import write_json
+
+
+def decisions(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    d = empty(RecordType.DECISION, n)
+    d["ts_recv"] = 1_700_000_000_000_000_000 + np.arange(n) * 100_000
+    t = d["ts_recv"].copy()
+    for stage in STAGES:
+        t = t + rng.lognormal(np.log(20_000), 0.8, n).astype(np.int64)
+        d[stage] = t
+    d["origin"] = rng.integers(0, 4, n)
+    return d
+
+
+def timed(fn: Callable[[], object], calls: int, warmup: int) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    out = np.empty(calls, dtype=np.int64)
+    clock = time.perf_counter_ns
+    for i in range(calls):
+        t0 = clock()
+        fn()
+        out[i] = clock() - t0
+    return out
+
+
+def figures(samples: np.ndarray) -> dict[str, float]:
+    p50, p99, p999 = np.percentile(samples, [50, 99, 99.9])
+    return {"p50": p50, "p99": p99, "p999": p999, "max": float(samples.max())}
+
+
+class FloorCopy:
+    """The floor: raw bytes of a batch into a preallocated ring of slots."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        void = np.dtype((np.void, rows.dtype.itemsize))
+        self.rows = rows.view(void)
+        self.buf = empty(RecordType.DECISION, 8192).view(void)
+        self.pos = 0
+
+    def __call__(self) -> None:
+        n = self.rows.shape[0]
+        p = self.pos if self.pos + n <= self.buf.shape[0] else 0
+        self.buf[p : p + n] = self.rows
+        self.pos = p + n
+
+
+def flush_of(journal: Journal, rows: np.ndarray) -> Callable[[], int]:
+    def run() -> int:
+        journal.append(rows)  # fits the buffer: no flush inside
+        return journal.flush()
+
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=30_000, help="timed calls per append case")
+    ap.add_argument("--json", metavar="PATH")
+    args = ap.parse_args()
+    res: dict[str, dict[str, float]] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="bench_journal_"))
+    for batch in (1, 64):
+        rows = decisions(batch)
+        res[f"floor: raw copy, batch {batch}"] = figures(timed(FloorCopy(rows), args.calls, 2000))
+        for in_append in (True, False):
+            j = Journal(
+                tmp / f"a{batch}{in_append}.arrow", clock=LiveClock(), flush_in_append=in_append
+            )
+            name = f"append, batch {batch}" + ("" if in_append else ", hot-path mode")
+            res[name] = figures(timed(lambda j=j, r=rows: j.append(r), args.calls, 2000))
+            j.close()
+    for n in (1024, 8192):
+        rows = decisions(n, seed=1)
+        with Journal(tmp / f"f{n}.arrow", clock=LiveClock(), capacity=n + 1) as j:
+            res[f"append + flush, {n} rows"] = figures(timed(flush_of(j, rows), 200, 10))
+        stats = LatencyStats()
+        res[f"LatencyStats.record, {n} rows"] = figures(
+            timed(lambda s=stats, r=rows: s.record(r), 200, 10)
+        )
+    stats = LatencyStats()
+    stats.record(decisions(100_000, seed=2))
+    res["LatencyStats.summary (8 histograms)"] = figures(timed(stats.summary, 200, 10))
+
+    print(f"{'case (ns per call)':38s} {'p50':>11s} {'p99':>11s} {'p99.9':>11s} {'max':>11s}")
+    for case, f in res.items():
+        print(f"{case:38s} " + " ".join(f"{f[k]:11,.0f}" for k in ("p50", "p99", "p999", "max")))
+    for batch in (1, 64):
+        floor = res[f"floor: raw copy, batch {batch}"]["p50"]
+        for suffix in ("", ", hot-path mode"):
+            ratio = res[f"append, batch {batch}{suffix}"]["p50"] / floor
+            print(f"append{suffix} / floor, batch {batch}: {ratio:.1f}x at p50")
+    write_json(args.json, res)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,372 @@
+"""The node kinds of a graph, each a small loop body over its edges.
+
+A node never blocks inside `step()`: it takes what is waiting on its input
+edges, does its stage, sends downstream and returns how much it did. The
+runtime decides how the node waits between steps (await, busy-poll or block;
+see runtime.py). Each node stamps its stage with the graph's clock:
+
+    feed      ts_recv (ZmqFeed, on arrival), ts_feed (handed to the graph)
+    arbiter   ts_features (taken off its edge), ts_request, ts_worker_start/end,
+              ts_answer (the workers and the arbiter)
+    strategy  ts_decision (decision emitted)
+
+Stopping is by end of stream: the feed sends EOS when its source ends (or on
+`stop_intake()`); every other node forwards EOS once everything it accepted
+has gone downstream, so a drain loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+import zmq
+
+from redline.feeds.events import QUOTE_DTYPE, RecordType, record_type_of
+from redline.feeds.sequence import SequenceTracker
+from redline.feeds.zmq_feed import ZmqFeed
+from redline.pipeline import graph_config as gc
+from redline.pipeline.clock import Clock
+from redline.pipeline.latency import LatencyStats, count_by_origin, count_deadline_misses
+from redline.pipeline.transport import Receiver, Sender
+from redline.strategies.signal_trader import ANSWER_DTYPE, SignalTrader
+
+_MAX_BATCHES = 64  # feed batches taken per step, so a burst can't starve the loop
+_SUBMIT_SLICE = 16  # events the arbiter node submits per step (~50-100 µs each here)
+
+
+class Node:
+    """What the runtime drives. Subclasses set `inputs`, `output` and `step`."""
+
+    kind = ""
+
+    def __init__(self, name: str, spec: gc._NodeSpec, clock: Clock) -> None:
+        self.name = name
+        self.spec = spec
+        self.clock = clock
+        self.inputs: list[Receiver] = []
+        self.output: Sender | None = None
+        self.ending = False  # EOS queued downstream (or, for a sink, consumed)
+        self.events = 0  # records taken in
+
+    @property
+    def done(self) -> bool:
+        """EOS delivered downstream (or consumed): the node's loop may end."""
+        return self.ending and (self.output is None or self.output.flush())
+
+    def held_back(self) -> bool:
+        """The output edge is full: take in nothing until it drains (backpressure)."""
+        return self.output is not None and self.output.blocked and not self.output.flush()
+
+    def step(self) -> int:
+        """Do what is waiting; never blocks. Returns the number of records handled."""
+        raise NotImplementedError
+
+    def timeout_s(self) -> float | None:
+        """How long the node may wait for input before it must step again (None: until input)."""
+        if self.output is not None and self.output.blocked:
+            return 0.001  # waiting for room downstream: retry soon
+        return None
+
+    def wait_sockets(self) -> list[zmq.Socket]:
+        """Sockets whose input wakes the node; may change between steps."""
+        return [r.socket for r in self.inputs]
+
+    def stop_intake(self) -> None:
+        """SIGINT/SIGTERM: only the feed takes in new work; others drain by EOS."""
+
+    def finish(self) -> None:
+        """End now (drain timed out): forward EOS so downstream can finish too."""
+        if not self.ending:
+            self._end()
+
+    def _end(self) -> None:
+        if self.output is not None:
+            self.output.send_eos()
+        self.ending = True
+
+    def close(self) -> None:
+        pass
+
+    def stats(self) -> dict[str, Any]:
+        return {"kind": self.kind, "events": self.events}
+
+
+class FeedNode(Node):
+    """Ingress from a publisher: sequence-checked, `ts_recv` stamped, forwarded."""
+
+    kind = "feed"
+
+    def __init__(self, name, spec: gc.FeedNode, clock, ctx: zmq.Context) -> None:
+        super().__init__(name, spec, clock)
+        self.tracker = SequenceTracker()
+        self.feed = ZmqFeed(spec.source, kind="sub", context=ctx, clock=clock, tracker=self.tracker)
+        self._stopping = False
+
+    def wait_sockets(self) -> list[zmq.Socket]:
+        return [self.feed.socket]
+
+    def step(self) -> int:
+        n = 0
+        # A conflating output never holds the feed back: newer quotes replace waiting ones.
+        if not self._stopping and not (self.held_back() and not self.output.conflate):
+            # Coalesce what is waiting: one edge message per run of same-type
+            # batches (a send is a syscall, ~20-50 µs here; a concatenate is ~1 µs).
+            run: list[np.ndarray] = []
+            for _ in range(_MAX_BATCHES):
+                batch = self.feed.recv_batch(0.0)
+                if batch is None:
+                    break
+                if run and run[0].dtype != batch.records.dtype:
+                    self._send(run)
+                    run = []
+                run.append(batch.records)
+                n += len(batch.records)
+            if run:
+                self._send(run)
+        self.events += n
+        if not n and not self.ending and (self.feed.ended or self._stopping):
+            self._end()
+        return n
+
+    def _send(self, run: list[np.ndarray]) -> None:
+        records = run[0] if len(run) == 1 else np.concatenate(run)
+        self.output.send(records, stamp_ns=self.clock.now_ns())  # ts_feed
+
+    def stop_intake(self) -> None:
+        self._stopping = True
+
+    def close(self) -> None:
+        self.feed.close()
+
+    def stats(self) -> dict[str, Any]:
+        return {**super().stats(), "feed": self.feed.stats()}
+
+
+class ArbiterNode(Node):
+    """Every event of the selected instruments to both workers (all events when
+    `instruments` is empty); a decision asked for each of their quotes.
+
+    The arbiter (workers' `Arbiter`) is injected: the runtime builds it with
+    its worker processes (see runtime.build_arbiter).
+    """
+
+    kind = "arbiter"
+
+    def __init__(self, name, spec: gc.ArbiterNode, clock, arbiter) -> None:
+        super().__init__(name, spec, clock)
+        self.arb = arbiter
+        self._decide_on = frozenset(spec.instruments)
+        self._decide_ids = np.array(sorted(self._decide_on), np.uint32)
+        self.filtered = 0  # events of other instruments, not sent to the workers
+        self._quote: dict[int, tuple[int, int]] = {}  # instrument -> latest (bid, ask)
+        self._taken: dict[tuple[int, int], int] = {}  # (source, seq) -> ts_features
+        self.asked = 0
+        self.answered = 0
+        self._backlog: deque[tuple[np.ndarray, int, int]] = deque()  # (records, ts_feed, next)
+        self.killed_pid = 0
+
+    def wait_sockets(self) -> list[zmq.Socket]:
+        socks = [r.socket for r in self.inputs]
+        # A restarted worker gets a new socket: the runtime re-reads this list.
+        socks += [s for s in (getattr(link, "sock", None) for link in self.arb.links) if s]
+        return socks
+
+    def timeout_s(self) -> float | None:
+        if self.asked > self.answered:
+            return 0.0005  # deadlines to watch (await nodes round this up to 1 ms)
+        return 0.01  # worker health (heartbeats) while idle
+
+    def step(self) -> int:
+        rx = self.inputs[0]
+        n = 0
+        held = self.held_back()  # answers still go out; no new events come in
+        if not held and not self._backlog and not rx.ended:
+            for records, ts_feed in rx.recv():
+                if self._decide_on:  # other instruments' events feed no decision here
+                    mine = np.isin(records["instrument_id"], self._decide_ids)
+                    self.filtered += len(records) - int(mine.sum())
+                    records = records[mine]
+                if len(records):
+                    self._backlog.append((records, ts_feed, 0))
+        # Bounded work per step, so the strategy downstream (same loop) is never
+        # kept waiting behind a burst: answers go out after every slice.
+        while not held and self._backlog and n < _SUBMIT_SLICE:
+            records, ts_feed, start = self._backlog[0]
+            stop = min(len(records), start + _SUBMIT_SLICE - n)
+            self._submit(records[start:stop], ts_feed, self.clock.now_ns())
+            n += stop - start
+            if stop == len(records):
+                self._backlog.popleft()
+            else:
+                self._backlog[0] = (records, ts_feed, stop)
+        self.events += n
+        n += self._emit(self.arb.poll())
+        if rx.ended and not self._backlog and self.answered >= self.asked and not self.ending:
+            self._end()
+        return n
+
+    def _submit(self, records: np.ndarray, ts_feed: int, taken: int) -> None:
+        is_quote = records.dtype == QUOTE_DTYPE
+        rtype = record_type_of(records.dtype)
+        for i in range(len(records)):
+            rec = records[i]
+            decide = False
+            if is_quote:
+                inst = int(rec["instrument_id"])
+                self._quote[inst] = (int(rec["bid_px"]), int(rec["ask_px"]))
+                decide = not self._decide_on or inst in self._decide_on
+                if decide:
+                    self._taken[(int(rec["source_id"]), int(rec["seq"]))] = taken
+            elif rtype not in (RecordType.TRADE, RecordType.BOOK_DELTA, RecordType.SENSOR):
+                continue
+            self.arb.submit(rec, decide=decide, ts_feed=ts_feed)
+            self.asked += decide
+
+    def _emit(self, batch) -> int:
+        recs = batch.records
+        n = len(recs)
+        if not n:
+            return 0
+        self.answered += n
+        out = np.zeros(n, ANSWER_DTYPE)
+        for name in recs.dtype.names:
+            out[name] = recs[name]
+        out["score"] = batch.outputs[:, 0]
+        for i in range(n):
+            key = (int(recs["input_source_id"][i]), int(recs["input_seq"][i]))
+            out["ts_features"][i] = self._taken.pop(key, 0)
+            out["bid_px"][i], out["ask_px"][i] = self._quote.get(
+                int(recs["instrument_id"][i]), (0, 0)
+            )
+        self.output.send(out, stamp_ns=self.clock.now_ns())
+        return n
+
+    def kill_worker(self, index: int = 0) -> int:
+        """Chaos: SIGKILL worker `index` (0 = A) as a crash would; returns its pid."""
+        import os
+        import signal
+
+        pid = self.arb.links[index].pid
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            self.killed_pid = pid
+        return pid or 0
+
+    def _end(self) -> None:
+        self.arb.close()  # undecided requests (none after a drain) get the safe default
+        self._emit(self.arb.poll())
+        super()._end()
+
+    def close(self) -> None:
+        if not self.ending:
+            self.arb.close()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            **super().stats(),
+            "asked": self.asked,
+            "filtered": self.filtered,
+            "arbiter": self.arb.stats(),
+        }
+
+
+class StrategyNode(Node):
+    """Answers -> decisions (SignalTrader); stamps `ts_decision` as it emits."""
+
+    kind = "strategy"
+
+    def __init__(self, name, spec: gc.StrategyNode, clock) -> None:
+        super().__init__(name, spec, clock)
+        self.trader = SignalTrader(spec, clock)
+        self.decisions = 0
+
+    def step(self) -> int:
+        rx = self.inputs[0]
+        n = 0
+        if self.held_back():
+            return 0
+        for answers, _ in rx.recv():
+            out = self.trader.decide(answers)
+            out["ts_decision"] = now = self.clock.now_ns()
+            if self.output is not None:
+                self.output.send(out, stamp_ns=now)
+            n += len(out)
+        self.events += n
+        self.decisions += n
+        if rx.ended and not self.ending:
+            self._end()
+        return n
+
+    def stats(self) -> dict[str, Any]:
+        t = self.trader
+        return {
+            **super().stats(),
+            "decisions": self.decisions,
+            "reasons": {r.name.lower(): c for r, c in t.counts.items()},
+            "positions": dict(t.position),
+            "halted": sorted(t.halted),
+        }
+
+
+class JournalNode(Node):
+    """Sink: every decision journaled (if a path is set), counted and timed."""
+
+    kind = "journal"
+
+    def __init__(self, name, spec: gc.JournalNode, clock, on_decisions=()) -> None:
+        super().__init__(name, spec, clock)
+        self.latency = LatencyStats()
+        self.by_origin: dict[str, int] = {}
+        self.deadline_misses = 0
+        self._listeners = tuple(on_decisions)
+        self.journal = None
+        if spec.path:
+            from redline.pipeline.journal import Journal
+
+            self.journal = Journal(
+                spec.path, clock=clock, flush_interval_ns=spec.flush_interval_ms * 1_000_000
+            )
+
+    def timeout_s(self) -> float | None:
+        return self.spec.flush_interval_ms / 1000 if self.journal is not None else None
+
+    def step(self) -> int:
+        rx = self.inputs[0]
+        n = 0
+        for decisions, _ in rx.recv():
+            if self.journal is not None:
+                self.journal.append(decisions)
+            self.latency.record(decisions)
+            for k, v in count_by_origin(decisions).items():
+                self.by_origin[k] = self.by_origin.get(k, 0) + v
+            self.deadline_misses += count_deadline_misses(decisions)
+            for fn in self._listeners:
+                fn(decisions)
+            n += len(decisions)
+        self.events += n
+        if self.journal is not None and not n:
+            self.journal.maybe_flush()
+        if rx.ended and not self.ending:
+            self._end()
+        return n
+
+    def _end(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+        self.ending = True
+
+    def close(self) -> None:
+        if self.journal is not None and not self.ending:
+            self.journal.close()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            **super().stats(),
+            "decisions": self.events,
+            "decisions_by_origin": dict(self.by_origin),
+            "deadline_misses": self.deadline_misses,
+            "journal": str(self.journal.path) if self.journal is not None else None,
+            **self.latency.summary(),
+        }

@@ -1,0 +1,294 @@
+"""Runs a graph: all of its nodes in one process, or some (`only=`) per process.
+
+The same `GraphSpec` runs either way: every edge's reader binds its address
+and every writer connects, so with ipc:// or tcp:// edges each process can
+start in any order. inproc:// edges only join nodes of one process.
+
+The control plane (signals, metrics, drain) runs on uvloop. Each node waits
+for input as its spec says (`wait`):
+
+- "await": an asyncio task; wakes on its sockets' FDs through the loop (all
+  such nodes share one thread, so no GIL hand-offs between them).
+- "block": its own thread, blocked in zmq_poll; the cheapest wake-up on a
+  loaded machine (FLOORS.md: asyncio adds tens of µs to a hop).
+- "busy": its own thread, spinning on non-blocking reads; only pays where a
+  core is free (on 2 vCPU it starves libzmq's I/O thread: FLOORS.md).
+
+SIGINT/SIGTERM: the feed stops taking in events and sends end-of-stream; each
+node forwards it once what it accepted has gone downstream (the arbiter waits
+for every decision it asked for); the journal flushes and closes; `run()`
+returns 0. A process without the feed waits for the end-of-stream from
+upstream, for at most `drain_timeout_s`, then ends its nodes anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import zmq
+
+from redline.pipeline import graph_config as gc
+from redline.pipeline import graph_nodes as gn
+from redline.pipeline.clock import Clock, LiveClock
+from redline.pipeline.transport import Receiver, Sender
+
+
+class Runtime:
+    """A graph (or part of one) built and ready to run."""
+
+    def __init__(
+        self,
+        spec: gc.GraphSpec,
+        *,
+        only: Sequence[str] = (),
+        clock: Clock | None = None,
+        context: zmq.Context | None = None,
+        drain_timeout_s: float = 10.0,
+        arbiter_factory: Callable[[gc.ArbiterNode, Clock, gc.GraphSpec], Any] | None = None,
+    ) -> None:
+        unknown = [n for n in only if n not in spec.nodes]
+        if unknown:
+            raise gc.GraphError(
+                f"graph '{spec.graph.name}': no node {unknown} (nodes: {', '.join(spec.nodes)})"
+            )
+        self.spec = spec
+        self.local = [n for n in spec.order() if not only or n in only]
+        if only:
+            _check_split(spec, self.local)
+        self.clock = clock or LiveClock()
+        self._own_ctx = context is None
+        self.ctx = context or zmq.Context()
+        self.drain_timeout_s = drain_timeout_s
+        self._arbiter_factory = arbiter_factory or build_arbiter
+        self.nodes: dict[str, gn.Node] = {}
+        self.receivers: dict[str, Receiver] = {}
+        self.senders: dict[str, Sender] = {}
+        self._stop_at: float | None = None
+        self.started_ns = 0
+        self.ended_ns = 0
+        self._build()
+
+    def _build(self) -> None:
+        spec = self.spec
+        # Readers bind first so inproc writers in this process find them.
+        for name in self.local:
+            for e in spec.nodes[name].inputs:
+                self.receivers[e] = Receiver(self.ctx, e, spec.edges[e])
+        for name in self.local:
+            for e in spec.nodes[name].outputs:
+                self.senders[e] = Sender(self.ctx, e, spec.edges[e])
+        # Downstream first, so the feed (which starts taking events) is built last.
+        for name in reversed(self.local):
+            node_spec = spec.nodes[name]
+            node = self._make(name, node_spec)
+            node.inputs = [self.receivers[e] for e in node_spec.inputs]
+            outs = node_spec.outputs
+            node.output = self.senders[outs[0]] if outs else None
+            self.nodes[name] = node
+        self.nodes = {n: self.nodes[n] for n in self.local}
+
+    def _make(self, name: str, s: gc.NodeSpec) -> gn.Node:
+        if isinstance(s, gc.FeedNode):
+            return gn.FeedNode(name, s, self.clock, self.ctx)
+        if isinstance(s, gc.ArbiterNode):
+            arbiter = self._arbiter_factory(s, self.clock, self.spec)
+            return gn.ArbiterNode(name, s, self.clock, arbiter)
+        if isinstance(s, gc.StrategyNode):
+            return gn.StrategyNode(name, s, self.clock)
+        if isinstance(s, gc.JournalNode):
+            return gn.JournalNode(name, s, self.clock)
+        raise AssertionError(f"unhandled node kind {type(s).__name__}")
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until every local node is done; returns 0 after a clean drain."""
+        import uvloop
+
+        return uvloop.run(self.run_async())
+
+    async def run_async(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(RuntimeError, ValueError):  # not the main thread
+                loop.add_signal_handler(sig, self.stop)
+        self.started_ns = self.clock.now_ns()
+        tasks = []
+        for node in self.nodes.values():
+            if node.spec.wait == "await":
+                tasks.append(asyncio.create_task(self._await_loop(node), name=node.name))
+            else:
+                loop_fn = self._busy_loop if node.spec.wait == "busy" else self._block_loop
+                tasks.append(asyncio.create_task(asyncio.to_thread(loop_fn, node), name=node.name))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            self.ended_ns = self.clock.now_ns()
+            self.close()
+        return 0
+
+    def stop(self) -> None:
+        """Graceful stop: the feed ends intake; the rest drain (see module doc)."""
+        if self._stop_at is None:
+            self._stop_at = time.monotonic() + self.drain_timeout_s
+        for node in self.nodes.values():
+            node.stop_intake()
+
+    def _overdue(self, node: gn.Node) -> bool:
+        if self._stop_at is not None and time.monotonic() > self._stop_at:
+            node.finish()  # upstream never ended: end here so downstream can
+            return True
+        return False
+
+    async def _await_loop(self, node: gn.Node) -> None:
+        # ZeroMQ's FD is edge-triggered: it fires when ZMQ_EVENTS may have
+        # changed, so check EVENTS after each step before sleeping on it.
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        socks: list[zmq.Socket] = []
+        fds: list[int] = []
+        try:
+            while not node.done and not self._overdue(node):
+                if node.step():
+                    await asyncio.sleep(0)  # let the other nodes of this loop run
+                    continue
+                now_socks = node.wait_sockets()
+                if now_socks != socks:  # first pass, or a worker was restarted
+                    for fd in fds:
+                        loop.remove_reader(fd)
+                    socks, fds = now_socks, [s.getsockopt(zmq.FD) for s in now_socks]
+                    for fd in fds:
+                        loop.add_reader(fd, wake.set)
+                wake.clear()
+                if any(s.getsockopt(zmq.EVENTS) & zmq.POLLIN for s in socks):
+                    continue
+                timeout = node.timeout_s()
+                # uvloop timers tick in ms: a shorter one fires at once and spins the loop.
+                timer = loop.call_later(0.1 if timeout is None else max(timeout, 0.001), wake.set)
+                await wake.wait()
+                timer.cancel()
+        finally:
+            for fd in fds:
+                loop.remove_reader(fd)
+
+    def _block_loop(self, node: gn.Node) -> None:
+        poller = zmq.Poller()
+        socks: list[zmq.Socket] = []
+        while not node.done and not self._overdue(node):
+            if node.step():
+                continue
+            now_socks = node.wait_sockets()
+            if now_socks != socks:
+                poller = zmq.Poller()
+                socks = now_socks
+                for s in socks:
+                    poller.register(s, zmq.POLLIN)
+            timeout = node.timeout_s()
+            poller.poll(100 if timeout is None else max(timeout * 1000, 0.1))
+
+    def _busy_loop(self, node: gn.Node) -> None:
+        while not node.done and not self._overdue(node):
+            node.step()
+
+    def close(self) -> None:
+        for node in self.nodes.values():
+            node.close()
+        for s in self.senders.values():
+            s.close()
+        for r in self.receivers.values():
+            r.close()
+        if self._own_ctx:
+            self.ctx.destroy(linger=2000)
+
+    # -- reporting ------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Per node and per edge (sent, received, drops) figures of this process."""
+        edges: dict[str, dict[str, int]] = {}
+        for name, s in self.senders.items():
+            edges.setdefault(name, {}).update(
+                sent=s.sent, sender_drops=s.drops, max_backlog=s.max_backlog
+            )
+        for name, r in self.receivers.items():
+            edges.setdefault(name, {}).update(received=r.received, receiver_drops=r.drops)
+        for e in edges.values():
+            e["drops"] = e.get("sender_drops", 0) + e.get("receiver_drops", 0)
+        return {
+            "graph": self.spec.graph.name,
+            "nodes": {n: node.stats() for n, node in self.nodes.items()},
+            "edges": edges,
+            "seconds": (self.ended_ns - self.started_ns) / 1e9 if self.ended_ns else None,
+        }
+
+
+def _check_split(spec: gc.GraphSpec, local: list[str]) -> None:
+    """inproc edges cannot cross a process boundary: say which one does."""
+    for e, edge in spec.edges.items():
+        ends = {spec.producer_of(e), spec.consumer_of(e)}
+        if edge.address.startswith("inproc://") and len(ends & set(local)) == 1:
+            raise gc.GraphError(
+                f"edge '{e}': field 'address' is {edge.address}, which only joins nodes of one "
+                f"process, but its nodes {sorted(ends)} run apart; use ipc:// or tcp://"
+            )
+
+
+def build_arbiter(node: gc.ArbiterNode, clock: Clock, graph: gc.GraphSpec):
+    """The workers' Arbiter with its two worker processes, warm and in service."""
+    from redline.pipeline.arbiter import Arbiter, ArbiterConfig
+    from redline.pipeline.fallback import CpuFallback, safe_default
+    from redline.pipeline.worker_link import spawn_pair
+
+    model_dir = node.model or default_model_dir()
+    backend, devices = _worker_devices(node)
+    links = spawn_pair(model_dir, backend=backend, devices=devices)
+    fallback = None
+    n_out = 1
+    if node.fallback:
+        from redline.pipeline.engine import CpuEngine
+        from redline.pipeline.numpy_plan import load_numpy_plan
+
+        plan = load_numpy_plan(model_dir)  # the workers' CPU path: no torch import (~2-10 s)
+        fallback = CpuFallback(CpuEngine(plan), clock)
+        n_out = plan.out_features
+    cfg = ArbiterConfig(policy=node.policy, budget_ns=graph.budget_ns)
+    arb = Arbiter(links, cfg, clock, safe_default=safe_default(n_out), fallback=fallback)
+    arb.wait_ready(timeout_s=120)
+    return arb
+
+
+def _worker_devices(node: gc.ArbiterNode) -> tuple[str, tuple[int, int]]:
+    """("cpu" | "cuda", device indices) from the workers' `device` fields."""
+    devs = [w.device for w in node.workers]
+    if all(d == "auto" for d in devs):
+        n = cuda_device_count()
+        if n == 0:
+            return "cpu", (0, 0)
+        return "cuda", (0, 1 if n > 1 else 0)
+    if all(d == "cpu" for d in devs):
+        return "cpu", (0, 0)
+    if all(d.startswith("cuda") for d in devs):
+        idx = [int(d.partition(":")[2] or 0) for d in devs]
+        return "cuda", (idx[0], idx[1])
+    raise gc.GraphError(
+        f"node arbiter: field 'workers': devices {devs} mix backends; use 'auto', 'cpu' for "
+        "both, or 'cuda:N' for both"
+    )
+
+
+def cuda_device_count() -> int:
+    """NVIDIA GPUs the driver reports, without importing torch (seconds on a busy host)."""
+    from pathlib import Path
+
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return len(list(gpus.iterdir())) if gpus.is_dir() else 0
+
+
+def default_model_dir() -> str:
+    from redline.replay_data import DIR
+
+    return str(DIR / "model")
