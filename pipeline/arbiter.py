@@ -214,6 +214,7 @@ class Arbiter:
         self.versions = [0, 0]
         self.ring = EventRing(cfg.replay_depth)
         self._rtypes: dict[np.dtype, int] = {}
+        self._closed = False
         self.event_no = 0
         cap = cfg.max_inflight
         self._reqs = [_Req() for _ in range(cap)]
@@ -320,6 +321,9 @@ class Arbiter:
         """Handle worker messages and timers; return the decisions made since the last poll."""
         if now is None:
             now = self.clock.monotonic_ns()
+        if self._closed:
+            n, self._n_done = self._n_done, 0
+            return Batch(self._out_rec[:n], self._out_vec[:n], self._out_alarm[:n])
         for w, link in enumerate(self.links):
             for msg in link.recv():
                 self._on_message(w, msg, now)
@@ -365,10 +369,11 @@ class Arbiter:
         }
         return out
 
-    def close(self) -> Batch:
-        """Stop both workers; returns the last decisions, the undecided ones as the safe
-        default (never silently lost)."""
+    def close(self) -> None:
+        """Stop both workers for good. Undecided requests become the safe default (never
+        silently lost): one more `poll()` hands them back, and restarts nothing."""
         now = self.clock.monotonic_ns()
+        self._closed = True
         for req in self._live_open():
             self.counts["deadline_misses"] += 1
             self._decide(req, _NONE, now, Origin.DEFAULT)
@@ -376,9 +381,6 @@ class Arbiter:
         for link in self.links:
             link.send([header(Kind.STOP)])
             link.stop()
-        n = self._n_done
-        self._n_done = 0
-        return Batch(self._out_rec[:n], self._out_vec[:n], self._out_alarm[:n])
 
     # -- requests -------------------------------------------------------------------------------
 

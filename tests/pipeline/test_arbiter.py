@@ -332,10 +332,14 @@ def test_close_hands_back_undecided_requests_as_safe_default():
     arb.submit(quote(1))
     clock.advance(10 * US)  # before any answer
     assert len(arb.poll().records) == 0
-    last = arb.close()
+    arb.close()
+    last = arb.poll()
     assert sorted(last.records["input_seq"].tolist()) == [0, 1]
     assert (last.records["origin"] == Origin.DEFAULT).all()
     assert arb.stats()["deadline_misses"] == 2
+    clock.advance(100 * MS)
+    assert len(arb.poll().records) == 0
+    assert [link.starts for link in arb.links] == [1, 1]  # closed: nothing restarted
 
 
 def test_both_slow_is_overload_not_a_fault_nobody_restarted():
