@@ -5,13 +5,17 @@
 
 Part 1, latency (closed loop, one event in flight): one worker called directly over its socket
 (the baseline, same run) against two workers behind the arbiter, per policy. Latency is request
-sent -> decision in hand, on the monotonic clock; p50/p99/p99.9 and ratios to the baseline.
+sent -> decision in hand, on the monotonic clock; p50/p99/p99.9 and ratios to the baseline. Here
+the budget is 10x --budget-us and the breaker lenient, so host noise does not turn the
+measurement into one of the fallback; the origins of the decisions are printed.
 
 Part 2, failover (open loop at --rate events/s, every event asks for a decision): worker A is
 killed with SIGKILL a third of the way in. Reported per policy: detection time (kill -> A taken
 out), decisions that missed their deadline in the kill run and in a kill-free run of the same
 length (the difference is what the kill caused; the target under race is 0), the rate actually
-reached, and restart-to-readmission time (restart -> A back in service).
+reached, and restart-to-readmission time (restart -> A back in service). The kill run goes on
+past --seconds (up to 30 s) until A is readmitted, since readmission checks ride on live
+requests; its miss counts cover that longer run.
 
 `--backend cuda` runs both workers on GPU 0 (two on one GPU); without a GPU it says so and exits.
 """
@@ -95,12 +99,17 @@ def direct(model_dir: Path, backend: str, n: int, warm: int) -> np.ndarray:
     return rtts
 
 
-def make_arbiter(model_dir: Path, backend: str, policy: str, budget_ns: int):
+def make_arbiter(model_dir: Path, backend: str, policy: str, budget_ns: int, lenient=False):
     clock = LiveClock()
     plan = kernels.load(model_dir, device="cpu")
     fallback = CpuFallback(CpuEngine(plan), clock)
     links = spawn_pair(model_dir, backend=backend)
-    breaker = BreakerConfig(heartbeat_timeout_ns=200 * MS, verify_count=16, backoff_ns=0)
+    if lenient:  # part 1 measures the worker path, not failovers caused by a noisy host
+        breaker = BreakerConfig(heartbeat_timeout_ns=5000 * MS, slow_max_misses=32)
+    else:
+        breaker = BreakerConfig(
+            heartbeat_timeout_ns=200 * MS, slow_max_misses=16, verify_count=16, backoff_ns=0
+        )
     cfg = ArbiterConfig(policy=policy, budget_ns=budget_ns, breaker=breaker)
     arb = Arbiter(links, cfg, clock, safe_default(N_OUT), fallback)
     arb.wait_ready(timeout_s=120)
@@ -108,8 +117,8 @@ def make_arbiter(model_dir: Path, backend: str, policy: str, budget_ns: int):
 
 
 def through_arbiter(model_dir, backend, policy, n, warm, budget_ns) -> np.ndarray:
-    arb, links = make_arbiter(model_dir, backend, policy, budget_ns)
-    lat = []
+    arb, links = make_arbiter(model_dir, backend, policy, 10 * budget_ns, lenient=True)
+    lat, origins = [], []
     for i, (_, r) in enumerate(events(n + warm)):
         arb.submit(r)
         while True:
@@ -119,9 +128,11 @@ def through_arbiter(model_dir, backend, policy, n, warm, budget_ns) -> np.ndarra
             arb.wait(budget_ns)
         if i >= warm:
             lat.append(int(recs["ts_decision"][0] - recs["ts_request"][0]))
+            origins.append(int(recs["origin"][0]))
     arb.close()
     close_all(links)
-    return np.array(lat, np.int64)
+    by_origin = {o.name.lower(): origins.count(o) for o in Origin}
+    return np.array(lat, np.int64), by_origin
 
 
 def failover(model_dir, backend, policy, rate, seconds, budget_ns, kill: bool) -> dict:
@@ -132,12 +143,20 @@ def failover(model_dir, backend, policy, rate, seconds, budget_ns, kill: bool) -
     t_kill = None
     t0 = time.monotonic()
     recs = []
-    for i, (_, r) in enumerate(stream):
+    i = 0
+    # After n events, keep the stream going (up to 30 s) until A is back: readmission checks
+    # ride on live requests.
+    while i < n or (kill and arb.breakers[0].readmissions < 2 and time.monotonic() - t0 < 30):
         if kill and i == kill_at:
             t_kill = time.monotonic_ns()
             os.kill(links[0].pid, signal.SIGKILL)
+        _, r = stream[i % n]
+        if i >= n:
+            r = r.copy()
+            r["seq"] = i
         arb.submit(r)
-        due = t0 + (i + 1) / rate
+        i += 1
+        due = t0 + i / rate
         while True:
             recs.append(arb.poll().records.copy())
             left = due - time.monotonic()
@@ -145,11 +164,8 @@ def failover(model_dir, backend, policy, rate, seconds, budget_ns, kill: bool) -
                 break
             if left > 0.001:
                 arb.wait(int(left * 1e9))
+    n0, n = n, i
     achieved = n / (time.monotonic() - t0)
-    wait_until = time.monotonic() + 60  # let A come back (restart, sync, verify)
-    while kill and arb.breakers[0].readmissions < 2 and time.monotonic() < wait_until:
-        recs.append(arb.poll().records.copy())
-        arb.wait(5 * MS)
     end = time.monotonic() + 0.05
     while time.monotonic() < end:
         recs.append(arb.poll().records.copy())
@@ -160,11 +176,13 @@ def failover(model_dir, backend, policy, rate, seconds, budget_ns, kill: bool) -
     out = {
         "events": n,
         "decisions": len(recs),
-        "lost_decisions": n - len(np.unique(recs["input_seq"][recs["input_seq"] < n])),
+        "lost_decisions": n - len(np.unique(recs["input_seq"])),
         "deadline_misses": st["deadline_misses"],
         "late_decisions": st["late_decisions"],
         "decisions_by_origin": st["decisions_by_origin"],
         "events_per_s": achieved,
+        # safe defaults among the first n0 events: comparable between kill and no-kill runs
+        "misses_first_n": int((recs["origin"][recs["input_seq"] < n0] == Origin.DEFAULT).sum()),
         "failovers": st["failovers"],
     }
     if kill:
@@ -215,19 +233,21 @@ def main() -> int:
 
     row("one worker, direct", base)
     for policy in Policy:
-        p = pct(through_arbiter(model_dir, args.backend, policy, args.n, args.warm, budget))
-        figures["latency_us"][str(policy)] = p
+        lat, by_origin = through_arbiter(model_dir, args.backend, policy, args.n, args.warm, budget)
+        p = pct(lat)
+        figures["latency_us"][str(policy)] = {**p, "decisions_by_origin": by_origin}
         row(f"arbiter, 2 workers, {policy}", p)
+        print(f"{'':<28} origins {by_origin}")
     print(f"\nkill -9 worker A at {args.rate:.0f} events/s, {args.seconds} s per run")
     for policy in Policy:
         calm = failover(model_dir, args.backend, policy, args.rate, args.seconds, budget, False)
         hit = failover(model_dir, args.backend, policy, args.rate, args.seconds, budget, True)
-        caused = hit["deadline_misses"] - calm["deadline_misses"]
+        caused = hit["misses_first_n"] - calm["misses_first_n"]
         figures["failover"][str(policy)] = {"kill": hit, "no_kill": calm, "misses_caused": caused}
         print(
             f"{policy!s:<8} reached {hit['events_per_s']:7.0f}/s  lost {hit['lost_decisions']}  "
             f"detection {hit['detection_us']} µs  misses kill/no-kill "
-            f"{hit['deadline_misses']}/{calm['deadline_misses']} (caused {caused})  "
+            f"{hit['misses_first_n']}/{calm['misses_first_n']} (caused {caused})  "
             f"restart->readmission {hit['restart_to_readmission_ms']} ms  "
             f"origins {hit['decisions_by_origin']}"
         )

@@ -136,6 +136,11 @@ class Breaker:
             return Trip.START_TIMEOUT
         return None
 
+    @property
+    def misses(self) -> int:
+        """Deadline misses among its last `slow_window` requests."""
+        return self._misses
+
     # -- transitions ----------------------------------------------------------------------------
 
     @property

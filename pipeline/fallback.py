@@ -40,11 +40,17 @@ class CpuFallback:
 
     __slots__ = ("_clock", "_costs", "_n", "_p99", "engine", "floor_ns")
 
-    def __init__(self, engine: Engine, clock: Clock, floor_ns: int = 50_000) -> None:
+    def __init__(
+        self, engine: Engine, clock: Clock, floor_ns: int = 50_000, warm: bool = True
+    ) -> None:
         if floor_ns < 0:
             raise ValueError(f"CpuFallback floor_ns must be >= 0, got {floor_ns}")
         self.engine = engine
         self.floor_ns = floor_ns
+        if warm and hasattr(engine, "restore"):
+            from redline.pipeline.engine import warm_up
+
+            warm_up(engine)  # numba compiles on first use: not on the first real event
         self._clock = clock
         self._costs = np.zeros(256, np.int64)  # last compute times, for the running p99
         self._n = 0

@@ -5,7 +5,7 @@ load, and a restart is what a failover costs; numpy + safetensors start in 0.2 s
 is the kernels' format (manifest.json + weights.safetensors, sha256 checked); the arithmetic is
 the kernels' CPU path at batch 1 (fp32 matmul, bias, activation on preallocated buffers), and
 tests/pipeline/test_numpy_plan.py checks it against `redline.kernels.load` on the same files.
-What it does not cover (GRU plans, bf16 weights, GELU) returns None from `load_numpy_plan`, and
+What it does not cover (GRU plans, bf16 weights) returns None from `load_numpy_plan`, and
 the worker then loads through `redline.kernels` instead.
 """
 
@@ -19,7 +19,12 @@ from pathlib import Path
 import numpy as np
 import safetensors.numpy
 
-_ACTIVATIONS = ("none", "relu", "silu")
+_ACTIVATIONS = ("none", "relu", "silu", "gelu")
+# erf by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7, below fp32 resolution near 1): numpy has
+# no erf, and exact GELU is x * (1 + erf(x / sqrt 2)) / 2.
+_AS_P = 0.3275911
+_AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+_SQRT1_2 = 0.7071067811865476
 
 
 class NumpyMLPPlan:
@@ -37,6 +42,7 @@ class NumpyMLPPlan:
         self.backend = "numpy"
         self._buf = [np.empty((1, w.shape[1]), np.float32) for w in weights_t]
         self._tmp = [np.empty((1, w.shape[1]), np.float32) for w in weights_t]
+        self._tmp2 = [np.empty((1, w.shape[1]), np.float32) for w in weights_t]
 
     def run_into(self, x: np.ndarray, out: np.ndarray) -> None:
         """x [1, K] float32 -> out [1, N] float32, no allocation."""
@@ -56,7 +62,31 @@ class NumpyMLPPlan:
                 np.add(t, 1.0, out=t)
                 np.multiply(t, 0.5, out=t)
                 np.multiply(dst, t, out=dst)
+            elif act == "gelu":
+                _gelu_inplace(dst, self._tmp[i], self._tmp2[i])
             h = dst
+
+
+def _gelu_inplace(x: np.ndarray, t: np.ndarray, e: np.ndarray) -> None:
+    """x <- x * (1 + erf(x / sqrt 2)) / 2, using scratch t and e of x's shape."""
+    np.multiply(x, _SQRT1_2, out=e)  # z
+    np.abs(e, out=t)
+    np.multiply(t, _AS_P, out=t)
+    np.add(t, 1.0, out=t)
+    np.reciprocal(t, out=t)  # k = 1 / (1 + p|z|)
+    poly = _AS_A[4] * t
+    for a in reversed(_AS_A[:4]):  # Horner: k * (a1 + k * (a2 + ...))
+        np.add(poly, a, out=poly)
+        np.multiply(poly, t, out=poly)
+    np.square(e, out=t)
+    np.negative(t, out=t)
+    np.exp(t, out=t)
+    np.multiply(poly, t, out=t)  # 1 - erf(|z|)
+    np.subtract(1.0, t, out=t)  # erf(|z|)
+    np.copysign(t, e, out=t)  # erf(z)
+    np.add(t, 1.0, out=t)
+    np.multiply(t, 0.5, out=t)
+    np.multiply(x, t, out=x)
 
 
 def load_numpy_plan(directory: str | Path) -> NumpyMLPPlan | None:

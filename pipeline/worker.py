@@ -16,6 +16,7 @@ starves libzmq's I/O thread (FLOORS.md: 62 µs p50 but ~3 ms p99).
 
 from __future__ import annotations
 
+import argparse
 import os
 import struct
 import sys
@@ -25,6 +26,7 @@ import numpy as np
 import zmq
 
 from redline.feeds.events import DTYPES, RecordType
+from redline.pipeline.engine import warm_up
 from redline.pipeline.faults import FaultPlan, FaultSpec
 from redline.pipeline.worker_protocol import (
     ASK_FLAG,
@@ -36,7 +38,6 @@ from redline.pipeline.worker_protocol import (
 )
 
 BACKENDS = ("cpu", "cuda")
-WARMUP_EVENTS = 200
 
 
 def register(sub) -> None:
@@ -80,17 +81,6 @@ def build_engine(
     raise ValueError(f"--backend {backend!r}: expected one of {BACKENDS}")
 
 
-def warm_up(engine, n: int = WARMUP_EVENTS) -> None:
-    """Run the whole per-event path n times so the first real request is not the slow one."""
-    rec = np.zeros((), DTYPES[RecordType.QUOTE])
-    out = np.zeros(engine.out_features, np.float32)
-    for i in range(1, n + 1):
-        rec["bid_px"], rec["ask_px"] = i, i + 1
-        engine.apply(i, RecordType.QUOTE, rec)
-        engine.answer_into(i, out)
-    engine.restore(b"")  # back to empty state: the arbiter rebuilds the real one
-
-
 def run(args) -> int:
     if args.heartbeat_ms <= 0:
         raise ValueError(f"--heartbeat-ms must be > 0, got {args.heartbeat_ms}")
@@ -98,7 +88,7 @@ def run(args) -> int:
     engine = build_engine(
         args.backend, args.model, args.device, args.max_instruments, args.scale, args.features
     )
-    warm_up(engine)
+    warm_up(engine)  # before READY: the first real request must not pay for it
     return serve(engine, args.endpoint, faults, int(args.heartbeat_ms * 1e6))
 
 
@@ -112,6 +102,7 @@ def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int) -> int:
     out = np.zeros(engine.out_features, np.float32)  # [N], reused for every answer
     version = engine.version
     last = 0  # last event number applied
+    parent = os.getppid()
     now = time.time_ns
     sock.send(header(Kind.READY, os.getpid(), version=version, s0=engine.out_features))
     next_hb = now() + heartbeat_ns
@@ -133,6 +124,8 @@ def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int) -> int:
                         return 0
             t = now()
             if t >= next_hb:
+                if os.getppid() != parent:  # the arbiter died without STOP: don't linger
+                    return 0
                 sock.send(header(Kind.HEARTBEAT, last, s0=t))
                 next_hb = t + heartbeat_ns
     finally:
@@ -183,7 +176,21 @@ def _answer(sock, engine, faults: FaultPlan, no: int, t_recv: int, out, version:
     sock.send_multipart([head, out])  # 4 * N bytes: pyzmq copies it, so `out` is reusable
 
 
-if __name__ == "__main__":
-    from redline.pipeline.cli import main
+def main(argv: list[str] | None = None) -> int:
+    """`python -m redline.pipeline.worker ARGS`: what the arbiter spawns. Same arguments and
+    errors as `redline worker`, without importing every other command (a restart is on the
+    failover's clock)."""
+    parser = argparse.ArgumentParser(prog="redline")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["worker", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"redline worker: error: {exc}", file=sys.stderr)
+        return 2
 
-    sys.exit(main(["worker", *sys.argv[1:]]))
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,7 @@
     a, b = spawn_pair(model_dir, backend="cuda", devices=(0, 1))
     arb = Arbiter((a, b), cfg, clock, safe_default=...)  # the arbiter starts them
 
-`ZmqWorkerLink.start()` launches `redline worker ...` as a child process (a fresh interpreter,
+`ZmqWorkerLink.start()` launches `python -m redline.pipeline.worker ...` (= `redline worker`) as a child process (a fresh interpreter,
 not a fork: forked zmq processes hung intermittently here, see FLOORS.md) and connects a DEALER
 socket with ZMQ_IMMEDIATE, so a send to a dead worker fails at once instead of queueing, which
 is how a crash is detected within one event. `stop()` SIGKILLs: a worker taken out is not
@@ -48,8 +48,7 @@ class ZmqWorkerLink:
         self.cmd = [
             sys.executable,
             "-m",
-            "redline.pipeline.cli",
-            "worker",
+            "redline.pipeline.worker",
             "--backend",
             backend,
             "--device",

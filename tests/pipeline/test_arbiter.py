@@ -324,3 +324,30 @@ def test_config_errors_name_the_field():
         ArbiterConfig(budget_ns=10, hedge_delay_ns=20)
     with pytest.raises(ValueError, match="slow_max_misses"):
         BreakerConfig(slow_window=4, slow_max_misses=5)
+
+
+def test_close_hands_back_undecided_requests_as_safe_default():
+    arb, clock, _ = make("compare")
+    arb.submit(quote(0))
+    arb.submit(quote(1))
+    clock.advance(10 * US)  # before any answer
+    assert len(arb.poll().records) == 0
+    arb.close()
+    last = arb.poll()
+    assert sorted(last.records["input_seq"].tolist()) == [0, 1]
+    assert (last.records["origin"] == Origin.DEFAULT).all()
+    assert arb.stats()["deadline_misses"] == 2
+    clock.advance(100 * MS)
+    assert len(arb.poll().records) == 0
+    assert [link.starts for link in arb.links] == [1, 1]  # closed: nothing restarted
+
+
+def test_both_slow_is_overload_not_a_fault_nobody_restarted():
+    arb, clock, (a, b) = make("race")
+    a.latency_ns = b.latency_ns = 3 * MS  # the host, not one worker, is slow
+    recs, _, _, nos = run(arb, clock, 60)
+    check_accounted(recs, nos)
+    st = arb.stats()
+    assert st["failovers"] == 0 and a.starts == b.starts == 1
+    assert st["overload"] > 0
+    assert (recs["origin"] == Origin.FALLBACK).all()  # fallback answered in budget each time

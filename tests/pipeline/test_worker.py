@@ -114,3 +114,11 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
     assert "no plan manifest" in capsys.readouterr().err
     assert main(["worker", "--model", str(tmp_path), "--endpoint", ep, "--fault", "x@1"]) == 2
     assert "fault spec 'x@1'" in capsys.readouterr().err
+
+
+def test_module_entry_point_reports_errors_like_the_cli(tmp_path, capsys):
+    from redline.pipeline.worker import main as worker_main
+
+    ep = f"ipc://{tmp_path}/w"
+    assert worker_main(["--model", str(tmp_path / "none"), "--endpoint", ep]) == 2
+    assert "redline worker: error:" in capsys.readouterr().err
