@@ -17,6 +17,7 @@ starves libzmq's I/O thread (FLOORS.md: 62 µs p50 but ~3 ms p99).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import struct
 import sys
@@ -51,6 +52,9 @@ def register(sub) -> None:
     p.add_argument("--max-instruments", type=int, default=1024)
     p.add_argument("--scale", type=float, default=1.0, help="multiplies window feature values")
     p.add_argument("--features", choices=("auto", "kernels", "window"), default="auto")
+    p.add_argument(
+        "--parent-pid", type=int, default=0, help="exit when this process is no longer the parent"
+    )
     p.set_defaults(run=run)
 
 
@@ -89,11 +93,12 @@ def run(args) -> int:
         args.backend, args.model, args.device, args.max_instruments, args.scale, args.features
     )
     warm_up(engine)  # before READY: the first real request must not pay for it
-    return serve(engine, args.endpoint, faults, int(args.heartbeat_ms * 1e6))
+    return serve(engine, args.endpoint, faults, int(args.heartbeat_ms * 1e6), args.parent_pid)
 
 
-def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int) -> int:
-    """The worker loop; returns on STOP."""
+def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int, parent: int = 0) -> int:
+    """The worker loop; returns on STOP, or when `parent` (if given) is no longer our parent:
+    an arbiter that died without STOP must not leave its workers running."""
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.linger = 0
@@ -102,9 +107,18 @@ def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int) -> int:
     out = np.zeros(engine.out_features, np.float32)  # [N], reused for every answer
     version = engine.version
     last = 0  # last event number applied
-    parent = os.getppid()
     now = time.time_ns
-    sock.send(header(Kind.READY, os.getpid(), version=version, s0=engine.out_features))
+    ready = header(Kind.READY, os.getpid(), version=version, s0=engine.out_features)
+    while True:  # until the arbiter's connection is up (a DEALER send would block until then)
+        try:
+            sock.send(ready, zmq.NOBLOCK)
+            break
+        except zmq.Again:
+            if parent and os.getppid() != parent:  # nobody will ever connect
+                sock.close(0)
+                ctx.term()
+                return 0
+            time.sleep(0.001)
     next_hb = now() + heartbeat_ns
     poll_ms = max(1, heartbeat_ns // 1_000_000)
     try:
@@ -124,9 +138,11 @@ def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int) -> int:
                         return 0
             t = now()
             if t >= next_hb:
-                if os.getppid() != parent:  # the arbiter died without STOP: don't linger
+                if parent and os.getppid() != parent:  # the arbiter died without STOP
                     return 0
-                sock.send(header(Kind.HEARTBEAT, last, s0=t))
+                # never block on a heartbeat: with no arbiter connected, drop it
+                with contextlib.suppress(zmq.Again):
+                    sock.send(header(Kind.HEARTBEAT, last, s0=t), zmq.NOBLOCK)
                 next_hb = t + heartbeat_ns
     finally:
         sock.close(0)

@@ -59,6 +59,8 @@ class ZmqWorkerLink:
             endpoint,
             "--heartbeat-ms",
             str(heartbeat_ms),
+            "--parent-pid",
+            str(os.getpid()),
             *extra_args,
         ]
         self._first_fault = fault  # only the first start gets the configured fault

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -122,3 +123,32 @@ def test_module_entry_point_reports_errors_like_the_cli(tmp_path, capsys):
     ep = f"ipc://{tmp_path}/w"
     assert worker_main(["--model", str(tmp_path / "none"), "--endpoint", ep]) == 2
     assert "redline worker: error:" in capsys.readouterr().err
+
+
+def test_orphaned_worker_exits_when_its_parent_dies(model_dir, tmp_path):
+    import subprocess
+    import sys
+
+    ep = ipc_endpoints(1, tmp_path)[0]
+    # A parent that starts a worker and dies at once without STOP: the worker must not linger.
+    code = (
+        "import subprocess, sys;"
+        f"p = subprocess.Popen([sys.executable, '-m', 'redline.pipeline.worker', '--model', "
+        f"'{model_dir}', '--endpoint', '{ep}', '--heartbeat-ms', '5', '--parent-pid', "
+        "str(__import__('os').getpid())],"
+        "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL);"
+        "print(p.pid, flush=True)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    pid = int(out.stdout.split()[0])
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        try:  # gone, or a zombie (this container's init may not reap orphans)
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split()[2] == "Z":
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    raise AssertionError("orphaned worker still running after 60 s")
