@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 import orjson
+from timing import percentiles
 
 from redline.feeds import binance_import as bi
 from redline.feeds import dbn_import as di
@@ -39,11 +40,6 @@ from redline.feeds.realdata import realdata_dir
 from redline.pipeline.report_json import write_json
 
 BATCH = 4096
-
-
-def pct(x: np.ndarray) -> dict[str, float]:
-    p50, p99, p999 = np.percentile(x, [50, 99, 99.9])
-    return {"p50": float(p50), "p99": float(p99), "p999": float(p999), "max": float(x.max())}
 
 
 def looped(deltas: np.ndarray, target: int) -> np.ndarray:
@@ -73,7 +69,7 @@ def bench_book(make, deltas: np.ndarray, runs: int) -> dict:
         "deltas": len(deltas),
         "deltas_per_s": float(np.median(rates)),
         "deltas_per_cpu_s": float(np.median(cpu_rates)),
-        "ns_per_delta_by_batch": pct(np.array(per_delta)),
+        "ns_per_delta_by_batch": percentiles(np.array(per_delta)),
         "crossed": book.stats["crossed"],
     }
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import zmq
+from timing import percentiles
 
 from redline import kernels
 from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE, Origin, RecordType
@@ -68,12 +69,6 @@ def events(n: int) -> list[tuple[int, np.ndarray]]:
         r["ts_event"] = r["ts_recv"] = 10**18 + i * 100_000
         out.append((rtype, r))
     return out
-
-
-def pct(ns: np.ndarray) -> dict:
-    us = np.asarray(ns, np.float64) / 1e3
-    p50, p99, p999 = np.percentile(us, [50, 99, 99.9])
-    return {"p50": p50, "p99": p99, "p999": p999, "max": us.max(), "n": len(us)}
 
 
 def direct(model_dir: Path, backend: str, n: int, warm: int) -> np.ndarray:
@@ -224,7 +219,7 @@ def main() -> int:
     model_dir = tmp / "model"
     print(f"bench_failover: backend={args.backend} n={args.n} budget={args.budget_us} µs")
     print(f"{'configuration':<28} {'p50 µs':>9} {'p99 µs':>9} {'p99.9 µs':>9} {'p50 x':>7}")
-    base = pct(direct(model_dir, args.backend, args.n, args.warm))
+    base = percentiles(direct(model_dir, args.backend, args.n, args.warm), scale=1e3)
     figures = {"latency_us": {"direct": base}, "failover": {}}
 
     def row(name, p):
@@ -234,7 +229,7 @@ def main() -> int:
     row("one worker, direct", base)
     for policy in Policy:
         lat, by_origin = through_arbiter(model_dir, args.backend, policy, args.n, args.warm, budget)
-        p = pct(lat)
+        p = percentiles(lat, scale=1e3)
         figures["latency_us"][str(policy)] = {**p, "decisions_by_origin": by_origin}
         row(f"arbiter, 2 workers, {policy}", p)
         print(f"{'':<28} origins {by_origin}")

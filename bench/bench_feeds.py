@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 import zmq
+from timing import percentiles
 
 from redline.feeds import events as ev
 from redline.feeds import wire
@@ -209,11 +210,6 @@ def _cpu_cost(batch: int, frames: int, repeats: int) -> dict[str, float]:
     return out
 
 
-def _pct(x: np.ndarray) -> dict[str, float]:
-    p50, p99, p999 = np.percentile(x, [50, 99, 99.9])
-    return {"p50": float(p50), "p99": float(p99), "p999": float(p999), "max": float(x.max())}
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -293,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in ("ipc", "tcp") if want("latency") else ():
         bare = _bare_latency(ep(kind), samples + warm, args.rate)[warm:]
         feed = _feed_latency(ep(kind), samples + warm, args.rate)[warm:]
-        pb, pf = _pct(bare), _pct(feed)
+        pb, pf = percentiles(bare), percentiles(feed)
         results["latency_ns"][kind] = {"bare": pb, "feed": pf, "p99_ratio": pf["p99"] / pb["p99"]}
         for who, p in (("bare", pb), ("feed", pf)):
             print(

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from timing import percentiles, timed
 
 from redline.feeds.events import STAGES, RecordType, empty
 from redline.pipeline.clock import LiveClock
@@ -36,23 +36,6 @@ def decisions(n: int, seed: int = 0) -> np.ndarray:
         d[stage] = t
     d["origin"] = rng.integers(0, 4, n)
     return d
-
-
-def timed(fn: Callable[[], object], calls: int, warmup: int) -> np.ndarray:
-    for _ in range(warmup):
-        fn()
-    out = np.empty(calls, dtype=np.int64)
-    clock = time.perf_counter_ns
-    for i in range(calls):
-        t0 = clock()
-        fn()
-        out[i] = clock() - t0
-    return out
-
-
-def figures(samples: np.ndarray) -> dict[str, float]:
-    p50, p99, p999 = np.percentile(samples, [50, 99, 99.9])
-    return {"p50": p50, "p99": p99, "p999": p999, "max": float(samples.max())}
 
 
 class FloorCopy:
@@ -88,25 +71,27 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_journal_"))
     for batch in (1, 64):
         rows = decisions(batch)
-        res[f"floor: raw copy, batch {batch}"] = figures(timed(FloorCopy(rows), args.calls, 2000))
+        res[f"floor: raw copy, batch {batch}"] = percentiles(
+            timed(FloorCopy(rows), args.calls, 2000)
+        )
         for in_append in (True, False):
             j = Journal(
                 tmp / f"a{batch}{in_append}.arrow", clock=LiveClock(), flush_in_append=in_append
             )
             name = f"append, batch {batch}" + ("" if in_append else ", hot-path mode")
-            res[name] = figures(timed(lambda j=j, r=rows: j.append(r), args.calls, 2000))
+            res[name] = percentiles(timed(lambda j=j, r=rows: j.append(r), args.calls, 2000))
             j.close()
     for n in (1024, 8192):
         rows = decisions(n, seed=1)
         with Journal(tmp / f"f{n}.arrow", clock=LiveClock(), capacity=n + 1) as j:
-            res[f"append + flush, {n} rows"] = figures(timed(flush_of(j, rows), 200, 10))
+            res[f"append + flush, {n} rows"] = percentiles(timed(flush_of(j, rows), 200, 10))
         stats = LatencyStats()
-        res[f"LatencyStats.record, {n} rows"] = figures(
+        res[f"LatencyStats.record, {n} rows"] = percentiles(
             timed(lambda s=stats, r=rows: s.record(r), 200, 10)
         )
     stats = LatencyStats()
     stats.record(decisions(100_000, seed=2))
-    res["LatencyStats.summary (8 histograms)"] = figures(timed(stats.summary, 200, 10))
+    res["LatencyStats.summary (8 histograms)"] = percentiles(timed(stats.summary, 200, 10))
 
     print(f"{'case (ns per call)':38s} {'p50':>11s} {'p99':>11s} {'p99.9':>11s} {'max':>11s}")
     for case, f in res.items():

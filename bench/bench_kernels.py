@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from timing import percentiles, timed
 from torch import nn
 
 import redline.kernels as rk
@@ -36,18 +37,6 @@ from redline.pipeline.report_json import write_json
 # H100 SXM datasheet peaks: dense bf16 tensor-core FLOP/s and HBM3 bytes/s.
 H100_BF16_FLOPS = 989e12
 H100_HBM_BYTES = 3.35e12
-
-
-def timed(fn: Callable[[], object], calls: int, warmup: int) -> np.ndarray:
-    for _ in range(warmup):
-        fn()
-    out = np.empty(calls, dtype=np.int64)
-    clock = time.perf_counter_ns
-    for i in range(calls):
-        t0 = clock()
-        fn()
-        out[i] = clock() - t0
-    return out
 
 
 def measure(
@@ -63,8 +52,7 @@ def measure(
 
 
 def figures(samples_ns: np.ndarray) -> dict[str, float]:
-    p50, p99, p999 = np.percentile(samples_ns, [50, 99, 99.9]) / 1e3
-    return {"p50_us": p50, "p99_us": p99, "p999_us": p999, "max_us": samples_ns.max() / 1e3}
+    return {f"{k}_us": v for k, v in percentiles(samples_ns, scale=1e3).items() if k != "n"}
 
 
 def table(title: str, rows: dict[str, dict[str, float]], baseline: str) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import zmq
+from timing import percentiles
 
 from redline.feeds.events import QUOTE_DTYPE, RecordType
 from redline.feeds.wire import encode, encode_end
@@ -156,13 +157,6 @@ def publish(endpoint: str, rate: int, seconds: float, wire: bool) -> int:
     return seq
 
 
-def pct(ns: np.ndarray) -> dict[str, float]:
-    if not len(ns):
-        return {"p50": float("nan"), "p99": float("nan"), "p999": float("nan"), "n": 0}
-    p50, p99, p999 = np.percentile(ns, [50, 99, 99.9]) / 1e3
-    return {"p50": p50, "p99": p99, "p999": p999, "n": len(ns)}
-
-
 def run_floor(multi: bool, rate: int, seconds: float, d: Path) -> dict:
     out = d / "floor.npy"
     procs = []
@@ -175,7 +169,9 @@ def run_floor(multi: bool, rate: int, seconds: float, d: Path) -> dict:
     for p in procs:
         p.wait(60)
     lat = np.load(out)
-    return pct(lat[len(lat) // 8 :])  # the first eighth is warm-up, as for the graph
+    return percentiles(
+        lat[len(lat) // 8 :], scale=1e3
+    )  # the first eighth is warm-up, as for the graph
 
 
 def run_graph(multi: bool, rate: int, seconds: float, d: Path, wait: str = "await") -> dict:
@@ -196,7 +192,7 @@ def run_graph(multi: bool, rate: int, seconds: float, d: Path, wait: str = "awai
     lat = (dec["ts_decision"] - dec["ts_event"])[len(dec) // 8 :]  # drop warm-up
     figs = [json.loads((d / f"run{i}.json").read_text()) for i in range(len(splits))]
     edges = {k: v for f in figs for k, v in f["edge_stats"].items() if "sent" in v}
-    res = pct(lat)
+    res = percentiles(lat, scale=1e3)
     res.update(
         events=sent,
         decisions=len(dec),
