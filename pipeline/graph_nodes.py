@@ -36,6 +36,8 @@ _MAX_BATCHES = 64  # feed batches taken per step, so a burst can't starve the lo
 _DECISION_SIZE = DECISION_DTYPE.itemsize
 # _emit copies decisions into answers as bytes: the answer must start with the decision's layout.
 assert all(ANSWER_DTYPE.fields[f][:2] == DECISION_DTYPE.fields[f][:2] for f in DECISION_DTYPE.names)
+_ACCOUNT_ROWS = 256  # the journal node accounts latency once this many decisions wait ...
+_ACCOUNT_EVERY_NS = 50_000_000  # ... or the oldest has waited this long (or at stats/end)
 _SUBMIT_SLICE = 16  # events the arbiter node submits per step (~50-100 µs each here)
 
 
@@ -353,6 +355,11 @@ class JournalNode(Node):
         self.by_origin: dict[str, int] = {}
         self.deadline_misses = 0
         self.listeners = list(on_decisions)  # e.g. Metrics.observe_decisions
+        # Latency and origin counts are accounted in chunks: LatencyStats.record is ~60 numpy
+        # calls whatever the batch size, and the decisions mostly come one at a time.
+        self._pending: list[np.ndarray] = []
+        self._n_pending = 0
+        self._pending_since = 0
         self.journal = None
         if spec.path:
             from redline.pipeline.journal import Journal
@@ -362,7 +369,10 @@ class JournalNode(Node):
             )
 
     def timeout_s(self) -> float | None:
-        return self.spec.flush_interval_ms / 1000 if self.journal is not None else None
+        t = self.spec.flush_interval_ms / 1000 if self.journal is not None else None
+        if self._pending:
+            t = _ACCOUNT_EVERY_NS / 1e9 if t is None else min(t, _ACCOUNT_EVERY_NS / 1e9)
+        return t
 
     def step(self) -> int:
         rx = self.inputs[0]
@@ -370,13 +380,18 @@ class JournalNode(Node):
         for decisions, _ in rx.recv():
             if self.journal is not None:
                 self.journal.append(decisions)
-            self.latency.record(decisions)
-            for k, v in count_by_origin(decisions).items():
-                self.by_origin[k] = self.by_origin.get(k, 0) + v
-            self.deadline_misses += count_deadline_misses(decisions)
+            if not self._pending:
+                self._pending_since = self.clock.monotonic_ns()
+            self._pending.append(decisions)  # owns its received frame: safe to keep
+            self._n_pending += len(decisions)
             for fn in self.listeners:
                 fn(decisions)
             n += len(decisions)
+        if self._pending and (
+            self._n_pending >= _ACCOUNT_ROWS
+            or self.clock.monotonic_ns() - self._pending_since >= _ACCOUNT_EVERY_NS
+        ):
+            self._account()
         self.events += n
         if self.journal is not None and not n:
             self.journal.maybe_flush()
@@ -384,7 +399,20 @@ class JournalNode(Node):
             self._end()
         return n
 
+    def _account(self) -> None:
+        """Latency histograms, origin and deadline-miss counts of the pending decisions."""
+        if not self._pending:
+            return
+        decisions = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
+        self._pending.clear()
+        self._n_pending = 0
+        self.latency.record(decisions)
+        for k, v in count_by_origin(decisions).items():
+            self.by_origin[k] = self.by_origin.get(k, 0) + v
+        self.deadline_misses += count_deadline_misses(decisions)
+
     def _end(self) -> None:
+        self._account()
         if self.journal is not None:
             self.journal.close()
         self.ending = True
@@ -394,6 +422,7 @@ class JournalNode(Node):
             self.journal.close()
 
     def stats(self) -> dict[str, Any]:
+        self._account()
         return {
             **super().stats(),
             "decisions": self.events,
