@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from redline.feeds.events import QUOTE_DTYPE, RecordType, record_type_of
+from redline.feeds.events import DECISION_DTYPE, RecordType, record_type_of
 from redline.feeds.sequence import SequenceTracker
 from redline.feeds.zmq_feed import ZmqFeed
 from redline.pipeline import graph_config as gc
@@ -33,6 +33,11 @@ from redline.pipeline.transport import Receiver, Sender
 from redline.strategies.signal_trader import ANSWER_DTYPE, SignalTrader
 
 _MAX_BATCHES = 64  # feed batches taken per step, so a burst can't starve the loop
+_DECISION_SIZE = DECISION_DTYPE.itemsize
+# _emit copies decisions into answers as bytes: the answer must start with the decision's layout.
+assert all(ANSWER_DTYPE.fields[f][:2] == DECISION_DTYPE.fields[f][:2] for f in DECISION_DTYPE.names)
+_ACCOUNT_ROWS = 256  # the journal node accounts latency once this many decisions wait ...
+_ACCOUNT_EVERY_NS = 50_000_000  # ... or the oldest has waited this long (or at stats/end)
 _SUBMIT_SLICE = 16  # events the arbiter node submits per step (~50-100 µs each here)
 
 
@@ -165,6 +170,7 @@ class ArbiterNode(Node):
         self.answered = 0
         self._backlog: deque[tuple[np.ndarray, int, int]] = deque()  # (records, ts_feed, next)
         self.killed_pid = 0
+        self._rtypes: dict[np.dtype, int] = {}
 
     def wait_sockets(self) -> list[zmq.Socket]:
         socks = [r.socket for r in self.inputs]
@@ -184,9 +190,15 @@ class ArbiterNode(Node):
         if not held and not self._backlog and not rx.ended:
             for records, ts_feed in rx.recv():
                 if self._decide_on:  # other instruments' events feed no decision here
-                    mine = np.isin(records["instrument_id"], self._decide_ids)
-                    self.filtered += len(records) - int(mine.sum())
-                    records = records[mine]
+                    ids = records["instrument_id"]
+                    if len(self._decide_ids) == 1:  # np.isin costs ~30 µs a call: the usual
+                        mine = ids == self._decide_ids[0]  # single instrument needs no sort
+                    else:
+                        mine = np.isin(ids, self._decide_ids)
+                    k = int(np.count_nonzero(mine))
+                    if k < len(records):  # all mine (the usual case): no copy
+                        self.filtered += len(records) - k
+                        records = records[mine]
                 if len(records):
                     self._backlog.append((records, ts_feed, 0))
         # Bounded work per step, so the strategy downstream (same loop) is never
@@ -207,19 +219,41 @@ class ArbiterNode(Node):
         return n
 
     def _submit(self, records: np.ndarray, ts_feed: int, taken: int) -> None:
-        is_quote = records.dtype == QUOTE_DTYPE
-        rtype = record_type_of(records.dtype)
-        for i in range(len(records)):
-            rec = records[i]
-            decide = False
-            if is_quote:
-                inst = int(rec["instrument_id"])
-                self._quote[inst] = (int(rec["bid_px"]), int(rec["ask_px"]))
-                decide = not self._decide_on or inst in self._decide_on
-            elif rtype not in (RecordType.TRADE, RecordType.BOOK_DELTA, RecordType.SENSOR):
-                continue
-            self.arb.submit(rec, decide=decide, ts_feed=ts_feed, ts_features=taken)
-            self.asked += decide
+        rtype = self._rtypes.get(records.dtype)
+        if rtype is None:  # structured dtype equality is slow: look each dtype up once
+            rtype = self._rtypes[records.dtype] = int(record_type_of(records.dtype))
+        is_quote = rtype == RecordType.QUOTE
+        if not is_quote and rtype not in (
+            RecordType.TRADE,
+            RecordType.BOOK_DELTA,
+            RecordType.SENSOR,
+        ):
+            return
+        # Per batch, not per event: the records' bytes in one buffer (each event's frame is a
+        # slice of it) and their fields as Python lists. Indexing a structured record costs
+        # several µs per field; a 1-element slice is one view.
+        records = np.ascontiguousarray(records)
+        size = records.dtype.itemsize
+        raw = memoryview(records.view(np.uint8).reshape(-1))
+        n = len(records)
+        decide = [False] * n
+        if is_quote:
+            insts = records["instrument_id"].tolist()
+            bids, asks = records["bid_px"].tolist(), records["ask_px"].tolist()
+            for i, inst in enumerate(insts):
+                self._quote[inst] = (bids[i], asks[i])
+                decide[i] = not self._decide_on or inst in self._decide_on
+        submit = self.arb.submit
+        for i in range(n):
+            submit(
+                records[i : i + 1],
+                decide=decide[i],
+                ts_feed=ts_feed,
+                ts_features=taken,
+                rtype=rtype,
+                raw=raw[i * size : (i + 1) * size],
+            )
+        self.asked += sum(decide)
 
     def _emit(self, batch) -> int:
         recs = batch.records
@@ -227,14 +261,17 @@ class ArbiterNode(Node):
         if not n:
             return 0
         self.answered += n
-        out = np.zeros(n, ANSWER_DTYPE)
-        for name in recs.dtype.names:
-            out[name] = recs[name]
+        out = np.empty(n, ANSWER_DTYPE)
+        # ANSWER_DTYPE is DECISION_DTYPE plus two fields at the end: copy the decisions as
+        # raw bytes, one memcpy instead of one strided copy per field.
+        out.view(np.uint8).reshape(n, -1)[:, :_DECISION_SIZE] = (
+            np.ascontiguousarray(recs).view(np.uint8).reshape(n, -1)
+        )
         out["score"] = batch.outputs[:, 0]
-        for i in range(n):
-            out["bid_px"][i], out["ask_px"][i] = self._quote.get(
-                int(recs["instrument_id"][i]), (0, 0)
-            )
+        quote = self._quote
+        px = [quote.get(inst, (0, 0)) for inst in recs["instrument_id"].tolist()]
+        out["bid_px"] = [p[0] for p in px]
+        out["ask_px"] = [p[1] for p in px]
         self.output.send(out, stamp_ns=self.clock.now_ns())
         return n
 
@@ -318,6 +355,11 @@ class JournalNode(Node):
         self.by_origin: dict[str, int] = {}
         self.deadline_misses = 0
         self.listeners = list(on_decisions)  # e.g. Metrics.observe_decisions
+        # Latency and origin counts are accounted in chunks: LatencyStats.record is ~60 numpy
+        # calls whatever the batch size, and the decisions mostly come one at a time.
+        self._pending: list[np.ndarray] = []
+        self._n_pending = 0
+        self._pending_since = 0
         self.journal = None
         if spec.path:
             from redline.pipeline.journal import Journal
@@ -327,7 +369,10 @@ class JournalNode(Node):
             )
 
     def timeout_s(self) -> float | None:
-        return self.spec.flush_interval_ms / 1000 if self.journal is not None else None
+        t = self.spec.flush_interval_ms / 1000 if self.journal is not None else None
+        if self._pending:
+            t = _ACCOUNT_EVERY_NS / 1e9 if t is None else min(t, _ACCOUNT_EVERY_NS / 1e9)
+        return t
 
     def step(self) -> int:
         rx = self.inputs[0]
@@ -335,13 +380,18 @@ class JournalNode(Node):
         for decisions, _ in rx.recv():
             if self.journal is not None:
                 self.journal.append(decisions)
-            self.latency.record(decisions)
-            for k, v in count_by_origin(decisions).items():
-                self.by_origin[k] = self.by_origin.get(k, 0) + v
-            self.deadline_misses += count_deadline_misses(decisions)
+            if not self._pending:
+                self._pending_since = self.clock.monotonic_ns()
+            self._pending.append(decisions)  # owns its received frame: safe to keep
+            self._n_pending += len(decisions)
             for fn in self.listeners:
                 fn(decisions)
             n += len(decisions)
+        if self._pending and (
+            self._n_pending >= _ACCOUNT_ROWS
+            or self.clock.monotonic_ns() - self._pending_since >= _ACCOUNT_EVERY_NS
+        ):
+            self._account()
         self.events += n
         if self.journal is not None and not n:
             self.journal.maybe_flush()
@@ -349,7 +399,20 @@ class JournalNode(Node):
             self._end()
         return n
 
+    def _account(self) -> None:
+        """Latency histograms, origin and deadline-miss counts of the pending decisions."""
+        if not self._pending:
+            return
+        decisions = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
+        self._pending.clear()
+        self._n_pending = 0
+        self.latency.record(decisions)
+        for k, v in count_by_origin(decisions).items():
+            self.by_origin[k] = self.by_origin.get(k, 0) + v
+        self.deadline_misses += count_deadline_misses(decisions)
+
     def _end(self) -> None:
+        self._account()
         if self.journal is not None:
             self.journal.close()
         self.ending = True
@@ -359,6 +422,7 @@ class JournalNode(Node):
             self.journal.close()
 
     def stats(self) -> dict[str, Any]:
+        self._account()
         return {
             **super().stats(),
             "decisions": self.events,

@@ -188,6 +188,10 @@ class Receiver:
         for _ in range(self.max_batch):
             if self.ended:
                 break
+            # Nothing waiting is the common case: ZMQ_EVENTS (~1 µs) instead of a zmq.Again
+            # exception (~20 µs) from an empty recv.
+            if not self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                break
             try:
                 header, stamp, data = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:

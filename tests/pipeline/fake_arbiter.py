@@ -36,7 +36,14 @@ class FakeArbiter:
         self.counts = {"failovers": 0}
 
     def submit(
-        self, record: np.ndarray, *, decide: bool = True, ts_feed: int = 0, ts_features: int = 0
+        self,
+        record: np.ndarray,
+        *,
+        decide: bool = True,
+        ts_feed: int = 0,
+        ts_features: int = 0,
+        rtype: int | None = None,
+        raw=None,
     ) -> int:
         self.events += 1
         if decide:
