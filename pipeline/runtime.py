@@ -281,7 +281,8 @@ def _check_split(spec: gc.GraphSpec, local: list[str]) -> None:
 
 def build_arbiter(node: gc.ArbiterNode, clock: Clock, graph: gc.GraphSpec):
     """The workers' Arbiter with its two worker processes, warm and in service."""
-    from redline.pipeline.arbiter import Arbiter, ArbiterConfig
+    from redline.pipeline.arbiter import Arbiter
+    from redline.pipeline.arbiter_config import ArbiterConfig
     from redline.pipeline.fallback import CpuFallback, safe_default
     from redline.pipeline.worker_link import spawn_pair
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from redline.feeds.events import QUOTE_DTYPE, Origin
-from redline.pipeline.arbiter import Arbiter, ArbiterConfig, Policy
+from redline.pipeline.arbiter import Arbiter
+from redline.pipeline.arbiter_config import ArbiterConfig, Policy
 from redline.pipeline.breaker import BreakerConfig, Health
 from redline.pipeline.clock import ReplayClock
 from redline.pipeline.engine import CpuEngine

@@ -21,7 +21,8 @@ import torch
 from redline import kernels
 from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE, Origin, RecordType
 from redline.kernels.features import N_FEATURES
-from redline.pipeline.arbiter import Arbiter, ArbiterConfig, Policy
+from redline.pipeline.arbiter import Arbiter
+from redline.pipeline.arbiter_config import ArbiterConfig, Policy
 from redline.pipeline.breaker import BreakerConfig, Health
 from redline.pipeline.clock import LiveClock
 from redline.pipeline.engine import CpuEngine
