@@ -24,11 +24,6 @@ Snapshots are bytes: int64 instrument ids [n], then the kind's state arrays for 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
-import types
-
 import numpy as np
 
 from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE, RecordType
@@ -162,28 +157,12 @@ class KernelFeatures:
 
 
 def kernel_features_module():
-    """`redline.kernels.features`, without running `redline.kernels/__init__.py`.
+    """`redline.kernels.features`, imported on first use: it pulls in numba, which only
+    kernel-feature models need. `redline.kernels` exports lazily, so this never imports torch
+    (2.2 s idle, 5-15 s on a loaded 2 vCPU VM): a worker restart is what a failover costs."""
+    from redline.kernels import features
 
-    That __init__ imports torch (2.2 s idle, 5-15 s on a loaded 2 vCPU VM), which a CPU worker
-    does not need, and a worker restart is what a failover costs. features.py needs only numba
-    and numpy. So, when the package is not imported yet, a bare stand-in for the package
-    (its real __path__, no __init__) is put in place just long enough to import the submodule
-    under its real name (numba's on-disk cache refers to it by that name); a later
-    `import redline.kernels` then runs the real __init__ as usual."""
-    name = "redline.kernels.features"
-    if name in sys.modules:
-        return sys.modules[name]
-    if "redline.kernels" not in sys.modules:
-        spec = importlib.util.find_spec("redline.kernels")
-        if spec is not None and spec.submodule_search_locations:
-            stand_in = types.ModuleType("redline.kernels")
-            stand_in.__path__ = list(spec.submodule_search_locations)
-            sys.modules["redline.kernels"] = stand_in
-            try:
-                return importlib.import_module(name)
-            finally:
-                del sys.modules["redline.kernels"]
-    return importlib.import_module(name)
+    return features
 
 
 def make_features(plan, kind: str = "auto", max_instruments: int = 1024, scale: float = 1.0):
