@@ -72,6 +72,18 @@ def count_crossed(st, cnt, flags) -> None:
         cnt[CROSSED] += 1
 
 
+@nb.njit(cache=True, inline="always")
+def end_delta(tc, i, bsz, asz, st, cnt, flags) -> None:
+    """What every book does after applying delta `i`: a gap invalidates the book until the
+    next CLEAR, a crossed book at a batch end is counted, the top of book is written."""
+    if flags & _GAP:
+        cnt[GAPS] += 1
+        cnt[VALID] = 0
+    count_crossed(st, cnt, flags)
+    write_top(tc, i, bsz, asz, st, cnt)
+    cnt[APPLIED] += 1
+
+
 @nb.njit(cache=True)
 def _apply_l2(side, action, px, sz, flags, start, bsz, asz, st, cnt, tc):
     """Apply deltas[start:]; returns the index it stopped at: len when done,
@@ -93,12 +105,7 @@ def _apply_l2(side, action, px, sz, flags, start, bsz, asz, st, cnt, tc):
             size = 0 if a == _DELETE else sz[i]
             if not ld.set_level(asz if ask else bsz, st, ask, idx, size):
                 cnt[MISSING] += 1
-        if f & _GAP:
-            cnt[GAPS] += 1
-            cnt[VALID] = 0
-        count_crossed(st, cnt, f)
-        write_top(tc, i, bsz, asz, st, cnt)
-        cnt[APPLIED] += 1
+        end_delta(tc, i, bsz, asz, st, cnt, f)
         i += 1
     return i
 

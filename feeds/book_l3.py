@@ -25,13 +25,12 @@ import numpy as np
 from redline.feeds import book_ladder as ld
 from redline.feeds.book_l2 import (
     TOP_DTYPE,
-    count_crossed,
+    end_delta,
     imbalance,
     microprice,
     top_columns,
-    write_top,
 )
-from redline.feeds.events import BOOK_DELTA_DTYPE, BookAction, Flag, Side
+from redline.feeds.events import BOOK_DELTA_DTYPE, BookAction, Side
 
 # Counters shared with the compiled loop (the first six as in book_l2).
 VALID, CROSSED, GAPS, MISSING, FIRST_CROSSED, APPLIED, DUP_ADDS, UNKNOWN_MODS, ORDERS, USED = range(
@@ -51,7 +50,6 @@ _ADD, _UPDATE, _DELETE, _CLEAR = (
     int(BookAction.CLEAR),
 )
 _ASK = int(Side.ASK)
-_GAP = int(Flag.GAP_BEFORE)
 
 
 @nb.njit(cache=True, inline="always")
@@ -159,12 +157,7 @@ def _apply_l3(side, action, px, sz, oid, flags, start, bsz, bct, asz, act, st,
                 o[_ID], o[_PX], o[_SZ], o[_SIDE] = np.int64(oid[i]), px[i], sz[i], side[i]
                 cnt[ORDERS] += 1
         f = flags[i]
-        if f & _GAP:
-            cnt[GAPS] += 1
-            cnt[VALID] = 0
-        count_crossed(st, cnt, f)
-        write_top(tc, i, bsz, asz, st, cnt)
-        cnt[APPLIED] += 1
+        end_delta(tc, i, bsz, asz, st, cnt, f)
         i += 1
     return i
 
