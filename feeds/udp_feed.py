@@ -197,15 +197,10 @@ class UdpFeed:
     # -- reporting and lifetime ------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        dec = self.decoder
         out: dict[str, Any] = {
             "endpoint": self.endpoint,
             "datagrams": self.datagrams,
-            "frames": dec.frames,
-            "events": dec.records,
-            "ends": dec.ends,
-            "malformed": dec.malformed_total,
-            "malformed_by_reason": dec.malformed_by_reason(),
+            **self.decoder.stats(),
             "stamps": {s.name.lower(): self.stamps[s] for s in TsSource},
             "kernel_after_user": self.kernel_after_user,
         }

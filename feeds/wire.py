@@ -132,6 +132,16 @@ class Decoder:
     def malformed_total(self) -> int:
         return sum(self.malformed)
 
+    def stats(self) -> dict[str, object]:
+        """The decode counters every feed reports."""
+        return {
+            "frames": self.frames,
+            "events": self.records,
+            "ends": self.ends,
+            "malformed": self.malformed_total,
+            "malformed_by_reason": self.malformed_by_reason(),
+        }
+
     def decode(self, buf, nbytes: int = -1) -> Batch | EndOfStream | None:
         """Decode one frame from a bytes-like `buf` (its first `nbytes`, default
         all of it); None (counted) if malformed.

@@ -172,15 +172,10 @@ class ZmqFeed:
     # -- reporting and lifetime ------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        dec = self.decoder
         out: dict[str, Any] = {
             "endpoint": self.endpoint,
             "parts": self.parts,
-            "frames": dec.frames,
-            "events": dec.records,
-            "ends": dec.ends,
-            "malformed": dec.malformed_total,
-            "malformed_by_reason": dec.malformed_by_reason(),
+            **self.decoder.stats(),
         }
         if self.tracker is not None:
             out["sequence"] = self.tracker.totals()
