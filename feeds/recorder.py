@@ -98,9 +98,10 @@ def read_recording(out: str | Path) -> dict[RecordType, np.ndarray]:
 
 
 class Recorder:
-    """Writes batches to `out` as segments of about `segment_rows` rows or
-    `segment_seconds`, whichever comes first. Call `tick()` often (every
-    receive timeout): it flushes the journal and rotates on time."""
+    """Writes batches to `out` as segments of `segment_rows` rows (a batch is
+    split where a segment fills) or `segment_seconds`, whichever comes first.
+    Call `tick()` often (every receive timeout): it flushes the journal and
+    rotates on time."""
 
     def __init__(
         self,
@@ -137,29 +138,33 @@ class Recorder:
         self._flushed_ns = self.clock.monotonic_ns()
 
     def write(self, batch: Batch) -> None:
-        """Append a batch to the open segment (in memory until the next flush)."""
+        """Append a batch to the open segment (in memory until the next flush);
+        a segment that fills is closed at once and the rest goes to the next."""
         rtype, recs = batch
-        if len(recs) == 0:
-            return
-        if self._fd is None:
-            self.segment += 1
-            self._fd = os.open(
-                _journal_path(self.out, self.segment), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644
-            )
-            self._opened_ns = self.clock.monotonic_ns()
-        self._buffer.append(encode(recs, rtype))
-        self._parts[rtype].append(recs)
-        self._open_rows += len(recs)
-        self.rows += len(recs)
+        while len(recs):
+            if self._fd is None:
+                self.segment += 1
+                self._fd = os.open(
+                    _journal_path(self.out, self.segment),
+                    os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                    0o644,
+                )
+                self._opened_ns = self.clock.monotonic_ns()
+            room = self.segment_rows - self._open_rows
+            head, recs = recs[:room], recs[room:]
+            self._buffer.append(encode(head, rtype))
+            self._parts[rtype].append(head)
+            self._open_rows += len(head)
+            self.rows += len(head)
+            if self._open_rows >= self.segment_rows:
+                self.rotate()
 
     def tick(self) -> None:
         """Flush the journal when the interval has passed; rotate when the segment is full."""
         now = self.clock.monotonic_ns()
         if now - self._flushed_ns >= self.flush_ns:
             self.flush()
-        if self._fd is not None and (
-            self._open_rows >= self.segment_rows or now - self._opened_ns >= self.segment_ns
-        ):
+        if self._fd is not None and now - self._opened_ns >= self.segment_ns:
             self.rotate()
 
     def flush(self) -> None:

@@ -1,11 +1,11 @@
 """ZeroMQ feed: SUB (or PULL) on any endpoint, `ts_recv` stamped on arrival.
 
-Each message part is one wire frame, received straight into an `Arena`
-(`recv_into`, no per-message allocation) and decoded as a view, so a batch
-costs one receive, one header unpack and two field writes. One stamp per
-frame: every record in it arrived at the same instant. The stamp is the
-user-space clock read right after the first part returned (TsSource.USER);
-ZeroMQ hides the kernel's receive time, the UDP feed does not.
+A receive takes every frame already waiting, in one call of the compiled loop
+in `zmq_drain.py` (up to `max_frames`): each frame is judged, stamped with the
+clock read right after it arrived (TsSource.USER: ZeroMQ hides the kernel's
+receive time, the UDP feed does not), and its records are copied back to back
+into an arena. Consecutive frames of one record type come out as one batch, so
+a burst of one-record frames costs one Python step, not one per frame.
 
 Busy-poll with `recv_batch(0.0)`; block with a timeout; or `await
 arecv_batch()`. On this 2-vCPU class a NOBLOCK spin starves libzmq's I/O
@@ -14,28 +14,28 @@ thread (FLOORS.md: p99 ~3 ms), so prefer a timeout unless a core is free.
 
 from __future__ import annotations
 
-import struct
+import sys
 import time
+from collections import deque
 from typing import Any
 
+import numpy as np
 import zmq
 
-from redline.feeds.arena import Arena
 from redline.feeds.events import QUOTE_DTYPE, TsSource
 from redline.feeds.sequence import SequenceTracker
 from redline.feeds.source import wait_readable
-from redline.feeds.wire import END_OF_STREAM, HEADER_SIZE, Batch, Decoder, Malformed
+from redline.feeds.wire import BY_CODE, HEADER_SIZE, RECORD_SIZES, Batch, Decoder
+from redline.feeds.zmq_drain import EAGAIN, EINTR, drain
 from redline.pipeline.clock import Clock, LiveClock
 
 _KINDS = {"sub": zmq.SUB, "pull": zmq.PULL}
-# Plain ints for the hot path: enum attribute lookups cost ~0.5 µs each on Python 3.11.
-_NOBLOCK = int(zmq.NOBLOCK)
 _USER = int(TsSource.USER)
-# Offsets of the header stamps in the first record of a frame (same for every dtype).
-_TS_RECV_AT = HEADER_SIZE + QUOTE_DTYPE.fields["ts_recv"][1]
-_SOURCE_AT = HEADER_SIZE + QUOTE_DTYPE.fields["ts_recv_source"][1]
-_pack_i8 = struct.Struct("<q").pack_into
-_OVERSIZE = int(Malformed.OVERSIZE)
+# Offsets of the stamps in a record (the header is the same for every dtype).
+_TS_RECV_AT = QUOTE_DTYPE.fields["ts_recv"][1]
+_SOURCE_AT = QUOTE_DTYPE.fields["ts_recv_source"][1]
+_new_batch = tuple.__new__
+_SPARES = 4  # full arenas kept for reuse
 
 
 class ZmqFeed:
@@ -48,7 +48,9 @@ class ZmqFeed:
     tracker: a SequenceTracker fed every batch (None: no sequence checks).
     expected_ends: END frames (one per publisher) that end the stream.
     max_frame_bytes: largest frame accepted (larger ones are counted OVERSIZE).
-    arena_bytes: receive arena size (default 4 MiB, at least 4 frames).
+    arena_bytes: record arena size (default 4 MiB, at least 4 largest frames);
+      batches view it, and a full one is replaced, never reused.
+    max_frames: most frames taken in one receive.
     rcvhwm: ZeroMQ receive high-water mark in messages; 0 = unbounded, so a
       slow consumer queues instead of silently dropping on SUB.
     """
@@ -66,20 +68,33 @@ class ZmqFeed:
         expected_ends: int = 1,
         max_frame_bytes: int = 1 << 20,
         arena_bytes: int | None = None,
+        max_frames: int = 256,
         rcvhwm: int = 0,
     ) -> None:
         if kind not in _KINDS:
             raise ValueError(f"ZmqFeed: kind must be one of {sorted(_KINDS)}, got {kind!r}")
         if expected_ends < 1:
             raise ValueError(f"ZmqFeed: expected_ends must be >= 1, got {expected_ends}")
+        if max_frames < 1:
+            raise ValueError(f"ZmqFeed: max_frames must be >= 1, got {max_frames}")
+        if max_frame_bytes < 16:
+            raise ValueError(f"ZmqFeed: max_frame_bytes must be >= 16, got {max_frame_bytes}")
         self.endpoint = endpoint
         self.clock = clock or LiveClock()
         self.tracker = tracker
         self.expected_ends = expected_ends
         self.decoder = Decoder()
-        self.ended = False
+        self._end_seen = False  # the expected END frames arrived (batches may still wait)
         self.parts = 0  # message parts received, good or not
-        self._arena = Arena(max_frame_bytes, arena_bytes)
+        self._live = type(self.clock) is LiveClock  # stamp in the loop, else once per receive
+        self._max_frame = max_frame_bytes
+        self._arena_bytes = max(arena_bytes or 4 << 20, 4 * max_frame_bytes)
+        self._arena = np.empty(0, np.uint8)
+        self._spare: list[np.ndarray] = []  # full arenas, reused once no batch views them
+        self._off = 0
+        self._runs = np.empty((max_frames, 3), np.int64)
+        self._ts = np.empty(2, np.int64)
+        self._pending: deque[Batch] = deque()
         self._ctx = context or zmq.Context.instance()
         self.socket = self._ctx.socket(_KINDS[kind])
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -96,62 +111,86 @@ class ZmqFeed:
             ) from None
         if bind and endpoint.endswith(":*"):
             self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._handle = self.socket.underlying  # 0 once closed: the loop never sees it
+
+    @property
+    def ended(self) -> bool:
+        """The expected END frames arrived and every batch before them was handed out."""
+        return self._end_seen and not self._pending
 
     # -- receiving -----------------------------------------------------------
 
-    def _receive(self, flags: int) -> Batch | None:
-        """Take one frame (one message part); raises zmq.Again when none is waiting.
+    def _receive(self) -> None:
+        """Take every frame waiting (up to max_frames) into `_pending`, without waiting."""
+        if not self._handle:
+            raise zmq.ZMQError(zmq.ENOTSOCK, "ZmqFeed: receive after close()")
+        if self._arena.size - self._off + HEADER_SIZE < self._max_frame:
+            self._next_arena()
+        arena, start = self._arena, self._off
+        n_runs, self._off, taken, err, end = drain(
+            self._handle,
+            self._max_frame,
+            arena,
+            start,
+            len(self._runs),
+            RECORD_SIZES,
+            _TS_RECV_AT,
+            _SOURCE_AT,
+            _USER,
+            -1 if self._live else self.clock.now_ns(),
+            self.decoder.counts,
+            self._runs,
+            self._ts,
+        )
+        self.parts += taken
+        tracker, pending = self.tracker, self._pending
+        for code, at, count in self._runs[:n_runs].tolist():
+            rtype, dtype = BY_CODE[code]
+            recs = arena[at : at + count * dtype.itemsize].view(dtype)
+            if tracker is not None:
+                tracker.observe(recs)
+            pending.append(_new_batch(Batch, (rtype, recs)))
+        if end and self.decoder.ends >= self.expected_ends:
+            self._end_seen = True
+        if err and err != EAGAIN and err != EINTR:
+            raise zmq.ZMQError(err)
 
-        Parts are taken one at a time: every part is a whole frame, and ZeroMQ
-        delivers a multipart message at once, so its later parts never block.
-        Not asking for RCVMORE saves ~2 µs a message (pyzmq getsockopt).
-        """
-        arena, dec = self._arena, self.decoder
-        slot = arena.slot()
-        n = self.socket.recv_into(slot, flags=flags)
-        now = self.clock.now_ns()
-        self.parts += 1
-        out = dec.decode(slot, n) if n <= arena.max_frame else dec.skip(_OVERSIZE)
-        if out is None:
-            return None
-        if out is END_OF_STREAM:
-            if dec.ends >= self.expected_ends:
-                self.ended = True
-            return None
-        arena.keep(n)
-        recs = out[1]
-        if len(recs) != 1:
-            recs["ts_recv"] = now
-            recs["ts_recv_source"] = _USER
-        else:  # one record: two pokes into the buffer cost a third of two field writes
-            _pack_i8(slot, _TS_RECV_AT, now)
-            slot[_SOURCE_AT] = _USER
-        if self.tracker is not None:
-            self.tracker.observe(recs)
-        return out
+    def _next_arena(self) -> None:
+        """Move to an arena nobody views: a spare one if it is free (its pages
+        are already mapped in: a new one costs a page fault per 4 KiB), else new."""
+        spare = self._spare
+        if self._arena.size:
+            spare.append(self._arena)
+        for i in range(len(spare)):
+            if sys.getrefcount(spare[i]) == 2:  # held by `spare` and the call alone
+                self._arena = spare.pop(i)
+                break
+        else:
+            self._arena = np.empty(self._arena_bytes, np.uint8)
+        del spare[:-_SPARES]  # batches still held elsewhere keep theirs alive
+        self._off = HEADER_SIZE  # room for the first frame's header
 
     def recv_batch(self, timeout: float | None = 0.0) -> Batch | None:
         """The next batch; None if none came within `timeout` seconds (0: don't
         wait, None: wait forever) or the stream has ended."""
+        pending = self._pending
+        if pending:
+            return pending.popleft()
         if self.ended:
             return None
-        if timeout == 0.0:
-            try:
-                return self._receive(_NOBLOCK)
-            except zmq.Again:
-                return None
+        self._receive()
+        if pending or timeout == 0.0:
+            return pending.popleft() if pending else None
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.ended:
-            if deadline is None:
-                out = self._receive(0)
-            else:
-                left_ms = int((deadline - time.monotonic()) * 1000)
-                if left_ms < 0 or not self.socket.poll(max(left_ms, 0), zmq.POLLIN):
-                    return None
-                out = self._receive(_NOBLOCK)
-            if out is not None:
-                return out
-        return None
+        while not pending and not self._end_seen:
+            left_ms = -1 if deadline is None else int((deadline - time.monotonic()) * 1000)
+            if deadline is not None and left_ms < 0:
+                break
+            if self.socket.poll(left_ms, zmq.POLLIN):
+                self._receive()
+            elif deadline is not None:
+                break
+        return pending.popleft() if pending else None
 
     async def arecv_batch(self) -> Batch | None:
         """Await the next batch; None only once the stream has ended."""
@@ -182,6 +221,7 @@ class ZmqFeed:
         return out
 
     def close(self) -> None:
+        self._handle = 0
         self.socket.close(0)
 
     def __enter__(self) -> ZmqFeed:

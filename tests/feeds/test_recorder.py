@@ -1,4 +1,5 @@
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from redline.feeds import events as ev
@@ -27,7 +28,7 @@ def test_segments_rotate_by_rows_and_read_back_whole(tmp_path, records):
             rec.write(b)
             rec.tick()
     names = [p.name for p in segments(tmp_path)]
-    # 132 rows, rotated once a segment reaches 50 rows: 55 + 55 + 22
+    # 132 rows in segments of 50: 50 + 50 + 32
     assert names == [
         "seg-000001.quote.parquet", "seg-000001.trade.parquet",
         "seg-000002.quote.parquet", "seg-000002.trade.parquet",
@@ -38,6 +39,24 @@ def test_segments_rotate_by_rows_and_read_back_whole(tmp_path, records):
     np.testing.assert_array_equal(back[ev.RecordType.QUOTE], q)
     np.testing.assert_array_equal(back[ev.RecordType.TRADE], t)
     assert rec.segments_closed == 3 and rec.rows == 132
+
+
+def test_a_batch_larger_than_a_segment_is_split_where_each_segment_fills(tmp_path, records):
+    q = records(ev.RecordType.QUOTE, 450)
+    rec = Recorder(tmp_path, segment_rows=200, clock=ReplayClock())
+    rec.write(Batch(ev.RecordType.QUOTE, q))  # one receive can hand over hundreds of frames
+    rec.flush()
+    closed = segments(tmp_path)
+    assert [len(pq_rows) for pq_rows in map(_rows, closed)] == [200, 200]
+    (journal,) = tmp_path.glob("*.journal")
+    tail, torn = read_journal(journal)
+    assert torn == 0 and sum(len(b.records) for b in tail) == 50
+    rec.close()
+    np.testing.assert_array_equal(read_recording(tmp_path)[ev.RecordType.QUOTE], q)
+
+
+def _rows(path):
+    return pq.read_table(path).column(0)
 
 
 def test_segments_rotate_by_time(tmp_path, records):
