@@ -1,7 +1,8 @@
 """Failover benchmark: decision latency through the arbiter, and what killing a worker costs.
 
     .venv/bin/python bench/bench_failover.py [--backend cpu|cuda] [--n 2000] [--rate 10000]
-        [--seconds 3] [--budget-us 5000] [--json PATH]
+        [--seconds 3] [--budget-us 5000] [--max-batch 16] [--policies race,hedge,compare]
+        [--open-loop-only] [--pin] [--json PATH]
 
 Part 1, latency (closed loop, one event in flight): one worker called directly over its socket
 (the baseline, same run) against two workers behind the arbiter, per policy. Latency is request
@@ -9,13 +10,17 @@ sent -> decision in hand, on the monotonic clock; p50/p99/p99.9 and ratios to th
 the budget is 10x --budget-us and the breaker lenient, so host noise does not turn the
 measurement into one of the fallback; the origins of the decisions are printed.
 
-Part 2, failover (open loop at --rate events/s, every event asks for a decision): worker A is
-killed with SIGKILL a third of the way in. Reported per policy: detection time (kill -> A taken
-out), decisions that missed their deadline in the kill run and in a kill-free run of the same
-length (the difference is what the kill caused; the target under race is 0), the rate actually
-reached, and restart-to-readmission time (restart -> A back in service). The kill run goes on
-past --seconds (up to 30 s) until A is readmitted, since readmission checks ride on live
-requests; its miss counts cover that longer run.
+Part 2, open loop at --rate events/s, as a feed delivers them: batches of 1..--max-batch records
+of one type, each due when its last event would have arrived, every event asking for a
+decision; the arbiter gets each batch with `submit_batch` (one EVENTS message per worker).
+Latency is feed delivery (the batch's due time) -> decision, so an arbiter that falls behind
+shows; the baseline is one worker sent the same batches directly at the same rate. Per policy:
+a kill-free run (latency, rate reached, origins, where the time went per stage) and a run where
+worker A is killed with SIGKILL a third of the way in: detection time (kill -> A taken out),
+safe defaults among the same first events in both runs (the difference is what the kill caused;
+the target under race is 0), and restart-to-readmission time (restart -> A back in service).
+The kill run goes on past --seconds (up to 30 s) until A is readmitted, since readmission checks
+ride on live requests. `--pin` puts the arbiter on CPU 0 and the workers on the others.
 
 `--backend cuda` runs both workers on GPU 0 (two on one GPU); without a GPU it says so and exits.
 """
@@ -81,7 +86,7 @@ def events(n: int) -> list[tuple[int, np.ndarray]]:
 
 def direct(model_dir: Path, backend: str, n: int, warm: int) -> np.ndarray:
     """Baseline: one worker, EVENT+ASK, block for the ANSWER; round trips in ns."""
-    link = ZmqWorkerLink("D", ipc_endpoints(1)[0], model_dir, backend)
+    link = pinned(ZmqWorkerLink("D", ipc_endpoints(1)[0], model_dir, backend))
     link.start()
     poller = zmq.Poller()
     poller.register(link.sock, zmq.POLLIN)
@@ -102,11 +107,21 @@ def direct(model_dir: Path, backend: str, n: int, warm: int) -> np.ndarray:
     return rtts
 
 
+WORKER_CPUS: str | None = None  # --pin: the workers' CPU list (taskset), the arbiter on CPU 0
+
+
+def pinned(link: ZmqWorkerLink) -> ZmqWorkerLink:
+    """With --pin, the worker (and every restart of it) runs under taskset on WORKER_CPUS."""
+    if WORKER_CPUS:
+        link.cmd = ["taskset", "-c", WORKER_CPUS, *link.cmd]  # taskset execs: same pid
+    return link
+
+
 def make_arbiter(model_dir: Path, backend: str, policy: str, budget_ns: int, lenient=False):
     clock = LiveClock()
     plan = kernels.load(model_dir, device="cpu")
     fallback = CpuFallback(CpuEngine(plan), clock)
-    links = spawn_pair(model_dir, backend=backend)
+    links = tuple(pinned(link) for link in spawn_pair(model_dir, backend=backend))
     if lenient:  # part 1 measures the worker path, not failovers caused by a noisy host
         breaker = BreakerConfig(heartbeat_timeout_ns=5000 * MS, slow_max_misses=32)
     else:
@@ -186,7 +201,7 @@ def _paced(batches, rate: float, until, on_batch, poll) -> tuple[float, int]:
 def direct_open(model_dir: Path, backend: str, rate: float, batches) -> np.ndarray:
     """Baseline at rate: one worker sent the same batches (EVENTS, all asked) directly;
     latency = batch due -> its answer in hand, ns."""
-    link = ZmqWorkerLink("D", ipc_endpoints(1)[0], model_dir, backend)
+    link = pinned(ZmqWorkerLink("D", ipc_endpoints(1)[0], model_dir, backend))
     link.start()
     poller = zmq.Poller()
     poller.register(link.sock, zmq.POLLIN)
@@ -333,9 +348,21 @@ def main() -> int:
     ap.add_argument("--max-batch", type=int, default=16, help="feed batch sizes are 1..this")
     ap.add_argument("--policies", default="race,hedge,compare", help="comma-separated")
     ap.add_argument("--open-loop-only", action="store_true", help="skip part 1 (closed loop)")
+    ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="arbiter on CPU 0, workers on the other CPUs (no preemption of the arbiter)",
+    )
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args()
     policies = [Policy(p) for p in args.policies.split(",")]
+    if args.pin:
+        global WORKER_CPUS
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("bench_failover: --pin needs at least 2 CPUs")
+        os.sched_setaffinity(0, {cpus[0]})
+        WORKER_CPUS = ",".join(map(str, cpus[1:]))
     if args.backend == "cuda" and not torch.cuda.is_available():
         print("bench_failover: no CUDA device here; GPU figures pending")
         return 0
@@ -348,7 +375,10 @@ def main() -> int:
     )  # fmt: skip
     kernels.compile(model, precision="fp32", device="cpu").save(tmp / "model")
     model_dir = tmp / "model"
-    print(f"bench_failover: backend={args.backend} n={args.n} budget={args.budget_us} µs")
+    print(
+        f"bench_failover: backend={args.backend} n={args.n} budget={args.budget_us} µs "
+        f"pin={'arbiter 0, workers ' + WORKER_CPUS if WORKER_CPUS else 'no'}"
+    )
     print(f"{'configuration':<28} {'p50 µs':>9} {'p99 µs':>9} {'p99.9 µs':>9} {'p50 x':>7}")
     n_direct = 0 if args.open_loop_only else args.n
     base = percentiles(direct(model_dir, args.backend, n_direct, args.warm), scale=1e3)
