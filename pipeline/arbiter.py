@@ -36,14 +36,15 @@ cost). Nothing valid by then: the fallback answers if it finishes before the dea
 safe default. A decision emitted after its deadline is always the safe default. A disagreement
 is refereed by the fallback (2-out-of-3) and the outvoted worker is tripped (DIVERGENCE).
 
-Worker health is a `Breaker` each (breaker.py); a tripped worker is killed, restarted, its state
-rebuilt (peer snapshot + replay of the events since, or replay of the `EventRing` alone when no
+Worker health is a `Breaker` each (breaker.py); recovery.py kills a tripped worker, restarts it,
+rebuilds its state (peer snapshot + replay of the events since, or replay of the `EventRing` alone when no
 peer is healthy), checked on `verify_count` live requests and readmitted. Slowness (SLOW) never
 takes out the last worker in service, nor one whose peer misses as many deadlines: that is the
 host overloaded, counted as `overload`, and a restart would only add a backlog replay to it.
 
-Settings and types live in arbiter_config.py. This file is one state machine over the in-flight request ring (policies, deadlines, checks and
-recovery all read and write the same slots), hence its length.
+Settings, counters and types live in arbiter_config.py, worker recovery in recovery.py. This
+file is the request state machine over the in-flight ring (policies, deadlines, checks all read
+and write the same slots).
 """
 
 from __future__ import annotations
@@ -57,11 +58,12 @@ import numpy as np
 import zmq
 
 from redline.feeds.events import DECISION_DTYPE, Origin, record_type_of
-from redline.pipeline.arbiter_config import ArbiterConfig, Batch, Policy, WorkerLink
+from redline.pipeline.arbiter_config import COUNTERS, ArbiterConfig, Batch, Policy, WorkerLink
 from redline.pipeline.breaker import Breaker, Health, Trip
 from redline.pipeline.clock import Clock
 from redline.pipeline.event_ring import EventRing
 from redline.pipeline.fallback import CpuFallback
+from redline.pipeline.recovery import Recovery
 from redline.pipeline.worker_protocol import (
     ASK_FLAG,
     Kind,
@@ -69,7 +71,6 @@ from redline.pipeline.worker_protocol import (
     answer_array,
     header,
     pack_events,
-    pack_replay,
     unpack_answers,
 )
 
@@ -129,7 +130,6 @@ class Arbiter:
         now = clock.monotonic_ns()
         self._wall_offset = clock.now_ns() - now  # stamps: wall = monotonic + offset
         self.breakers = tuple(Breaker(link.name, cfg.breaker, now) for link in links)
-        self.versions = [0, 0]
         self.ring = EventRing(cfg.replay_depth)
         self._rtypes: dict[np.dtype, int] = {}
         self._closed = False
@@ -158,32 +158,15 @@ class Arbiter:
         if cfg.hedge_delay_ns is None:
             self._hedge_delay = cfg.budget_ns // 4  # until the p95 has samples
         self._sample_rtt = cfg.policy == Policy.HEDGE and cfg.hedge_delay_ns is None
-        self._syncing_from: list[int] = [-1, -1]  # peer asked for a snapshot on our behalf
         self.log: list[tuple[int, str, str, str]] = []  # (t mono, worker, what, why)
-        self.counts: dict[str, int] = dict.fromkeys(
-            (
-                "events",
-                "decisions",
-                "deadline_misses",
-                "late_decisions",
-                "failovers",
-                "hedges",
-                "audits",
-                "disagreements",
-                "alarms",
-                "late_answers",
-                "stale_answers",
-                "bad_outputs",
-                "fallback_too_slow",
-                "backpressure",
-                "restarts",
-                "unverified_readmissions",
-                "send_failures",
-                "overload",
-            ),
-            0,
-        )
+        self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.by_origin = dict.fromkeys(Origin, 0)
+        self.recovery = Recovery(
+            self.links, self.breakers, self.ring, cfg, self.counts, self.log,
+            n_out=n, has_referee=fallback is not None, event_no=lambda: self.event_no,
+            on_out=self._worker_out,
+        )  # fmt: skip
+        self.versions = self.recovery.versions  # model version per worker, from READY
         for link in links:
             link.start()
 
@@ -335,7 +318,7 @@ class Arbiter:
         failover may ask the peer about these events, so not before), then decide the
         requests nobody in service was asked about now rather than at the deadline."""
         for w in failed:
-            self._send_failed(w, now)
+            self.recovery.send_failed(w, now)
         for req in reqs:
             if not req.asked and not req.decided:
                 self._finish_unanswered(req, now)
@@ -355,7 +338,7 @@ class Arbiter:
                 continue
             for msg in link.recv():
                 self._on_message(w, msg, now)
-        self._check_health(now)
+        self.recovery.check_health(now)
         self._check_timers(now)
         n = self._n_done
         self._n_done = 0
@@ -510,7 +493,7 @@ class Arbiter:
         b = self.breakers[w]
         if not ok:
             self.counts["bad_outputs"] += 1
-            self._trip(w, Trip.BAD_OUTPUT, now)
+            self.recovery.trip(w, Trip.BAD_OUTPUT, now)
         else:
             self._answers[slot, w] = out
             self._ts[slot, w, :4] = stamps
@@ -529,7 +512,7 @@ class Arbiter:
         if self._sample_rtt and b.serving and w == self._primary():
             self._rtt_sample(now - req.t0)
         if b.serving and (trip := b.answered(in_time)) is not None:
-            self._trip_slow(w, trip, now)
+            self.recovery.trip_slow(w, trip, now)
         if req.decided:
             if ok and req.origin in (Origin.WORKER_A, Origin.WORKER_B, Origin.FALLBACK):
                 self._cross_check(req, w, now)
@@ -633,7 +616,7 @@ class Arbiter:
                     req.asked |= bit
                     self.counts["hedges"] += 1
                 else:
-                    self._send_failed(w, now)
+                    self.recovery.send_failed(w, now)
 
     # -- cross checks ---------------------------------------------------------------------------
 
@@ -656,7 +639,7 @@ class Arbiter:
             return  # no referee: counted, nobody blamed
         for w in (0, 1):
             if req.valid >> w & 1 and not self._agree(self._answers[slot, w], self._ref):
-                self._trip(w, Trip.DIVERGENCE, now)
+                self.recovery.trip(w, Trip.DIVERGENCE, now)
 
     def _verify(self, req: _Req, now: int) -> None:
         """Readmission check of the shadow worker on one request, once a reference exists."""
@@ -679,7 +662,7 @@ class Arbiter:
         if b.serving:
             self._log(now, w, "readmitted", "")
         elif b.health == Health.OUT:
-            self._after_trip(w, Trip.VERIFY_FAILED, now)
+            self.recovery.taken_out(w, Trip.VERIFY_FAILED, now)
 
     def _maybe_unlinger(self, req: _Req) -> None:
         if req.linger_until and not (req.asked | req.shadow) & ~req.answered:
@@ -697,17 +680,10 @@ class Arbiter:
             self._on_answer(w, msg.id, msg.stamps, answer_array(msg.payload), now)
         elif msg.kind == Kind.ANSWERS:
             self._on_answers(w, msg, now)
-        elif msg.kind == Kind.READY and b.health == Health.STARTING:
-            self.versions[w] = msg.version
-            if msg.stamps[0] != self.n_out:
-                self._log(now, w, "refused", f"{msg.stamps[0]} outputs, expected {self.n_out}")
-                self._trip(w, Trip.START_TIMEOUT, now)
-                return
-            b.ready(now)
-            self._log(now, w, "ready", f"pid {self.links[w].pid}")
-            self._start_sync(w, now)
+        elif msg.kind == Kind.READY:
+            self.recovery.on_ready(w, msg, now)
         elif msg.kind == Kind.STATE:
-            self._on_state(w, msg, now)
+            self.recovery.on_state(w, msg, now)
         elif msg.kind == Kind.ERROR:
             self._log(now, w, "error", bytes(msg.payload or b"").decode(errors="replace"))
 
@@ -718,7 +694,7 @@ class Arbiter:
         except ValueError as exc:  # a garbled batch is a bad output, like a wrong-sized ANSWER
             self.counts["bad_outputs"] += 1
             self._log(now, w, "error", str(exc))
-            self._trip(w, Trip.BAD_OUTPUT, now)
+            self.recovery.trip(w, Trip.BAD_OUTPUT, now)
             return
         stamps, outs = ans["stamps"], ans["out"]  # [k, 4], [k, N]
         # _valid's rule for every answer at once: min/max are NaN when any value is
@@ -728,82 +704,10 @@ class Arbiter:
         for j, no in enumerate(ans["id"].tolist()):
             self._on_answer(w, no, stamps[j], outs[j], now, ok[j])
 
-    def _start_sync(self, w: int, now: int) -> None:
-        peer = 1 - w
-        if self.event_no == 0:  # nothing happened yet: empty state is the right state
-            self._restore(w, 0, b"", now)
-        elif self.breakers[peer].serving:
-            self._syncing_from[peer] = w
-            if not self.links[peer].send([header(Kind.SNAPSHOT)]):
-                self._send_failed(peer, now)
-        else:  # no healthy peer: rebuild from the ring alone
-            self._restore(w, self.ring.first - 1, b"", now)
-
-    def _on_state(self, peer: int, msg: Reply, now: int) -> None:
-        w = self._syncing_from[peer]
-        self._syncing_from[peer] = -1
-        if w < 0 or self.breakers[w].health != Health.SYNCING:
-            return
-        self._restore(w, msg.id, msg.payload, now)
-
-    def _restore(self, w: int, as_of: int, blob, now: int) -> None:
-        try:
-            rtypes, nos, slots = self.ring.since(as_of)
-        except LookupError as exc:
-            self._log(now, w, "resync", str(exc))
-            self._trip(w, Trip.START_TIMEOUT, now)
-            return
-        frames = [header(Kind.RESTORE, as_of, s0=len(nos)), blob, *pack_replay(rtypes, nos, slots)]
-        if not self.links[w].send(frames):
-            self._send_failed(w, now)
-            return
-        b = self.breakers[w]
-        b.synced(now)
-        self._log(now, w, "synced", f"as of {as_of}, {len(nos)} replayed")
-        peer_ok = self.breakers[1 - w].serving
-        if b.health == Health.VERIFYING and self.event_no == 0:
-            b.verify_left = 0
-            b.verified(True, now)  # nothing to compare yet
-        elif b.health == Health.VERIFYING and not peer_ok and self.fallback is None:
-            self.counts["unverified_readmissions"] += 1
-            b.verify_left = 0
-            b.verified(True, now)
-        if b.serving:
-            self._log(now, w, "readmitted", "")
-
-    def _trip_slow(self, w: int, trip: Trip, now: int) -> None:
-        """SLOW takes a worker out only if its peer is in service and keeps up. When both miss
-        deadlines the host is overloaded, and a restart (which must replay the backlog) would
-        make it worse; a slow last worker is still better than none. The fallback and the safe
-        default carry the deadlines meanwhile, and `overload` counts it."""
-        peer = self.breakers[1 - w]
-        if not peer.serving or peer.misses * 2 >= self.cfg.breaker.slow_max_misses:
-            self.counts["overload"] += 1
-            return
-        self._trip(w, trip, now)
-
-    def _send_failed(self, w: int, now: int) -> None:
-        self.counts["send_failures"] += 1
-        self._trip(w, Trip.CRASH, now)
-
-    def _trip(self, w: int, reason: Trip, now: int) -> None:
-        b = self.breakers[w]
-        if b.health == Health.OUT:
-            return
-        b.trip(reason, now)
-        self._after_trip(w, reason, now)
-
-    def _after_trip(self, w: int, reason: Trip, now: int) -> None:
-        self.counts["failovers"] += 1
-        self._log(now, w, "out", reason.name.lower())
-        self.links[w].stop()
-        if self._syncing_from[w] >= 0:  # it was giving a snapshot: the other rebuilds by replay
-            other = self._syncing_from[w]
-            self._syncing_from[w] = -1
-            if self.breakers[other].health == Health.SYNCING:
-                self._restore(other, self.ring.first - 1, b"", now)
+    def _worker_out(self, w: int, now: int) -> None:
+        """Worker w was taken out (recovery.py): its pending answers will not come."""
         bit = 1 << w
-        for req in self._live_open():  # its pending answers will not come
+        for req in self._live_open():
             if req.asked & bit and not req.answered & bit:
                 req.answered |= bit
                 if self.cfg.policy == Policy.HEDGE:
@@ -811,18 +715,6 @@ class Arbiter:
                 else:
                     self._decide_if_answered(req, now)
             req.shadow &= ~bit
-
-    def _check_health(self, now: int) -> None:
-        for w, (link, b) in enumerate(zip(self.links, self.breakers, strict=True)):
-            if b.health != Health.OUT and link.exited():
-                self._trip(w, Trip.CRASH, now)
-            elif (trip := b.overdue(now)) is not None:
-                self._trip(w, trip, now)
-            if b.restart_due(now):
-                link.start()
-                b.restarted(now)
-                self.counts["restarts"] += 1
-                self._log(now, w, "restart", f"pid {link.pid}")
 
     def _check_timers(self, now: int) -> None:
         if self.cfg.policy == Policy.HEDGE:
@@ -859,7 +751,7 @@ class Arbiter:
             missing = (req.asked | req.shadow) & ~req.answered
             for w, b in enumerate(self.breakers):
                 if missing >> w & 1 and b.serving and (trip := b.answered(False)) is not None:
-                    self._trip_slow(w, trip, now)
+                    self.recovery.trip_slow(w, trip, now)
 
     def _rtt_sample(self, rtt: int) -> None:
         self._rtt[self._n_rtt % self._rtt.size] = rtt
