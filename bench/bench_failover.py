@@ -125,8 +125,14 @@ def make_arbiter(model_dir: Path, backend: str, policy: str, budget_ns: int, len
     if lenient:  # part 1 measures the worker path, not failovers caused by a noisy host
         breaker = BreakerConfig(heartbeat_timeout_ns=5000 * MS, slow_max_misses=32)
     else:
+        # SLOW over 128 requests: in feed batches of up to 16 a single late batch is 16
+        # misses at once, and a host hiccup must not read as a slow worker
         breaker = BreakerConfig(
-            heartbeat_timeout_ns=200 * MS, slow_max_misses=16, verify_count=16, backoff_ns=0
+            heartbeat_timeout_ns=200 * MS,
+            slow_window=128,
+            slow_max_misses=64,
+            verify_count=16,
+            backoff_ns=0,
         )
     cfg = ArbiterConfig(policy=policy, budget_ns=budget_ns, breaker=breaker)
     arb = Arbiter(links, cfg, clock, safe_default(N_OUT), fallback)
