@@ -41,7 +41,7 @@ import zmq
 from timing import percentiles
 
 from redline import kernels
-from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE, Origin, RecordType
+from redline.feeds.events import DECISION_DTYPE, QUOTE_DTYPE, TRADE_DTYPE, Origin, RecordType
 from redline.kernels.features import N_FEATURES
 from redline.pipeline.arbiter import Arbiter
 from redline.pipeline.arbiter_config import ArbiterConfig, Policy
@@ -255,6 +255,28 @@ def direct_open(model_dir: Path, backend: str, rate: float, batches) -> np.ndarr
     return np.array(lat, np.int64)
 
 
+class Decisions:
+    """Every decision polled, copied as raw bytes into one growing buffer: a structured
+    `.copy()` per poll costs ~7 µs here, in the arbiter's own process."""
+
+    def __init__(self) -> None:
+        self.buf = np.zeros(1 << 16, DECISION_DTYPE)
+        self.n = 0
+
+    def add(self, recs: np.ndarray) -> None:
+        k = len(recs)
+        if not k:
+            return
+        if self.n + k > len(self.buf):
+            self.buf = np.concatenate([self.buf, np.zeros(len(self.buf), DECISION_DTYPE)])
+        dst = self.buf.view(np.uint8).reshape(len(self.buf), -1)
+        dst[self.n : self.n + k] = np.ascontiguousarray(recs).view(np.uint8).reshape(k, -1)
+        self.n += k
+
+    def all(self) -> np.ndarray:
+        return self.buf[: self.n]
+
+
 def stages(recs: np.ndarray) -> dict:
     """Where the time went, for decisions a worker made: (p50, p99) µs per span."""
     w = recs[(recs["origin"] == Origin.WORKER_A) | (recs["origin"] == Origin.WORKER_B)]
@@ -280,7 +302,7 @@ def failover(model_dir, backend, policy, rate, batches, budget_ns, kill: bool) -
     kill_k = len(batches) // 3
     kill_seq = sum(len(r) for _, r in batches[:kill_k])
     t_kill = None
-    recs = []
+    recs = Decisions()
     off = arb.clock.now_ns() - arb.clock.monotonic_ns()  # monotonic -> wall, as the arbiter
 
     def on_batch(k, rtype, r, due) -> None:
@@ -289,10 +311,10 @@ def failover(model_dir, backend, policy, rate, batches, budget_ns, kill: bool) -
             t_kill = time.monotonic_ns()
             os.kill(links[0].pid, signal.SIGKILL)
         arb.submit_batch(r, rtype=rtype, ts_feed=due + off)
-        recs.append(arb.poll().records.copy())
+        recs.add(arb.poll().records)
 
     def poll(left_ns: int) -> None:
-        recs.append(arb.poll().records.copy())
+        recs.add(arb.poll().records)
         arb.wait(left_ns)
 
     t_end = time.monotonic() + 30
@@ -307,8 +329,8 @@ def failover(model_dir, backend, policy, rate, batches, budget_ns, kill: bool) -
     )
     end = time.monotonic() + 0.05
     while time.monotonic() < end:
-        recs.append(arb.poll().records.copy())
-    recs = np.concatenate(recs)
+        recs.add(arb.poll().records)
+    recs = recs.all()
     st = arb.stats()
     arb.close()
     close_all(links)

@@ -635,7 +635,9 @@ class Arbiter:
         if self.fallback is not None:
             slot = req.event_no % self.cfg.max_inflight
             t0 = self.clock.monotonic_ns()
-            if self.fallback.answer_into(req.event_no, self._decided_out[slot]):
+            if t0 > req.deadline:  # already late (a backlog): computing it would only add to it
+                self.counts["fallback_too_slow"] += 1
+            elif self.fallback.answer_into(req.event_no, self._decided_out[slot]):
                 t1 = self.clock.monotonic_ns()
                 if t1 <= req.deadline:
                     rec = req.rec
