@@ -8,13 +8,16 @@ Use (the graph's view; see `worker_link.spawn_pair` for real worker processes):
                   safe_default=safe_default(N), fallback=CpuFallback(engine, clock))
     arb.wait_ready(timeout_s=30)                   # blocks: both workers warm and in service
     req = arb.submit(record)                       # non-blocking; forwards the event, asks
+    first = arb.submit_batch(records, rtype=rt)    # a feed batch of one type: one EVENTS
+                                                   #   message per worker, same decisions
     batch = arb.poll()                             # non-blocking; call often (busy loop or
     for rec, out in zip(batch.records, batch.outputs): ...   #   asyncio task every ~50 µs)
     arb.wait(max_ns)                               # optional: sleep until a worker message or
                                                    #   the next deadline timer, up to max_ns
     arb.stats(); arb.close(); close_all(links)
 
-`submit(record, decide=False)` only updates the workers' state (no decision wanted). `poll`
+`submit(record, decide=False)` only updates the workers' state (no decision wanted); so does
+`submit_batch(..., decide=[...])` for the records flagged False. `poll`
 returns a `Batch` of DECISION records (views into buffers reused by the next poll, copy what you
 keep) with the model output behind each, and `alarms` (True where 2oo2 tripped). Each decision
 carries its origin (WORKER_A/B, FALLBACK, DEFAULT), model version (0 for DEFAULT: no model),
