@@ -1,7 +1,8 @@
 """Failover benchmark: decision latency through the arbiter, and what killing a worker costs.
 
     .venv/bin/python bench/bench_failover.py [--backend cpu|cuda] [--n 2000] [--rate 10000]
-        [--seconds 3] [--budget-us 5000] [--json PATH]
+        [--seconds 3] [--budget-us 5000] [--max-batch 16] [--policies race,hedge,compare]
+        [--open-loop-only] [--pin] [--json PATH]
 
 Part 1, latency (closed loop, one event in flight): one worker called directly over its socket
 (the baseline, same run) against two workers behind the arbiter, per policy. Latency is request
@@ -9,13 +10,17 @@ sent -> decision in hand, on the monotonic clock; p50/p99/p99.9 and ratios to th
 the budget is 10x --budget-us and the breaker lenient, so host noise does not turn the
 measurement into one of the fallback; the origins of the decisions are printed.
 
-Part 2, failover (open loop at --rate events/s, every event asks for a decision): worker A is
-killed with SIGKILL a third of the way in. Reported per policy: detection time (kill -> A taken
-out), decisions that missed their deadline in the kill run and in a kill-free run of the same
-length (the difference is what the kill caused; the target under race is 0), the rate actually
-reached, and restart-to-readmission time (restart -> A back in service). The kill run goes on
-past --seconds (up to 30 s) until A is readmitted, since readmission checks ride on live
-requests; its miss counts cover that longer run.
+Part 2, open loop at --rate events/s, as a feed delivers them: batches of 1..--max-batch records
+of one type, each due when its last event would have arrived, every event asking for a
+decision; the arbiter gets each batch with `submit_batch` (one EVENTS message per worker).
+Latency is feed delivery (the batch's due time) -> decision, so an arbiter that falls behind
+shows; the baseline is one worker sent the same batches directly at the same rate. Per policy:
+a kill-free run (latency, rate reached, origins, where the time went per stage) and a run where
+worker A is killed with SIGKILL a third of the way in: detection time (kill -> A taken out),
+safe defaults among the same first events in both runs (the difference is what the kill caused;
+the target under race is 0), and restart-to-readmission time (restart -> A back in service).
+The kill run goes on past --seconds (up to 30 s) until A is readmitted, since readmission checks
+ride on live requests. `--pin` puts the arbiter on CPU 0 and the workers on the others.
 
 `--backend cuda` runs both workers on GPU 0 (two on one GPU); without a GPU it says so and exits.
 """
@@ -36,7 +41,7 @@ import zmq
 from timing import percentiles
 
 from redline import kernels
-from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE, Origin, RecordType
+from redline.feeds.events import DECISION_DTYPE, QUOTE_DTYPE, TRADE_DTYPE, Origin, RecordType
 from redline.kernels.features import N_FEATURES
 from redline.pipeline.arbiter import Arbiter
 from redline.pipeline.arbiter_config import ArbiterConfig, Policy
@@ -46,7 +51,14 @@ from redline.pipeline.engine import CpuEngine
 from redline.pipeline.fallback import CpuFallback, safe_default
 from redline.pipeline.report_json import write_json
 from redline.pipeline.worker_link import ZmqWorkerLink, close_all, ipc_endpoints, spawn_pair
-from redline.pipeline.worker_protocol import ASK_FLAG, Kind, header
+from redline.pipeline.worker_protocol import (
+    ASK_FLAG,
+    SLOT,
+    Kind,
+    header,
+    pack_events,
+    unpack_answers,
+)
 
 N_OUT = 4
 MS = 1_000_000
@@ -74,7 +86,7 @@ def events(n: int) -> list[tuple[int, np.ndarray]]:
 
 def direct(model_dir: Path, backend: str, n: int, warm: int) -> np.ndarray:
     """Baseline: one worker, EVENT+ASK, block for the ANSWER; round trips in ns."""
-    link = ZmqWorkerLink("D", ipc_endpoints(1)[0], model_dir, backend)
+    link = pinned(ZmqWorkerLink("D", ipc_endpoints(1)[0], model_dir, backend))
     link.start()
     poller = zmq.Poller()
     poller.register(link.sock, zmq.POLLIN)
@@ -95,16 +107,32 @@ def direct(model_dir: Path, backend: str, n: int, warm: int) -> np.ndarray:
     return rtts
 
 
+WORKER_CPUS: str | None = None  # --pin: the workers' CPU list (taskset), the arbiter on CPU 0
+
+
+def pinned(link: ZmqWorkerLink) -> ZmqWorkerLink:
+    """With --pin, the worker (and every restart of it) runs under taskset on WORKER_CPUS."""
+    if WORKER_CPUS:
+        link.cmd = ["taskset", "-c", WORKER_CPUS, *link.cmd]  # taskset execs: same pid
+    return link
+
+
 def make_arbiter(model_dir: Path, backend: str, policy: str, budget_ns: int, lenient=False):
     clock = LiveClock()
     plan = kernels.load(model_dir, device="cpu")
     fallback = CpuFallback(CpuEngine(plan), clock)
-    links = spawn_pair(model_dir, backend=backend)
+    links = tuple(pinned(link) for link in spawn_pair(model_dir, backend=backend))
     if lenient:  # part 1 measures the worker path, not failovers caused by a noisy host
         breaker = BreakerConfig(heartbeat_timeout_ns=5000 * MS, slow_max_misses=32)
     else:
+        # SLOW over 128 requests: in feed batches of up to 16 a single late batch is 16
+        # misses at once, and a host hiccup must not read as a slow worker
         breaker = BreakerConfig(
-            heartbeat_timeout_ns=200 * MS, slow_max_misses=16, verify_count=16, backoff_ns=0
+            heartbeat_timeout_ns=200 * MS,
+            slow_window=128,
+            slow_max_misses=64,
+            verify_count=16,
+            backoff_ns=0,
         )
     cfg = ArbiterConfig(policy=policy, budget_ns=budget_ns, breaker=breaker)
     arb = Arbiter(links, cfg, clock, safe_default(N_OUT), fallback)
@@ -131,44 +159,182 @@ def through_arbiter(model_dir, backend, policy, n, warm, budget_ns) -> np.ndarra
     return np.array(lat, np.int64), by_origin
 
 
-def failover(model_dir, backend, policy, rate, seconds, budget_ns, kill: bool) -> dict:
+def feed(n: int, max_batch: int, seed: int = 11) -> list[tuple[int, np.ndarray]]:
+    """About n events as a feed delivers them: batches of one record type, 1 to `max_batch`
+    records each (uniform), every third batch trades, 8 instruments; seq counts from 0."""
+    rng = np.random.default_rng(seed)
+    out, i = [], 0
+    while i < n:
+        k = int(rng.integers(1, max_batch + 1))
+        px = 10_000 + rng.integers(-20, 21, k)
+        if len(out) % 3 == 2:
+            r = np.zeros(k, TRADE_DTYPE)
+            r["px"], r["sz"], r["aggressor"] = px, 1 + np.arange(k) % 9, 1
+            rtype = RecordType.TRADE
+        else:
+            r = np.zeros(k, QUOTE_DTYPE)
+            r["bid_px"], r["ask_px"], r["bid_sz"], r["ask_sz"] = px, px + 1, 1 + np.arange(k) % 5, 3
+            rtype = RecordType.QUOTE
+        seq = np.arange(i, i + k)
+        r["instrument_id"], r["seq"] = seq % 8, seq
+        r["ts_event"] = r["ts_recv"] = 10**18 + seq * 100_000
+        out.append((rtype, r))
+        i += k
+    return out
+
+
+def _paced(batches, rate: float, until, on_batch, poll) -> tuple[float, int]:
+    """Deliver `batches` open loop at `rate` events/s (a batch is due when its last event
+    would have arrived), cycling past the end until `until()` is false. on_batch(k, rtype,
+    records, due_ns) submits; poll() is called while waiting. Returns (events/s reached, n)."""
+    t0 = time.monotonic_ns()
+    sent = k = 0
+    n0 = sum(len(r) for _, r in batches)
+    while sent < n0 or until():
+        rtype, recs = batches[k % len(batches)]
+        due = t0 + int((sent + len(recs)) * 1e9 / rate)
+        while (left := due - time.monotonic_ns()) > 0:
+            poll(left)
+        if k >= len(batches):  # past the stream's end: fresh seqs
+            recs = recs.copy()
+            recs["seq"] = np.arange(sent, sent + len(recs))
+        on_batch(k, rtype, recs, due)
+        sent += len(recs)
+        k += 1
+    return sent / ((time.monotonic_ns() - t0) / 1e9), sent
+
+
+def direct_open(model_dir: Path, backend: str, rate: float, batches) -> np.ndarray:
+    """Baseline at rate: one worker sent the same batches (EVENTS, all asked) directly;
+    latency = batch due -> its answer in hand, ns."""
+    link = pinned(ZmqWorkerLink("D", ipc_endpoints(1)[0], model_dir, backend))
+    link.start()
+    poller = zmq.Poller()
+    poller.register(link.sock, zmq.POLLIN)
+    while not any(m.kind == Kind.READY for m in link.recv()):
+        poller.poll(100)
+    due_of = {}
+    lat = []
+    no = 0
+
+    def recv() -> None:
+        t = time.monotonic_ns()
+        for m in link.recv():
+            if m.kind == Kind.ANSWER:
+                lat.append(t - due_of.pop(m.id))
+            elif m.kind == Kind.ANSWERS:
+                for i in unpack_answers(m, N_OUT)["id"].tolist():
+                    lat.append(t - due_of.pop(i))
+
+    def on_batch(k, rtype, recs, due) -> None:
+        nonlocal no
+        n = len(recs)
+        nos = np.arange(no + 1, no + n + 1, dtype=np.uint64)
+        for i in nos.tolist():
+            due_of[i] = due
+        if n == 1:
+            link.send([header(Kind.EVENT, no + 1, rtype=rtype, flags=ASK_FLAG), recs])
+        else:
+            slots = np.zeros((n, SLOT), np.uint8)
+            slots[:, : recs.dtype.itemsize] = recs.view(np.uint8).reshape(n, -1)
+            flags = np.full(n, ASK_FLAG, np.uint8)
+            link.send(pack_events(np.full(n, rtype, np.uint8), nos, slots, flags))
+        no += n
+        recv()
+
+    def poll(left_ns: int) -> None:
+        if left_ns > 1_000_000:
+            poller.poll(left_ns // 1_000_000)
+        recv()
+
+    _paced(batches, rate, lambda: False, on_batch, poll)
+    end = time.monotonic() + 1.0
+    while due_of and time.monotonic() < end:
+        poll(2_000_000)
+    close_all([link])
+    return np.array(lat, np.int64)
+
+
+class Decisions:
+    """Every decision polled, copied as raw bytes into one growing buffer: a structured
+    `.copy()` per poll costs ~7 µs here, in the arbiter's own process."""
+
+    def __init__(self) -> None:
+        self.buf = np.zeros(1 << 16, DECISION_DTYPE)
+        self.n = 0
+
+    def add(self, recs: np.ndarray) -> None:
+        k = len(recs)
+        if not k:
+            return
+        if self.n + k > len(self.buf):
+            self.buf = np.concatenate([self.buf, np.zeros(len(self.buf), DECISION_DTYPE)])
+        dst = self.buf.view(np.uint8).reshape(len(self.buf), -1)
+        dst[self.n : self.n + k] = np.ascontiguousarray(recs).view(np.uint8).reshape(k, -1)
+        self.n += k
+
+    def all(self) -> np.ndarray:
+        return self.buf[: self.n]
+
+
+def stages(recs: np.ndarray) -> dict:
+    """Where the time went, for decisions a worker made: (p50, p99) µs per span."""
+    w = recs[(recs["origin"] == Origin.WORKER_A) | (recs["origin"] == Origin.WORKER_B)]
+    spans = {
+        "feed->submitted": w["ts_request"] - w["ts_feed"],
+        "submitted->worker start": w["ts_worker_start"] - w["ts_request"],
+        "worker compute": w["ts_worker_end"] - w["ts_worker_start"],
+        "worker end->answer in": w["ts_answer"] - w["ts_worker_end"],
+        "answer in->decision": w["ts_decision"] - w["ts_answer"],
+    }
+    out = {}
+    for name, x in spans.items():
+        p = percentiles(x.astype(np.int64), scale=1e3)
+        out[name] = (round(p["p50"], 1), round(p["p99"], 1))
+    return out
+
+
+def failover(model_dir, backend, policy, rate, batches, budget_ns, kill: bool) -> dict:
+    """Open loop at `rate` in the feed's batches (submit_batch: one EVENTS per worker each);
+    with `kill`, SIGKILL worker A a third of the way in and go on until it is readmitted."""
     arb, links = make_arbiter(model_dir, backend, policy, budget_ns)
-    n = int(rate * seconds)
-    stream = events(n)
-    kill_at = n // 3
+    n0 = sum(len(r) for _, r in batches)
+    kill_k = len(batches) // 3
+    kill_seq = sum(len(r) for _, r in batches[:kill_k])
     t_kill = None
-    t0 = time.monotonic()
-    recs = []
-    i = 0
-    # After n events, keep the stream going (up to 30 s) until A is back: readmission checks
-    # ride on live requests.
-    while i < n or (kill and arb.breakers[0].readmissions < 2 and time.monotonic() - t0 < 30):
-        if kill and i == kill_at:
+    recs = Decisions()
+    off = arb.clock.now_ns() - arb.clock.monotonic_ns()  # monotonic -> wall, as the arbiter
+
+    def on_batch(k, rtype, r, due) -> None:
+        nonlocal t_kill
+        if kill and k == kill_k:
             t_kill = time.monotonic_ns()
             os.kill(links[0].pid, signal.SIGKILL)
-        _, r = stream[i % n]
-        if i >= n:
-            r = r.copy()
-            r["seq"] = i
-        arb.submit(r)
-        i += 1
-        due = t0 + i / rate
-        while True:
-            recs.append(arb.poll().records.copy())
-            left = due - time.monotonic()
-            if left <= 0:
-                break
-            if left > 0.001:
-                arb.wait(int(left * 1e9))
-    n0, n = n, i
-    achieved = n / (time.monotonic() - t0)
+        arb.submit_batch(r, rtype=rtype, ts_feed=due + off)
+        recs.add(arb.poll().records)
+
+    def poll(left_ns: int) -> None:
+        recs.add(arb.poll().records)
+        arb.wait(left_ns)
+
+    t_end = time.monotonic() + 30
+    # After the stream, keep it going (up to 30 s) until A is back: readmission checks ride on
+    # live requests.
+    achieved, n = _paced(
+        batches,
+        rate,
+        lambda: kill and arb.breakers[0].readmissions < 2 and time.monotonic() < t_end,
+        on_batch,
+        poll,
+    )
     end = time.monotonic() + 0.05
     while time.monotonic() < end:
-        recs.append(arb.poll().records.copy())
-    recs = np.concatenate(recs)
+        recs.add(arb.poll().records)
+    recs = recs.all()
     st = arb.stats()
     arb.close()
     close_all(links)
+    first = recs["input_seq"] < n0
     out = {
         "events": n,
         "decisions": len(recs),
@@ -177,8 +343,11 @@ def failover(model_dir, backend, policy, rate, seconds, budget_ns, kill: bool) -
         "late_decisions": st["late_decisions"],
         "decisions_by_origin": st["decisions_by_origin"],
         "events_per_s": achieved,
+        # feed delivery -> decision, over the stream's first n0 events
+        "latency_us": percentiles((recs["ts_decision"] - recs["ts_feed"])[first], scale=1e3),
+        "stages_p50_p99_us": stages(recs[first]),
         # safe defaults among the first n0 events: comparable between kill and no-kill runs
-        "misses_first_n": int((recs["origin"][recs["input_seq"] < n0] == Origin.DEFAULT).sum()),
+        "misses_first_n": int((recs["origin"][first] == Origin.DEFAULT).sum()),
         "failovers": st["failovers"],
     }
     if kill:
@@ -191,7 +360,7 @@ def failover(model_dir, backend, policy, rate, seconds, budget_ns, kill: bool) -
             None if t_back is None or t_restart is None else (t_back - t_restart) / 1e6
         )
         out["origin_default_after_kill"] = int(
-            (recs["origin"][recs["input_seq"] >= kill_at] == Origin.DEFAULT).sum()
+            (recs["origin"][recs["input_seq"] >= kill_seq] == Origin.DEFAULT).sum()
         )
     return out
 
@@ -204,8 +373,24 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=10_000.0)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--budget-us", type=int, default=5000)
+    ap.add_argument("--max-batch", type=int, default=16, help="feed batch sizes are 1..this")
+    ap.add_argument("--policies", default="race,hedge,compare", help="comma-separated")
+    ap.add_argument("--open-loop-only", action="store_true", help="skip part 1 (closed loop)")
+    ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="arbiter on CPU 0, workers on the other CPUs (no preemption of the arbiter)",
+    )
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args()
+    policies = [Policy(p) for p in args.policies.split(",")]
+    if args.pin:
+        global WORKER_CPUS
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("bench_failover: --pin needs at least 2 CPUs")
+        os.sched_setaffinity(0, {cpus[0]})
+        WORKER_CPUS = ",".join(map(str, cpus[1:]))
     if args.backend == "cuda" and not torch.cuda.is_available():
         print("bench_failover: no CUDA device here; GPU figures pending")
         return 0
@@ -218,9 +403,13 @@ def main() -> int:
     )  # fmt: skip
     kernels.compile(model, precision="fp32", device="cpu").save(tmp / "model")
     model_dir = tmp / "model"
-    print(f"bench_failover: backend={args.backend} n={args.n} budget={args.budget_us} µs")
+    print(
+        f"bench_failover: backend={args.backend} n={args.n} budget={args.budget_us} µs "
+        f"pin={'arbiter 0, workers ' + WORKER_CPUS if WORKER_CPUS else 'no'}"
+    )
     print(f"{'configuration':<28} {'p50 µs':>9} {'p99 µs':>9} {'p99.9 µs':>9} {'p50 x':>7}")
-    base = percentiles(direct(model_dir, args.backend, args.n, args.warm), scale=1e3)
+    n_direct = 0 if args.open_loop_only else args.n
+    base = percentiles(direct(model_dir, args.backend, n_direct, args.warm), scale=1e3)
     figures = {"latency_us": {"direct": base}, "failover": {}}
 
     def row(name, p):
@@ -228,23 +417,37 @@ def main() -> int:
         print(f"{name:<28} {p['p50']:9.1f} {p['p99']:9.1f} {p['p999']:9.1f} {ratio:7.2f}")
 
     row("one worker, direct", base)
-    for policy in Policy:
+    for policy in [] if args.open_loop_only else policies:
         lat, by_origin = through_arbiter(model_dir, args.backend, policy, args.n, args.warm, budget)
         p = percentiles(lat, scale=1e3)
         figures["latency_us"][str(policy)] = {**p, "decisions_by_origin": by_origin}
         row(f"arbiter, 2 workers, {policy}", p)
         print(f"{'':<28} origins {by_origin}")
-    print(f"\nkill -9 worker A at {args.rate:.0f} events/s, {args.seconds} s per run")
-    for policy in Policy:
-        calm = failover(model_dir, args.backend, policy, args.rate, args.seconds, budget, False)
-        hit = failover(model_dir, args.backend, policy, args.rate, args.seconds, budget, True)
+    batches = feed(int(args.rate * args.seconds), args.max_batch)
+    print(
+        f"\nopen loop at {args.rate:.0f} events/s in feed batches of 1..{args.max_batch}, "
+        f"{args.seconds} s per run; latency = feed delivery -> decision (µs)"
+    )
+    d = percentiles(direct_open(model_dir, args.backend, args.rate, batches), scale=1e3)
+    figures["open_loop_direct_us"] = d
+    print(f"{'one worker, direct':<28} p50 {d['p50']:8.1f} p99 {d['p99']:8.1f} "
+          f"p99.9 {d['p999']:8.1f}")  # fmt: skip
+    for policy in policies:
+        calm = failover(model_dir, args.backend, policy, args.rate, batches, budget, False)
+        hit = failover(model_dir, args.backend, policy, args.rate, batches, budget, True)
         caused = hit["misses_first_n"] - calm["misses_first_n"]
         figures["failover"][str(policy)] = {"kill": hit, "no_kill": calm, "misses_caused": caused}
+        p = calm["latency_us"]
         print(
-            f"{policy!s:<8} reached {hit['events_per_s']:7.0f}/s  lost {hit['lost_decisions']}  "
-            f"detection {hit['detection_us']} µs  misses kill/no-kill "
-            f"{hit['misses_first_n']}/{calm['misses_first_n']} (caused {caused})  "
-            f"restart->readmission {hit['restart_to_readmission_ms']} ms  "
+            f"{'arbiter, ' + str(policy):<28} p50 {p['p50']:8.1f} p99 {p['p99']:8.1f} "
+            f"p99.9 {p['p999']:8.1f}  p50 x {p['p50'] / d['p50']:.2f}  "
+            f"reached {calm['events_per_s']:.0f}/s  origins {calm['decisions_by_origin']}"
+        )
+        print(
+            f"{'  kill -9 A':<28} reached {hit['events_per_s']:7.0f}/s  "
+            f"lost {hit['lost_decisions']}  detection {hit['detection_us']} µs  "
+            f"misses kill/no-kill {hit['misses_first_n']}/{calm['misses_first_n']} "
+            f"(caused {caused})  restart->readmission {hit['restart_to_readmission_ms']} ms  "
             f"origins {hit['decisions_by_origin']}"
         )
     write_json(args.json, figures)

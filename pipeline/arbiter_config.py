@@ -1,4 +1,4 @@
-"""The arbiter's per-graph settings and the two small types it speaks: what a worker looks
+"""The arbiter's per-graph settings, its counters, and the two small types it speaks: what a worker looks
 like to it (`WorkerLink`) and what `Arbiter.poll` hands back (`Batch`)."""
 
 from __future__ import annotations
@@ -11,6 +11,28 @@ import numpy as np
 
 from redline.pipeline.breaker import BreakerConfig
 from redline.pipeline.worker_protocol import Reply
+
+# Arbiter.counts / stats() keys (stable: the --json reports use them)
+COUNTERS = (
+    "events",
+    "decisions",
+    "deadline_misses",
+    "late_decisions",
+    "failovers",
+    "hedges",
+    "audits",
+    "disagreements",
+    "alarms",
+    "late_answers",
+    "stale_answers",
+    "bad_outputs",
+    "fallback_too_slow",
+    "backpressure",
+    "restarts",
+    "unverified_readmissions",
+    "send_failures",
+    "overload",
+)
 
 
 class Policy(StrEnum):

@@ -36,6 +36,29 @@ class EventRing:
         self._nos[i] = event_no
         self.last = event_no
 
+    def push_many(self, first_no: int, rtype: int, records: np.ndarray) -> None:
+        """Store events first_no.. of one type: records [n, itemsize] uint8 (one copy per
+        contiguous run, at most two: the ring may wrap)."""
+        if first_no != self.last + 1:
+            raise ValueError(
+                f"EventRing.push_many: event {first_no} after {self.last}, expected +1"
+            )
+        n, size = records.shape
+        if n > self.capacity:  # only the newest `capacity` can be held
+            first_no, records, n = (
+                first_no + n - self.capacity,
+                records[-self.capacity :],
+                self.capacity,
+            )
+        i = first_no % self.capacity
+        head = min(n, self.capacity - i)
+        for dst, src, k in ((i, 0, head), (0, head, n - head)):
+            if k:
+                self._slots[dst : dst + k, :size] = records[src : src + k]
+                self._rtypes[dst : dst + k] = rtype
+                self._nos[dst : dst + k] = np.arange(first_no + src, first_no + src + k)
+        self.last = first_no + n - 1
+
     @property
     def first(self) -> int:
         """Oldest event number still held (1 when nothing was overwritten yet)."""

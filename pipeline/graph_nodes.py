@@ -229,12 +229,8 @@ class ArbiterNode(Node):
             RecordType.SENSOR,
         ):
             return
-        # Per batch, not per event: the records' bytes in one buffer (each event's frame is a
-        # slice of it) and their fields as Python lists. Indexing a structured record costs
-        # several µs per field; a 1-element slice is one view.
-        records = np.ascontiguousarray(records)
-        size = records.dtype.itemsize
-        raw = memoryview(records.view(np.uint8).reshape(-1))
+        # Per batch, not per event: fields as Python lists (indexing a structured record
+        # costs several µs per field), and one EVENTS message per worker for the batch.
         n = len(records)
         decide = [False] * n
         if is_quote:
@@ -243,16 +239,8 @@ class ArbiterNode(Node):
             for i, inst in enumerate(insts):
                 self._quote[inst] = (bids[i], asks[i])
                 decide[i] = not self._decide_on or inst in self._decide_on
-        submit = self.arb.submit
-        for i in range(n):
-            submit(
-                records[i : i + 1],
-                decide=decide[i],
-                ts_feed=ts_feed,
-                ts_features=taken,
-                rtype=rtype,
-                raw=raw[i * size : (i + 1) * size],
-            )
+        self.arb.submit_batch(records, decide=decide, ts_feed=ts_feed, ts_features=taken,
+                              rtype=rtype)  # fmt: skip
         self.asked += sum(decide)
 
     def _emit(self, batch) -> int:

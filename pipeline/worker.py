@@ -5,9 +5,10 @@
 Loads the model plan (`redline.kernels.load`), builds its engine (engine.py: resident feature
 state; CUDA graphs captured here, once), warms up, and only then binds its endpoint and reports
 READY. Then it serves the protocol of worker_protocol.py on one DEALER socket: applies every
-EVENT to its state, answers the ones flagged ASK (and later ASKs), snapshots and restores its
-state, and sends a HEARTBEAT every `--heartbeat-ms` while idle. Each ANSWER carries the worker's
-own wall-clock stamps: received, compute start, compute end, sent.
+EVENT (or EVENTS batch) to its state, answers the ones flagged ASK (and later ASKs), snapshots
+and restores its state, and sends a HEARTBEAT every `--heartbeat-ms` while idle. Each answer
+carries the worker's own wall-clock stamps: received, compute start, compute end, sent. A batch's
+answers go back as one ANSWERS message: one send instead of k (each ~20 µs here).
 
 A worker is a separate process so that a crashing CUDA context cannot take the pipeline with
 it. It blocks in `poll` between messages instead of spinning: on 2 cores a spinning worker
@@ -26,15 +27,17 @@ import time
 import numpy as np
 import zmq
 
-from redline.feeds.events import DTYPES, RecordType
+from redline.feeds.events import DTYPES
 from redline.pipeline.engine import warm_up
 from redline.pipeline.faults import FaultPlan, FaultSpec
 from redline.pipeline.worker_protocol import (
     ASK_FLAG,
     HEADER,
     Kind,
+    answers_dtype,
     header,
     record_view,
+    unpack_events,
     unpack_replay,
 )
 
@@ -153,11 +156,20 @@ def _handle(sock, engine, faults: FaultPlan, frames, t_recv: int, out, version: 
     """One arbiter message; returns the last event applied, -1 on STOP."""
     kind, rtype, flags, _v, no, *_ = HEADER.unpack(frames[0].buffer)
     if kind == Kind.EVENT:
-        rec = np.frombuffer(frames[1].buffer, DTYPES[RecordType(rtype)], 1)[0]
-        engine.apply(no, rtype, rec)
+        # a 1-element view: the engine takes it as is, no scalar made per event
+        engine.apply(no, rtype, np.frombuffer(frames[1].buffer, DTYPES[rtype], 1))
         last = no
         if flags & ASK_FLAG:
             _answer(sock, engine, faults, no, t_recv, out, version)
+    elif kind == Kind.EVENTS:
+        rtypes, nos, slots, flags_ = unpack_events([f.buffer for f in frames[1:]])
+        nos_ = nos.tolist()
+        for rt, n_, slot in zip(rtypes.tolist(), nos_, slots, strict=True):
+            engine.apply(n_, rt, record_view(rt, slot))
+        last = nos_[-1]
+        asked = np.flatnonzero(flags_ & ASK_FLAG).tolist()
+        if asked:
+            _answer_batch(sock, engine, faults, [nos_[i] for i in asked], t_recv, version)
     elif kind == Kind.ASK:
         _answer(sock, engine, faults, no, t_recv, out, version)
     elif kind == Kind.SNAPSHOT:
@@ -190,6 +202,31 @@ def _answer(sock, engine, faults: FaultPlan, no: int, t_recv: int, out, version:
     t_send = time.time_ns()
     head = header(Kind.ANSWER, no, version=version, s0=t_recv, s1=t_start, s2=t_end, s3=t_send)
     sock.send_multipart([head, out])  # 4 * N bytes: pyzmq copies it, so `out` is reusable
+
+
+def _answer_batch(sock, engine, faults: FaultPlan, nos: list[int], t_recv: int, version: int):
+    """The asked events of one EVENTS message -> one ANSWERS message. Faults act per answer,
+    as in `_answer`: a crash or hang mid-batch means none of the batch's answers is sent."""
+    ans = np.zeros(len(nos), answers_dtype(engine.out_features))
+    out, stamps = ans["out"], ans["stamps"]  # [k, N], [k, 4]
+    k = 0
+    for no in nos:
+        faults.before_answer()
+        t_start = time.time_ns()
+        try:
+            engine.answer_into(no, out[k])
+        except LookupError as exc:
+            sock.send_multipart([header(Kind.ERROR, no), str(exc).encode()])
+            continue
+        stamps[k, 1] = t_start
+        stamps[k, 2] = time.time_ns()
+        faults.after_answer(out[k])
+        ans["id"][k] = no
+        k += 1
+    if k:
+        stamps[:k, 0] = t_recv
+        stamps[:k, 3] = time.time_ns()
+        sock.send_multipart([header(Kind.ANSWERS, version=version, s0=k), ans[:k]])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,9 @@ Every message is a multipart ZeroMQ message: one fixed 48-byte header frame, the
 
 arbiter -> worker
     EVENT     id = event number, rtype = RecordType, flags & ASK: answer it; [hdr, record bytes]
+    EVENTS    a batch: id = first event number, s0 = n;
+              [hdr, rtypes u1[n], event numbers u8[n], records [n, SLOT] bytes, flags u1[n]]
+              (the RESTORE replay layout plus per-event flags; flags & ASK: answer it)
     ASK       id = event number to answer (hedge, verification) ; [hdr]
     SNAPSHOT  send your resident state                          ; [hdr]
     RESTORE   id = event number the state is as of, s0 = n replayed events;
@@ -17,6 +20,8 @@ worker -> arbiter
     HEARTBEAT id = last event number applied, s0 = wall time     ; [hdr]
     ANSWER    id = event number, version, s0..s3 = worker wall-clock stamps (received,
               compute start, compute end, sent)                  ; [hdr, float32[out_features]]
+    ANSWERS   the asked events of one EVENTS batch, s0 = k, version;
+              [hdr, answers_dtype(out_features)[k]: id, the four stamps, outputs]
     STATE     id = event number the state is as of               ; [hdr, state blob]
     ERROR     id = event number or 0                             ; [hdr, utf-8 message]
 
@@ -43,11 +48,13 @@ class Kind(IntEnum):
     RESTORE = 4
     FAULT = 5
     STOP = 6
+    EVENTS = 7
     READY = 16
     HEARTBEAT = 17
     ANSWER = 18
     STATE = 19
     ERROR = 20
+    ANSWERS = 21
 
 
 ASK_FLAG = 1
@@ -112,6 +119,42 @@ def answer_array(payload: memoryview) -> np.ndarray:
     return np.frombuffer(payload, dtype=np.float32)
 
 
+def answers_dtype(out_features: int) -> np.dtype:
+    """One answer in an ANSWERS frame: event number, worker stamps, outputs."""
+    return np.dtype([("id", "<u8"), ("stamps", "<i8", (4,)), ("out", "<f4", (out_features,))])
+
+
+def unpack_answers(reply: Reply, out_features: int) -> np.ndarray:
+    """ANSWERS payload -> answers_dtype [k] view (no copy); a wrong size raises ValueError."""
+    dt = answers_dtype(out_features)
+    k = reply.stamps[0]
+    if reply.payload is None or len(reply.payload) != k * dt.itemsize:
+        size = 0 if reply.payload is None else len(reply.payload)
+        raise ValueError(f"ANSWERS of {k} carries {size} bytes, expected {k * dt.itemsize}")
+    return np.frombuffer(reply.payload, dt)
+
+
+def pack_events(
+    rtypes: np.ndarray, event_nos: np.ndarray, slots: np.ndarray, flags: np.ndarray
+) -> list:
+    """An EVENTS message: the replay frames of `pack_replay` plus flags u1[n]."""
+    assert len(flags) == len(event_nos) > 0
+    frames = pack_replay(rtypes, event_nos, slots)
+    head = header(Kind.EVENTS, int(frames[1][0]), s0=len(event_nos))
+    return [head, *frames, np.ascontiguousarray(flags, np.uint8)]
+
+
+def unpack_events(frames: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """EVENTS frames (after the header) -> rtypes, event numbers, slots, flags (views)."""
+    if len(frames) != 4:
+        raise ValueError(f"EVENTS has {len(frames)} payload frames, expected 4")
+    rtypes, nos, slots = unpack_replay(*frames[:3])
+    flags = np.frombuffer(frames[3], np.uint8)
+    if len(flags) != len(nos):
+        raise ValueError(f"EVENTS flags: {len(flags)} for {len(nos)} events")
+    return rtypes, nos, slots, flags
+
+
 def pack_replay(
     rtypes: np.ndarray, event_nos: np.ndarray, slots: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -141,6 +184,6 @@ def unpack_replay(
 
 
 def record_view(rtype: int, slot: np.ndarray | memoryview) -> np.ndarray:
-    """The record of `rtype` at the start of a slot, as a 0-d structured view."""
-    dt = DTYPES[RecordType(rtype)]
-    return np.frombuffer(slot, dtype=dt, count=1)[0]
+    """The record of `rtype` at the start of a slot, as a 1-element structured view (what the
+    engines take; indexing `[0]` would make a scalar per event). Unknown rtype: KeyError."""
+    return np.frombuffer(slot, dtype=DTYPES[rtype], count=1)

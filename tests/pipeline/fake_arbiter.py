@@ -60,6 +60,13 @@ class FakeArbiter:
             self.pending.append(rec)
         return self.events
 
+    def submit_batch(self, records, *, decide=True, ts_feed=0, ts_features=0, rtype=None):
+        decides = [decide] * len(records) if isinstance(decide, bool) else decide
+        first = self.events + 1
+        for r, d in zip(records, decides, strict=True):
+            self.submit(r, decide=d, ts_feed=ts_feed, ts_features=ts_features, rtype=rtype)
+        return first
+
     def poll(self) -> Batch:
         if not self.pending:
             return Batch(

@@ -24,7 +24,9 @@ from redline.pipeline.worker_protocol import (
     HEADER,
     Kind,
     Reply,
+    answers_dtype,
     record_view,
+    unpack_events,
     unpack_replay,
 )
 
@@ -79,14 +81,28 @@ class FakeLink:
         t = self.clock.monotonic_ns() + delay
         heapq.heappush(self._q, (t, self._seq, Reply(kind, id_, version, (s0, t, t, t), payload)))
 
-    def _answer(self, no: int) -> None:
-        out = np.zeros(N, np.float32)
+    def _compute(self, no: int, out: np.ndarray) -> None:
         self.engine.answer_into(no, out)
         if self.mode == "nan":
             out[:] = np.nan
         elif self.mode == "wrong":
             out += 0.5
+
+    def _answer(self, no: int) -> None:
+        out = np.zeros(N, np.float32)
+        self._compute(no, out)
         self._reply(self.latency_ns, Kind.ANSWER, no, memoryview(out.tobytes()), version=7)
+
+    def _answers(self, nos: list[int]) -> None:
+        """One ANSWERS message for a batch, as the real worker sends."""
+        ans = np.zeros(len(nos), answers_dtype(N))
+        t = self.clock.monotonic_ns() + self.latency_ns  # the stamps `_reply` gives an ANSWER
+        for k, no in enumerate(nos):
+            ans["id"][k] = no
+            ans["stamps"][k] = (0, t, t, t)
+            self._compute(no, ans["out"][k])
+        payload = memoryview(ans.tobytes())
+        self._reply(self.latency_ns, Kind.ANSWERS, 0, payload, version=7, s0=len(nos))
 
     def send(self, frames: list) -> bool:
         if not self.alive or self.mode == "crash":
@@ -99,6 +115,14 @@ class FakeLink:
             self.last = id_
             if flags & ASK_FLAG:
                 self._answer(id_)
+        elif kind == Kind.EVENTS:
+            rtypes, nos, slots, flags = unpack_events(frames[1:])
+            for rt, no, slot in zip(rtypes.tolist(), nos.tolist(), slots, strict=True):
+                self.engine.apply(no, rt, record_view(rt, slot))
+            self.last = int(nos[-1])
+            asked = [int(no) for no, f in zip(nos, flags, strict=True) if f & ASK_FLAG]
+            if asked:
+                self._answers(asked)
         elif kind == Kind.ASK:
             self._answer(id_)
         elif kind == Kind.SNAPSHOT:
@@ -352,3 +376,69 @@ def test_both_slow_is_overload_not_a_fault_nobody_restarted():
     assert st["failovers"] == 0 and a.starts == b.starts == 1
     assert st["overload"] > 0
     assert (recs["origin"] == Origin.FALLBACK).all()  # fallback answered in budget each time
+
+
+def _run_in_batches(policy: str, one_by_one: bool, at=None):
+    """The same 120 quotes in batches of 1..9 (all submitted at one clock instant each),
+    through submit_batch (one EVENTS per worker) or submit (one EVENT per event)."""
+    arb, clock, links = make(policy, audit_every=4)
+    sizes = [1 + (7 * j) % 9 for j in range(40)]
+    recs, outs, alarms = [], [], []
+    i = 0
+    for j, k in enumerate(sizes):
+        if i >= 120:
+            break
+        if at and j in at:
+            at[j](links)
+        batch = np.concatenate([quote(x).reshape(1) for x in range(i, min(i + k, 120))])
+        decide = [x % 5 != 3 for x in range(i, i + len(batch))]  # some events feed state only
+        if one_by_one:
+            for r, d in zip(batch, decide, strict=True):
+                arb.submit(r, decide=d)
+        else:
+            arb.submit_batch(batch, decide=decide)
+        i += len(batch)
+        for _ in range(30):
+            clock.advance(10 * US)
+            b = arb.poll()
+            recs.append(b.records.copy())
+            outs.append(b.outputs.copy())
+            alarms.append(b.alarms.copy())
+    for _ in range(300):
+        clock.advance(10 * US)
+        b = arb.poll()
+        recs.append(b.records.copy())
+        outs.append(b.outputs.copy())
+        alarms.append(b.alarms.copy())
+    return np.concatenate(recs), np.concatenate(outs), np.concatenate(alarms), arb.stats()
+
+
+@pytest.mark.parametrize("policy", list(Policy))
+@pytest.mark.parametrize("fault", ["none", "crash", "nan", "wrong"])
+def test_batch_through_events_decides_exactly_as_one_by_one(policy, fault):
+    def inject(links):
+        links[0].mode = fault
+
+    at = None if fault == "none" else {5: inject}
+    single = _run_in_batches(policy, True, at)
+    batched = _run_in_batches(policy, False, at)
+    if fault == "none":  # the very same decisions in the same order, every field
+        for a, b in zip(single[:3], batched[:3], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+    # A crash found by a failed send is known after the whole batch was targeted, so the
+    # batch's requests are hedged to B rather than sent to it as primary: answers (and so
+    # decisions) may come in another order. Per input, every field but that order is equal.
+    def by_input(run):
+        i = np.argsort(run[0]["input_seq"], kind="stable")
+        return [x[i] for x in run[:3]]
+
+    (ra, oa, aa), (rb, ob, ab) = by_input(single), by_input(batched)
+    fields = [f for f in ra.dtype.names if f != "seq"]
+    np.testing.assert_array_equal(ra[fields], rb[fields])  # origins, stamps, versions
+    np.testing.assert_array_equal(oa, ob)
+    np.testing.assert_array_equal(aa, ab)
+    check_accounted(batched[0], [x for x in range(120) if x % 5 != 3])
+    for key in ("decisions", "failovers", "deadline_misses", "disagreements", "alarms"):
+        assert single[3][key] == batched[3][key], key
+    assert single[3]["decisions_by_origin"] == batched[3]["decisions_by_origin"]

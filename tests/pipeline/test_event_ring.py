@@ -19,7 +19,7 @@ def test_since_returns_events_after_in_order_across_wraparound():
     assert ring.first == 3
     rtypes, nos, slots = ring.since(3)
     assert nos.tolist() == [4, 5, 6]
-    assert [int(record_view(rt, s)["seq"]) for rt, s in zip(rtypes, slots, strict=True)] == [
+    assert [int(record_view(rt, s)["seq"][0]) for rt, s in zip(rtypes, slots, strict=True)] == [
         104,
         105,
         106,
@@ -35,3 +35,23 @@ def test_push_out_of_order_is_refused():
     ring = EventRing(4)
     with pytest.raises(ValueError, match="event 2 after 0"):
         ring.push(2, RecordType.QUOTE, np.zeros((), QUOTE_DTYPE))
+
+
+def test_push_many_stores_a_batch_like_pushes_one_by_one_across_wraparound():
+    one, many = EventRing(5), EventRing(5)
+    recs = np.zeros(8, QUOTE_DTYPE)
+    recs["seq"] = np.arange(100, 108)
+    one.push(1, RecordType.TRADE, np.zeros((), TRADE_DTYPE))
+    many.push(1, RecordType.TRADE, np.zeros((), TRADE_DTYPE))
+    for no, rec in enumerate(recs[:6], start=2):
+        one.push(no, RecordType.QUOTE, rec)
+    many.push_many(2, RecordType.QUOTE, recs[:6].view(np.uint8).reshape(6, -1))
+    assert one.last == many.last == 7 and one.first == many.first == 3
+    for a, b in zip(one.since(2), many.since(2), strict=True):
+        np.testing.assert_array_equal(a[:, : QUOTE_DTYPE.itemsize] if a.ndim == 2 else a,
+                                      b[:, : QUOTE_DTYPE.itemsize] if b.ndim == 2 else b)  # fmt: skip
+    # more than the ring holds: only the newest are kept
+    many.push_many(8, RecordType.QUOTE, np.repeat(recs[:1].view(np.uint8).reshape(1, -1), 7, 0))
+    assert many.last == 14 and many.since(9)[1].tolist() == [10, 11, 12, 13, 14]
+    with pytest.raises(ValueError, match="expected \\+1"):
+        many.push_many(20, RecordType.QUOTE, recs[:1].view(np.uint8).reshape(1, -1))

@@ -20,7 +20,9 @@ from redline.pipeline.worker_protocol import (
     Kind,
     answer_array,
     header,
+    pack_events,
     pack_replay,
+    unpack_answers,
 )
 
 
@@ -99,6 +101,42 @@ def test_protocol_answers_stamps_snapshot_restore_fault_stop(model_dir, tmp_path
         assert np.isnan(answer_array(wait_for(link, Kind.ANSWER).payload)).all()
         link.send([header(Kind.STOP)])
         assert link.proc.wait(timeout=10) == 0
+    finally:
+        close_all([link])
+
+
+def test_events_batch_is_applied_in_order_and_its_asks_answered_in_one_message(model_dir, tmp_path):
+    link = ZmqWorkerLink("A", ipc_endpoints(1, tmp_path)[0], model_dir)
+    ref = CpuEngine(kernels.load(model_dir, device="cpu"))
+    try:
+        link.start()
+        wait_for(link, Kind.READY)
+        n = 7
+        slots = np.zeros((n, SLOT), np.uint8)
+        for i in range(n):
+            q = quote(10 + i)
+            slots[i, : QUOTE_DTYPE.itemsize] = np.frombuffer(q.tobytes(), np.uint8)
+            ref.apply(i + 1, RecordType.QUOTE, q)
+        flags = np.array([0, ASK_FLAG, 0, 0, ASK_FLAG, ASK_FLAG, 0], np.uint8)
+        nos = np.arange(1, n + 1, dtype=np.uint64)
+        assert link.send(pack_events(np.full(n, RecordType.QUOTE), nos, slots, flags))
+        msg = wait_for(link, Kind.ANSWERS)
+        ans = unpack_answers(msg, 2)
+        assert msg.version == ref.version and ans["id"].tolist() == [2, 5, 6]
+        want = np.zeros(2, np.float32)
+        for row in ans:
+            ref.answer_into(int(row["id"]), want)
+            np.testing.assert_allclose(row["out"], want, rtol=1e-6)
+            t_recv, t_start, t_end, t_send = row["stamps"].tolist()
+            assert 0 < t_recv <= t_start <= t_end <= t_send
+        assert wait_for(link, Kind.HEARTBEAT).id == n  # every event applied
+        # a malformed batch is refused with an ERROR, and the worker carries on
+        bad = pack_events(np.full(n, RecordType.QUOTE), nos + n, slots, flags)
+        assert link.send(bad[:4])  # no flags frame
+        assert b"EVENTS has 3 payload frames" in bytes(wait_for(link, Kind.ERROR).payload)
+        link.send([header(Kind.ASK, 6)])
+        ref.answer_into(6, want)
+        np.testing.assert_allclose(answer_array(wait_for(link, Kind.ANSWER).payload), want)
     finally:
         close_all([link])
 

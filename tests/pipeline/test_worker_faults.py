@@ -50,7 +50,7 @@ def model_dir(tmp_path_factory):
 class Stream:
     """One arbiter with two worker processes, a reference replica, and what it decided."""
 
-    def __init__(self, policy: str, model_dir, tmp_path) -> None:
+    def __init__(self, policy: str, model_dir, tmp_path, **cfg) -> None:
         self.clock = LiveClock()
         plan = kernels.load(model_dir, device="cpu", backend="cpu")
         self.ref = CpuEngine(plan)
@@ -59,7 +59,9 @@ class Stream:
         breaker = BreakerConfig(
             heartbeat_timeout_ns=1000 * MS, slow_max_misses=24, verify_count=8, backoff_ns=0
         )
-        cfg = ArbiterConfig(policy=policy, budget_ns=50 * MS, breaker=breaker, audit_every=4)
+        cfg = ArbiterConfig(
+            policy=policy, budget_ns=50 * MS, breaker=breaker, **{"audit_every": 4, **cfg}
+        )
         self.links = spawn_pair(model_dir)
         self.arb = Arbiter(self.links, cfg, self.clock, safe_default(N_OUT), fallback)
         self.arb.wait_ready(timeout_s=60)
@@ -67,10 +69,10 @@ class Stream:
         self.recs: list[np.ndarray] = []
         self.outs: list[np.ndarray] = []
 
-    def event(self) -> tuple[int, np.ndarray]:
-        """A valid quote, or every third event a trade, on 5 instruments."""
+    def event(self, trade: bool | None = None) -> tuple[int, np.ndarray]:
+        """A valid quote or trade (by default every third event a trade), on 5 instruments."""
         i = self.i
-        if i % 3 == 2:
+        if trade if trade is not None else i % 3 == 2:
             r = np.zeros((), TRADE_DTYPE)
             r["px"], r["sz"], r["aggressor"] = 1000 + (i * 7) % 9, 1 + i % 4, 1 + i % 2
             rtype = RecordType.TRADE
@@ -89,25 +91,41 @@ class Stream:
         self.recs.append(b.records.copy())
         self.outs.append(b.outputs.copy())
 
-    def run(self, seconds: float, at: dict | None = None, until=None) -> tuple[int, int]:
+    def run(
+        self, seconds: float, at: dict | None = None, until=None, batch: int = 1, one_by_one=False
+    ) -> tuple[int, int]:
         """Submit at RATE for `seconds` (or until `until()` holds, at most GIVE_UP_S); returns the
-        [first, last) input seqs submitted. at[k]: called before the k-th event of this run."""
+        [first, last) input seqs submitted. at[k]: called before the k-th event of this run.
+
+        With `batch` > 1 events come as a feed delivers them: batches of 1..batch records of
+        one type (every third batch trades), each sent with `submit_batch` (one EVENTS message
+        per worker) or, with `one_by_one`, the same records with `submit` each."""
         first = self.i
         t0 = time.monotonic()
-        k = 0
+        k = step = 0
         while True:
             elapsed = time.monotonic() - t0
             if (until is None and elapsed >= seconds) or (until is not None and until()):
                 break
             if elapsed >= GIVE_UP_S:  # a liveness guard, not a timing assertion
                 pytest.fail(f"gave up waiting after {GIVE_UP_S} s: {self.arb.stats()}")
-            if at and k in at:
-                at[k]()
-            rtype, r = self.event()
-            self.ref.apply(self.i + 1, rtype, r)
-            self.arb.submit(r)
-            self.i += 1
-            k += 1
+            n = 1 if batch == 1 else 1 + (step * 5) % batch
+            for x in range(k, k + n):
+                if at and x in at:
+                    at[x]()
+            recs = []
+            for _ in range(n):
+                rtype, r = self.event(None if batch == 1 else step % 3 == 2)
+                self.ref.apply(self.i + 1, rtype, r)
+                recs.append(r)
+                self.i += 1
+            if n == 1 or one_by_one:
+                for r in recs:
+                    self.arb.submit(r)
+            else:
+                self.arb.submit_batch(np.stack(recs), rtype=rtype)
+            k += n
+            step += 1
             next_t = t0 + k / RATE
             while (left := next_t - time.monotonic()) > 0:
                 self._poll()
@@ -145,7 +163,14 @@ FAULTS = {
     "delay": lambda s: s.arb.inject(0, "delay@0:0.08"),  # > the 50 ms budget
     "nan": lambda s: s.arb.inject(0, "nan@0"),
     "wrong": lambda s: s.arb.inject(0, "wrong@0:0.5"),
+    # stops answering and heartbeating, without a signal: only silence gives it away
+    "hang": lambda s: s.arb.inject(0, "hang@0"),
+    # in batches (EVENTS): killed from outside, and killing itself at its 3rd answer, which is
+    # in the middle of a batch's answers
+    "kill9_batched": lambda s: os.kill(s.links[0].pid, signal.SIGKILL),
+    "crash_mid_batch": lambda s: s.arb.inject(0, "crash@3"),
 }
+BATCHED = {"kill9_batched": 8, "crash_mid_batch": 8}  # fault -> feed batch size (1..n)
 
 
 # What the breaker must name as the reason A was taken out.
@@ -155,6 +180,9 @@ REASONS = {
     "delay": {"slow", "heartbeat"},
     "nan": {"bad_output"},
     "wrong": {"divergence"},
+    "hang": {"heartbeat", "slow"},
+    "kill9_batched": {"crash"},
+    "crash_mid_batch": {"crash"},
 }
 
 
@@ -171,13 +199,15 @@ def test_fault_in_worker_a(stream, fault):
     trips_before = sum(a.trips.values())
     pid_before = s.links[0].pid
     readmitted_before = a.readmissions
-    start, _ = s.run(0.25)
-    s.run(0, at={0: lambda: FAULTS[fault](s)}, until=lambda: sum(a.trips.values()) > trips_before)
+    batch = BATCHED.get(fault, 1)
+    start, _ = s.run(0.25, batch=batch)
+    tripped = lambda: sum(a.trips.values()) > trips_before  # noqa: E731
+    s.run(0, at={0: lambda: FAULTS[fault](s)}, until=tripped, batch=batch)
     assert a.last_trip.name.lower() in REASONS[fault], s.arb.stats()
-    s.run(0, until=lambda: a.health == Health.UP)
+    s.run(0, until=lambda: a.health == Health.UP, batch=batch)
     assert s.links[0].pid != pid_before and a.readmissions > readmitted_before
     st_mid = s.arb.stats()
-    first_after, end = s.run(0.3)
+    first_after, end = s.run(0.3, batch=batch)
     s.drain()
     recs, outs = s.decisions()
     seqs = recs["input_seq"].astype(np.int64)
@@ -199,3 +229,36 @@ def test_fault_in_worker_a(stream, fault):
             np.testing.assert_allclose(outs[j], ref, rtol=1e-5, atol=1e-6)
     # the readmitted A makes decisions again (under hedge it is the primary)
     assert (recs["origin"][after] == Origin.WORKER_A).any()
+
+
+@pytest.mark.parametrize("policy", list(Policy))
+def test_batches_through_events_decide_as_one_by_one(policy, model_dir, tmp_path):
+    """The same feed batches through submit_batch (one EVENTS message per worker) and through
+    submit (one EVENT per event), each on a fresh pair of real workers: the same decisions."""
+    runs = []
+    for one_by_one in (True, False):
+        # hedge: a fixed delay near the budget and no audits, so A (the primary) decides
+        # every one and origins compare; under race and compare who answers first is a race
+        hedge = {"hedge_delay_ns": 40 * MS, "audit_every": 0} if policy == Policy.HEDGE else {}
+        s = Stream(policy, model_dir, tmp_path, **hedge)
+        try:
+            s.run(0, until=lambda s=s: s.i >= 240, batch=9, one_by_one=one_by_one)
+            s.drain()
+            recs, outs = s.decisions()
+            runs.append((recs, outs, s.arb.stats(), s.i))
+        finally:
+            s.arb.close()
+            close_all(s.links)
+    (ra, oa, sa, n), (rb, ob, sb, nb) = runs
+    assert n == nb
+    for recs in (ra, rb):  # every input exactly one decision, each from a worker
+        assert sorted(recs["input_seq"].tolist()) == list(range(n))
+        assert set(recs["origin"].tolist()) <= {Origin.WORKER_A, Origin.WORKER_B}
+    ia, ib = np.argsort(ra["input_seq"]), np.argsort(rb["input_seq"])
+    np.testing.assert_array_equal(oa[ia], ob[ib])  # bit for bit
+    np.testing.assert_array_equal(ra["model_version"][ia], rb["model_version"][ib])
+    assert sa["decisions"] == sb["decisions"] == n and sa["events"] == sb["events"] == n
+    assert sa["disagreements"] == sb["disagreements"] == 0
+    if policy == Policy.HEDGE:
+        np.testing.assert_array_equal(ra["origin"][ia], rb["origin"][ib])
+        assert sa["decisions_by_origin"] == sb["decisions_by_origin"]
