@@ -68,10 +68,18 @@ class _NodeSpec(_Spec, tag_field="kind", kw_only=True):
 
 class FeedNode(_NodeSpec, tag="feed", kw_only=True):
     """Ingress: subscribes to a publisher (stamps `ts_recv`), checks sequence
-    numbers (flags gaps) and stamps `ts_feed` as it hands events on."""
+    numbers (flags gaps) and stamps `ts_feed` as it hands events on.
+
+    The ingress follows the out edge's policy (see graph_nodes.FeedNode):
+    `conflate` drains eagerly and keeps the latest quote per instrument;
+    `block` queues at most `hwm` messages (RCVHWM) and stops reading while
+    downstream is full, so a PUSH publisher with a send HWM blocks (`redline
+    publish --socket push --hwm N`). A SUB socket cannot push back (a full
+    queue drops at the publisher), so `block` needs `socket = "pull"`."""
 
     source: str  # the publisher's ZeroMQ address
     out: str
+    socket: Literal["sub", "pull"] = "sub"  # sub: XPUB/PUB publisher; pull: PUSH publisher
 
 
 class WorkerSpec(_Spec, kw_only=True):
@@ -198,6 +206,15 @@ def _check(spec: GraphSpec, where: str) -> None:
                 raise _fail(
                     where,
                     f"node '{name}': field 'workers' needs two workers with distinct names, got {names}",
+                )
+        if isinstance(node, FeedNode) and node.socket == "sub":
+            edge = spec.edges.get(node.out)
+            if edge is not None and edge.policy == "block":
+                raise _fail(
+                    where,
+                    f"node '{name}': field 'socket' is 'sub' but its out edge '{node.out}' has "
+                    "policy 'block': a SUB socket cannot hold a publisher back (a full queue "
+                    "drops); use socket = 'pull' with a PUSH publisher, or policy = 'conflate'",
                 )
         if isinstance(node, StrategyNode):
             for f in ("qty", "max_position", "max_orders_per_s", "stale_after_us"):

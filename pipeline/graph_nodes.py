@@ -99,15 +99,44 @@ class Node:
 
 
 class FeedNode(Node):
-    """Ingress from a publisher: sequence-checked, `ts_recv` stamped, forwarded."""
+    """Ingress from a publisher: sequence-checked, `ts_recv` stamped, forwarded.
+
+    The ingress follows the out edge's policy, so a slow graph never queues
+    without limit in this process:
+    - `block` (PULL): at most `hwm` messages wait on the socket (RCVHWM); the
+      feed stops reading while downstream is full, so a PUSH publisher with a
+      send HWM blocks. The publisher must keep its socket open until the graph
+      has drained: libzmq discards what is still queued at close once the
+      reader's HWM is reached (linger does not help; seen on ipc).
+    - `conflate`: the feed is never held back; it drains the socket as fast as
+      it is woken and the out edge keeps the latest quote per instrument, so
+      what waits is bounded by the instrument count. The socket's own queue
+      stays unbounded on purpose: a SUB at its HWM makes the publisher drop
+      the newest messages (and the END frame), the opposite of keep-latest.
+    Records that never arrive show as sequence gaps and are counted as
+    `ingress_drops` on the out edge: no drop is silent.
+    """
 
     kind = "feed"
 
-    def __init__(self, name, spec: gc.FeedNode, clock, ctx: zmq.Context) -> None:
+    def __init__(self, name, spec: gc.FeedNode, clock, ctx: zmq.Context, edge: gc.EdgeSpec) -> None:
         super().__init__(name, spec, clock)
         self.tracker = SequenceTracker()
-        self.feed = ZmqFeed(spec.source, kind="sub", context=ctx, clock=clock, tracker=self.tracker)
+        self.feed = ZmqFeed(
+            spec.source,
+            kind=spec.socket,
+            context=ctx,
+            clock=clock,
+            tracker=self.tracker,
+            rcvhwm=edge.hwm if edge.policy == "block" else 0,
+        )
         self._stopping = False
+
+    @property
+    def ingress_drops(self) -> int:
+        """Records the sequence numbers say were sent and never arrived (gaps not filled late)."""
+        t = self.tracker.totals()
+        return t["missing"] - t["out_of_order"]
 
     def wait_sockets(self) -> list[zmq.Socket]:
         return [self.feed.socket]
@@ -146,7 +175,7 @@ class FeedNode(Node):
         self.feed.close()
 
     def stats(self) -> dict[str, Any]:
-        return {**super().stats(), "feed": self.feed.stats()}
+        return {**super().stats(), "ingress_drops": self.ingress_drops, "feed": self.feed.stats()}
 
 
 class ArbiterNode(Node):

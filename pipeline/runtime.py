@@ -98,7 +98,7 @@ class Runtime:
 
     def _make(self, name: str, s: gc.NodeSpec) -> gn.Node:
         if isinstance(s, gc.FeedNode):
-            return gn.FeedNode(name, s, self.clock, self.ctx)
+            return gn.FeedNode(name, s, self.clock, self.ctx, self.spec.edges[s.out])
         if isinstance(s, gc.ArbiterNode):
             arbiter = self._arbiter_factory(s, self.clock, self.spec)
             return gn.ArbiterNode(name, s, self.clock, arbiter)
@@ -161,8 +161,9 @@ class Runtime:
 
         while not all(n.done for n in self.nodes.values()):
             for n in self.nodes.values():
-                if n.kind == "feed":
+                if isinstance(n, gn.FeedNode):
                     bump(f"events:{n.name}", n.events, m.observe_events)
+                    bump(f"drop:i:{n.name}", n.ingress_drops, lambda k, e=n.spec.out: m.drop(e, k))
             for e, snd in self.senders.items():
                 bump(f"drop:s:{e}", snd.drops, lambda k, e=e: m.drop(e, k))
             for e, rcv in self.receivers.items():
