@@ -82,6 +82,15 @@ class FeedNode(_NodeSpec, tag="feed", kw_only=True):
     socket: Literal["sub", "pull"] = "sub"  # sub: XPUB/PUB publisher; pull: PUSH publisher
 
 
+class FeaturesNode(_NodeSpec, tag="features", kw_only=True):
+    """Keeps every instrument's features current as events pass (the kernels'
+    feature state) and stamps `ts_features`; optional, between feed and arbiter."""
+
+    in_: str = msgspec.field(name="in")
+    out: str
+    max_instruments: int = 1024  # rows of feature state; one more instrument is an error
+
+
 class WorkerSpec(_Spec, kw_only=True):
     name: str
     device: str = "auto"  # auto: CUDA when present, else CPU
@@ -122,9 +131,10 @@ class JournalNode(_NodeSpec, tag="journal", kw_only=True):
     flush_interval_ms: int = 100
 
 
-NodeSpec = FeedNode | ArbiterNode | StrategyNode | JournalNode
+NodeSpec = FeedNode | FeaturesNode | ArbiterNode | StrategyNode | JournalNode
 _KIND_TYPES: dict[str, type] = {
     "feed": FeedNode,
+    "features": FeaturesNode,
     "arbiter": ArbiterNode,
     "strategy": StrategyNode,
     "journal": JournalNode,
@@ -216,6 +226,11 @@ def _check(spec: GraphSpec, where: str) -> None:
                     "policy 'block': a SUB socket cannot hold a publisher back (a full queue "
                     "drops); use socket = 'pull' with a PUSH publisher, or policy = 'conflate'",
                 )
+        if isinstance(node, FeaturesNode) and node.max_instruments <= 0:
+            raise _fail(
+                where,
+                f"node '{name}': field 'max_instruments' must be > 0, got {node.max_instruments}",
+            )
         if isinstance(node, StrategyNode):
             for f in ("qty", "max_position", "max_orders_per_s", "stale_after_us"):
                 if getattr(node, f) <= 0:

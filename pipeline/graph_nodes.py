@@ -6,8 +6,10 @@ runtime decides how the node waits between steps (await, busy-poll or block;
 see runtime.py). Each node stamps its stage with the graph's clock:
 
     feed      ts_recv (ZmqFeed, on arrival), ts_feed (handed to the graph)
-    arbiter   ts_features (taken off its edge), ts_request, ts_worker_start/end,
-              ts_answer (the workers and the arbiter)
+    features  ts_features (the instrument's features updated; optional node)
+    arbiter   ts_features (taken off its edge, when no features node is
+              upstream), ts_request, ts_worker_start/end, ts_answer (the
+              workers and the arbiter)
     strategy  ts_decision (decision emitted)
 
 Stopping is by end of stream: the feed sends EOS when its source ends (or on
@@ -178,6 +180,65 @@ class FeedNode(Node):
         return {**super().stats(), "ingress_drops": self.ingress_drops, "feed": self.feed.stats()}
 
 
+class FeaturesNode(Node):
+    """Per-instrument feature state kept current as events pass (the design's
+    prefetch stage: what the next decision needs is ready before it is asked
+    for); stamps `ts_features` on the records it hands on.
+
+    The state is the workers' own kind, `engine.KernelFeatures` (the numba
+    kernel of `kernels/features.py`), updated by every QUOTE and TRADE; other
+    records pass through. The workers still keep their own resident copy (a
+    failover must not depend on this process), so this node is optional: a
+    graph without it stamps `ts_features` in the arbiter.
+    """
+
+    kind = "features"
+
+    def __init__(self, name, spec: gc.FeaturesNode, clock) -> None:
+        super().__init__(name, spec, clock)
+        from redline.pipeline.engine import KernelFeatures
+
+        self.state = KernelFeatures(spec.max_instruments)
+        self._row = np.zeros(self.state.k, np.float32)  # [K] scratch: features after an event
+        self._rtypes: dict[np.dtype, int] = {}
+        self.updates = 0
+
+    def step(self) -> int:
+        rx = self.inputs[0]
+        n = 0
+        if self.held_back():
+            return 0
+        for records, _, ts_feed in rx.recv():
+            rtype = self._rtypes.get(records.dtype)
+            if rtype is None:
+                rtype = self._rtypes[records.dtype] = int(record_type_of(records.dtype))
+            if rtype in (RecordType.QUOTE, RecordType.TRADE):
+                update, row = self.state.update, self._row
+                for i in range(len(records)):
+                    update(rtype, records[i : i + 1], row)
+                self.updates += len(records)
+            self.output.send(records, stamp_ns=self.clock.now_ns(), feed_ns=ts_feed)
+            n += len(records)
+        self.events += n
+        if rx.ended and not self.ending:
+            self._end()
+        return n
+
+    def features(self, instrument_id: int) -> np.ndarray:
+        """The instrument's current features (float32 [N_FEATURES]); KeyError if never seen."""
+        return self.state.state.features(self.state.inst.index[instrument_id])
+
+    def stats(self) -> dict[str, Any]:
+        st = self.state
+        rejected = sum(st.state.rejected(r) for r in st.inst.index.values())
+        return {
+            **super().stats(),
+            "updates": self.updates,
+            "instruments": len(st.inst.index),
+            "rejected": rejected,
+        }
+
+
 class ArbiterNode(Node):
     """Every event of the selected instruments to both workers (all events when
     `instruments` is empty); a decision asked for each of their quotes.
@@ -197,7 +258,8 @@ class ArbiterNode(Node):
         self._quote: dict[int, tuple[int, int]] = {}  # instrument -> latest (bid, ask)
         self.asked = 0
         self.answered = 0
-        self._backlog: deque[tuple[np.ndarray, int, int]] = deque()  # (records, ts_feed, next)
+        # (records, ts_feed, ts_features or 0 = stamp when taken, next)
+        self._backlog: deque[tuple[np.ndarray, int, int, int]] = deque()
         self.killed_pid = 0
         self._rtypes: dict[np.dtype, int] = {}
 
@@ -217,7 +279,9 @@ class ArbiterNode(Node):
         n = 0
         held = self.held_back()  # answers still go out; no new events come in
         if not held and not self._backlog and not rx.ended:
-            for records, ts_feed in rx.recv():
+            for records, sent_ns, ts_feed in rx.recv():
+                # From a features node the edge's stamp is ts_features; from the feed, ts_feed.
+                ts_features = sent_ns if sent_ns != ts_feed else 0
                 if self._decide_on:  # other instruments' events feed no decision here
                     ids = records["instrument_id"]
                     if len(self._decide_ids) == 1:  # np.isin costs ~30 µs a call: the usual
@@ -229,18 +293,18 @@ class ArbiterNode(Node):
                         self.filtered += len(records) - k
                         records = records[mine]
                 if len(records):
-                    self._backlog.append((records, ts_feed, 0))
+                    self._backlog.append((records, ts_feed, ts_features, 0))
         # Bounded work per step, so the strategy downstream (same loop) is never
         # kept waiting behind a burst: answers go out after every slice.
         while not held and self._backlog and n < _SUBMIT_SLICE:
-            records, ts_feed, start = self._backlog[0]
+            records, ts_feed, ts_features, start = self._backlog[0]
             stop = min(len(records), start + _SUBMIT_SLICE - n)
-            self._submit(records[start:stop], ts_feed, self.clock.now_ns())
+            self._submit(records[start:stop], ts_feed, ts_features or self.clock.now_ns())
             n += stop - start
             if stop == len(records):
                 self._backlog.popleft()
             else:
-                self._backlog[0] = (records, ts_feed, stop)
+                self._backlog[0] = (records, ts_feed, ts_features, stop)
         self.events += n
         n += self._emit(self.arb.poll())
         if rx.ended and not self._backlog and self.answered >= self.asked and not self.ending:
@@ -350,7 +414,7 @@ class StrategyNode(Node):
         n = 0
         if self.held_back():
             return 0
-        for answers, _ in rx.recv():
+        for answers, _, _ in rx.recv():
             out = self.trader.decide(answers)
             out["ts_decision"] = now = self.clock.now_ns()
             if self.output is not None:
@@ -406,7 +470,7 @@ class JournalNode(Node):
     def step(self) -> int:
         rx = self.inputs[0]
         n = 0
-        for decisions, _ in rx.recv():
+        for decisions, _, _ in rx.recv():
             if self.journal is not None:
                 self.journal.append(decisions)
             if not self._pending:

@@ -99,6 +99,8 @@ class Runtime:
     def _make(self, name: str, s: gc.NodeSpec) -> gn.Node:
         if isinstance(s, gc.FeedNode):
             return gn.FeedNode(name, s, self.clock, self.ctx, self.spec.edges[s.out])
+        if isinstance(s, gc.FeaturesNode):
+            return gn.FeaturesNode(name, s, self.clock)
         if isinstance(s, gc.ArbiterNode):
             arbiter = self._arbiter_factory(s, self.clock, self.spec)
             return gn.ArbiterNode(name, s, self.clock, arbiter)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import zmq
 
-from redline.feeds.events import QUOTE_DTYPE, RecordType
+from redline.feeds.events import QUOTE_DTYPE, STAGES, TRADE_DTYPE, RecordType
 from redline.feeds.publisher import publish_batches
 from redline.feeds.wire import Batch
 from redline.pipeline import graph_config as gc
@@ -163,3 +163,108 @@ def test_sub_ingress_with_a_blocking_edge_is_refused():
     text = GRAPH.format(policy="block", socket="sub", d="/tmp")
     with pytest.raises(gc.GraphError, match=r"node 'feed': field 'socket' is 'sub'.*'pull'"):
         gc.parse(text)
+
+
+FEATURES_GRAPH = """
+[graph]
+name = "features"
+budget_us = 10000000
+
+[edges.ticks]
+address = "inproc://f/ticks"
+policy = "block"
+
+[edges.ready]
+address = "inproc://f/ready"
+policy = "block"
+
+[edges.answers]
+address = "inproc://f/answers"
+
+[edges.decisions]
+address = "inproc://f/decisions"
+
+[nodes.feed]
+kind = "feed"
+source = "inproc://f/pub"
+socket = "pull"
+out = "ticks"
+
+[nodes.features]
+kind = "features"
+in = "ticks"
+out = "ready"
+max_instruments = 8
+
+[nodes.arbiter]
+kind = "arbiter"
+in = "ready"
+out = "answers"
+
+[nodes.strategy]
+kind = "strategy"
+in = "answers"
+out = "decisions"
+max_position = 1000000
+max_orders_per_s = 1000000
+stale_after_us = 100000000
+
+[nodes.journal]
+kind = "journal"
+in = "decisions"
+path = "{d}/journal.arrow"
+"""
+
+
+def test_features_node_keeps_the_kernel_features_and_stamps_its_stage(tmp_path):
+    from redline.kernels.features import FeatureState
+
+    ctx = zmq.Context()
+    published = quotes(600)
+    published["ts_event"] = 1_000_000_000 + np.arange(600) * 7_000_000  # features move with time
+    published["bid_px"] = 10_000 + (np.arange(600) * 37) % 11
+    published["ask_px"] = published["bid_px"] + 1 + np.arange(600) % 3
+    pub = threading.Thread(
+        target=publish_batches,
+        args=([Batch(RecordType.QUOTE, published)], "inproc://f/pub"),
+        kwargs={"speed": None, "socket": "push", "max_batch": 16, "context": ctx},
+        daemon=True,
+    )
+    pub.start()
+    rt = Runtime(
+        gc.parse(FEATURES_GRAPH.format(d=tmp_path)), context=ctx, arbiter_factory=FakeArbiter
+    )
+    assert rt.run() == 0
+    pub.join(10)
+    node = rt.nodes["features"]
+    assert node.stats()["updates"] == node.events == len(published)
+    # the node's state is the kernel's, fed the same events in order
+    ref = FeatureState(np.ones(3))
+    rows = published["instrument_id"].astype(np.int64) - 1
+    outq, _ = ref.scan(published, rows, np.zeros(0, TRADE_DTYPE), np.zeros(0, np.int64))
+    assert np.count_nonzero(outq[-1]) > 4  # the features moved
+    for inst in (1, 2, 3):
+        last = np.flatnonzero(published["instrument_id"] == inst)[-1]
+        np.testing.assert_array_equal(node.features(inst), outq[last])
+    # every decision carries the features stage between the feed's and the request's stamps
+    d = read_journal(tmp_path / "journal.arrow")
+    assert len(d) == len(published)
+    stamps = np.stack([d["ts_recv"]] + [d[s] for s in STAGES])
+    assert (stamps > 0).all() and (np.diff(stamps, axis=0) >= 0).all()
+    assert (d["ts_features"] > d["ts_feed"]).all()
+    ctx.destroy(linger=0)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expect"),
+    [
+        ("max_instruments = 8", "max_instruments = 0", "node 'features': field 'max_instruments'"),
+        ("max_instruments = 8", "max_rows = 8", "node 'features': unknown field 'max_rows'"),
+        ('out = "ready"', 'out = "nowhere"', "node 'features': field 'out' names edge 'nowhere'"),
+    ],
+)
+def test_features_node_errors_name_the_node_and_field(old, new, expect):
+    text = FEATURES_GRAPH.format(d="/tmp").replace(old, new)
+    with pytest.raises(gc.GraphError) as err:
+        gc.parse(text)
+    assert expect in str(err.value), err.value
