@@ -73,9 +73,9 @@ class FeedNode(_NodeSpec, tag="feed", kw_only=True):
     The ingress follows the out edge's policy (see graph_nodes.FeedNode):
     `conflate` drains eagerly and keeps the latest quote per instrument;
     `block` queues at most `hwm` messages (RCVHWM) and stops reading while
-    downstream is full, so a PUSH publisher with a send HWM blocks (`redline
-    publish --socket push --hwm N`). A SUB socket cannot push back (a full
-    queue drops at the publisher), so `block` needs `socket = "pull"`."""
+    downstream is full, so a PUSH publisher with a send HWM blocks. A SUB
+    socket cannot push back (a full queue drops at the publisher), so `block`
+    needs `socket = "pull"`."""
 
     source: str  # the publisher's ZeroMQ address
     out: str

@@ -30,13 +30,6 @@ def register(sub) -> None:
     p.add_argument("--connect", action="store_true", help="connect instead of binding (ZeroMQ)")
     p.add_argument("--batch", type=int, default=64, help="most records per frame")
     p.add_argument(
-        "--hwm",
-        type=int,
-        default=0,
-        help="ZeroMQ send high-water mark in frames (0: unbounded); with --socket push a "
-        "graph's blocking feed holds the publisher back once this many wait",
-    )
-    p.add_argument(
         "--subscribers", type=int, default=1, help="pub: subscribers to wait for before sending"
     )
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for subscribers")
@@ -54,7 +47,6 @@ def run(args) -> int:
             socket=args.socket,
             bind=not args.connect,
             max_batch=args.batch,
-            sndhwm=args.hwm,
             wait_subscribers=args.subscribers,
             wait_timeout_s=args.wait,
             interface=args.interface,

@@ -37,6 +37,8 @@ from redline.pipeline import graph_nodes as gn
 from redline.pipeline.clock import Clock, LiveClock
 from redline.pipeline.transport import Receiver, Sender
 
+_HELD_RETRY_S = 0.001  # a node held back by a full output retries its flush this often
+
 
 class Runtime:
     """A graph (or part of one) built and ready to run."""
@@ -210,9 +212,13 @@ class Runtime:
                     for fd in fds:
                         loop.add_reader(fd, wake.set)
                 wake.clear()
-                if any(s.getsockopt(zmq.EVENTS) & zmq.POLLIN for s in socks):
+                # A node held back by a full output takes no input: waiting input must not
+                # count as work, or this loop spins without yielding and the downstream
+                # node that would make room never runs (seen: a features node froze the demo).
+                held = node.held_back()
+                if not held and any(s.getsockopt(zmq.EVENTS) & zmq.POLLIN for s in socks):
                     continue
-                timeout = node.timeout_s()
+                timeout = _HELD_RETRY_S if held else node.timeout_s()
                 # uvloop timers tick in ms: a shorter one fires at once and spins the loop.
                 timer = loop.call_later(0.1 if timeout is None else max(timeout, 0.001), wake.set)
                 await wake.wait()
@@ -228,13 +234,19 @@ class Runtime:
             if node.step():
                 continue
             now_socks = node.wait_sockets()
+            if node.held_back():  # input can't wake it (see _await_loop): only its other sockets
+                inputs = {r.socket for r in node.inputs}
+                now_socks = [s for s in now_socks if s not in inputs]
             if now_socks != socks:
                 poller = zmq.Poller()
                 socks = now_socks
                 for s in socks:
                     poller.register(s, zmq.POLLIN)
-            timeout = node.timeout_s()
-            poller.poll(100 if timeout is None else max(timeout * 1000, 0.1))
+            timeout = _HELD_RETRY_S if node.held_back() else node.timeout_s()
+            if socks:
+                poller.poll(100 if timeout is None else max(timeout * 1000, 0.1))
+            else:
+                time.sleep(timeout or 0.001)
 
     def _busy_loop(self, node: gn.Node) -> None:
         while not node.done and not self._overdue(node):

@@ -37,7 +37,7 @@ from typing import Final, NamedTuple
 import numpy as np
 import zmq
 
-from redline.feeds.events import QUOTE_DTYPE, Flag
+from redline.feeds.events import DTYPES, QUOTE_DTYPE, Flag
 from redline.pipeline.graph_config import EdgeSpec
 
 EOS: Final = b"EOS"
@@ -64,6 +64,10 @@ def dtype_of(header: bytes) -> np.dtype:
             dtype = np.lib.format.descr_to_dtype(ast.literal_eval(header.decode()))
         except (ValueError, SyntaxError, UnicodeDecodeError, TypeError) as exc:
             raise ValueError(f"edge message header {header[:60]!r} is not a dtype: {exc}") from None
+        # An event dtype comes back as the canonical object: a parsed copy compares equal,
+        # but np.concatenate of two such arrays yields a dtype that no longer does (numpy
+        # 2.4), which the journal's DECISION_DTYPE check then refuses.
+        dtype = next((known for known in DTYPES.values() if known == dtype), dtype)
         _HEADERS[header] = dtype
     return dtype
 
