@@ -72,6 +72,7 @@ class Runtime:
         self.receivers: dict[str, Receiver] = {}
         self.senders: dict[str, Sender] = {}
         self._stop_at: float | None = None
+        self._wakes: dict[str, asyncio.Event] = {}  # await nodes' wake-ups, by node name
         # Prometheus endpoint of this process: the graph's port unless overridden; 0 = off.
         self.metrics_port = spec.graph.metrics_port if metrics_port is None else metrics_port
         self.metrics = None
@@ -129,6 +130,9 @@ class Runtime:
         tasks = []
         if self.metrics_port:
             tasks.append(asyncio.create_task(self._metrics_loop(), name="metrics"))
+        self._wakes = {
+            name: asyncio.Event() for name, n in self.nodes.items() if n.spec.wait == "await"
+        }
         for node in self.nodes.values():
             if node.spec.wait == "await":
                 tasks.append(asyncio.create_task(self._await_loop(node), name=node.name))
@@ -196,12 +200,18 @@ class Runtime:
         # ZeroMQ's FD is edge-triggered: it fires when ZMQ_EVENTS may have
         # changed, so check EVENTS after each step before sleeping on it.
         loop = asyncio.get_running_loop()
-        wake = asyncio.Event()
+        wake = self._wakes[node.name]
+        # The await node reading this one's output in this process, woken directly: through
+        # its socket's FD it would run only after this node's next step (the arbiter's next
+        # slice of submits: the demo's `decide` stage measured ~0.8 ms p50 that way).
+        reader = self._local_reader(node)
         socks: list[zmq.Socket] = []
         fds: list[int] = []
         try:
             while not node.done and not self._overdue(node):
                 if node.step():
+                    if reader is not None:
+                        reader.set()  # queued before this task's own turn below
                     await asyncio.sleep(0)  # let the other nodes of this loop run
                     continue
                 now_socks = node.wait_sockets()
@@ -226,6 +236,14 @@ class Runtime:
         finally:
             for fd in fds:
                 loop.remove_reader(fd)
+
+    def _local_reader(self, node: gn.Node) -> asyncio.Event | None:
+        """The wake event of the await node in this process that reads `node`'s output."""
+        outs = node.spec.outputs
+        if not outs:
+            return None
+        reader = self.spec.consumer_of(outs[0])
+        return self._wakes.get(reader)
 
     def _block_loop(self, node: gn.Node) -> None:
         poller = zmq.Poller()
