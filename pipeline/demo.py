@@ -244,7 +244,7 @@ def _print_summary(f: dict[str, Any], console) -> None:
         f"failovers {f['failovers']}, worker restarts {f['restarts']}, "
         f"dropped by backpressure {sum(f['drops_by_edge'].values()):,} "
         f"({', '.join(f'{e} {n:,}' for e, n in f['drops_by_edge'].items())}; "
-        f"lost before the feed {f['ingress_drops']:,}), {f['seconds']:.1f} s"
+        f"sequence gaps before the feed {f['ingress_drops']:,}), {f['seconds']:.1f} s"
     )
 
 

@@ -116,7 +116,9 @@ class FeedNode(Node):
       stays unbounded on purpose: a SUB at its HWM makes the publisher drop
       the newest messages (and the END frame), the opposite of keep-latest.
     Records that never arrive show as sequence gaps and are counted as
-    `ingress_drops` on the out edge: no drop is silent.
+    `ingress_drops` on the out edge: no drop is silent. A gap in the source
+    itself (e.g. a replay cut by `ts_event` whose seq order differs) counts
+    too: the feed cannot tell the two apart.
     """
 
     kind = "feed"
