@@ -19,6 +19,13 @@ asked for instrument 1's quotes (a quarter of the events).
 At rates the graph cannot take decision by decision, the ticks edge keeps
 the latest quote per instrument (conflation, counted); `max_backlog` shows
 the queues stayed bounded. Prints p50/p99/p99.9 in µs and graph/floor ratios.
+
+Queue growth over time (`--seconds` sets each point's length): a queue
+anywhere in front of a decision shows as lag, so per second of the run the
+bench reports the ingress lag (publisher send -> feed receive: what waits in
+the sockets in front of the feed; x rate = events waiting there) and the
+tick-to-decision lag, first second vs last second and the worst second's max.
+An unbounded queue grows second by second; a bounded one does not.
 """
 
 from __future__ import annotations
@@ -193,6 +200,7 @@ def run_graph(multi: bool, rate: int, seconds: float, d: Path, wait: str = "awai
     figs = [json.loads((d / f"run{i}.json").read_text()) for i in range(len(splits))]
     edges = {k: v for f in figs for k, v in f["edge_stats"].items() if "sent" in v}
     res = percentiles(lat, scale=1e3)
+    res["growth"] = queue_growth(dec, rate)
     res.update(
         events=sent,
         decisions=len(dec),
@@ -203,6 +211,40 @@ def run_graph(multi: bool, rate: int, seconds: float, d: Path, wait: str = "awai
     return res
 
 
+def queue_growth(dec: np.ndarray, rate: int) -> dict:
+    """Per second of the run: p50 and max of the ingress lag (ts_recv - ts_event) and the
+    tick-to-decision lag, in µs; the ingress lag x rate estimates the events queued in front
+    of the feed. Returns the first and last whole second and the worst second's max."""
+    t = dec["ts_event"]
+    sec = (t - t.min()) // 1_000_000_000
+    ingress = (dec["ts_recv"] - t) / 1e3
+    t2d = (dec["ts_decision"] - t) / 1e3
+    rows = []
+    for s in range(int(sec.max()) + 1 if len(sec) else 0):
+        m = sec == s
+        if m.sum() < 10:
+            continue
+        rows.append(
+            {
+                "second": s,
+                "ingress_p50_us": float(np.median(ingress[m])),
+                "ingress_max_us": float(ingress[m].max()),
+                "t2d_p50_us": float(np.median(t2d[m])),
+                "t2d_max_us": float(t2d[m].max()),
+                "queued_events_p50": float(np.median(ingress[m]) * rate / 1e6),
+            }
+        )
+    if not rows:
+        return {}
+    return {
+        "seconds": rows,
+        "first": rows[0],
+        "last": rows[-1],
+        "max_ingress_us": max(r["ingress_max_us"] for r in rows),
+        "max_t2d_us": max(r["t2d_max_us"] for r in rows),
+    }
+
+
 def _py(code: str, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code, *args])
 
@@ -210,13 +252,19 @@ def _py(code: str, *args: str) -> subprocess.Popen:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rates", default="1000,10000,50000")
-    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--seconds", type=float, default=3.0, help="length of each point's run")
+    ap.add_argument(
+        "--growth-rates",
+        default="50000",
+        help="rates whose per-second queue growth is printed (comma list; 'all')",
+    )
     ap.add_argument("--modes", default="one,multi")
     ap.add_argument(
         "--wait", default="await", help="how every node waits: await, block or busy (comma list)"
     )
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
+    growth_rates = args.growth_rates.split(",")
     print(f"tick-to-decision vs bare pyzmq floor, {args.seconds:g} s per point, pid {os.getpid()}")
     print("mode  wait   rate/s  | floor p50/p99/p99.9 µs   | graph p50/p99/p99.9 µs      | ratio p50/p99 "
           "| decisions conflated backlog")  # fmt: skip
@@ -233,7 +281,26 @@ def main() -> int:
                 f"{g['decisions']:6d} {g['conflated']:7d} {g['max_backlog']:5d}  {g['origins']}",
                 flush=True,
             )
+            if g["growth"] and (args.growth_rates == "all" or str(rate) in growth_rates):
+                _print_growth(g["growth"])
     return 0
+
+
+def _print_growth(g: dict) -> None:
+    def row(r: dict) -> str:
+        return (
+            f"ingress lag p50 {r['ingress_p50_us']:8.0f} max {r['ingress_max_us']:8.0f} µs "
+            f"(~{r['queued_events_p50']:.0f} events queued), "
+            f"tick-to-decision p50 {r['t2d_p50_us']:8.0f} max {r['t2d_max_us']:8.0f} µs"
+        )
+
+    print(f"    queue growth: first second {row(g['first'])}")
+    print(f"                  last second  {row(g['last'])}")
+    print(
+        f"                  worst second max: ingress {g['max_ingress_us']:.0f} µs, "
+        f"tick-to-decision {g['max_t2d_us']:.0f} µs over {len(g['seconds'])} s",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

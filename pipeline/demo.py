@@ -200,7 +200,8 @@ def summary(rt: Runtime, wall_s: float) -> dict[str, Any]:
     nodes = stats["nodes"]
     feed, arb, sink = nodes["feed"], nodes["arbiter"], nodes["journal"]
     arb_stats = arb["arbiter"]
-    drops = {e: s["drops"] for e, s in stats["edges"].items()}
+    drops = {e: s["drops"] for e, s in stats["edges"].items()}  # every drop, counted per edge
+    conflated = {e: s["drops"] - s.get("ingress_drops", 0) for e, s in stats["edges"].items()}
     graph_s = stats["seconds"] or wall_s
     return {
         "events": feed["events"],
@@ -214,7 +215,9 @@ def summary(rt: Runtime, wall_s: float) -> dict[str, Any]:
         "stages": sink["stages"],
         "events_per_s": feed["events"] / graph_s if graph_s else 0.0,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "conflated": drops,
+        "conflated": conflated,
+        "drops_by_edge": drops,  # conflated + lost before the feed (sequence gaps)
+        "ingress_drops": feed["ingress_drops"],
         "restarts": arb_stats.get("restarts", 0),
         "killed_worker_pid": rt.nodes["arbiter"].killed_pid or None,
         "strategy": {k: nodes["strategy"][k] for k in ("reasons", "positions", "halted")},
@@ -239,7 +242,9 @@ def _print_summary(f: dict[str, Any], console) -> None:
         f"events {f['events']:,} ({f['events_per_s']:,.0f}/s), decisions {f['decisions']:,} "
         f"({origins}), lost {f['lost_decisions']}, deadline misses {f['deadline_misses']}, "
         f"failovers {f['failovers']}, worker restarts {f['restarts']}, "
-        f"conflated quotes {sum(f['conflated'].values()):,}, {f['seconds']:.1f} s"
+        f"dropped by backpressure {sum(f['drops_by_edge'].values()):,} "
+        f"({', '.join(f'{e} {n:,}' for e, n in f['drops_by_edge'].items())}; "
+        f"sequence gaps before the feed {f['ingress_drops']:,}), {f['seconds']:.1f} s"
     )
 
 

@@ -68,10 +68,27 @@ class _NodeSpec(_Spec, tag_field="kind", kw_only=True):
 
 class FeedNode(_NodeSpec, tag="feed", kw_only=True):
     """Ingress: subscribes to a publisher (stamps `ts_recv`), checks sequence
-    numbers (flags gaps) and stamps `ts_feed` as it hands events on."""
+    numbers (flags gaps) and stamps `ts_feed` as it hands events on.
+
+    The ingress follows the out edge's policy (see graph_nodes.FeedNode):
+    `conflate` drains eagerly and keeps the latest quote per instrument;
+    `block` queues at most `hwm` messages (RCVHWM) and stops reading while
+    downstream is full, so a PUSH publisher with a send HWM blocks. A SUB
+    socket cannot push back (a full queue drops at the publisher), so `block`
+    needs `socket = "pull"`."""
 
     source: str  # the publisher's ZeroMQ address
     out: str
+    socket: Literal["sub", "pull"] = "sub"  # sub: XPUB/PUB publisher; pull: PUSH publisher
+
+
+class FeaturesNode(_NodeSpec, tag="features", kw_only=True):
+    """Keeps every instrument's features current as events pass (the kernels'
+    feature state) and stamps `ts_features`; optional, between feed and arbiter."""
+
+    in_: str = msgspec.field(name="in")
+    out: str
+    max_instruments: int = 1024  # rows of feature state; one more instrument is an error
 
 
 class WorkerSpec(_Spec, kw_only=True):
@@ -114,9 +131,10 @@ class JournalNode(_NodeSpec, tag="journal", kw_only=True):
     flush_interval_ms: int = 100
 
 
-NodeSpec = FeedNode | ArbiterNode | StrategyNode | JournalNode
+NodeSpec = FeedNode | FeaturesNode | ArbiterNode | StrategyNode | JournalNode
 _KIND_TYPES: dict[str, type] = {
     "feed": FeedNode,
+    "features": FeaturesNode,
     "arbiter": ArbiterNode,
     "strategy": StrategyNode,
     "journal": JournalNode,
@@ -199,6 +217,20 @@ def _check(spec: GraphSpec, where: str) -> None:
                     where,
                     f"node '{name}': field 'workers' needs two workers with distinct names, got {names}",
                 )
+        if isinstance(node, FeedNode) and node.socket == "sub":
+            edge = spec.edges.get(node.out)
+            if edge is not None and edge.policy == "block":
+                raise _fail(
+                    where,
+                    f"node '{name}': field 'socket' is 'sub' but its out edge '{node.out}' has "
+                    "policy 'block': a SUB socket cannot hold a publisher back (a full queue "
+                    "drops); use socket = 'pull' with a PUSH publisher, or policy = 'conflate'",
+                )
+        if isinstance(node, FeaturesNode) and node.max_instruments <= 0:
+            raise _fail(
+                where,
+                f"node '{name}': field 'max_instruments' must be > 0, got {node.max_instruments}",
+            )
         if isinstance(node, StrategyNode):
             for f in ("qty", "max_position", "max_orders_per_s", "stale_after_us"):
                 if getattr(node, f) <= 0:

@@ -6,8 +6,10 @@ runtime decides how the node waits between steps (await, busy-poll or block;
 see runtime.py). Each node stamps its stage with the graph's clock:
 
     feed      ts_recv (ZmqFeed, on arrival), ts_feed (handed to the graph)
-    arbiter   ts_features (taken off its edge), ts_request, ts_worker_start/end,
-              ts_answer (the workers and the arbiter)
+    features  ts_features (the instrument's features updated; optional node)
+    arbiter   ts_features (taken off its edge, when no features node is
+              upstream), ts_request, ts_worker_start/end, ts_answer (the
+              workers and the arbiter)
     strategy  ts_decision (decision emitted)
 
 Stopping is by end of stream: the feed sends EOS when its source ends (or on
@@ -99,15 +101,46 @@ class Node:
 
 
 class FeedNode(Node):
-    """Ingress from a publisher: sequence-checked, `ts_recv` stamped, forwarded."""
+    """Ingress from a publisher: sequence-checked, `ts_recv` stamped, forwarded.
+
+    The ingress follows the out edge's policy, so a slow graph never queues
+    without limit in this process:
+    - `block` (PULL): at most `hwm` messages wait on the socket (RCVHWM); the
+      feed stops reading while downstream is full, so a PUSH publisher with a
+      send HWM blocks. The publisher must keep its socket open until the graph
+      has drained: libzmq discards what is still queued at close once the
+      reader's HWM is reached (linger does not help; seen on ipc).
+    - `conflate`: the feed is never held back; it drains the socket as fast as
+      it is woken and the out edge keeps the latest quote per instrument, so
+      what waits is bounded by the instrument count. The socket's own queue
+      stays unbounded on purpose: a SUB at its HWM makes the publisher drop
+      the newest messages (and the END frame), the opposite of keep-latest.
+    Records that never arrive show as sequence gaps and are counted as
+    `ingress_drops` on the out edge: no drop is silent. A gap in the source
+    itself (e.g. a replay cut by `ts_event` whose seq order differs) counts
+    too: the feed cannot tell the two apart.
+    """
 
     kind = "feed"
 
-    def __init__(self, name, spec: gc.FeedNode, clock, ctx: zmq.Context) -> None:
+    def __init__(self, name, spec: gc.FeedNode, clock, ctx: zmq.Context, edge: gc.EdgeSpec) -> None:
         super().__init__(name, spec, clock)
         self.tracker = SequenceTracker()
-        self.feed = ZmqFeed(spec.source, kind="sub", context=ctx, clock=clock, tracker=self.tracker)
+        self.feed = ZmqFeed(
+            spec.source,
+            kind=spec.socket,
+            context=ctx,
+            clock=clock,
+            tracker=self.tracker,
+            rcvhwm=edge.hwm if edge.policy == "block" else 0,
+        )
         self._stopping = False
+
+    @property
+    def ingress_drops(self) -> int:
+        """Records the sequence numbers say were sent and never arrived (gaps not filled late)."""
+        t = self.tracker.totals()
+        return t["missing"] - t["out_of_order"]
 
     def wait_sockets(self) -> list[zmq.Socket]:
         return [self.feed.socket]
@@ -146,7 +179,66 @@ class FeedNode(Node):
         self.feed.close()
 
     def stats(self) -> dict[str, Any]:
-        return {**super().stats(), "feed": self.feed.stats()}
+        return {**super().stats(), "ingress_drops": self.ingress_drops, "feed": self.feed.stats()}
+
+
+class FeaturesNode(Node):
+    """Per-instrument feature state kept current as events pass (the design's
+    prefetch stage: what the next decision needs is ready before it is asked
+    for); stamps `ts_features` on the records it hands on.
+
+    The state is the workers' own kind, `engine.KernelFeatures` (the numba
+    kernel of `kernels/features.py`), updated by every QUOTE and TRADE; other
+    records pass through. The workers still keep their own resident copy (a
+    failover must not depend on this process), so this node is optional: a
+    graph without it stamps `ts_features` in the arbiter.
+    """
+
+    kind = "features"
+
+    def __init__(self, name, spec: gc.FeaturesNode, clock) -> None:
+        super().__init__(name, spec, clock)
+        from redline.pipeline.engine import KernelFeatures
+
+        self.state = KernelFeatures(spec.max_instruments)
+        self._row = np.zeros(self.state.k, np.float32)  # [K] scratch: features after an event
+        self._rtypes: dict[np.dtype, int] = {}
+        self.updates = 0
+
+    def step(self) -> int:
+        rx = self.inputs[0]
+        n = 0
+        if self.held_back():
+            return 0
+        for records, _, ts_feed in rx.recv():
+            rtype = self._rtypes.get(records.dtype)
+            if rtype is None:
+                rtype = self._rtypes[records.dtype] = int(record_type_of(records.dtype))
+            if rtype in (RecordType.QUOTE, RecordType.TRADE):
+                update, row = self.state.update, self._row
+                for i in range(len(records)):
+                    update(rtype, records[i : i + 1], row)
+                self.updates += len(records)
+            self.output.send(records, stamp_ns=self.clock.now_ns(), feed_ns=ts_feed)
+            n += len(records)
+        self.events += n
+        if rx.ended and not self.ending:
+            self._end()
+        return n
+
+    def features(self, instrument_id: int) -> np.ndarray:
+        """The instrument's current features (float32 [N_FEATURES]); KeyError if never seen."""
+        return self.state.state.features(self.state.inst.index[instrument_id])
+
+    def stats(self) -> dict[str, Any]:
+        st = self.state
+        rejected = sum(st.state.rejected(r) for r in st.inst.index.values())
+        return {
+            **super().stats(),
+            "updates": self.updates,
+            "instruments": len(st.inst.index),
+            "rejected": rejected,
+        }
 
 
 class ArbiterNode(Node):
@@ -168,7 +260,8 @@ class ArbiterNode(Node):
         self._quote: dict[int, tuple[int, int]] = {}  # instrument -> latest (bid, ask)
         self.asked = 0
         self.answered = 0
-        self._backlog: deque[tuple[np.ndarray, int, int]] = deque()  # (records, ts_feed, next)
+        # (records, ts_feed, ts_features or 0 = stamp when taken, next)
+        self._backlog: deque[tuple[np.ndarray, int, int, int]] = deque()
         self.killed_pid = 0
         self._rtypes: dict[np.dtype, int] = {}
 
@@ -188,7 +281,9 @@ class ArbiterNode(Node):
         n = 0
         held = self.held_back()  # answers still go out; no new events come in
         if not held and not self._backlog and not rx.ended:
-            for records, ts_feed in rx.recv():
+            for records, sent_ns, ts_feed in rx.recv():
+                # From a features node the edge's stamp is ts_features; from the feed, ts_feed.
+                ts_features = sent_ns if sent_ns != ts_feed else 0
                 if self._decide_on:  # other instruments' events feed no decision here
                     ids = records["instrument_id"]
                     if len(self._decide_ids) == 1:  # np.isin costs ~30 µs a call: the usual
@@ -200,18 +295,18 @@ class ArbiterNode(Node):
                         self.filtered += len(records) - k
                         records = records[mine]
                 if len(records):
-                    self._backlog.append((records, ts_feed, 0))
+                    self._backlog.append((records, ts_feed, ts_features, 0))
         # Bounded work per step, so the strategy downstream (same loop) is never
         # kept waiting behind a burst: answers go out after every slice.
         while not held and self._backlog and n < _SUBMIT_SLICE:
-            records, ts_feed, start = self._backlog[0]
+            records, ts_feed, ts_features, start = self._backlog[0]
             stop = min(len(records), start + _SUBMIT_SLICE - n)
-            self._submit(records[start:stop], ts_feed, self.clock.now_ns())
+            self._submit(records[start:stop], ts_feed, ts_features or self.clock.now_ns())
             n += stop - start
             if stop == len(records):
                 self._backlog.popleft()
             else:
-                self._backlog[0] = (records, ts_feed, stop)
+                self._backlog[0] = (records, ts_feed, ts_features, stop)
         self.events += n
         n += self._emit(self.arb.poll())
         if rx.ended and not self._backlog and self.answered >= self.asked and not self.ending:
@@ -309,7 +404,7 @@ class StrategyNode(Node):
         n = 0
         if self.held_back():
             return 0
-        for answers, _ in rx.recv():
+        for answers, _, _ in rx.recv():
             out = self.trader.decide(answers)
             out["ts_decision"] = now = self.clock.now_ns()
             if self.output is not None:
@@ -365,7 +460,7 @@ class JournalNode(Node):
     def step(self) -> int:
         rx = self.inputs[0]
         n = 0
-        for decisions, _ in rx.recv():
+        for decisions, _, _ in rx.recv():
             if self.journal is not None:
                 self.journal.append(decisions)
             if not self._pending:

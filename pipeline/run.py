@@ -64,9 +64,10 @@ def run_graph(
     code = rt.run()
     figures = summarize(rt)
     write_json(json_path, figures)
+    dropped = ", ".join(f"{e} {n}" for e, n in figures["drops_by_edge"].items()) or "none"
     print(
         f"redline run: {names} done: {figures['events']} events in, "
-        f"{figures['drops']} dropped by conflation",
+        f"{figures['drops']} dropped by backpressure (per edge: {dropped})",
         file=sys.stderr,
     )
     return code
@@ -80,6 +81,7 @@ def summarize(rt: Runtime) -> dict[str, Any]:
         "nodes_run": list(nodes),
         "events": sum(n["events"] for n in nodes.values() if n["kind"] == "feed"),
         "drops": sum(e["drops"] for e in stats["edges"].values()),
+        "drops_by_edge": {name: e["drops"] for name, e in stats["edges"].items()},
         "seconds": stats["seconds"],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }

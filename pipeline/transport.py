@@ -6,8 +6,9 @@ second implementation for co-located processes. The reader binds and the
 writer connects (PUSH/PULL), so a restarted writer finds its reader again.
 
 A message is three frames: a header naming the dtype (its numpy descr, parsed
-once per distinct header and cached), the writer's stamp (int64 ns: when the
-stage handed the records on, e.g. `ts_feed`) and the records' bytes, sent
+once per distinct header and cached), two stamps (int64 ns: when this writer
+handed the records on, and when the feed did, `ts_feed`, carried through
+stages such as features that sit between the feed and the arbiter) and the records' bytes, sent
 without a copy (`copy=False`) and read back as a view of the received frame. A header
 of `EOS` with no records ends the stream: every node forwards it after
 draining, which is how a graph stops without losing what it accepted.
@@ -36,11 +37,11 @@ from typing import Final, NamedTuple
 import numpy as np
 import zmq
 
-from redline.feeds.events import QUOTE_DTYPE, Flag
+from redline.feeds.events import DTYPES, QUOTE_DTYPE, Flag
 from redline.pipeline.graph_config import EdgeSpec
 
 EOS: Final = b"EOS"
-_STAMP = struct.Struct("<q")
+_STAMPS = struct.Struct("<qq")  # (this writer's stamp, ts_feed)
 
 
 _HEADERS: dict[bytes, np.dtype] = {}  # header bytes -> dtype, parsed once
@@ -63,6 +64,10 @@ def dtype_of(header: bytes) -> np.dtype:
             dtype = np.lib.format.descr_to_dtype(ast.literal_eval(header.decode()))
         except (ValueError, SyntaxError, UnicodeDecodeError, TypeError) as exc:
             raise ValueError(f"edge message header {header[:60]!r} is not a dtype: {exc}") from None
+        # An event dtype comes back as the canonical object: a parsed copy compares equal,
+        # but np.concatenate of two such arrays yields a dtype that no longer does (numpy
+        # 2.4), which the journal's DECISION_DTYPE check then refuses.
+        dtype = next((known for known in DTYPES.values() if known == dtype), dtype)
         _HEADERS[header] = dtype
     return dtype
 
@@ -70,6 +75,7 @@ def dtype_of(header: bytes) -> np.dtype:
 class Message(NamedTuple):
     records: np.ndarray  # read-only view of the received frame
     sent_ns: int  # the writer's stamp; the newest one when quotes were conflated
+    feed_ns: int  # when the feed handed these on (== sent_ns on the feed's own edge)
 
 
 def keep_latest(records: np.ndarray) -> tuple[np.ndarray, int]:
@@ -107,7 +113,7 @@ class Sender:
         self.sent = 0  # records handed to the socket
         self.drops = 0  # quotes replaced before sending (conflate only)
         self.max_backlog = 0  # most messages ever waiting: shows the queue stays bounded
-        self._backlog: deque[tuple[np.ndarray | None, int]] = deque()  # None: EOS
+        self._backlog: deque[tuple[np.ndarray | None, int, int]] = deque()  # None: EOS
         self._sock = ctx.socket(zmq.PUSH)
         self._sock.setsockopt(zmq.LINGER, 2000)  # let a drain reach the reader
         self._sock.setsockopt(zmq.SNDHWM, spec.hwm)
@@ -118,37 +124,40 @@ class Sender:
         """Messages are waiting for room: a node should not take in more work."""
         return bool(self._backlog)
 
-    def send(self, records: np.ndarray, stamp_ns: int = 0) -> None:
-        """Queue a batch stamped `stamp_ns` and send what fits now."""
+    def send(self, records: np.ndarray, stamp_ns: int = 0, feed_ns: int = 0) -> None:
+        """Queue a batch stamped `stamp_ns` (and `feed_ns`, default the same) and send what
+        fits now."""
         if not len(records):
             return
+        feed_ns = feed_ns or stamp_ns
         if self.conflate and records.dtype == QUOTE_DTYPE:
             last = self._backlog[-1][0] if self._backlog else None
             if last is not None and last.dtype == QUOTE_DTYPE:  # merge into the waiting quotes
-                self._backlog.pop()
                 records = np.concatenate([last, records])
+                self._backlog.pop()
             records, dropped = keep_latest(records)
             self.drops += dropped
-        self._backlog.append((records, stamp_ns))
+        self._backlog.append((records, stamp_ns, feed_ns))
         self.max_backlog = max(self.max_backlog, len(self._backlog))
         self.flush()
 
     def send_eos(self) -> None:
         """End the stream after everything queued; `flush()` until True to deliver it."""
-        self._backlog.append((None, 0))
+        self._backlog.append((None, 0, 0))
         self.flush()
 
     def flush(self) -> bool:
         """Send waiting messages while there is room; True when none is left."""
         sock = self._sock
         while self._backlog:
-            records, stamp_ns = self._backlog[0]
+            records, stamp_ns, feed_ns = self._backlog[0]
             try:
                 if records is None:
                     sock.send_multipart([EOS, b"", b""], flags=zmq.NOBLOCK)
                 else:
                     data = np.ascontiguousarray(records)
-                    frames = [header_of(data.dtype), _STAMP.pack(stamp_ns), data.data]
+                    stamps = _STAMPS.pack(stamp_ns, feed_ns)
+                    frames = [header_of(data.dtype), stamps, data.data]
                     sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
                     self.sent += len(data)
             except zmq.Again:
@@ -201,19 +210,20 @@ class Receiver:
                 self.ended = True
                 break
             records = np.frombuffer(data.buffer, dtype=dtype_of(head))
-            (sent_ns,) = _STAMP.unpack(stamp.buffer)
+            sent_ns, feed_ns = _STAMPS.unpack(stamp.buffer)
             self.received += len(records)
             if not self.conflate:
-                out.append(Message(records, sent_ns))
+                out.append(Message(records, sent_ns, feed_ns))
                 break
             if records.dtype == QUOTE_DTYPE:
                 if out and out[-1].records.dtype == QUOTE_DTYPE:
                     older = out.pop()
                     records = np.concatenate([older.records, records])
                     sent_ns = max(sent_ns, older.sent_ns)
+                    feed_ns = max(feed_ns, older.feed_ns)
                 records, dropped = keep_latest(records)
                 self.drops += dropped
-            out.append(Message(records, sent_ns))
+            out.append(Message(records, sent_ns, feed_ns))
         return out
 
     def close(self) -> None:

@@ -126,6 +126,7 @@ address = "inproc://a"
 address = "inproc://b"
 [edges.c]
 address = "inproc://c"
+policy = "conflate"
 [nodes.feed]
 kind = "feed"
 source = "tcp://127.0.0.1:1"
