@@ -212,6 +212,10 @@ class CpuEngine:
         self._rows = np.zeros((ROW_RING, k), np.float32)  # [R, K] features as of each event
         self._row_no = np.zeros(ROW_RING, np.uint64)
         self._y = np.zeros((1, self.out_features), np.float32)
+        # Rows per model call: plans that say so take a batch (numpy_mlp), others one row
+        self.max_batch = int(getattr(plan, "max_batch", 1))
+        self._xb = np.zeros((self.max_batch, k), np.float32)  # [B, K] gathered rows
+        self._yb = np.zeros((self.max_batch, self.out_features), np.float32)  # [B, N]
 
     def apply(self, event_no: int, rtype: int, record) -> None:
         r = event_no % ROW_RING
@@ -224,6 +228,21 @@ class CpuEngine:
             raise LookupError(f"engine: features of event {event_no} are no longer held")
         self.plan.run_into(self._rows[r : r + 1], self._y)  # [1, K] -> [1, N]
         out[:] = self._y[0]
+
+    def answer_batch_into(self, event_nos: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Model outputs for the features as of each of `event_nos` (uint64 [k]) -> out [k, N],
+        in model calls of up to `max_batch` rows. Returns `held` (bool [k]): False where that
+        event's row is no longer held, and its out row is then meaningless."""
+        r = event_nos % ROW_RING
+        held = self._row_no[r] == event_nos
+        mb, k = self.max_batch, len(event_nos)
+        for i in range(0, k, mb):
+            n = min(mb, k - i)
+            x, y = self._xb[:n], self._yb[:n]
+            np.take(self._rows, r[i : i + n], axis=0, out=x)  # [n, K]
+            self.plan.run_into(x, y)  # [n, K] -> [n, N]
+            out[i : i + n] = y
+        return held
 
     def snapshot(self) -> bytes:
         return self.features.snapshot()
@@ -335,6 +354,14 @@ class CudaEngine:
             self._h_out.copy_(self._y, non_blocking=True)  # device -> pinned
         self.stream.synchronize()  # the answer must be on the host before it is sent
         out[:] = self._out_np[0]
+
+    def answer_batch_into(self, event_nos: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """As `CpuEngine.answer_batch_into`, one captured batch-1 graph replay per row (a
+        batch graph is not captured yet)."""
+        held = self._row_no[event_nos % ROW_RING] == event_nos
+        for j in np.flatnonzero(held).tolist():
+            self.answer_into(int(event_nos[j]), out[j])
+        return held
 
     def snapshot(self) -> bytes:
         if not self.resident:

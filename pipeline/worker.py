@@ -167,9 +167,9 @@ def _handle(sock, engine, faults: FaultPlan, frames, t_recv: int, out, version: 
         for rt, n_, slot in zip(rtypes.tolist(), nos_, slots, strict=True):
             engine.apply(n_, rt, record_view(rt, slot))
         last = nos_[-1]
-        asked = np.flatnonzero(flags_ & ASK_FLAG).tolist()
-        if asked:
-            _answer_batch(sock, engine, faults, [nos_[i] for i in asked], t_recv, version)
+        asked = nos[(flags_ & ASK_FLAG).astype(bool)]  # uint64 [k]
+        if len(asked):
+            _answer_batch(sock, engine, faults, asked, t_recv, version)
     elif kind == Kind.ASK:
         _answer(sock, engine, faults, no, t_recv, out, version)
     elif kind == Kind.SNAPSHOT:
@@ -204,29 +204,30 @@ def _answer(sock, engine, faults: FaultPlan, no: int, t_recv: int, out, version:
     sock.send_multipart([head, out])  # 4 * N bytes: pyzmq copies it, so `out` is reusable
 
 
-def _answer_batch(sock, engine, faults: FaultPlan, nos: list[int], t_recv: int, version: int):
-    """The asked events of one EVENTS message -> one ANSWERS message. Faults act per answer,
-    as in `_answer`: a crash or hang mid-batch means none of the batch's answers is sent."""
-    ans = np.zeros(len(nos), answers_dtype(engine.out_features))
-    out, stamps = ans["out"], ans["stamps"]  # [k, N], [k, 4]
-    k = 0
-    for no in nos:
-        faults.before_answer()
-        t_start = time.time_ns()
-        try:
-            engine.answer_into(no, out[k])
-        except LookupError as exc:
-            sock.send_multipart([header(Kind.ERROR, no), str(exc).encode()])
-            continue
-        stamps[k, 1] = t_start
-        stamps[k, 2] = time.time_ns()
-        faults.after_answer(out[k])
-        ans["id"][k] = no
-        k += 1
-    if k:
-        stamps[:k, 0] = t_recv
-        stamps[:k, 3] = time.time_ns()
-        sock.send_multipart([header(Kind.ANSWERS, version=version, s0=k), ans[:k]])
+def _answer_batch(sock, engine, faults: FaultPlan, nos: np.ndarray, t_recv: int, version: int):
+    """The asked events of one EVENTS message -> one model call (engine.answer_batch_into) ->
+    one ANSWERS message. Faults count per answer, as in `_answer`: a crash or hang mid-batch
+    means none of the batch's answers is sent."""
+    ans = np.empty(len(nos), answers_dtype(engine.out_features))
+    faults.before_answers(len(nos))
+    t_start = time.time_ns()
+    held = engine.answer_batch_into(nos, ans["out"])  # [k, N]
+    t_end = time.time_ns()
+    faults.after_answers(ans["out"])
+    ans["id"] = nos
+    if not held.all():  # rows evicted from the engine's ring: say which, answer the rest
+        for no in nos[~held].tolist():
+            why = f"engine: features of event {no} are no longer held"
+            sock.send_multipart([header(Kind.ERROR, no), why.encode()])
+        ans = ans[held]
+        if not len(ans):
+            return
+    stamps = ans["stamps"]  # [k, 4]: received, compute start, compute end, sent
+    stamps[:, 0] = t_recv
+    stamps[:, 1] = t_start
+    stamps[:, 2] = t_end
+    stamps[:, 3] = time.time_ns()
+    sock.send_multipart([header(Kind.ANSWERS, version=version, s0=len(ans)), ans])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,35 @@ def test_window_is_per_instrument_newest_first_and_rows_are_per_event():
         e.answer_into(4, out)
 
 
+class Batched(Identity):
+    """Identity that takes up to 3 rows per call and records each call's batch size."""
+
+    max_batch = 3
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def run_into(self, x, out):
+        self.calls.append(len(x))
+        out[...] = x
+
+
+def test_batch_answers_rows_as_of_each_event_in_calls_of_max_batch():
+    plan = Batched()
+    e = CpuEngine(plan)
+    for no in range(1, 9):
+        e.apply(no, RecordType.QUOTE, quote(no % 2, no, no + 1))
+    nos = np.array([2, 5, 3, 8, 1, 7, 99], np.uint64)  # 99: never applied
+    out = np.zeros((len(nos), 8), np.float32)
+    held = e.answer_batch_into(nos, out)
+    assert held.tolist() == [True] * 6 + [False]
+    assert plan.calls == [3, 3, 1]
+    one = np.zeros(8, np.float32)
+    for no, row in zip(nos[:6].tolist(), out, strict=False):
+        e.answer_into(no, one)
+        np.testing.assert_array_equal(row, one)
+
+
 def test_snapshot_restore_round_trip_then_same_answers():
     a, b = CpuEngine(Identity()), CpuEngine(Identity())
     for no in range(1, 20):
