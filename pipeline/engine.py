@@ -104,6 +104,11 @@ class WindowFeatures:
         w[:4] = self._vals
         out[:] = w
 
+    def update_many(self, rtype: int, records: np.ndarray, rows: np.ndarray, at: list[int]):
+        """`update` of each of records [n] (one type), in order, into rows[at[j]]."""
+        for j, r in enumerate(at):
+            self.update(rtype, records[j : j + 1], rows[r])
+
     def snapshot(self) -> bytes:
         n = len(self.inst.index)
         return self.inst.snapshot() + self.win[:n].tobytes()
@@ -137,6 +142,22 @@ class KernelFeatures:
             self.state.update_trade(row, rec1, 0, out)
         else:  # other records carry no features here: the row stays as it was
             out[:] = self.state.features(row)
+
+    def update_many(self, rtype: int, records: np.ndarray, rows: np.ndarray, at: list[int]):
+        """`update` of each of records [n] (one type), in order, into rows[at[j]]: the ids
+        read once and the batch handed to numba as it is, no per-event record view."""
+        row_of = self.inst.row
+        ids = records["instrument_id"].tolist()
+        if rtype == RecordType.QUOTE:
+            step = self.state.update_quote
+        elif rtype == RecordType.TRADE:
+            step = self.state.update_trade
+        else:
+            for i, r in zip(ids, at, strict=True):
+                rows[r] = self.state.features(row_of(i))
+            return
+        for j, (i, r) in enumerate(zip(ids, at, strict=True)):
+            step(row_of(i), records, j, rows[r])
 
     def snapshot(self) -> bytes:
         n = len(self.inst.index)
@@ -221,6 +242,12 @@ class CpuEngine:
         r = event_no % ROW_RING
         self.features.update(rtype, _record1(record), self._rows[r])
         self._row_no[r] = event_no
+
+    def apply_many(self, event_nos: np.ndarray, rtype: int, records: np.ndarray) -> None:
+        """`apply` of records[j] (one record type, [n]) as event event_nos[j] (uint64 [n])."""
+        at = event_nos % ROW_RING
+        self.features.update_many(rtype, records, self._rows, at.tolist())
+        self._row_no[at] = event_nos
 
     def answer_into(self, event_no: int, out: np.ndarray) -> None:
         r = event_no % ROW_RING
@@ -338,6 +365,10 @@ class CudaEngine:
             self._vals.copy_(self._h_vals, non_blocking=True)
             self._idx.copy_(self._h_idx, non_blocking=True)
             self._g_update.replay()
+
+    def apply_many(self, event_nos: np.ndarray, rtype: int, records: np.ndarray) -> None:
+        for j, no in enumerate(event_nos.tolist()):
+            self.apply(no, rtype, records[j : j + 1])
 
     def answer_into(self, event_no: int, out: np.ndarray) -> None:
         r = event_no % ROW_RING

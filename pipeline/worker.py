@@ -36,7 +36,7 @@ from redline.pipeline.worker_protocol import (
     Kind,
     answers_dtype,
     header,
-    record_view,
+    record_runs,
     unpack_events,
     unpack_replay,
 )
@@ -189,13 +189,12 @@ def _handle(sock, engine, faults, frames, t_recv: int, out: _Out, version: int, 
         return no, False
     if kind == Kind.EVENTS:
         rtypes, nos, slots, flags_ = unpack_events([f.buffer for f in frames[1:]])
-        nos_ = nos.tolist()
-        for rt, n_, slot in zip(rtypes.tolist(), nos_, slots, strict=True):
-            engine.apply(n_, rt, record_view(rt, slot))
+        for rt, nos_, recs in record_runs(rtypes, nos, slots):
+            engine.apply_many(nos_, rt, recs)
         asked = nos[(flags_ & ASK_FLAG).astype(bool)]  # uint64 [k]
         if len(asked):
             _answer_batch(sock, engine, faults, asked, t_recv, out.batch(len(asked)), version)
-        return nos_[-1], bool(len(asked))
+        return int(nos[-1]), bool(len(asked))
     if kind == Kind.ASK:
         _answer(sock, engine, faults, no, t_recv, out.one, version)
         return last, True
@@ -204,8 +203,8 @@ def _handle(sock, engine, faults, frames, t_recv: int, out: _Out, version: int, 
     elif kind == Kind.RESTORE:
         rtypes, nos, slots = unpack_replay(*(f.buffer for f in frames[2:5]))
         engine.restore(frames[1].buffer)
-        for rt, n_, slot in zip(rtypes, nos, slots, strict=True):
-            engine.apply(int(n_), int(rt), record_view(int(rt), slot))
+        for rt, nos_, recs in record_runs(rtypes, nos, slots):
+            engine.apply_many(nos_, rt, recs)
         last = int(nos[-1]) if len(nos) else no
     elif kind == Kind.FAULT:
         faults.arm(bytes(frames[1].buffer).decode())

@@ -25,6 +25,7 @@ from redline.pipeline.worker_protocol import (
     Kind,
     Reply,
     answers_dtype,
+    record_runs,
     record_view,
     unpack_events,
     unpack_replay,
@@ -121,8 +122,8 @@ class FakeLink:
                 self._answer(id_)
         elif kind == Kind.EVENTS:
             rtypes, nos, slots, flags = unpack_events(frames[1:])
-            for rt, no, slot in zip(rtypes.tolist(), nos.tolist(), slots, strict=True):
-                self.engine.apply(no, rt, record_view(rt, slot))
+            for rt, nos_, recs in record_runs(rtypes, nos, slots):  # as the worker does
+                self.engine.apply_many(nos_, rt, recs)
             self.last = int(nos[-1])
             asked = [int(no) for no, f in zip(nos, flags, strict=True) if f & ASK_FLAG]
             if asked:
