@@ -128,11 +128,9 @@ def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int, parent: i
     try:
         while True:
             if sock.poll(poll_ms):
-                while True:
-                    try:
-                        frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-                    except zmq.Again:
-                        break
+                # check, then read: a read that raises zmq.Again costs 7.7 µs, the check 3
+                while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                     t_recv = now()
                     try:
                         last, sent = _handle(
@@ -149,6 +147,7 @@ def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int, parent: i
                     return 0
                 # Any message tells the arbiter we are alive: under load the answers do, and
                 # a heartbeat would cost both sides a message (~20 µs each here) for nothing.
+                # So messages are at most two intervals apart (the breaker allows ten).
                 # Never block on one: with no arbiter connected, drop it.
                 if not replied:
                     with contextlib.suppress(zmq.Again):
