@@ -331,7 +331,7 @@ def failover(model_dir, backend, policy, rate, batches, budget_ns, kill: bool) -
         recs.add(arb.poll().records)
         arb.wait(left_ns)
 
-    cpu0 = _cpu_s(links)
+    cpu0, pids0 = _cpu_s(links), [link.pid for link in links]
     t_end = time.monotonic() + 30
     # After the stream, keep it going (up to 30 s) until A is back: readmission checks ride on
     # live requests.
@@ -345,6 +345,10 @@ def failover(model_dir, backend, policy, rate, batches, budget_ns, kill: bool) -
     # CPU per event against the 2-core budget (200 µs at 10k/s), read before the 50 ms drain;
     # a killed worker's counters restart with its new process, so only without `kill`
     cpu = [b - a for a, b in zip(cpu0, _cpu_s(links), strict=True)]
+    # a worker restarted mid-run (tripped) is a new process: its figure would be meaningless
+    cpu[1:] = [
+        c if link.pid == p else None for c, link, p in zip(cpu[1:], links, pids0, strict=True)
+    ]
     end = time.monotonic() + 0.05
     while time.monotonic() < end:
         recs.add(arb.poll().records)
@@ -369,7 +373,7 @@ def failover(model_dir, backend, policy, rate, batches, budget_ns, kill: bool) -
         "failovers": st["failovers"],
     }
     if not kill:  # arbiter process (the feed's pacing included), then each worker process
-        out["cpu_us_per_event"] = [round(c * 1e6 / n, 1) for c in cpu]
+        out["cpu_us_per_event"] = [None if c is None else round(c * 1e6 / n, 1) for c in cpu]
     if kill:
         log = [(t, w, what) for t, w, what, _ in arb.log if w == "A"]
         t_out = next((t for t, _, what in log if what == "out" and t >= t_kill), None)
