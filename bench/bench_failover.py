@@ -294,6 +294,20 @@ def stages(recs: np.ndarray) -> dict:
     return out
 
 
+def _cpu_s(links) -> list[float]:
+    """CPU seconds (user + system) so far: this process, then each worker's (0 if gone)."""
+    t = os.times()
+    out = [t.user + t.system]
+    for link in links:
+        try:
+            with open(f"/proc/{link.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+        except (OSError, TypeError):
+            out.append(0.0)
+    return out
+
+
 def failover(model_dir, backend, policy, rate, batches, budget_ns, kill: bool) -> dict:
     """Open loop at `rate` in the feed's batches (submit_batch: one EVENTS per worker each);
     with `kill`, SIGKILL worker A a third of the way in and go on until it is readmitted."""
@@ -317,6 +331,7 @@ def failover(model_dir, backend, policy, rate, batches, budget_ns, kill: bool) -
         recs.add(arb.poll().records)
         arb.wait(left_ns)
 
+    cpu0, pids0 = _cpu_s(links), [link.pid for link in links]
     t_end = time.monotonic() + 30
     # After the stream, keep it going (up to 30 s) until A is back: readmission checks ride on
     # live requests.
@@ -327,6 +342,13 @@ def failover(model_dir, backend, policy, rate, batches, budget_ns, kill: bool) -
         on_batch,
         poll,
     )
+    # CPU per event against the 2-core budget (200 µs at 10k/s), read before the 50 ms drain;
+    # a killed worker's counters restart with its new process, so only without `kill`
+    cpu = [b - a for a, b in zip(cpu0, _cpu_s(links), strict=True)]
+    # a worker restarted mid-run (tripped) is a new process: its figure would be meaningless
+    cpu[1:] = [
+        c if link.pid == p else None for c, link, p in zip(cpu[1:], links, pids0, strict=True)
+    ]
     end = time.monotonic() + 0.05
     while time.monotonic() < end:
         recs.add(arb.poll().records)
@@ -350,6 +372,8 @@ def failover(model_dir, backend, policy, rate, batches, budget_ns, kill: bool) -
         "misses_first_n": int((recs["origin"][first] == Origin.DEFAULT).sum()),
         "failovers": st["failovers"],
     }
+    if not kill:  # arbiter process (the feed's pacing included), then each worker process
+        out["cpu_us_per_event"] = [None if c is None else round(c * 1e6 / n, 1) for c in cpu]
     if kill:
         log = [(t, w, what) for t, w, what, _ in arb.log if w == "A"]
         t_out = next((t for t, _, what in log if what == "out" and t >= t_kill), None)
@@ -443,6 +467,8 @@ def main() -> int:
             f"p99.9 {p['p999']:8.1f}  p50 x {p['p50'] / d['p50']:.2f}  "
             f"reached {calm['events_per_s']:.0f}/s  origins {calm['decisions_by_origin']}"
         )
+        arb_cpu, *w_cpu = calm["cpu_us_per_event"]
+        print(f"{'':<28} cpu µs/event: arbiter+feed {arb_cpu}, workers {w_cpu}")
         print(
             f"{'  kill -9 A':<28} reached {hit['events_per_s']:7.0f}/s  "
             f"lost {hit['lost_decisions']}  detection {hit['detection_us']} µs  "

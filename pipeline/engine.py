@@ -104,6 +104,11 @@ class WindowFeatures:
         w[:4] = self._vals
         out[:] = w
 
+    def update_many(self, rtype: int, records: np.ndarray, rows: np.ndarray, at: list[int]):
+        """`update` of each of records [n] (one type), in order, into rows[at[j]]."""
+        for j, r in enumerate(at):
+            self.update(rtype, records[j : j + 1], rows[r])
+
     def snapshot(self) -> bytes:
         n = len(self.inst.index)
         return self.inst.snapshot() + self.win[:n].tobytes()
@@ -137,6 +142,22 @@ class KernelFeatures:
             self.state.update_trade(row, rec1, 0, out)
         else:  # other records carry no features here: the row stays as it was
             out[:] = self.state.features(row)
+
+    def update_many(self, rtype: int, records: np.ndarray, rows: np.ndarray, at: list[int]):
+        """`update` of each of records [n] (one type), in order, into rows[at[j]]: the ids
+        read once and the batch handed to numba as it is, no per-event record view."""
+        row_of = self.inst.row
+        ids = records["instrument_id"].tolist()
+        if rtype == RecordType.QUOTE:
+            step = self.state.update_quote
+        elif rtype == RecordType.TRADE:
+            step = self.state.update_trade
+        else:
+            for i, r in zip(ids, at, strict=True):
+                rows[r] = self.state.features(row_of(i))
+            return
+        for j, (i, r) in enumerate(zip(ids, at, strict=True)):
+            step(row_of(i), records, j, rows[r])
 
     def snapshot(self) -> bytes:
         n = len(self.inst.index)
@@ -212,11 +233,21 @@ class CpuEngine:
         self._rows = np.zeros((ROW_RING, k), np.float32)  # [R, K] features as of each event
         self._row_no = np.zeros(ROW_RING, np.uint64)
         self._y = np.zeros((1, self.out_features), np.float32)
+        # Rows per model call: plans that say so take a batch (numpy_mlp), others one row
+        self.max_batch = int(getattr(plan, "max_batch", 1))
+        self._xb = np.zeros((self.max_batch, k), np.float32)  # [B, K] gathered rows
+        self._yb = np.zeros((self.max_batch, self.out_features), np.float32)  # [B, N]
 
     def apply(self, event_no: int, rtype: int, record) -> None:
         r = event_no % ROW_RING
         self.features.update(rtype, _record1(record), self._rows[r])
         self._row_no[r] = event_no
+
+    def apply_many(self, event_nos: np.ndarray, rtype: int, records: np.ndarray) -> None:
+        """`apply` of records[j] (one record type, [n]) as event event_nos[j] (uint64 [n])."""
+        at = event_nos % ROW_RING
+        self.features.update_many(rtype, records, self._rows, at.tolist())
+        self._row_no[at] = event_nos
 
     def answer_into(self, event_no: int, out: np.ndarray) -> None:
         r = event_no % ROW_RING
@@ -224,6 +255,21 @@ class CpuEngine:
             raise LookupError(f"engine: features of event {event_no} are no longer held")
         self.plan.run_into(self._rows[r : r + 1], self._y)  # [1, K] -> [1, N]
         out[:] = self._y[0]
+
+    def answer_batch_into(self, event_nos: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Model outputs for the features as of each of `event_nos` (uint64 [k]) -> out [k, N],
+        in model calls of up to `max_batch` rows. Returns `held` (bool [k]): False where that
+        event's row is no longer held, and its out row is then meaningless."""
+        r = event_nos % ROW_RING
+        held = self._row_no[r] == event_nos
+        mb, k = self.max_batch, len(event_nos)
+        for i in range(0, k, mb):
+            n = min(mb, k - i)
+            x, y = self._xb[:n], self._yb[:n]
+            np.take(self._rows, r[i : i + n], axis=0, out=x)  # [n, K]
+            self.plan.run_into(x, y)  # [n, K] -> [n, N]
+            out[i : i + n] = y
+        return held
 
     def snapshot(self) -> bytes:
         return self.features.snapshot()
@@ -320,6 +366,10 @@ class CudaEngine:
             self._idx.copy_(self._h_idx, non_blocking=True)
             self._g_update.replay()
 
+    def apply_many(self, event_nos: np.ndarray, rtype: int, records: np.ndarray) -> None:
+        for j, no in enumerate(event_nos.tolist()):
+            self.apply(no, rtype, records[j : j + 1])
+
     def answer_into(self, event_no: int, out: np.ndarray) -> None:
         r = event_no % ROW_RING
         if self._row_no[r] != event_no:
@@ -335,6 +385,14 @@ class CudaEngine:
             self._h_out.copy_(self._y, non_blocking=True)  # device -> pinned
         self.stream.synchronize()  # the answer must be on the host before it is sent
         out[:] = self._out_np[0]
+
+    def answer_batch_into(self, event_nos: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """As `CpuEngine.answer_batch_into`, one captured batch-1 graph replay per row (a
+        batch graph is not captured yet)."""
+        held = self._row_no[event_nos % ROW_RING] == event_nos
+        for j in np.flatnonzero(held).tolist():
+            self.answer_into(int(event_nos[j]), out[j])
+        return held
 
     def snapshot(self) -> bytes:
         if not self.resident:

@@ -85,10 +85,29 @@ class FaultPlan:
             elif s.kind == FaultKind.DELAY:
                 time.sleep(s.arg)
 
+    def before_answers(self, k: int) -> None:
+        """`before_answer` for each of k answers computed in one model call."""
+        if not self.specs:  # the usual case: no Python call per answer
+            self.answers += k
+            return
+        for _ in range(k):
+            self.before_answer()
+
+    def after_answers(self, out: np.ndarray) -> None:
+        """`after_answer` on each row of out [k, N], the k answers counted by `before_answers`:
+        row j is answer number `answers - k + 1 + j`, so a fault starts mid-batch."""
+        if self.specs:
+            first = self.answers - len(out) + 1
+            for j in range(len(out)):
+                self._corrupt(out[j], first + j)
+
     def after_answer(self, out: np.ndarray) -> None:
         """Called on the computed answer: corrupt it here."""
+        self._corrupt(out, self.answers)
+
+    def _corrupt(self, out: np.ndarray, answer: int) -> None:
         for s in self.specs:
-            if self.answers < s.at:
+            if answer < s.at:
                 continue
             if s.kind == FaultKind.NAN:
                 out[:] = np.nan

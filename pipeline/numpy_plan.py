@@ -3,7 +3,7 @@
 Why: a CPU worker that imports torch takes 2.2 s to start on an idle 2 vCPU VM and 7 s under
 load, and a restart is what a failover costs; numpy + safetensors start in 0.2 s. The plan file
 is the kernels' format (manifest.json + weights.safetensors, sha256 checked); the arithmetic is
-the kernels' own batch-1 CPU path (`redline.kernels.numpy_mlp`, torch-free), and
+the kernels' own small-batch CPU path (`redline.kernels.numpy_mlp`, torch-free), and
 tests/pipeline/test_numpy_plan.py checks it against `redline.kernels.load` on the same files.
 What it does not cover (GRU plans, bf16 weights) returns None from `load_numpy_plan`, and
 the worker then loads through `redline.kernels` instead.
@@ -23,7 +23,8 @@ from redline.kernels.numpy_mlp import ACTIVATIONS, NumpyMLP
 
 
 class NumpyMLPPlan(NumpyMLP):
-    """Batch-1 fp32 MLP with the plan API the engines use: `run_into(x [1,K], out [1,N])`."""
+    """fp32 MLP with the plan API the engines use: `run_into(x [B,K], out [B,N])`,
+    B <= `max_batch` (the engine answers a feed batch's rows in one call)."""
 
     def __init__(self, weights_t: list[np.ndarray], biases: list[np.ndarray], acts: list[str],
                  version: str) -> None:  # fmt: skip

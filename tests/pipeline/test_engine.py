@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE, RecordType
-from redline.pipeline.engine import CpuEngine
+from redline.feeds.events import DTYPES, QUOTE_DTYPE, TRADE_DTYPE, RecordType
+from redline.pipeline.engine import CpuEngine, make_features
 
 
 class Identity:
@@ -41,6 +41,75 @@ def test_window_is_per_instrument_newest_first_and_rows_are_per_event():
     assert out.tolist() == [50, 51, 1, 2, 0, 0, 0, 0]
     with pytest.raises(LookupError, match="event 4"):
         e.answer_into(4, out)
+
+
+class Batched(Identity):
+    """Identity that takes up to 3 rows per call and records each call's batch size."""
+
+    max_batch = 3
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def run_into(self, x, out):
+        self.calls.append(len(x))
+        out[...] = x
+
+
+def test_batch_answers_rows_as_of_each_event_in_calls_of_max_batch():
+    plan = Batched()
+    e = CpuEngine(plan)
+    for no in range(1, 9):
+        e.apply(no, RecordType.QUOTE, quote(no % 2, no, no + 1))
+    nos = np.array([2, 5, 3, 8, 1, 7, 99], np.uint64)  # 99: never applied
+    out = np.zeros((len(nos), 8), np.float32)
+    held = e.answer_batch_into(nos, out)
+    assert held.tolist() == [True] * 6 + [False]
+    assert plan.calls == [3, 3, 1]
+    one = np.zeros(8, np.float32)
+    for no, row in zip(nos[:6].tolist(), out, strict=False):
+        e.answer_into(no, one)
+        np.testing.assert_array_equal(row, one)
+
+
+@pytest.mark.parametrize("kind", ["window", "kernels"])
+def test_apply_many_of_a_batch_in_runs_is_apply_one_by_one(kind):
+    """The worker applies an EVENTS batch run by run (record_runs): same rows, same state."""
+    from redline.kernels.features import N_FEATURES
+    from redline.pipeline.worker_protocol import SLOT, record_runs
+
+    class Wide(Identity):
+        in_features = out_features = N_FEATURES if kind == "kernels" else 8
+
+    recs, rtypes = [], []
+    for no in range(1, 41):  # quotes, then trades, then a book delta, ... (runs of 1..5)
+        rt = (RecordType.QUOTE, RecordType.TRADE, RecordType.BOOK_DELTA)[(no // 5) % 3]
+        r = np.zeros(1, DTYPES[rt])
+        r["instrument_id"], r["ts_event"] = no % 3, no * 1000
+        if rt == RecordType.QUOTE:
+            r["bid_px"], r["ask_px"], r["bid_sz"], r["ask_sz"] = 100 + no % 4, 102, 1 + no % 3, 2
+        else:
+            r["px"], r["sz"] = 101 + no % 3, 1 + no % 5
+            if rt == RecordType.TRADE:
+                r["aggressor"] = 1 + no % 2
+        recs.append(r)
+        rtypes.append(rt)
+    slots = np.zeros((len(recs), SLOT), np.uint8)
+    for j, r in enumerate(recs):
+        slots[j, : r.itemsize] = r.view(np.uint8)
+    nos = np.arange(1, 41, dtype=np.uint64)
+    one, many = (CpuEngine(Wide(), make_features(Wide(), kind)) for _ in range(2))
+    for no, rt, r in zip(nos.tolist(), rtypes, recs, strict=True):
+        one.apply(no, rt, r)
+    runs = list(record_runs(np.array(rtypes, np.uint8), nos, slots))
+    assert [len(n) for _, n, _ in runs] == [4, 5, 5, 5, 5, 5, 5, 5, 1]
+    for rt, nos_, rs in runs:
+        many.apply_many(nos_, rt, rs)
+    a = np.zeros((40, Wide.out_features), np.float32)
+    b = np.zeros_like(a)
+    assert one.answer_batch_into(nos, a).all() and many.answer_batch_into(nos, b).all()
+    np.testing.assert_array_equal(a, b)
+    assert one.snapshot() == many.snapshot()
 
 
 def test_snapshot_restore_round_trip_then_same_answers():

@@ -38,3 +38,18 @@ def test_corruption_starts_at_the_armed_answer_relative_to_now():
     # answers 3..7: "wrong@2" counts from 2 -> from the 4th; "nan@4" -> from the 6th
     assert seen[:3] == [1.0, 1.5, 1.5]
     assert np.isnan(seen[3]) and np.isnan(seen[4])
+
+
+def test_a_batch_counts_each_answer_so_a_fault_starts_mid_batch():
+    plan = FaultPlan(FaultSpec.parse("wrong@3:0.5,nan@5"))
+    out = np.ones((4, 2), np.float32)
+    plan.before_answers(4)  # answers 1..4
+    plan.after_answers(out)
+    assert out[:, 0].tolist() == [1.0, 1.0, 1.5, 1.5]
+    out[:] = 1.0
+    plan.before_answers(2)  # answers 5, 6
+    plan.after_answers(out[:2])
+    assert np.isnan(out[:2]).all() and plan.answers == 6
+    clean = FaultPlan()
+    clean.before_answers(3)
+    assert clean.answers == 3

@@ -37,6 +37,28 @@ def test_same_answers_as_kernels_plan(tmp_path, precision, act, atol):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=atol)
 
 
+@pytest.mark.parametrize("act", [torch.nn.ReLU, torch.nn.SiLU, torch.nn.GELU])
+def test_a_batch_gives_each_row_as_alone_and_a_too_big_one_is_refused(tmp_path, act):
+    torch.manual_seed(3)
+    m = torch.nn.Sequential(torch.nn.Linear(12, 20), act(), torch.nn.Linear(20, 5))
+    kernels.compile(m, precision="fp32", device="cpu").save(tmp_path)
+    plan = load_numpy_plan(tmp_path)
+    x = 3 * np.random.default_rng(4).standard_normal((plan.max_batch, 12)).astype(np.float32)
+    alone = np.zeros((len(x), 5), np.float32)
+    for i in range(len(x)):
+        plan.run_into(x[i : i + 1], alone[i : i + 1])
+    for k in (2, 7, 16, plan.max_batch):
+        out = np.full((k, 5), np.nan, np.float32)
+        plan.run_into(x[:k], out)
+        # BLAS may take another kernel per batch size: last bits only
+        np.testing.assert_allclose(out, alone[:k], rtol=1e-5, atol=1e-6)
+        again = np.zeros_like(out)
+        plan.run_into(x[:k], again)
+        np.testing.assert_array_equal(again, out)  # same batch, same bits
+    with pytest.raises(ValueError, match="batch of"):
+        plan.run_into(np.zeros((plan.max_batch + 1, 12), np.float32), np.zeros((1, 5)))
+
+
 def test_unsupported_plans_go_to_kernels_and_corrupt_ones_fail(tmp_path):
     m = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
     kernels.compile(m, precision="bf16", device="cpu").save(tmp_path)

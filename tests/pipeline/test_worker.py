@@ -12,7 +12,7 @@ import torch
 from redline import kernels
 from redline.feeds.events import QUOTE_DTYPE, RecordType
 from redline.pipeline.cli import main
-from redline.pipeline.engine import CpuEngine
+from redline.pipeline.engine import ROW_RING, CpuEngine
 from redline.pipeline.worker_link import ZmqWorkerLink, close_all, ipc_endpoints
 from redline.pipeline.worker_protocol import (
     ASK_FLAG,
@@ -137,6 +137,28 @@ def test_events_batch_is_applied_in_order_and_its_asks_answered_in_one_message(m
         link.send([header(Kind.ASK, 6)])
         ref.answer_into(6, want)
         np.testing.assert_allclose(answer_array(wait_for(link, Kind.ANSWER).payload), want)
+
+        # A batch longer than the engine's row ring, asking its first event (whose row the
+        # batch itself overwrote: an ERROR names it) and its last 100 (one message, in
+        # model calls of up to 64 rows)
+        m = ROW_RING + 3
+        nos = np.arange(n + 1, n + m + 1, dtype=np.uint64)
+        slots = np.zeros((m, SLOT), np.uint8)
+        for i, no in enumerate(nos.tolist()):
+            q = quote(no)
+            slots[i, : QUOTE_DTYPE.itemsize] = np.frombuffer(q.tobytes(), np.uint8)
+            ref.apply(no, RecordType.QUOTE, q)
+        flags = np.zeros(m, np.uint8)
+        flags[0] = flags[-100:] = ASK_FLAG
+        assert link.send(pack_events(np.full(m, RecordType.QUOTE), nos, slots, flags))
+        err = wait_for(link, Kind.ERROR)
+        assert err.id == n + 1 and b"no longer held" in bytes(err.payload)
+        ans = unpack_answers(wait_for(link, Kind.ANSWERS), 2)
+        assert ans["id"].tolist() == nos[-100:].tolist()
+        want = np.zeros((100, 2), np.float32)
+        assert ref.answer_batch_into(nos[-100:], want).all()
+        # the reference answers row by row: equal to float32 rounding (BLAS per batch size)
+        np.testing.assert_allclose(ans["out"], want, rtol=1e-5, atol=1e-6)
     finally:
         close_all([link])
 

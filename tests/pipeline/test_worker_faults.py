@@ -255,7 +255,8 @@ def test_batches_through_events_decide_as_one_by_one(policy, model_dir, tmp_path
         assert sorted(recs["input_seq"].tolist()) == list(range(n))
         assert set(recs["origin"].tolist()) <= {Origin.WORKER_A, Origin.WORKER_B}
     ia, ib = np.argsort(ra["input_seq"]), np.argsort(rb["input_seq"])
-    np.testing.assert_array_equal(oa[ia], ob[ib])  # bit for bit
+    # one model call per batch: BLAS may round a row differently than at batch 1
+    np.testing.assert_allclose(oa[ia], ob[ib], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(ra["model_version"][ia], rb["model_version"][ib])
     assert sa["decisions"] == sb["decisions"] == n and sa["events"] == sb["events"] == n
     assert sa["disagreements"] == sb["disagreements"] == 0
