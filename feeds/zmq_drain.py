@@ -3,8 +3,8 @@
 Why compiled: through pyzmq a `recv()` costs ~0.5 µs, learning that nothing is
 waiting costs ~6 µs (`zmq.Again` is an exception), and judging and stamping a
 frame in Python ~2 µs more (FLOORS.md, bench_feeds). Here numba calls libzmq's
-`zmq_recv` directly: ~0.15 µs a frame with the check and the stamp, records
-land where they stay (no copy), and an empty socket is a return code. Each frame is stamped with the clock read
+`zmq_recv` directly: ~0.15 µs a frame with the check, the move and the
+stamp, and an empty socket is a return code. Each frame is stamped with the clock read
 right after its own `zmq_recv` returned.
 
 libzmq is bound by symbol, not by address, so numba can cache the loop: the
@@ -54,6 +54,7 @@ _zmq_recv = types.ExternalFunction(
 )
 _zmq_errno = types.ExternalFunction("zmq_errno", types.intc())
 _clock_gettime = types.ExternalFunction("clock_gettime", types.intc(types.intc, types.intp))
+_memmove = types.ExternalFunction("memmove", types.intp(types.intp, types.intp, types.intp))
 
 
 @nb.njit(cache=True, nogil=True)
@@ -62,16 +63,17 @@ def drain(
 ):
     """Receive up to `max_frames` frames of at most `cap` bytes from `sock` without waiting.
 
-    Records land in `out` from byte `off` (>= HEADER_SIZE) on, back to back,
-    with no copy: each frame is received HEADER_SIZE bytes before where its
-    records belong, judged by `check_frame` (which counts it in `counts`),
-    and the bytes its header overwrote are put back. A frame longer than
-    `cap` is counted OVERSIZE. Every record of a good frame gets `ts_recv`
-    (int64 at `stamp_at`) = the clock read after its receive, or `now` if
-    >= 0, and the byte at `source_at` = `source`. Consecutive frames of one
-    record type form a run: `runs[i] = (record_type, byte offset in out,
-    records)`. Stops early at an END frame, when nothing is waiting, or when
-    `out` has no room left for a frame of `cap` bytes.
+    Records land in `out` from byte `off` on, back to back: each frame is
+    received at `off` (free space: nothing handed out is ever written, since
+    libzmq's I/O thread may still be reading a batch sent without a copy),
+    judged by `check_frame` (which counts it in `counts`), and its records are
+    moved down over its header. A frame longer than `cap`
+    is counted OVERSIZE. Every record of a good frame gets `ts_recv` (int64 at
+    `stamp_at`) = the clock read after its receive, or `now` if >= 0, and the
+    byte at `source_at` = `source`. Consecutive frames of one record type form
+    a run: `runs[i] = (record_type, byte offset in out, records)`. Stops early
+    at an END frame, when nothing is waiting, or when `out` has no room left
+    for a frame of `cap` bytes.
 
     Returns (runs, new off, frames taken, errno or 0, stopped at END).
     """
@@ -82,11 +84,8 @@ def drain(
     taken = 0
     err = 0
     ended = False
-    while taken < max_frames and off - HEADER_SIZE + cap <= out.size:
-        at = off - HEADER_SIZE
-        keep0 = out64[at >> 3]  # the tail of the previous record, under the next header
-        keep1 = out64[(at >> 3) + 1]
-        n = _zmq_recv(sock, base + at, cap, ZMQ_DONTWAIT)
+    while taken < max_frames and off + cap <= out.size:
+        n = _zmq_recv(sock, base + off, cap, ZMQ_DONTWAIT)
         if n < 0:
             err = _zmq_errno()
             break
@@ -99,9 +98,7 @@ def drain(
             verdict = _OVERSIZE
             counts[_OVERSIZE] += 1
         else:
-            verdict, code, count = check_frame(out[at:], n, sizes, counts)
-        out64[at >> 3] = keep0
-        out64[(at >> 3) + 1] = keep1
+            verdict, code, count = check_frame(out[off:], n, sizes, counts)
         if verdict == IS_END:
             ended = True
             break
@@ -109,6 +106,7 @@ def drain(
             continue
         size = sizes[code]
         nbytes = count * size
+        _memmove(base + off, base + off + HEADER_SIZE, nbytes)
         for r in range(off, off + nbytes, size):
             out64[(r + stamp_at) >> 3] = stamp
             out[r + source_at] = source

@@ -25,7 +25,7 @@ import zmq
 from redline.feeds.events import QUOTE_DTYPE, TsSource
 from redline.feeds.sequence import SequenceTracker
 from redline.feeds.source import wait_readable
-from redline.feeds.wire import BY_CODE, HEADER_SIZE, RECORD_SIZES, Batch, Decoder
+from redline.feeds.wire import BY_CODE, RECORD_SIZES, Batch, Decoder
 from redline.feeds.zmq_drain import EAGAIN, EINTR, drain
 from redline.pipeline.clock import Clock, LiveClock
 
@@ -124,7 +124,7 @@ class ZmqFeed:
         """Take every frame waiting (up to max_frames) into `_pending`, without waiting."""
         if not self._handle:
             raise zmq.ZMQError(zmq.ENOTSOCK, "ZmqFeed: receive after close()")
-        if self._arena.size - self._off + HEADER_SIZE < self._max_frame:
+        if self._arena.size - self._off < self._max_frame:
             self._next_arena()
         arena, start = self._arena, self._off
         n_runs, self._off, taken, err, end = drain(
@@ -168,7 +168,7 @@ class ZmqFeed:
         else:
             self._arena = np.empty(self._arena_bytes, np.uint8)
         del spare[:-_SPARES]  # batches still held elsewhere keep theirs alive
-        self._off = HEADER_SIZE  # room for the first frame's header
+        self._off = 0
 
     def recv_batch(self, timeout: float | None = 0.0) -> Batch | None:
         """The next batch; None if none came within `timeout` seconds (0: don't

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -216,11 +217,8 @@ class Runtime:
                     continue
                 now_socks = node.wait_sockets()
                 if now_socks != socks:  # first pass, or a worker was restarted
-                    for fd in fds:
-                        loop.remove_reader(fd)
-                    socks, fds = now_socks, [s.getsockopt(zmq.FD) for s in now_socks]
-                    for fd in fds:
-                        loop.add_reader(fd, wake.set)
+                    _unwatch(loop, fds)
+                    socks, fds = now_socks, _watch(loop, now_socks, wake.set)
                 wake.clear()
                 # A node held back by a full output takes no input: waiting input must not
                 # count as work, or this loop spins without yielding and the downstream
@@ -234,8 +232,7 @@ class Runtime:
                 await wake.wait()
                 timer.cancel()
         finally:
-            for fd in fds:
-                loop.remove_reader(fd)
+            _unwatch(loop, fds)
 
     def _local_reader(self, node: gn.Node) -> asyncio.Event | None:
         """The wake event of the await node in this process that reads `node`'s output."""
@@ -299,6 +296,23 @@ class Runtime:
             "edges": edges,
             "seconds": (self.ended_ns - self.started_ns) / 1e9 if self.ended_ns else None,
         }
+
+
+def _watch(loop, socks: list[zmq.Socket], callback) -> list[int]:
+    """Watch the sockets' ZeroMQ FDs through duplicates of our own. libzmq closes a socket's
+    FD when it reaps the socket (a restarted worker's), at a moment of its choosing, and
+    libuv aborts the process if a watched fd is closed under it (epoll_ctl EBADF): a
+    duplicate stays open until we stop watching it."""
+    fds = [os.dup(s.getsockopt(zmq.FD)) for s in socks]
+    for fd in fds:
+        loop.add_reader(fd, callback)
+    return fds
+
+
+def _unwatch(loop, fds: list[int]) -> None:
+    for fd in fds:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 def _check_split(spec: gc.GraphSpec, local: list[str]) -> None:
