@@ -55,6 +55,9 @@ def _frame(n: int) -> bytes:
 def _blast(endpoint: str, batch: int, messages: int) -> None:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH)
+    # Unbounded queues on both ends: libzmq drops what waits when a PUSH closes on a reader
+    # whose queue is full (the END frame with it), which hangs a receive-until-END loop.
+    sock.setsockopt(zmq.SNDHWM, 0)
     sock.connect(endpoint)
     recs = ev.empty(ev.RecordType.QUOTE, batch * messages)
     recs["seq"] = np.arange(len(recs))  # gap-free, so the sequence tracker takes its fast path
@@ -71,6 +74,9 @@ def _blast(endpoint: str, batch: int, messages: int) -> None:
 def _paced(endpoint: str, total: int, rate: float) -> None:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH)
+    # Unbounded queues on both ends: libzmq drops what waits when a PUSH closes on a reader
+    # whose queue is full (the END frame with it), which hangs a receive-until-END loop.
+    sock.setsockopt(zmq.SNDHWM, 0)
     sock.connect(endpoint)
     buf = bytearray(_frame(1))
     clock = LiveClock()
@@ -88,6 +94,14 @@ def _paced(endpoint: str, total: int, rate: float) -> None:
     ctx.term()
 
 
+def _await_sender(sock: zmq.Socket, proc: mp.Process, timeout_s: float = 60.0) -> None:
+    """Wait for the sender's first message; a clear error (not a hang) if it died first."""
+    end = time.monotonic() + timeout_s
+    while not sock.poll(500):
+        if not proc.is_alive() or time.monotonic() > end:
+            raise RuntimeError(f"sender process gone or silent (exit code {proc.exitcode})")
+
+
 def _spawn(target, *args) -> mp.Process:
     p = mp.get_context("spawn").Process(target=target, args=args, daemon=True)
     p.start()
@@ -101,8 +115,10 @@ def _bare_throughput(endpoint: str, batch: int, messages: int) -> float:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PULL)
     sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, 0)  # as the feed's default
     sock.bind(endpoint)
     proc = _spawn(_blast, endpoint, batch, messages)
+    _await_sender(sock, proc)
     sock.recv()
     t0 = time.perf_counter()
     n = 1
@@ -120,6 +136,7 @@ def _feed_throughput(endpoint: str, batch: int, messages: int, seq: bool) -> flo
     tracker = SequenceTracker() if seq else None
     feed = ZmqFeed(endpoint, kind="pull", bind=True, context=ctx, tracker=tracker)
     proc = _spawn(_blast, endpoint, batch, messages)
+    _await_sender(feed.socket, proc)
     recv = feed.recv_batch
     first = len(recv(None).records)  # the clock starts once the sender is going
     t0 = time.perf_counter()
@@ -138,8 +155,10 @@ def _bare_latency(endpoint: str, total: int, rate: float) -> np.ndarray:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PULL)
     sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, 0)  # as the feed's default
     sock.bind(endpoint)
     proc = _spawn(_paced, endpoint, total, rate)
+    _await_sender(sock, proc)
     out = np.empty(total, np.int64)
     unpack = struct.Struct("<q").unpack_from
     i = 0
@@ -156,6 +175,7 @@ def _feed_latency(endpoint: str, total: int, rate: float) -> np.ndarray:
     ctx = zmq.Context()
     feed = ZmqFeed(endpoint, kind="pull", bind=True, context=ctx, tracker=SequenceTracker())
     proc = _spawn(_paced, endpoint, total, rate)
+    _await_sender(feed.socket, proc)
     out = np.empty(total, np.int64)
     i = 0
     while (b := feed.recv_batch(None)) is not None:  # a batch holds every frame waiting

@@ -59,9 +59,13 @@ _memmove = types.ExternalFunction("memmove", types.intp(types.intp, types.intp, 
 
 @nb.njit(cache=True, nogil=True)
 def drain(
-    sock, cap, out, off, max_frames, sizes, stamp_at, source_at, source, now, counts, runs, ts
+    sock, cap, out, off, max_frames, sizes, stamp_at, source_at, source, now, counts, runs, ts, wait
 ):
-    """Receive up to `max_frames` frames of at most `cap` bytes from `sock` without waiting.
+    """Receive up to `max_frames` frames of at most `cap` bytes from `sock`.
+
+    With `wait`, the first receive blocks inside libzmq (up to the socket's
+    ZMQ_RCVTIMEO; the GIL is released); every other one, and all without
+    `wait`, return at once when nothing is waiting.
 
     Records land in `out` from byte `off` on, back to back: each frame is
     received at `off` (free space: nothing handed out is ever written, since
@@ -84,8 +88,10 @@ def drain(
     taken = 0
     err = 0
     ended = False
+    flags = 0 if wait else ZMQ_DONTWAIT
     while taken < max_frames and off + cap <= out.size:
-        n = _zmq_recv(sock, base + off, cap, ZMQ_DONTWAIT)
+        n = _zmq_recv(sock, base + off, cap, flags)
+        flags = ZMQ_DONTWAIT
         if n < 0:
             err = _zmq_errno()
             break
