@@ -84,14 +84,20 @@ def events(n: int) -> list[tuple[int, np.ndarray]]:
     return out
 
 
-def direct(model_dir: Path, backend: str, n: int, warm: int) -> np.ndarray:
-    """Baseline: one worker, EVENT+ASK, block for the ANSWER; round trips in ns."""
+def ready_worker(model_dir: Path, backend: str) -> tuple[ZmqWorkerLink, zmq.Poller]:
+    """One worker for the direct baselines, started and READY, with a poller on its socket."""
     link = pinned(ZmqWorkerLink("D", ipc_endpoints(1)[0], model_dir, backend))
     link.start()
     poller = zmq.Poller()
     poller.register(link.sock, zmq.POLLIN)
     while not any(m.kind == Kind.READY for m in link.recv()):
         poller.poll(100)
+    return link, poller
+
+
+def direct(model_dir: Path, backend: str, n: int, warm: int) -> np.ndarray:
+    """Baseline: one worker, EVENT+ASK, block for the ANSWER; round trips in ns."""
+    link, poller = ready_worker(model_dir, backend)
     stream = events(n + warm)
     rtts = np.zeros(n, np.int64)
     for i, (rtype, r) in enumerate(stream, start=1):
@@ -207,12 +213,7 @@ def _paced(batches, rate: float, until, on_batch, poll) -> tuple[float, int]:
 def direct_open(model_dir: Path, backend: str, rate: float, batches) -> np.ndarray:
     """Baseline at rate: one worker sent the same batches (EVENTS, all asked) directly;
     latency = batch due -> its answer in hand, ns."""
-    link = pinned(ZmqWorkerLink("D", ipc_endpoints(1)[0], model_dir, backend))
-    link.start()
-    poller = zmq.Poller()
-    poller.register(link.sock, zmq.POLLIN)
-    while not any(m.kind == Kind.READY for m in link.recv()):
-        poller.poll(100)
+    link, poller = ready_worker(model_dir, backend)
     due_of = {}
     lat = []
     no = 0
