@@ -21,7 +21,24 @@ from redline.pipeline.runtime import Runtime
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_arbiter import FakeArbiter
 
-GRAPH = """
+# The end of both test graphs: a strategy and a journal reading the arbiter's answers.
+STRATEGY_AND_JOURNAL = """
+[nodes.strategy]
+kind = "strategy"
+in = "answers"
+out = "decisions"
+max_position = 1000000
+max_orders_per_s = 1000000
+stale_after_us = 100000000
+
+[nodes.journal]
+kind = "journal"
+in = "decisions"
+path = "{d}/journal.arrow"
+"""
+
+GRAPH = (
+    """
 [graph]
 name = "slow"
 budget_us = 10000000
@@ -48,20 +65,9 @@ out = "ticks"
 kind = "arbiter"
 in = "ticks"
 out = "answers"
-
-[nodes.strategy]
-kind = "strategy"
-in = "answers"
-out = "decisions"
-max_position = 1000000
-max_orders_per_s = 1000000
-stale_after_us = 100000000
-
-[nodes.journal]
-kind = "journal"
-in = "decisions"
-path = "{d}/journal.arrow"
 """
+    + STRATEGY_AND_JOURNAL
+)
 
 FRAME = 1  # quotes per publisher frame
 
@@ -165,7 +171,8 @@ def test_sub_ingress_with_a_blocking_edge_is_refused():
         gc.parse(text)
 
 
-FEATURES_GRAPH = """
+FEATURES_GRAPH = (
+    """
 [graph]
 name = "features"
 budget_us = 10000000
@@ -200,20 +207,9 @@ max_instruments = 8
 kind = "arbiter"
 in = "ready"
 out = "answers"
-
-[nodes.strategy]
-kind = "strategy"
-in = "answers"
-out = "decisions"
-max_position = 1000000
-max_orders_per_s = 1000000
-stale_after_us = 100000000
-
-[nodes.journal]
-kind = "journal"
-in = "decisions"
-path = "{d}/journal.arrow"
 """
+    + STRATEGY_AND_JOURNAL
+)
 
 
 def test_features_node_keeps_the_kernel_features_and_stamps_its_stage(tmp_path):
