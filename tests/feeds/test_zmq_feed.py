@@ -195,6 +195,59 @@ def test_gap_hook_fires_through_the_feed(ctx, tmp_path, records):
     feed.close()
 
 
+def test_merged_runs_tell_the_tracker_what_one_record_at_a_time_would(ctx, records):
+    # Frames queued together merge into one batch, summarised by the compiled loop for
+    # the tracker's fast path: gaps, duplicates, disorder and a second source between or
+    # inside frames must come out exactly as from a tracker fed the same records directly.
+    template = records(ev.RecordType.QUOTE, 4)
+    # Per case, frames of (seqs, sources) from a source of its own, so each starts clean;
+    # "x" is another source. Each case follows a burst of one frame [0], after which the
+    # source is known and a run starting at 1 may take the fast path.
+    cases = [
+        [([1], 0), ([2, 3], 0), ([4], 0)],  # clean: the fast path
+        [([1], 0), ([3], 0), ([4, 5], 0)],  # a gap between frames
+        [([0], 0), ([1], 0)],  # a duplicate starts the run
+        [([1], 0), ([2, 4, 3, 5], 0), ([6], 0)],  # disorder inside a frame
+        [([1], 0), ([2], "x"), ([3], 0)],  # in sequence, but another source between
+        [([1], 0), ([2, 3], [0, "x"])],  # ... and inside a frame
+    ]
+    bursts = []  # each is queued whole, then taken in one receive
+    for k, case in enumerate(cases):
+        own, other = 10 + k, 50 + k
+        bursts.append([([0], own)])
+        bursts.append([(q, [other if x == "x" else own for x in np.broadcast_to(w, len(q))])
+                       for q, w in case])  # fmt: skip
+    seen: list = []
+    feed = ZmqFeed(
+        "inproc://summary", kind="pull", bind=True, context=ctx,
+        tracker=SequenceTracker(lambda *e: seen.append(e), reorder_window=4),
+    )  # fmt: skip
+    push = _push_all(ctx, "inproc://summary", [])
+    want: list = []
+    direct = SequenceTracker(lambda *e: want.append(e), reorder_window=4)
+    got, sent = [], []
+    for burst in bursts:
+        for seq, src in burst:
+            r = template[: len(seq)].copy()
+            r["seq"], r["source_id"] = seq, src
+            push.send(wire.encode(r))
+            direct.observe(r)
+            sent.append(r)
+        time.sleep(0.02)  # all queued: one receive takes the burst as one run
+        got.append(feed.recv_batch(5.0))
+    assert [len(b.records) for b in got] == [sum(len(q) for q, _ in b) for b in bursts]
+    assert seen == want and len(want) >= 4  # the gaps, the duplicate, the disorder...
+    assert feed.tracker.totals() == direct.totals()
+    assert {k: v.expected for k, v in feed.tracker.sources.items()} == {
+        k: v.expected for k, v in direct.sources.items()
+    }
+    back = np.concatenate([b.records for b in got])
+    assert back["seq"].tolist() == np.concatenate(sent)["seq"].tolist()
+    assert back["flags"].tolist() == np.concatenate(sent)["flags"].tolist()  # GAP_BEFORE marks
+    push.close(0)
+    feed.close()
+
+
 def test_topic_filter_and_asyncio_receive(ctx, records):
     quotes = records(ev.RecordType.QUOTE, 5)
     trades = records(ev.RecordType.TRADE, 5)
