@@ -9,15 +9,16 @@
    first message to the END frame; median of `--rounds` alternating rounds.
 2. Receive-path CPU cost per frame: inproc, frames queued before timing, the
    minimum over many short runs (what the code costs, without wake-ups).
-3. One-way latency at 10k events/s: a paced sender (Pacer: sleep then spin)
-   writes `time.time_ns()` into each frame's ts_event just before sending;
-   the receiver takes ts_recv - ts_event (bare: a clock read after `recv`).
-   Both receive loops only keep what they need and do the arithmetic at the
-   end. `--samples` events are split over `--latency-rounds` short rounds per
-   side, alternating bare and feed, since host noise comes in bursts of
-   seconds that would otherwise decide which side "wins" the p99. Reported:
-   pooled p50/p99/p99.9, the median of the per-round p99 ratios, and the
-   receive loop's CPU and involuntary context switches per event.
+3. One-way latency at 10k events/s, paired: one paced sender sends every
+   event to two receiver processes, a bare pyzmq loop and the feed, back to
+   back (alternating which goes first), each copy stamped with `time.time_ns()`
+   just before its own send; each receiver takes ts_recv - ts_event (bare: a
+   clock read after `recv`). Host noise on this class comes in bursts of
+   seconds, so receivers measured one after the other differ by whichever
+   caught a burst; measured together they see the same bursts. Both loops
+   only keep what they need and do the arithmetic at the end. Reported:
+   pooled p50/p99/p99.9 over `--latency-rounds` rounds, the per-round p99
+   ratios, and each receive loop's CPU and involuntary context switches per event.
 
 Target (issue 4): feed >= 0.8x the bare loop's events/s; one-way p99 within 1.5x.
 """
@@ -77,26 +78,34 @@ def _blast(endpoint: str, batch: int, messages: int) -> None:
     ctx.term()
 
 
-def _paced(endpoint: str, total: int, rate: float) -> None:
+def _paced_pair(endpoints: tuple[str, str], total: int, rate: float, spin_ns: int) -> None:
+    """Send every event to both receivers back to back, each copy stamped just before
+    its own send; which goes first alternates, so neither side is always second."""
     ctx = zmq.Context()
-    sock = ctx.socket(zmq.PUSH)
-    # Unbounded queues on both ends: libzmq drops what waits when a PUSH closes on a reader
-    # whose queue is full (the END frame with it), which hangs a receive-until-END loop.
-    sock.setsockopt(zmq.SNDHWM, 0)
-    sock.connect(endpoint)
+    socks = []
+    for ep in endpoints:
+        sock = ctx.socket(zmq.PUSH)
+        # Unbounded queues on both ends: libzmq drops what waits when a PUSH closes on a
+        # reader whose queue is full (the END frame with it; libzmq#4660 for ipc).
+        sock.setsockopt(zmq.SNDHWM, 0)
+        sock.connect(ep)
+        socks.append(sock)
     buf = bytearray(_frame(1))
     clock = LiveClock()
-    pacer = Pacer(clock)
+    pacer = Pacer(clock, spin_ns=spin_ns)
     period = int(1e9 / rate)
     start = clock.monotonic_ns() + 50_000_000
     seq_at = wire.HEADER_SIZE + ev.QUOTE_DTYPE.fields["seq"][1]
+    orders = (socks, socks[::-1])
     for i in range(total):
         pacer.wait_until(start + i * period)
-        struct.pack_into("<q", buf, wire.HEADER_SIZE, time.time_ns())  # ts_event: first field
         struct.pack_into("<Q", buf, seq_at, i)
-        sock.send(bytes(buf))
-    sock.send(END)
-    sock.close(linger=10_000)
+        for sock in orders[i & 1]:
+            struct.pack_into("<q", buf, wire.HEADER_SIZE, time.time_ns())  # ts_event
+            sock.send(bytes(buf))
+    for sock in socks:
+        sock.send(END)
+        sock.close(linger=10_000)
     ctx.term()
 
 
@@ -162,15 +171,14 @@ def _thread_cost() -> tuple[int, int]:
     return time.thread_time_ns(), resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
 
 
-def _bare_latency(endpoint: str, total: int, rate: float) -> tuple[np.ndarray, tuple[int, int]]:
-    """One round: latencies (ns), and the receive loop's (CPU ns, preemptions)."""
+def _bare_receiver(endpoint: str, conn) -> None:
+    """Receiver process: latencies (ns) and the loop's (CPU ns, preemptions) to `conn`."""
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PULL)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVHWM, 0)  # as the feed's default
     sock.bind(endpoint)
-    proc = _spawn(_paced, endpoint, total, rate)
-    _await_sender(sock, proc)
+    conn.send("ready")
     # The loop only keeps what it needs (the stamp, the message); the arithmetic
     # waits until the end, as in the feed's loop, so neither times its consumer.
     stamps, msgs = [], []
@@ -180,42 +188,62 @@ def _bare_latency(endpoint: str, total: int, rate: float) -> tuple[np.ndarray, t
         stamp(clock())
         keep(msg)
     c1, s1 = _thread_cost()
-    proc.join(30)
     ctx.destroy(0)
     unpack = struct.Struct("<q").unpack_from
     sent = np.array([unpack(m, wire.HEADER_SIZE)[0] for m in msgs], np.int64)
-    return np.array(stamps, np.int64) - sent, (c1 - c0, s1 - s0)
+    conn.send((np.array(stamps, np.int64) - sent, c1 - c0, s1 - s0))
 
 
-def _feed_latency(endpoint: str, total: int, rate: float) -> tuple[np.ndarray, tuple[int, int]]:
+def _feed_receiver(endpoint: str, conn) -> None:
     ctx = zmq.Context()
     feed = ZmqFeed(endpoint, kind="pull", bind=True, context=ctx, tracker=SequenceTracker())
-    proc = _spawn(_paced, endpoint, total, rate)
-    _await_sender(feed.socket, proc)
+    conn.send("ready")
     kept: list[np.ndarray] = []
     keep, recv = kept.append, feed.recv_batch
     c0, s0 = _thread_cost()
     while (b := recv(None)) is not None:  # a batch holds every frame waiting
         keep(b.records)
     c1, s1 = _thread_cost()
-    proc.join(30)
     feed.close()
     ctx.destroy(0)
     r = np.concatenate(kept)
-    return r["ts_recv"] - r["ts_event"], (c1 - c0, s1 - s0)
+    conn.send((r["ts_recv"] - r["ts_event"], c1 - c0, s1 - s0))
 
 
-def _latency_rounds(ep, rounds: int, per_round: int, warm: int, rate: float) -> dict:
-    """Alternate short bare and feed rounds (the order flips every round), so a
-    burst of host noise lands on both sides alike; compare per round and pooled."""
+def _latency_round(ep, events: int, rate: float, spin_ns: int) -> dict[str, tuple]:
+    """One paired round: the bare loop and the feed, each in its own process, receive
+    the same events at the same moments, so host noise lands on both alike."""
+    sides = {"bare": _bare_receiver, "feed": _feed_receiver}
+    endpoints = {who: ep() for who in sides}
+    procs, conns = [], {}
+    for who, receiver in sides.items():
+        parent, child = mp.get_context("spawn").Pipe()
+        procs.append(_spawn(receiver, endpoints[who], child))
+        conns[who] = parent
+    for who, conn in conns.items():
+        if not conn.poll(60) or conn.recv() != "ready":
+            raise RuntimeError(f"{who} receiver did not start")
+    procs.append(_spawn(_paced_pair, (endpoints["bare"], endpoints["feed"]), events, rate, spin_ns))
+    out = {}
+    for who, conn in conns.items():
+        if not conn.poll(120):
+            raise RuntimeError(
+                f"{who} receiver silent for 120 s (sender exit code {procs[-1].exitcode})"
+            )
+        out[who] = conn.recv()
+    for p in procs:
+        p.join(30)
+    return out
+
+
+def _latency_rounds(ep, rounds: int, per_round: int, warm: int, rate: float, spin_ns: int) -> dict:
     got: dict[str, list] = {"bare": [], "feed": []}
     cost = {"bare": np.zeros(2), "feed": np.zeros(2)}
     ratios = []
-    for r in range(rounds):
-        sides = (("bare", _bare_latency), ("feed", _feed_latency))
+    for _ in range(rounds):
+        res = _latency_round(ep, per_round + warm, rate, spin_ns)
         p99 = {}
-        for who, run in sides if r % 2 == 0 else sides[::-1]:
-            lat, (cpu_ns, preempted) = run(ep(), per_round + warm, rate)
+        for who, (lat, cpu_ns, preempted) in res.items():
             got[who].append(lat[warm:])
             cost[who] += (cpu_ns, preempted)
             p99[who] = float(np.percentile(lat[warm:], 99))
@@ -290,8 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=20_000, help="latency events measured")
     ap.add_argument("--rate", type=float, default=10_000.0, help="latency events/s")
     ap.add_argument(
-        "--latency-rounds", type=int, default=10, help="latency rounds per side (samples split)"
+        "--sender-spin-us",
+        type=int,
+        default=0,
+        help="latency sender: spin this long before each send (default 0: sleep only, so the"
+        " sender leaves a core to the receiving side; 200 = `redline publish`'s pacing)",
     )
+    ap.add_argument("--latency-rounds", type=int, default=4, help="latency rounds (samples split)")
     ap.add_argument(
         "--only", choices=("throughput", "cpu", "latency"), help="run one section (default: all)"
     )
@@ -361,15 +394,17 @@ def main(argv: list[str] | None = None) -> int:
     warm = max(per_round // 10, 100)
     if want("latency"):
         print(
-            f"\none-way latency at {args.rate:,.0f} events/s: {rounds_lat} alternating rounds per side,"
-            f" each {per_round} events after {warm} warm-up (µs; cpu: receive loop µs/event;"
-            " pre: involuntary context switches per 1k events)"
+            f"\none-way latency at {args.rate:,.0f} events/s, bare and feed receiving the same"
+            f" events at once: {rounds_lat} rounds of {per_round} after {warm} warm-up"
+            " (µs; cpu: receive loop µs/event; pre: involuntary context switches per 1k events)"
         )
         print(
             f"{'transport':>9} {'who':>5} {'p50':>8} {'p99':>8} {'p99.9':>8} {'max':>8} {'cpu':>6} {'pre':>5}"
         )
     for kind in ("ipc", "tcp") if want("latency") else ():
-        res = _latency_rounds(lambda k=kind: ep(k), rounds_lat, per_round, warm, args.rate)
+        res = _latency_rounds(
+            lambda k=kind: ep(k), rounds_lat, per_round, warm, args.rate, args.sender_spin_us * 1000
+        )
         results["latency_ns"][kind] = res
         for who in ("bare", "feed"):
             p = res[who]
