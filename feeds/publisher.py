@@ -18,7 +18,10 @@ datagram, unicast or multicast. Every stream ends with an END frame.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import socket as pysocket
+import struct
+import termios
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from redline.feeds.pacer import DEFAULT_SPIN_NS, Pacer
 from redline.feeds.replay import replay
@@ -66,10 +70,16 @@ class _ZmqSender:
             self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # one message per subscriber, not per topic
         else:  # PUSH blocks while no PULL peer is there: give up after the wait timeout
             self.sock.setsockopt(zmq.SNDTIMEO, int(wait_timeout_s * 1000))
+        # Connections by fd (monitor events carry it), watched from before the first one:
+        # close() waits for readers that are behind (see _await_readers).
+        self._monitor = (
+            None if endpoint.startswith("inproc://") else self.sock.get_monitor_socket(_UP | _DOWN)
+        )
+        self._peers: set[int] = set()
         try:
             (self.sock.bind if bind else self.sock.connect)(endpoint)
         except zmq.ZMQError as exc:
-            self.sock.close(0)
+            self._abort()
             raise ValueError(
                 f"publish: cannot {'bind' if bind else 'connect'} {endpoint!r}: {exc}"
             ) from None
@@ -84,7 +94,7 @@ class _ZmqSender:
         while seen < n:
             left = deadline - time.monotonic()
             if left <= 0 or not self.sock.poll(int(left * 1000) + 1, zmq.POLLIN):
-                self.sock.close(0)
+                self._abort()
                 raise TimeoutError(
                     f"publish: {seen} of {n} subscribers on {self.endpoint} after {timeout_s} s"
                 )
@@ -95,7 +105,7 @@ class _ZmqSender:
         try:
             self.sock.send(frame, copy=len(frame) < 65536)
         except zmq.Again:
-            self.sock.close(0)
+            self._abort()
             raise TimeoutError(f"publish: no PULL peer took a frame on {self.endpoint}") from None
 
     def close(self, end: bool) -> None:
@@ -104,8 +114,62 @@ class _ZmqSender:
         if end:
             with contextlib.suppress(zmq.Again):  # no peer: nobody to tell
                 self.sock.send(encode_end())
+            self._await_readers(time.monotonic() + self.linger_ms / 1000)
+        self._stop_monitor()
         self.sock.setsockopt(zmq.LINGER, self.linger_ms)  # deliver what is queued
         self.sock.close()
+
+    def _abort(self) -> None:
+        self._stop_monitor()
+        self.sock.close(0)
+
+    def _stop_monitor(self) -> None:
+        # Stopped explicitly: a socket closed while monitored left libzmq's side of the
+        # monitor behind, and a later Runtime on the same context never saw its workers.
+        if self._monitor is not None:
+            self.sock.disable_monitor()
+            self._monitor.close(0)
+            self._monitor = None
+
+    def _await_readers(self, deadline: float) -> None:
+        """After END: wait (until `deadline`) for the readers before closing.
+
+        libzmq drops what is still in flight when a socket closes on a reader whose queue
+        is at its high-water mark, the END frame with it (libzmq#4660; seen here over ipc):
+        a bounded `block` ingress would lose the stream's tail and never end. Unread bytes
+        in the kernel (SIOCOUTQ per connection) show a reader behind; then wait until it
+        has read all and closed its end. A reader that keeps up gets a short grace for
+        what its libzmq I/O thread already took from the kernel but not yet queued.
+        """
+        if self._monitor is None:
+            return
+        behind = False
+        grace = time.monotonic() + _CAUGHT_UP_GRACE_S
+        while True:
+            while self._monitor.poll(0):
+                event = recv_monitor_message(self._monitor)
+                if event["event"] & _UP:
+                    self._peers.add(event["value"])
+                else:
+                    self._peers.discard(event["value"])
+            behind = behind or any(map(_unread_bytes, self._peers))
+            now = time.monotonic()
+            if not self._peers or now > deadline or (not behind and now > grace):
+                return
+            time.sleep(0.001)
+
+
+_CAUGHT_UP_GRACE_S = 0.1
+_UP = zmq.EVENT_CONNECTED | zmq.EVENT_ACCEPTED
+_DOWN = zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
+
+
+def _unread_bytes(fd: int) -> int:
+    """Bytes sent on socket `fd` that its peer has not read yet (0 if `fd` is gone)."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
 
 
 class _UdpSender:

@@ -1,3 +1,6 @@
+import threading
+import time
+
 import numpy as np
 import pytest
 import zmq
@@ -96,6 +99,41 @@ def test_max_speed_fills_frames_and_reports_no_pacing(tmp_path, records):
     ctx.destroy(0)
     assert [len(f) for f in frames] == [64, 64, 2]
     assert stats.pacing_error_ns is None
+
+
+def test_a_reader_behind_its_high_water_mark_still_gets_the_tail_and_end(tmp_path, records):
+    # libzmq drops what is in flight when a PUSH closes on a reader whose queue is full
+    # (libzmq#4660, ipc): the publisher must wait for the reader before it closes.
+    recs = records(ev.RecordType.QUOTE, 3000)
+    recs["seq"] = np.arange(3000)
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.LINGER, 0)
+    pull.setsockopt(zmq.RCVHWM, 8)  # a bounded ingress, as a `block` graph edge uses
+    pull.setsockopt(zmq.RCVTIMEO, 5000)
+    ep = f"ipc://{tmp_path}/bounded"
+    pull.bind(ep)
+    done = []
+    sender = threading.Thread(
+        target=lambda: done.append(
+            publish_batches(
+                [Batch(ev.RecordType.QUOTE, recs)], ep, speed=None, socket="push",
+                bind=False, max_batch=1, sndhwm=8, context=ctx,
+            )
+        )
+    )  # fmt: skip
+    sender.start()
+    time.sleep(0.5)  # the reader falls behind: both queues fill, the sender blocks
+    frames, dec = [], wire.Decoder()
+    while (msg := dec.decode(pull.recv())) is not wire.END_OF_STREAM:  # the bug dropped END
+        frames.append(msg.records)
+        if len(frames) % 100 == 0:
+            time.sleep(0.002)  # and stays behind to the end, with the kernel buffer full
+    pull.close(0)  # a reader closes after END: the publisher waited for that, not for linger
+    sender.join(3)
+    ctx.destroy(0)
+    assert done and done[0].events == 3000 and done[0].seconds < 3
+    assert np.concatenate(frames)["seq"].tolist() == list(range(3000))
 
 
 def test_bad_publish_arguments_are_named(tmp_path):
