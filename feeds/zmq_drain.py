@@ -62,11 +62,13 @@ _memmove = types.ExternalFunction("memmove", types.intp(types.intp, types.intp, 
 RUN_CODE, RUN_AT, RUN_COUNT, RUN_SOURCE, RUN_FIRST_SEQ, RUN_LAST_SEQ, RUN_IN_ORDER = range(7)
 RUN_FIELDS = 7
 
-# Header fields every record type shares (events.HEADER_FIELDS), by byte offset.
-_TS_RECV_AT = QUOTE_DTYPE.fields["ts_recv"][1]
-_SEQ_AT = QUOTE_DTYPE.fields["seq"][1]
-_SOURCE_ID_AT = QUOTE_DTYPE.fields["source_id"][1]
-_TS_SOURCE_AT = QUOTE_DTYPE.fields["ts_recv_source"][1]
+# Byte offsets of the header fields the loop reads and writes (the same in every record
+# type). Passed as an argument, not read as globals: numba would freeze globals into its
+# cache, which only notices when this file changes, not events.py.
+HEADER_AT = np.array(
+    [QUOTE_DTYPE.fields[f][1] for f in ("ts_recv", "seq", "source_id", "ts_recv_source")],
+    np.int64,
+)
 _USER = int(TsSource.USER)  # ZeroMQ hides the kernel's receive time
 
 
@@ -76,7 +78,7 @@ def _u16(buf, at):
 
 
 @nb.njit(cache=True, nogil=True)
-def drain(sock, out, off, cap, max_frames, wait, now, sizes, counts, runs, ts):
+def drain(sock, out, off, cap, max_frames, wait, now, sizes, header_at, counts, runs, ts):
     """Receive up to `max_frames` frames of at most `cap` bytes from `sock`.
 
     With `wait`, the first receive blocks inside libzmq (up to the socket's
@@ -86,13 +88,15 @@ def drain(sock, out, off, cap, max_frames, wait, now, sizes, counts, runs, ts):
     Records land in `out` from byte `off` on, back to back: each frame is
     received at `off` (free space: nothing handed out is ever written, since
     libzmq's I/O thread may still be reading a batch sent without a copy),
-    judged by `check_frame` against `sizes` (which counts it in `counts`), and its records are
-    moved down over its header. A frame longer than `cap` is counted OVERSIZE.
-    Every record of a good frame gets `ts_recv` = the clock read after its
-    receive (`ts` is scratch for it), or `now` if >= 0, and `ts_recv_source`
-    USER. Consecutive frames of one record type form a run, a row of
-    RUN_FIELDS in `runs`: record type, byte offset in `out`, records, then the
-    first record's source_id and seq, the last record's seq, and whether every
+    judged by `check_frame` against `sizes` (which counts it in `counts`), and
+    its records are moved down over its header. A frame longer than `cap` is
+    counted OVERSIZE. Every record of a good frame gets `ts_recv` = the clock
+    read after its receive (`ts` is scratch for it), or `now` if >= 0, and
+    `ts_recv_source` USER (header offsets in `header_at`: see HEADER_AT).
+
+    Consecutive frames of one record type form a run, a row of RUN_FIELDS in
+    `runs`: record type, byte offset in `out`, records, then the first
+    record's source_id and seq, the last record's seq, and whether every
     record came from that source numbered one after the other (the sequence
     tracker's fast path, decided here while the records are hot). Stops early
     at an END frame, when nothing is waiting, or when `out` has no room left
@@ -100,6 +104,7 @@ def drain(sock, out, off, cap, max_frames, wait, now, sizes, counts, runs, ts):
 
     Returns (runs, new off, frames taken, errno or 0, stopped at END).
     """
+    ts_recv_at, seq_at, source_id_at, ts_source_at = header_at
     base = out.ctypes.data
     tsp = ts.ctypes.data
     out64 = out.view(np.int64)  # `out` is 8-byte aligned and so is every int64 in it
@@ -132,16 +137,16 @@ def drain(sock, out, off, cap, max_frames, wait, now, sizes, counts, runs, ts):
         size = sizes[code]
         nbytes = count * size
         _memmove(base + off, base + off + HEADER_SIZE, nbytes)
-        source = _u16(out, off + _SOURCE_ID_AT)
-        first = out64[(off + _SEQ_AT) >> 3]
+        source = _u16(out, off + source_id_at)
+        first = out64[(off + seq_at) >> 3]
         seq = first - 1
         in_order = True
         for r in range(off, off + nbytes, size):
-            out64[(r + _TS_RECV_AT) >> 3] = stamp
-            out[r + _TS_SOURCE_AT] = _USER
-            in_order &= _u16(out, r + _SOURCE_ID_AT) == source
-            in_order &= out64[(r + _SEQ_AT) >> 3] == seq + 1
-            seq = out64[(r + _SEQ_AT) >> 3]
+            out64[(r + ts_recv_at) >> 3] = stamp
+            out[r + ts_source_at] = _USER
+            in_order &= _u16(out, r + source_id_at) == source
+            in_order &= out64[(r + seq_at) >> 3] == seq + 1
+            seq = out64[(r + seq_at) >> 3]
         row = (n_runs - 1) * RUN_FIELDS
         if n_runs and runs[row + RUN_CODE] == code:  # the same run goes on
             runs[row + RUN_IN_ORDER] &= (

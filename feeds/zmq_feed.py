@@ -25,7 +25,7 @@ import zmq
 from redline.feeds.sequence import SequenceTracker
 from redline.feeds.source import wait_readable
 from redline.feeds.wire import BY_CODE, RECORD_SIZES, Batch, Decoder
-from redline.feeds.zmq_drain import EAGAIN, EINTR, RUN_FIELDS, drain
+from redline.feeds.zmq_drain import EAGAIN, EINTR, HEADER_AT, RUN_FIELDS, drain
 from redline.pipeline.clock import Clock, LiveClock
 
 _KINDS = {"sub": zmq.SUB, "pull": zmq.PULL}
@@ -139,6 +139,7 @@ class ZmqFeed:
             wait,
             -1 if self._live else self.clock.now_ns(),
             RECORD_SIZES,
+            HEADER_AT,
             self.decoder.counts,
             self._runs,
             self._ts,
