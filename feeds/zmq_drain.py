@@ -3,9 +3,10 @@
 Why compiled: through pyzmq a `recv()` costs ~0.5 µs, learning that nothing is
 waiting costs ~6 µs (`zmq.Again` is an exception), and judging and stamping a
 frame in Python ~2 µs more (FLOORS.md, bench_feeds). Here numba calls libzmq's
-`zmq_recv` directly: ~0.15 µs a frame with the check, the move and the
-stamp, and an empty socket is a return code. Each frame is stamped with the clock read
-right after its own `zmq_recv` returned.
+`zmq_recv` directly: ~0.2 µs a frame with the check, the move and the
+stamp (bench_feeds), and an empty socket is a return code (libzmq still polls
+its mailbox for it: one syscall, ~1.5 µs here). Each frame is stamped with
+the clock read right after its own `zmq_recv` returned.
 
 libzmq is bound by symbol, not by address, so numba can cache the loop: the
 library pyzmq itself loaded is made visible to LLVM's linker at import. A
