@@ -136,15 +136,14 @@ class _ZmqSender:
 
         libzmq drops what is still in flight when a socket closes on a reader whose queue
         is at its high-water mark, the END frame with it (libzmq#4660; seen here over ipc):
-        a bounded `block` ingress would lose the stream's tail and never end. Unread bytes
-        in the kernel (SIOCOUTQ per connection) show a reader behind; then wait until it
-        has read all and closed its end. A reader that keeps up gets a short grace for
-        what its libzmq I/O thread already took from the kernel but not yet queued.
+        a bounded `block` ingress would lose the stream's tail and never end. So wait
+        until every reader has closed, or the kernel has held nothing unread for them
+        (SIOCOUTQ per connection) for a grace period: what their libzmq I/O threads
+        already took from the kernel still has to reach their queues.
         """
         if self._monitor is None:
             return
-        behind = False
-        grace = time.monotonic() + _CAUGHT_UP_GRACE_S
+        quiet_since = None
         while True:
             while self._monitor.poll(0):
                 event = recv_monitor_message(self._monitor)
@@ -152,9 +151,14 @@ class _ZmqSender:
                     self._peers.add(event["value"])
                 else:
                     self._peers.discard(event["value"])
-            behind = behind or any(map(_unread_bytes, self._peers))
             now = time.monotonic()
-            if not self._peers or now > deadline or (not behind and now > grace):
+            if not self._peers or now > deadline:
+                return
+            if any(map(_unread_bytes, self._peers)):
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since > _CAUGHT_UP_GRACE_S:
                 return
             time.sleep(0.001)
 
