@@ -63,10 +63,14 @@ def _start_recorder(*args):
 
 
 def _rows_on_disk(out):
-    rows = sum(pq.read_metadata(p).num_rows for p in segments(out))
-    for j in out.glob("*.journal"):
-        rows += sum(len(b.records) for b in read_journal(j)[0])
-    return rows
+    while True:
+        try:
+            rows = sum(pq.read_metadata(p).num_rows for p in segments(out))
+            for j in out.glob("*.journal"):
+                rows += sum(len(b.records) for b in read_journal(j)[0])
+            return rows
+        except FileNotFoundError:  # the recorder rotated a segment while we counted: again
+            continue
 
 
 def _wait_rows(out, n, timeout_s=20.0):
