@@ -389,6 +389,15 @@ def _run_in_batches(policy: str, one_by_one: bool, at=None):
     arb, clock, links = make(policy, audit_every=4)
     sizes = [1 + (7 * j) % 9 for j in range(40)]
     recs, outs, alarms = [], [], []
+
+    def poll_for(steps: int) -> None:
+        for _ in range(steps):
+            clock.advance(10 * US)
+            b = arb.poll()
+            recs.append(b.records.copy())
+            outs.append(b.outputs.copy())
+            alarms.append(b.alarms.copy())
+
     i = 0
     for j, k in enumerate(sizes):
         if i >= 120:
@@ -403,18 +412,8 @@ def _run_in_batches(policy: str, one_by_one: bool, at=None):
         else:
             arb.submit_batch(batch, decide=decide)
         i += len(batch)
-        for _ in range(30):
-            clock.advance(10 * US)
-            b = arb.poll()
-            recs.append(b.records.copy())
-            outs.append(b.outputs.copy())
-            alarms.append(b.alarms.copy())
-    for _ in range(300):
-        clock.advance(10 * US)
-        b = arb.poll()
-        recs.append(b.records.copy())
-        outs.append(b.outputs.copy())
-        alarms.append(b.alarms.copy())
+        poll_for(30)
+    poll_for(300)
     return np.concatenate(recs), np.concatenate(outs), np.concatenate(alarms), arb.stats()
 
 
