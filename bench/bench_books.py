@@ -7,7 +7,7 @@ looped (the loops start with the snapshot's CLEAR) to about --deltas, applied
 with the top of book written after every delta. Reported: deltas/s over the
 whole run (p50 of --runs) and the per-delta cost distribution over 4096-delta
 batches (p50/p99/p99.9 ns), against the plain dict-of-levels Python books of
-`feeds/book_ref.py` on one pass of the same deltas (top read after each).
+`feeds/books/reference.py` on one pass of the same deltas (top read after each).
 NautilusTrader is not a dependency and was not installed where this ran;
 the script says so rather than measuring it.
 
@@ -29,13 +29,13 @@ import numpy as np
 import orjson
 from timing import percentiles
 
-from redline.feeds import binance_import as bi
-from redline.feeds import dbn_import as di
-from redline.feeds.book_check import match_top_to_quotes
-from redline.feeds.book_l2 import TOP_DTYPE, L2Book
-from redline.feeds.book_l3 import L3Book
-from redline.feeds.book_ref import DictL2Book, DictL3Book
+from redline.feeds.books.check import match_top_to_quotes
+from redline.feeds.books.l2 import TOP_DTYPE, L2Book
+from redline.feeds.books.l3 import L3Book
+from redline.feeds.books.reference import DictL2Book, DictL3Book
 from redline.feeds.events import Flag
+from redline.feeds.importers import binance as bi
+from redline.feeds.importers import dbn as di
 from redline.feeds.realdata import realdata_dir
 from redline.pipeline.report_json import write_json
 

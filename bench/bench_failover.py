@@ -41,12 +41,12 @@ import zmq
 from timing import percentiles
 
 from redline import kernels
+from redline.feeds.clock import LiveClock
 from redline.feeds.events import DECISION_DTYPE, QUOTE_DTYPE, TRADE_DTYPE, Origin, RecordType
 from redline.kernels.features import N_FEATURES
 from redline.pipeline.arbiter import Arbiter
 from redline.pipeline.arbiter_config import ArbiterConfig, Policy
 from redline.pipeline.breaker import BreakerConfig
-from redline.pipeline.clock import LiveClock
 from redline.pipeline.engine import CpuEngine
 from redline.pipeline.fallback import CpuFallback, safe_default
 from redline.pipeline.report_json import write_json

@@ -39,11 +39,11 @@ import zmq
 from timing import percentiles
 
 from redline.feeds import events as ev
-from redline.feeds import wire
-from redline.feeds.pacer import Pacer
+from redline.feeds.clock import LiveClock
+from redline.feeds.live.pacer import Pacer
+from redline.feeds.live.zmq_feed import ZmqFeed
 from redline.feeds.sequence import SequenceTracker
-from redline.feeds.zmq_feed import ZmqFeed
-from redline.pipeline.clock import LiveClock
+from redline.feeds.wire import frames as wire
 from redline.pipeline.report_json import write_json
 
 END = wire.encode_end()

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from timing import percentiles, timed
 
+from redline.feeds.clock import LiveClock
 from redline.feeds.events import STAGES, RecordType, empty
-from redline.pipeline.clock import LiveClock
 from redline.pipeline.journal import Journal
 from redline.pipeline.latency import LatencyStats
 from redline.pipeline.report_json import write_json

@@ -44,7 +44,7 @@ import zmq
 from timing import percentiles
 
 from redline.feeds.events import QUOTE_DTYPE, RecordType
-from redline.feeds.wire import encode, encode_end
+from redline.feeds.wire.frames import encode, encode_end
 from redline.pipeline.journal import read_journal
 
 GRAPH = """

@@ -1,4 +1,4 @@
-"""Replay throughput and memory: `redline.feeds.replay` against a plain pyarrow read.
+"""Replay throughput and memory: `redline.feeds.replay.reader` against a plain pyarrow read.
 
     .venv/bin/python bench/bench_replay.py                      # 10M and 50M events
     .venv/bin/python bench/bench_replay.py --sizes 2000000 --repeats 2
@@ -36,8 +36,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from redline.feeds import event_schema as es
 from redline.feeds import events as ev
-from redline.feeds.replay import replay
+from redline.feeds.replay.reader import replay
 
 MODES = ("plain", "single", "merge")
 BLOCK = 1 << 20  # rows generated and written at a time: generation memory stays flat
@@ -48,7 +49,7 @@ def generate(folder: Path, n: int, n_files: int, compression: str, row_group: in
     rng = np.random.default_rng(20261123)
     per_file = [n // n_files + (k < n % n_files) for k in range(n_files)]
     paths = []
-    schema = ev.arrow_schema(ev.RecordType.QUOTE)
+    schema = es.arrow_schema(ev.RecordType.QUOTE)
     for k, rows in enumerate(per_file):
         path = folder / f"quotes_{k}.parquet"
         t, px, seq = 1_790_000_000_000_000_000 + k, 100_000 + 1_000 * k, 0
@@ -68,7 +69,7 @@ def generate(folder: Path, n: int, n_files: int, compression: str, row_group: in
                 r["ask_px"] = r["bid_px"] + rng.integers(1, 4, m)
                 r["bid_sz"] = rng.integers(1, 200, m)
                 r["ask_sz"] = rng.integers(1, 200, m)
-                writer.write_table(pa.Table.from_batches([ev.to_arrow(r)]), row_group)
+                writer.write_table(pa.Table.from_batches([es.to_arrow(r)]), row_group)
                 t, px, seq = int(r["ts_event"][-1]), int(r["bid_px"][-1]), seq + m
         paths.append(path)
     return paths

@@ -85,7 +85,8 @@ def _all_recorded_features() -> np.ndarray:
     (all instruments, tick sizes from the bundled instrument table), read once."""
     import pyarrow.parquet as pq
 
-    from redline.feeds.events import RecordType, from_arrow
+    from redline.feeds.event_schema import from_arrow
+    from redline.feeds.events import RecordType
     from redline.feeds.instruments import InstrumentTable
     from redline.replay_data import DIR
 

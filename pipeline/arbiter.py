@@ -60,10 +60,10 @@ from collections import deque
 import numpy as np
 import zmq
 
+from redline.feeds.clock import Clock
 from redline.feeds.events import DECISION_DTYPE, Origin, record_type_of
 from redline.pipeline.arbiter_config import COUNTERS, ArbiterConfig, Batch, Policy, WorkerLink
 from redline.pipeline.breaker import Breaker, Health, Trip
-from redline.pipeline.clock import Clock
 from redline.pipeline.event_ring import EventRing
 from redline.pipeline.fallback import CpuFallback
 from redline.pipeline.recovery import Recovery

@@ -18,7 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "redline.pipeline.run",
     "redline.pipeline.top",
     "redline.kernels.plan_command",
-    "redline.feeds.importer",
+    "redline.feeds.importers.detect",
     "redline.pipeline.worker",
 )
 

@@ -66,8 +66,8 @@ def _publish(
     """Publisher process: the first `seconds` of the recording's `instruments`, paced."""
     import numpy as np
 
-    from redline.feeds.publisher import publish_batches
-    from redline.feeds.replay import replay
+    from redline.feeds.live.publisher import publish_batches
+    from redline.feeds.replay.reader import replay
 
     def head():
         end = None

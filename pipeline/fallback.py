@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from redline.pipeline.clock import Clock
+from redline.feeds.clock import Clock
 
 
 class Engine(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from redline.feeds.synthetic import DEFAULT_MINUTES, DEFAULT_SEED, generate
+from redline.feeds.synthetic.generator import DEFAULT_MINUTES, DEFAULT_SEED, generate
 from redline.pipeline.report_json import add_json_arg, write_json
 
 

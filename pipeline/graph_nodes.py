@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import zmq
 
+from redline.feeds.clock import Clock
 from redline.feeds.events import DECISION_DTYPE, RecordType, record_type_of
+from redline.feeds.live.zmq_feed import ZmqFeed
 from redline.feeds.sequence import SequenceTracker
-from redline.feeds.zmq_feed import ZmqFeed
 from redline.pipeline import graph_config as gc
-from redline.pipeline.clock import Clock
 from redline.pipeline.latency import LatencyStats, count_by_origin, count_deadline_misses
 from redline.pipeline.transport import Receiver, Sender
 from redline.strategies.signal_trader import ANSWER_DTYPE, SignalTrader

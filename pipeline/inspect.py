@@ -1,6 +1,6 @@
 """`redline inspect PATH... [--json PATH]`: what a recording holds.
 
-Streams the files through `redline.feeds.replay` (bounded memory, any length) and
+Streams the files through `redline.feeds.replay.reader` (bounded memory, any length) and
 reports the schema, counts per record type and per instrument, the time span,
 sequence gaps and out-of-order receipt per source, and `ts_recv - ts_event`
 percentiles. `Inspection` is the accumulator, reusable on any stream of batches.
@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from redline.feeds.events import HEADER_FIELDS, Flag, RecordType
-from redline.feeds.replay import Replay
+from redline.feeds.replay.reader import Replay
 from redline.pipeline.latency import StageHistogram
 from redline.pipeline.report_json import add_json_arg, write_json
 

@@ -22,16 +22,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from redline.feeds.events import (
-    DECISION_DTYPE,
-    RecordType,
-    SchemaError,
-    arrow_schema,
-    empty,
-    from_arrow,
-    to_arrow,
-)
-from redline.pipeline.clock import Clock
+from redline.feeds.clock import Clock
+from redline.feeds.event_schema import SchemaError, arrow_schema, from_arrow, to_arrow
+from redline.feeds.events import DECISION_DTYPE, RecordType, empty
 
 DEFAULT_FLUSH_INTERVAL_NS = 100_000_000  # 100 ms: at most this much is lost to a kill -9
 DEFAULT_CAPACITY = 8192  # rows buffered before a forced flush (~1.1 MB)

@@ -37,8 +37,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.samples import Sample
 
+from redline.feeds.clock import Clock
 from redline.feeds.events import Origin
-from redline.pipeline.clock import Clock
 from redline.pipeline.latency import LatencyStats, count_deadline_misses
 
 DEFAULT_PORT = 9464

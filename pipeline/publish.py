@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from redline.feeds.publisher import publish
+from redline.feeds.live.publisher import publish
 from redline.pipeline.report_json import add_json_arg, write_json
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import signal
 
-from redline.feeds.recorder import Recorder
+from redline.feeds.live.recorder import Recorder
+from redline.feeds.live.source import is_udp, open_feed
 from redline.feeds.sequence import SequenceTracker
-from redline.feeds.source import is_udp, open_feed
 from redline.pipeline.report_json import add_json_arg, write_json
 
 

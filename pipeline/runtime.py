@@ -33,9 +33,9 @@ from typing import Any
 
 import zmq
 
+from redline.feeds.clock import Clock, LiveClock
 from redline.pipeline import graph_config as gc
 from redline.pipeline import graph_nodes as gn
-from redline.pipeline.clock import Clock, LiveClock
 from redline.pipeline.transport import Receiver, Sender
 
 _HELD_RETRY_S = 0.001  # a node held back by a full output retries its flush this often

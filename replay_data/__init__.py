@@ -1,4 +1,4 @@
-"""Bundled recordings (zstd Parquet), made by `redline.feeds.synthetic`."""
+"""Bundled recordings (zstd Parquet), made by `redline.feeds.synthetic.generator`."""
 
 from pathlib import Path
 

@@ -24,8 +24,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from redline.feeds.clock import Clock
 from redline.feeds.events import DECISION_DTYPE, Flag, Origin, Side
-from redline.pipeline.clock import Clock
 from redline.pipeline.graph_config import StrategyNode
 
 _SECOND_NS = 1_000_000_000

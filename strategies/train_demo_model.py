@@ -49,7 +49,7 @@ def engine_rows(data_dir: Path = DIR, k: int = N_FEATURES) -> tuple[np.ndarray, 
     """(engine input row after each quote [Q, k], quotes [Q]): quotes and trades applied
     in replay order to a `CpuEngine` whose plan is the k x k identity (k = N_FEATURES:
     the kernels' features; k = 4 * WINDOW: the event window)."""
-    from redline.feeds.replay import replay
+    from redline.feeds.replay.reader import replay
     from redline.pipeline.engine import CpuEngine
 
     eye = nn.Linear(k, k)

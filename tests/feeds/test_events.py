@@ -3,6 +3,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from redline.feeds import event_schema as es
 from redline.feeds import events as ev
 
 
@@ -22,13 +23,13 @@ def _filled(rtype: ev.RecordType, n: int = 7) -> np.ndarray:
 @pytest.mark.parametrize("rtype", list(ev.RecordType))
 def test_numpy_arrow_parquet_round_trip_keeps_every_field(rtype, tmp_path):
     recs = _filled(rtype)
-    batch = ev.to_arrow(recs)
-    assert batch.schema.equals(ev.arrow_schema(rtype))
+    batch = es.to_arrow(recs)
+    assert batch.schema.equals(es.arrow_schema(rtype))
     path = tmp_path / "x.parquet"
     pq.write_table(pa.Table.from_batches([batch]), path, compression="zstd")
     table = pq.read_table(path)
-    assert ev.record_type_from_schema(table.schema) == rtype
-    back = ev.from_arrow(table, rtype, where=str(path))
+    assert es.record_type_from_schema(table.schema) == rtype
+    back = es.from_arrow(table, rtype, where=str(path))
     np.testing.assert_array_equal(back, recs)
 
 
@@ -38,12 +39,12 @@ def test_every_record_has_the_common_header():
 
 
 def test_mistyped_and_missing_columns_are_named():
-    batch = ev.to_arrow(_filled(ev.RecordType.QUOTE))
+    batch = es.to_arrow(_filled(ev.RecordType.QUOTE))
     table = pa.Table.from_batches([batch])
     wrong = table.set_column(
         table.schema.get_field_index("bid_px"), "bid_px", table["bid_px"].cast(pa.float64())
     )
-    with pytest.raises(ev.SchemaError, match=r"f\.parquet: column 'bid_px' has type double"):
-        ev.from_arrow(wrong, ev.RecordType.QUOTE, where="f.parquet")
-    with pytest.raises(ev.SchemaError, match="missing column 'ask_sz'"):
-        ev.from_arrow(table.drop_columns(["ask_sz"]), ev.RecordType.QUOTE, where="f.parquet")
+    with pytest.raises(es.SchemaError, match=r"f\.parquet: column 'bid_px' has type double"):
+        es.from_arrow(wrong, ev.RecordType.QUOTE, where="f.parquet")
+    with pytest.raises(es.SchemaError, match="missing column 'ask_sz'"):
+        es.from_arrow(table.drop_columns(["ask_sz"]), ev.RecordType.QUOTE, where="f.parquet")

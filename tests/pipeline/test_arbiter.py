@@ -12,11 +12,11 @@ import heapq
 import numpy as np
 import pytest
 
+from redline.feeds.clock import ReplayClock
 from redline.feeds.events import QUOTE_DTYPE, Origin
 from redline.pipeline.arbiter import Arbiter
 from redline.pipeline.arbiter_config import ArbiterConfig, Policy
 from redline.pipeline.breaker import BreakerConfig, Health
-from redline.pipeline.clock import ReplayClock
 from redline.pipeline.engine import CpuEngine
 from redline.pipeline.fallback import CpuFallback, safe_default
 from redline.pipeline.worker_protocol import (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from redline.feeds.clock import ReplayClock
 from redline.pipeline.breaker import Breaker, BreakerConfig, Health, Trip
-from redline.pipeline.clock import ReplayClock
 
 MS = 1_000_000
 

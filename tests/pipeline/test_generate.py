@@ -6,7 +6,7 @@ import json
 
 import pyarrow.parquet as pq
 
-from redline.feeds.synthetic import FILES
+from redline.feeds.synthetic.generator import FILES
 from redline.pipeline.cli import main
 
 

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import zmq
 
-from redline.feeds.events import QUOTE_DTYPE, STAGES, TRADE_DTYPE, RecordType
-from redline.feeds.publisher import publish_batches
-from redline.feeds.wire import Batch
+from redline.feeds.events import QUOTE_DTYPE, STAGES, TRADE_DTYPE, Batch, RecordType
+from redline.feeds.live.publisher import publish_batches
 from redline.pipeline import graph_config as gc
 from redline.pipeline import graph_nodes as gn
 from redline.pipeline.journal import read_journal

@@ -5,6 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from redline.feeds import event_schema as es
 from redline.feeds import events as ev
 from redline.pipeline import cli
 from redline.pipeline import inspect as inspect_mod
@@ -15,7 +16,7 @@ BAD, SNAP = int(ev.Flag.BAD_TS_RECV), int(ev.Flag.SNAPSHOT)
 
 
 def write(path, recs):
-    pq.write_table(pa.Table.from_batches([ev.to_arrow(recs)]), path)
+    pq.write_table(pa.Table.from_batches([es.to_arrow(recs)]), path)
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from redline.feeds.events import DECISION_DTYPE, RecordType, SchemaError, empty
-from redline.pipeline.clock import ReplayClock
+from redline.feeds.clock import ReplayClock
+from redline.feeds.event_schema import SchemaError
+from redline.feeds.events import DECISION_DTYPE, RecordType, empty
 from redline.pipeline.journal import Journal, read_journal
 
 MS = 1_000_000
@@ -135,7 +136,7 @@ _WRITER = textwrap.dedent(
     import sys, time
     import numpy as np
     from redline.feeds.events import RecordType, empty
-    from redline.pipeline.clock import LiveClock
+    from redline.feeds.clock import LiveClock
     from redline.pipeline.journal import Journal
 
     j = Journal(sys.argv[1], clock=LiveClock(), flush_interval_ns=2_000_000)

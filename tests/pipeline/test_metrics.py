@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from redline.feeds.clock import ReplayClock
 from redline.feeds.events import Origin, RecordType, empty
-from redline.pipeline.clock import ReplayClock
 from redline.pipeline.journal import Journal, read_journal
 from redline.pipeline.latency import STAGE_NAMES, count_deadline_misses
 from redline.pipeline.metrics import Metrics

@@ -3,8 +3,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zmq
 
+from redline.feeds import event_schema as es
 from redline.feeds import events as ev
-from redline.feeds import wire
+from redline.feeds.wire import frames as wire
 from redline.pipeline.cli import main
 
 
@@ -20,7 +21,7 @@ def test_publish_push_at_max_speed_reports_and_delivers(tmp_path, capsys):
     recs["seq"] = np.arange(100)
     recs["ts_recv"] = recs["ts_event"] = np.arange(100)
     path = tmp_path / "t.parquet"
-    pq.write_table(pa.Table.from_batches([ev.to_arrow(recs)]), path)
+    pq.write_table(pa.Table.from_batches([es.to_arrow(recs)]), path)
     ctx = zmq.Context()
     pull = ctx.socket(zmq.PULL)
     pull.setsockopt(zmq.LINGER, 0)

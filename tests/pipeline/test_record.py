@@ -15,9 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 import zmq
 
+from redline.feeds import event_schema as es
 from redline.feeds import events as ev
-from redline.feeds import wire
-from redline.feeds.recorder import read_journal, read_recording, segments
+from redline.feeds.live.recorder import read_journal, read_recording, segments
+from redline.feeds.wire import frames as wire
 
 T0 = 1_700_000_000_000_000_000
 STAMPS = ("ts_recv", "ts_recv_source")
@@ -175,7 +176,7 @@ def test_signals_close_the_open_segment_and_exit_0(tmp_path, push, sig):
 
 
 def _write(path, recs):
-    pq.write_table(pa.Table.from_batches([ev.to_arrow(recs)]), path, compression="zstd")
+    pq.write_table(pa.Table.from_batches([es.to_arrow(recs)]), path, compression="zstd")
 
 
 def _free_port(kind):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
+from redline.feeds.clock import ReplayClock
 from redline.feeds.events import Flag, Origin
 from redline.pipeline.cli import main
-from redline.pipeline.clock import ReplayClock
 from redline.pipeline.journal import Journal
 from redline.pipeline.latency import STAGE_NAMES, stage_durations
 from redline.pipeline.report import PLOTS, default_out_dir

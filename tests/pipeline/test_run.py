@@ -12,8 +12,8 @@ import numpy as np
 import zmq
 
 from redline.feeds.events import Origin, RecordType
-from redline.feeds.replay import replay
-from redline.feeds.wire import encode, encode_end
+from redline.feeds.replay.reader import replay
+from redline.feeds.wire.frames import encode, encode_end
 from redline.pipeline import graph_config as gc
 from redline.pipeline.journal import read_journal
 from redline.pipeline.run import run_graph

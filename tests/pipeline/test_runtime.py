@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 import zmq
 
-from redline.feeds.events import QUOTE_DTYPE, STAGES, Origin, RecordType, Side
-from redline.feeds.publisher import publish_batches
-from redline.feeds.wire import Batch
+from redline.feeds.events import QUOTE_DTYPE, STAGES, Batch, Origin, RecordType, Side
+from redline.feeds.live.publisher import publish_batches
 from redline.pipeline import graph_config as gc
 from redline.pipeline.journal import read_journal
 from redline.pipeline.run import run_graph

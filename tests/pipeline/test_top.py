@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from redline.feeds.clock import ReplayClock
 from redline.pipeline.cli import main
-from redline.pipeline.clock import ReplayClock
 from redline.pipeline.metrics import Metrics
 from redline.pipeline.top import parse_scrape, rates, render, scrape
 

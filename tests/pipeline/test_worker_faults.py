@@ -19,12 +19,12 @@ import pytest
 import torch
 
 from redline import kernels
+from redline.feeds.clock import LiveClock
 from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE, Origin, RecordType
 from redline.kernels.features import N_FEATURES
 from redline.pipeline.arbiter import Arbiter
 from redline.pipeline.arbiter_config import ArbiterConfig, Policy
 from redline.pipeline.breaker import BreakerConfig, Health
-from redline.pipeline.clock import LiveClock
 from redline.pipeline.engine import CpuEngine
 from redline.pipeline.fallback import CpuFallback, safe_default
 from redline.pipeline.worker_link import close_all, spawn_pair

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from redline.feeds.clock import ReplayClock
 from redline.feeds.events import Flag, Origin, Side
-from redline.pipeline.clock import ReplayClock
 from redline.pipeline.graph_config import StrategyNode
 from redline.strategies.signal_trader import ANSWER_DTYPE, Reason, SignalTrader
 

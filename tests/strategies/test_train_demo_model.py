@@ -58,6 +58,7 @@ def _tiny_recording(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from redline.feeds import event_schema as es
     from redline.feeds import events as ev
 
     q = ev.empty(ev.RecordType.QUOTE, 3)
@@ -69,8 +70,8 @@ def _tiny_recording(tmp_path):
     t["ts_recv"] = t["ts_event"] = 30
     t["seq"] = 2
     t["instrument_id"], t["px"], t["sz"], t["aggressor"] = 1, 102, 3, 1
-    pq.write_table(pa.Table.from_batches([ev.to_arrow(q)]), tmp_path / "market_quotes.parquet")
-    pq.write_table(pa.Table.from_batches([ev.to_arrow(t)]), tmp_path / "market_trades.parquet")
+    pq.write_table(pa.Table.from_batches([es.to_arrow(q)]), tmp_path / "market_quotes.parquet")
+    pq.write_table(pa.Table.from_batches([es.to_arrow(t)]), tmp_path / "market_trades.parquet")
     return q, t
 
 

@@ -1,0 +1,1 @@
+"""Order books (L2 price levels, L3 orders), compiled, and their plain-Python references."""

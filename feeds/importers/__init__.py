@@ -1,0 +1,1 @@
+"""Third-party recordings (Databento DBN, Binance captures) into redline Parquet."""

@@ -1,0 +1,141 @@
+"""What an importer returns, and how it lands on disk.
+
+One record type per Parquet file, each sorted by `ts_recv` (stable, so records
+with the same stamp keep the source's order), tagged with the record type in
+the schema metadata (`events.to_arrow`), plus the instrument table:
+
+    OUT/quotes.parquet  OUT/trades.parquet  OUT/book.parquet  OUT/instruments.parquet
+
+This is the layout `redline inspect` and replay read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from redline.feeds import event_schema as es
+from redline.feeds import events as ev
+from redline.feeds.instruments import InstrumentTable
+
+FILE_NAMES: dict[ev.RecordType, str] = {
+    ev.RecordType.QUOTE: "quotes.parquet",
+    ev.RecordType.TRADE: "trades.parquet",
+    ev.RecordType.BOOK_DELTA: "book.parquet",
+}
+INSTRUMENTS_FILE = "instruments.parquet"
+_ROW_GROUP = 1 << 20  # rows per Parquet row group: replay reads a group at a time
+
+
+@dataclass
+class Imported:
+    """Records of one import, by type, plus the instruments they refer to."""
+
+    quotes: np.ndarray = field(default_factory=lambda: ev.empty(ev.RecordType.QUOTE, 0))
+    trades: np.ndarray = field(default_factory=lambda: ev.empty(ev.RecordType.TRADE, 0))
+    book: np.ndarray = field(default_factory=lambda: ev.empty(ev.RecordType.BOOK_DELTA, 0))
+    instruments: InstrumentTable = field(default_factory=InstrumentTable)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def by_type(self) -> dict[ev.RecordType, np.ndarray]:
+        return {
+            ev.RecordType.QUOTE: self.quotes,
+            ev.RecordType.TRADE: self.trades,
+            ev.RecordType.BOOK_DELTA: self.book,
+        }
+
+    @property
+    def events(self) -> int:
+        return len(self.quotes) + len(self.trades) + len(self.book)
+
+    def merge(self, other: Imported) -> Imported:
+        """Both imports in one, each type re-sorted by ts_recv (stable: self first)."""
+        inst = InstrumentTable(list(self.instruments))
+        for i in other.instruments:
+            if i.instrument_id not in inst:
+                inst.add(i)
+            elif inst[i.instrument_id] != i:
+                raise ValueError(
+                    f"instrument {i.instrument_id} defined twice with different terms: "
+                    f"{inst[i.instrument_id]} vs {i}"
+                )
+        merged = {
+            t: sort_by_recv(np.concatenate([a, other.by_type()[t]]))
+            for t, a in self.by_type().items()
+        }
+        return Imported(
+            quotes=merged[ev.RecordType.QUOTE],
+            trades=merged[ev.RecordType.TRADE],
+            book=merged[ev.RecordType.BOOK_DELTA],
+            instruments=inst,
+            stats={**self.stats, **other.stats},
+        )
+
+    def write(self, out: str | Path) -> dict[str, Path]:
+        """Write to a directory (one file per non-empty type plus the
+        instrument table), or to a single `.parquet` file when the import
+        holds exactly one record type (the table then goes beside it as
+        `<name>.instruments.parquet`). Returns what was written."""
+        out = Path(out)
+        present = {t: a for t, a in self.by_type().items() if len(a)}
+        written: dict[str, Path] = {}
+        if out.suffix == ".parquet":
+            if len(present) != 1:
+                names = sorted(FILE_NAMES[t] for t in present) or ["nothing"]
+                raise ValueError(
+                    f"{out}: this import holds {', '.join(names)}; give a directory as OUT "
+                    f"to write one file per record type"
+                )
+            (rtype, recs), = present.items()  # fmt: skip
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_records(out, recs)
+            written[rtype.name.lower()] = out
+            inst_path = out.with_name(out.stem + "." + INSTRUMENTS_FILE)
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            for rtype, recs in present.items():
+                path = out / FILE_NAMES[rtype]
+                write_records(path, recs)
+                written[rtype.name.lower()] = path
+            inst_path = out / INSTRUMENTS_FILE
+        self.instruments.write(inst_path)
+        written["instruments"] = inst_path
+        return written
+
+
+def sort_by_recv(records: np.ndarray) -> np.ndarray:
+    """Records in `ts_recv` order, stable; no copy when already sorted."""
+    ts = records["ts_recv"]
+    if len(ts) < 2 or bool(np.all(ts[1:] >= ts[:-1])):
+        return records
+    return records[np.argsort(ts, kind="stable")]
+
+
+def write_records(path: Path, records: np.ndarray) -> None:
+    table = pa.Table.from_batches([es.to_arrow(sort_by_recv(records))])
+    pq.write_table(table, path, compression="zstd", row_group_size=_ROW_GROUP)
+
+
+def latency_ns(records: np.ndarray) -> dict[str, int]:
+    """ts_recv - ts_event percentiles over records whose receive stamp can be
+    trusted (SNAPSHOT and BAD_TS_RECV records are excluded and counted)."""
+    bad = (records["flags"] & (ev.Flag.SNAPSHOT | ev.Flag.BAD_TS_RECV)) != 0
+    lat = records["ts_recv"][~bad] - records["ts_event"][~bad]
+    out = {"excluded": int(bad.sum()), "count": len(lat)}
+    if len(lat):
+        p50, p99, p999 = np.percentile(lat, [50, 99, 99.9])
+        out.update(p50=int(p50), p99=int(p99), p999=int(p999), max=int(lat.max()))
+    return out
+
+
+def latency_by_type(quotes: np.ndarray, trades: np.ndarray, book: np.ndarray) -> dict[str, dict]:
+    """latency_ns per record type; the book's over event ends (LAST deltas),
+    one figure per venue event rather than one per level it touched."""
+    book_ends = book[(book["flags"] & ev.Flag.LAST) != 0]
+    recs = {"quotes": quotes, "trades": trades, "book": book_ends}
+    return {name: latency_ns(r) for name, r in recs.items() if len(r)}

@@ -1,0 +1,1 @@
+"""Replay of recorded Parquet files as one stream merged by `ts_recv`."""

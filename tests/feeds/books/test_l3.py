@@ -1,0 +1,135 @@
+import numpy as np
+import pytest
+
+from redline.feeds import events as ev
+from redline.feeds.books.l3 import L3Book
+from redline.feeds.books.reference import DictL3Book
+from redline.feeds.events import UNDEF_PX, BookAction, Flag, Side
+
+
+def deltas(rows: list[tuple]) -> np.ndarray:
+    """rows of (side, action, px, sz, order_id[, flags])"""
+    d = ev.empty(ev.RecordType.BOOK_DELTA, len(rows))
+    for i, r in enumerate(rows):
+        d[i]["side"], d[i]["action"], d[i]["px"], d[i]["sz"], d[i]["order_id"] = r[:5]
+        d[i]["flags"] = r[5] if len(r) > 5 else Flag.LAST
+    return d
+
+
+def random_orders(n: int, seed: int) -> np.ndarray:
+    """Adds, modifies (price and size), partial and full cancels, fills and
+    trades (no effect), unknown ids, and a rare CLEAR."""
+    rng = np.random.default_rng(seed)
+    d = ev.empty(ev.RecordType.BOOK_DELTA, n)
+    live: list[int] = []
+    next_id = 1
+    for i in range(n):
+        r = rng.random()
+        rec = d[i]
+        rec["flags"] = Flag.LAST
+        side = int(rng.integers(1, 3))
+        px = 1000 + (1 if side == Side.ASK else -1) * int(rng.geometric(0.2))
+        if r < 0.45 or not live:
+            rec["action"], rec["order_id"] = BookAction.ADD, next_id
+            live.append(next_id)
+            next_id += 1
+        elif r < 0.65:
+            rec["action"], rec["order_id"] = BookAction.UPDATE, live[rng.integers(len(live))]
+        elif r < 0.9:
+            k = int(rng.integers(len(live)))
+            rec["action"], rec["order_id"] = BookAction.DELETE, live[k]
+            if rng.random() < 0.6:
+                live.pop(k)
+                side, px = 0, 0  # a full cancel carries no price: the book knows it
+        elif r < 0.95:
+            rec["action"] = BookAction.FILL if r < 0.93 else BookAction.TRADE
+            rec["order_id"] = live[rng.integers(len(live))]
+        elif r < 0.999:
+            rec["action"], rec["order_id"] = BookAction.DELETE, 10**12 + i  # unknown id
+        else:
+            rec["action"] = BookAction.CLEAR
+            live.clear()
+        rec["side"], rec["px"] = side, px
+        rec["sz"] = int(rng.integers(1, 20)) if rec["action"] != BookAction.DELETE else 0
+        if rec["action"] == BookAction.DELETE and rng.random() < 0.3:
+            rec["sz"] = int(rng.integers(1, 10))  # partial cancel
+    return d
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_top_after_every_delta_matches_a_dict_of_orders(seed):
+    d = random_orders(5000, seed)
+    # a small table forces tombstone clean-ups and growth on the way
+    book, ref = L3Book(order_capacity=16), DictL3Book()
+    top = book.apply(d)
+    for i, r in enumerate(d):
+        ref.apply(int(r["side"]), int(r["action"]), int(r["px"]), int(r["sz"]), int(r["order_id"]))
+        got = tuple(int(top[i][k]) for k in ("bid_px", "bid_sz", "ask_px", "ask_sz"))
+        assert got == ref.best(), f"delta {i}: {r}"
+    assert book.stats["orders"] == len(ref.orders)
+    assert book.stats["missing_cancels"] == ref.missing_cancels
+    for oid, (side, px, sz) in list(ref.orders.items())[:200]:
+        assert book.order(oid) == (side, px, sz)
+    for side in (Side.BID, Side.ASK):
+        px, sz, ct = book.levels(side, 10)
+        levels = ref.asks if side == Side.ASK else ref.bids
+        want = sorted(levels.items(), reverse=side == Side.BID)[:10]
+        assert list(zip(px.tolist(), sz.tolist(), ct.tolist(), strict=True)) == [
+            (p, s, c) for p, (s, c) in want
+        ]
+
+
+def test_order_lifecycle_and_counters():
+    d = deltas(
+        [
+            (Side.BID, BookAction.ADD, 100, 5, 1),
+            (Side.BID, BookAction.ADD, 100, 3, 2),
+            (Side.ASK, BookAction.ADD, 102, 4, 3),
+            (Side.BID, BookAction.DELETE, 0, 2, 1),  # partial cancel: 5 -> 3
+            (Side.BID, BookAction.FILL, 100, 3, 2),  # informational
+            (Side.BID, BookAction.UPDATE, 101, 6, 2),  # modify: new price, new size
+            (Side.ASK, BookAction.DELETE, 0, 0, 99),  # unknown id
+            (Side.ASK, BookAction.UPDATE, 103, 1, 7),  # unknown id: added
+        ]
+    )
+    book = L3Book()
+    top = book.apply(d)
+    assert top[3][["bid_px", "bid_sz"]].tolist() == (100, 6)
+    assert top[4][["bid_px", "bid_sz"]].tolist() == (100, 6)
+    assert top[5][["bid_px", "bid_sz"]].tolist() == (101, 6)
+    assert book.order(1) == (Side.BID, 100, 3) and book.order(2) == (Side.BID, 101, 6)
+    assert book.order(99) is None
+    s = book.stats
+    assert (s["orders"], s["missing_cancels"], s["unknown_modifies"]) == (4, 1, 1)
+    px, sz, ct = book.levels(Side.ASK, 5)
+    assert (px.tolist(), sz.tolist(), ct.tolist()) == ([102, 103], [4, 1], [1, 1])
+    book.apply(deltas([(Side.NONE, BookAction.CLEAR, 0, 0, 0)]))
+    assert book.best() == (UNDEF_PX, 0, UNDEF_PX, 0) and book.stats["orders"] == 0
+    assert book.order(1) is None
+
+
+def test_crossing_order_is_reported_not_removed():
+    d = deltas(
+        [
+            (Side.ASK, BookAction.ADD, 102, 4, 1),
+            (Side.BID, BookAction.ADD, 103, 1, 2),
+        ]
+    )
+    book = L3Book()
+    top = book.apply(d)
+    assert top["crossed"].tolist() == [0, 1]
+    assert book.stats["crossed"] == 1 and book.stats["first_crossed"] == 1
+    assert book.best() == (103, 1, 102, 4)
+
+
+def test_clear_of_a_sparse_book_leaves_no_stale_levels():
+    far = [(Side.BID, BookAction.ADD, 100 - k * 5000, 3, k + 1) for k in range(5)]
+    far += [(Side.ASK, BookAction.ADD, 101 + k * 5000, 2, k + 10) for k in range(5)]
+    book = L3Book()
+    book.apply(deltas(far))
+    assert book.levels(Side.BID, 10)[0].tolist() == [100, -4900, -9900, -14900, -19900]
+    book.apply(deltas([(Side.NONE, BookAction.CLEAR, 0, 0, 0), far[0], far[5]]))
+    assert book.best() == (100, 3, 101, 2)  # not 6 and 4: the old levels were zeroed
+    px, sz, ct = book.levels(Side.BID, 10)
+    assert (px.tolist(), sz.tolist(), ct.tolist()) == ([100], [3], [1])
+    assert book.stats["orders"] == 2
