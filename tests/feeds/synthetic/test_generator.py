@@ -11,8 +11,8 @@ import pytest
 
 from redline.feeds import event_schema as es
 from redline.feeds import events as ev
-from redline.feeds.synthetic.book import DEPTH
 from redline.feeds.synthetic import generator as syn
+from redline.feeds.synthetic.book import DEPTH
 from redline.feeds.synthetic.network import GENERATOR_KEY
 from redline.replay_data import DIR as BUNDLED
 
