@@ -29,9 +29,9 @@ from timing import percentiles, timed
 from torch import nn
 
 import redline.kernels as rk
-from redline.kernels.calibration import calibration_features, synthetic_market
-from redline.kernels.demo_model import demo_model
 from redline.kernels.features import N_FEATURES, FeatureState, merge_order
+from redline.kernels.plans.calibration import calibration_features, synthetic_market
+from redline.kernels.plans.demo_model import demo_model
 from redline.pipeline.report_json import write_json
 
 # H100 SXM datasheet peaks: dense bf16 tensor-core FLOP/s and HBM3 bytes/s.

@@ -24,19 +24,19 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, tuple[str, str]] = {
-    "compile": ("model_import", "compile"),
-    "UnsupportedModelError": ("model_import", "UnsupportedModelError"),
-    "load": ("plan_file", "load_plan"),
-    "PlanFileError": ("plan_file", "PlanFileError"),
-    "Plan": ("plan", "Plan"),
-    "MLPPlan": ("plan", "MLPPlan"),
-    "GRUPlan": ("plan", "GRUPlan"),
-    "PrecisionBound": ("precision_gate", "PrecisionBound"),
-    "PrecisionRefusedError": ("precision_gate", "PrecisionRefusedError"),
+    "compile": ("plans.from_torch", "compile"),
+    "UnsupportedModelError": ("plans.from_torch", "UnsupportedModelError"),
+    "load": ("plans.storage", "load_plan"),
+    "PlanFileError": ("plans.storage", "PlanFileError"),
+    "Plan": ("plans.plan", "Plan"),
+    "MLPPlan": ("plans.plan", "MLPPlan"),
+    "GRUPlan": ("plans.plan", "GRUPlan"),
+    "PrecisionBound": ("plans.precision_gate", "PrecisionBound"),
+    "PrecisionRefusedError": ("plans.precision_gate", "PrecisionRefusedError"),
     "FEATURE_NAMES": ("features", "FEATURE_NAMES"),
     "N_FEATURES": ("features", "N_FEATURES"),
     "FeatureState": ("features", "FeatureState"),
-    "demo_model": ("demo_model", "demo_model"),
+    "demo_model": ("plans.demo_model", "demo_model"),
 }
 
 __all__ = sorted(_EXPORTS)

@@ -4,7 +4,7 @@ Torch-free on purpose: a CPU worker that imports torch takes ~2 s to start on an
 VM (5-15 s loaded), and a restart is what a failover costs. FLOORS.md: a 32-64-64-16 MLP at
 batch 1 costs 7 µs in numpy vs 24 µs through nn.Module; 8 rows in one call cost 10.4 µs vs
 6.8 µs for one, so a worker answers a feed batch's rows in one call. Used by the kernels' CPU plan
-(`cpu_mlp.CpuMLP`) and by the workers' torch-free plan reader (`pipeline/numpy_plan.py`).
+(`cpu_mlp.CpuMLP`) and by the workers' torch-free plan reader (`kernels/plans/numpy_loader.py`).
 """
 
 from __future__ import annotations

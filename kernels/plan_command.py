@@ -33,10 +33,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from redline.kernels.calibration import recorded_features
-    from redline.kernels.demo_model import demo_model
-    from redline.kernels.model_import import compile as compile_plan
-    from redline.kernels.precision_gate import (
+    from redline.kernels.plans.calibration import recorded_features
+    from redline.kernels.plans.demo_model import demo_model
+    from redline.kernels.plans.from_torch import compile as compile_plan
+    from redline.kernels.plans.precision_gate import (
         DEFAULT_BOUNDS,
         PrecisionBound,
         PrecisionRefusedError,

@@ -339,8 +339,8 @@ def build_arbiter(node: gc.ArbiterNode, clock: Clock, graph: gc.GraphSpec):
     fallback = None
     n_out = 1
     if node.fallback:
+        from redline.kernels.plans.numpy_loader import load_numpy_plan
         from redline.pipeline.engine import CpuEngine
-        from redline.pipeline.numpy_plan import load_numpy_plan
 
         plan = load_numpy_plan(model_dir)  # the workers' CPU path: no torch import (~2-10 s)
         fallback = CpuFallback(CpuEngine(plan), clock)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE, Side
-from redline.kernels.calibration import synthetic_market
 from redline.kernels.features import (
     FEATURE_NAMES,
     N_FEATURES,
@@ -14,6 +13,7 @@ from redline.kernels.features import (
     features_ref,
     merge_order,
 )
+from redline.kernels.plans.calibration import synthetic_market
 
 TICKS = [0.01, 0.25, 0.5]
 F = {name: i for i, name in enumerate(FEATURE_NAMES)}

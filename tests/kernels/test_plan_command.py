@@ -5,10 +5,10 @@ import json
 import torch
 
 import redline.kernels as rk
-from redline.kernels.calibration import calibration_features
-from redline.kernels.demo_model import demo_model
 from redline.kernels.fused_mlp import PRECISIONS
 from redline.kernels.plan_command import PRECISION_CHOICES
+from redline.kernels.plans.calibration import calibration_features
+from redline.kernels.plans.demo_model import demo_model
 from redline.pipeline.cli import main
 
 

@@ -19,7 +19,7 @@ import torch
 from redline.kernels.fused_mlp import MLPLayer
 
 if TYPE_CHECKING:
-    from redline.kernels.plan import Plan
+    from redline.kernels.plans.plan import Plan
 
 FORMAT = "redline.plan"
 FORMAT_VERSION = 1
@@ -130,7 +130,7 @@ def load_plan(
     directory: str | Path, device: str | torch.device | None = None, backend: str = "auto"
 ) -> Plan:
     """Rebuild a saved plan; device and backend are chosen as in `compile()`."""
-    from redline.kernels.plan import GRUPlan, MLPPlan
+    from redline.kernels.plans.plan import GRUPlan, MLPPlan
 
     directory = Path(directory)
     if directory.is_file():

@@ -3,8 +3,8 @@
 import torch
 
 import redline.kernels as rk
-from redline.kernels.calibration import recorded_features
-from redline.kernels.demo_model import demo_model
+from redline.kernels.plans.calibration import recorded_features
+from redline.kernels.plans.demo_model import demo_model
 
 
 def test_same_seed_same_weights_and_compilable():

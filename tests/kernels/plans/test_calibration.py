@@ -3,8 +3,12 @@
 import numpy as np
 import pytest
 
-from redline.kernels.calibration import calibration_features, recorded_features, synthetic_market
 from redline.kernels.features import N_FEATURES
+from redline.kernels.plans.calibration import (
+    calibration_features,
+    recorded_features,
+    synthetic_market,
+)
 
 
 def test_synthetic_market_is_valid_and_seeded():

@@ -4,7 +4,7 @@ Why: a CPU worker that imports torch takes 2.2 s to start on an idle 2 vCPU VM a
 load, and a restart is what a failover costs; numpy + safetensors start in 0.2 s. The plan file
 is the kernels' format (manifest.json + weights.safetensors, sha256 checked); the arithmetic is
 the kernels' own small-batch CPU path (`redline.kernels.numpy_mlp`, torch-free), and
-tests/pipeline/test_numpy_plan.py checks it against `redline.kernels.load` on the same files.
+tests/kernels/plans/test_numpy_loader.py checks it against `redline.kernels.load` on the same files.
 What it does not cover (GRU plans, bf16 weights) returns None from `load_numpy_plan`, and
 the worker then loads through `redline.kernels` instead.
 """

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from redline.kernels.calibration import recorded_features
 from redline.kernels.features import N_FEATURES
+from redline.kernels.plans.calibration import recorded_features
 
 HIDDEN = 64
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from redline import kernels
-from redline.pipeline.numpy_plan import load_numpy_plan
+from redline.kernels.plans.numpy_loader import load_numpy_plan
 
 
 @pytest.mark.parametrize(

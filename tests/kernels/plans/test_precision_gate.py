@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 import redline.kernels as rk
-from redline.kernels.calibration import recorded_features
-from redline.kernels.demo_model import demo_model
 from redline.kernels.features import N_FEATURES
-from redline.kernels.precision_gate import (
+from redline.kernels.plans.calibration import recorded_features
+from redline.kernels.plans.demo_model import demo_model
+from redline.kernels.plans.precision_gate import (
     PrecisionBound,
     PrecisionRefusedError,
     decisions,

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from redline.kernels.fused_mlp import MAX_LAYERS, MAX_WIDTH, MLPLayer, quantize_layer
-from redline.kernels.plan import GRUPlan, MLPPlan, Plan
-from redline.kernels.precision_gate import PrecisionBound, gate_plan
+from redline.kernels.plans.plan import GRUPlan, MLPPlan, Plan
+from redline.kernels.plans.precision_gate import PrecisionBound, gate_plan
 
 
 class UnsupportedModelError(ValueError):

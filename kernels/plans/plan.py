@@ -117,7 +117,7 @@ class Plan:
 
     def save(self, directory: str | Path) -> Path:
         """Write `weights.safetensors` and `manifest.json` into `directory`."""
-        from redline.kernels.plan_file import save_plan
+        from redline.kernels.plans.storage import save_plan
 
         return save_plan(self, directory)
 

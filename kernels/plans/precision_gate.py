@@ -128,7 +128,7 @@ def gate_plan(plan, module: nn.Module, calibration: np.ndarray | torch.Tensor, b
     """Measure `plan` against the fp32 plan of `module` on `calibration` [B, K];
     return the GateReport, or raise PrecisionRefusedError if it is over `bound`
     (default: DEFAULT_BOUNDS[plan.precision])."""
-    from redline.kernels.model_import import compile as compile_plan
+    from redline.kernels.plans.from_torch import compile as compile_plan
 
     x = torch.as_tensor(calibration, dtype=torch.float32)
     if x.ndim != 2 or x.shape[1] != plan.in_features:
@@ -146,7 +146,7 @@ def precision_report(
     module: nn.Module, calibration: np.ndarray | torch.Tensor, backend: str = "cpu"
 ) -> list[GateReport]:
     """One GateReport per reduced precision the module compiles to (not raising)."""
-    from redline.kernels.model_import import compile as compile_plan
+    from redline.kernels.plans.from_torch import compile as compile_plan
 
     x = torch.as_tensor(calibration, dtype=torch.float32)
     reference = compile_plan(module, precision="fp32", backend="cpu")(x)
