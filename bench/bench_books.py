@@ -37,7 +37,7 @@ from redline.feeds.events import Flag
 from redline.feeds.importers import binance as bi
 from redline.feeds.importers import dbn as di
 from redline.feeds.realdata import realdata_dir
-from redline.pipeline.report_json import write_json
+from redline.pipeline.cli.json_out import write_json
 
 BATCH = 4096
 

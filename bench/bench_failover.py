@@ -44,14 +44,14 @@ from redline import kernels
 from redline.feeds.clock import LiveClock
 from redline.feeds.events import DECISION_DTYPE, QUOTE_DTYPE, TRADE_DTYPE, Origin, RecordType
 from redline.kernels.features import N_FEATURES
-from redline.pipeline.arbiter import Arbiter
-from redline.pipeline.arbiter_config import ArbiterConfig, Policy
-from redline.pipeline.breaker import BreakerConfig
-from redline.pipeline.engine import CpuEngine
-from redline.pipeline.fallback import CpuFallback, safe_default
-from redline.pipeline.report_json import write_json
-from redline.pipeline.worker_link import ZmqWorkerLink, close_all, ipc_endpoints, spawn_pair
-from redline.pipeline.worker_protocol import (
+from redline.pipeline.arbiter.arbiter import Arbiter
+from redline.pipeline.arbiter.breaker import BreakerConfig
+from redline.pipeline.arbiter.config import ArbiterConfig, Policy
+from redline.pipeline.arbiter.fallback import CpuFallback, safe_default
+from redline.pipeline.cli.json_out import write_json
+from redline.pipeline.workers.engines import CpuEngine
+from redline.pipeline.workers.link import ZmqWorkerLink, close_all, ipc_endpoints, spawn_pair
+from redline.pipeline.workers.protocol import (
     ASK_FLAG,
     SLOT,
     Kind,

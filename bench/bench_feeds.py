@@ -44,7 +44,7 @@ from redline.feeds.live.pacer import Pacer
 from redline.feeds.live.zmq_feed import ZmqFeed
 from redline.feeds.sequence import SequenceTracker
 from redline.feeds.wire import frames as wire
-from redline.pipeline.report_json import write_json
+from redline.pipeline.cli.json_out import write_json
 
 END = wire.encode_end()
 

@@ -21,9 +21,9 @@ from timing import percentiles, timed
 
 from redline.feeds.clock import LiveClock
 from redline.feeds.events import STAGES, RecordType, empty
-from redline.pipeline.journal import Journal
-from redline.pipeline.latency import LatencyStats
-from redline.pipeline.report_json import write_json
+from redline.pipeline.cli.json_out import write_json
+from redline.pipeline.observe.journal import Journal
+from redline.pipeline.observe.latency import LatencyStats
 
 
 def decisions(n: int, seed: int = 0) -> np.ndarray:

@@ -32,7 +32,7 @@ import redline.kernels as rk
 from redline.kernels.features import N_FEATURES, FeatureState, merge_order
 from redline.kernels.plans.calibration import calibration_features, synthetic_market
 from redline.kernels.plans.demo_model import demo_model
-from redline.pipeline.report_json import write_json
+from redline.pipeline.cli.json_out import write_json
 
 # H100 SXM datasheet peaks: dense bf16 tensor-core FLOP/s and HBM3 bytes/s.
 H100_BF16_FLOPS = 989e12

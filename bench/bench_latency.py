@@ -45,7 +45,7 @@ from timing import percentiles
 
 from redline.feeds.events import QUOTE_DTYPE, RecordType
 from redline.feeds.wire.frames import encode, encode_end
-from redline.pipeline.journal import read_journal
+from redline.pipeline.observe.journal import read_journal
 
 GRAPH = """
 [graph]
@@ -184,7 +184,7 @@ def run_floor(multi: bool, rate: int, seconds: float, d: Path) -> dict:
 def run_graph(multi: bool, rate: int, seconds: float, d: Path, wait: str = "await") -> dict:
     graph = d / "graph.toml"
     graph.write_text(GRAPH.format(d=d, wait=wait))
-    cmd = [sys.executable, "-m", "redline.pipeline.cli", "run", str(graph)]
+    cmd = [sys.executable, "-m", "redline.pipeline.cli.main", "run", str(graph)]
     splits = [["strategy", "journal"], ["feed", "arbiter"]] if multi else [[]]
     procs = []
     for i, nodes in enumerate(splits):

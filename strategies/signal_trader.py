@@ -26,7 +26,7 @@ import numpy as np
 
 from redline.feeds.clock import Clock
 from redline.feeds.events import DECISION_DTYPE, Flag, Origin, Side
-from redline.pipeline.graph_config import StrategyNode
+from redline.pipeline.graph.config import StrategyNode
 
 _SECOND_NS = 1_000_000_000
 

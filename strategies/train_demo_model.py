@@ -50,7 +50,7 @@ def engine_rows(data_dir: Path = DIR, k: int = N_FEATURES) -> tuple[np.ndarray, 
     in replay order to a `CpuEngine` whose plan is the k x k identity (k = N_FEATURES:
     the kernels' features; k = 4 * WINDOW: the event window)."""
     from redline.feeds.replay.reader import replay
-    from redline.pipeline.engine import CpuEngine
+    from redline.pipeline.workers.engines import CpuEngine
 
     eye = nn.Linear(k, k)
     with torch.no_grad():

@@ -20,7 +20,7 @@ import zstandard
 from redline.feeds.importers import binance as binance_import
 from redline.feeds.importers import dbn as dbn_import
 from redline.feeds.importers.output import Imported
-from redline.pipeline.report_json import add_json_arg, write_json
+from redline.pipeline.cli.json_out import add_json_arg, write_json
 
 FORMATS = ("dbn", "binance")
 

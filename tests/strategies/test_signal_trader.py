@@ -3,7 +3,7 @@ import pytest
 
 from redline.feeds.clock import ReplayClock
 from redline.feeds.events import Flag, Origin, Side
-from redline.pipeline.graph_config import StrategyNode
+from redline.pipeline.graph.config import StrategyNode
 from redline.strategies.signal_trader import ANSWER_DTYPE, Reason, SignalTrader
 
 T0 = 1_700_000_000_000_000_000

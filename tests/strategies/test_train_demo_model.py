@@ -41,7 +41,7 @@ def test_training_is_deterministic_and_takes_raw_features(monkeypatch):
 
 
 def test_bundled_model_runs_on_the_workers_engine():
-    from redline.pipeline.engine import CpuEngine
+    from redline.pipeline.workers.engines import CpuEngine
 
     plan = kernels.load(DIR / "model", backend="cpu")
     assert (plan.in_features, plan.out_features) == (N_FEATURES, 1)

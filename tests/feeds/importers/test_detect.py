@@ -11,7 +11,7 @@ from redline.feeds import event_schema as es
 from redline.feeds import events as ev
 from redline.feeds.importers.detect import detect_format, import_files
 from redline.feeds.instruments import InstrumentTable
-from redline.pipeline import cli
+from redline.pipeline.cli import main as cli
 
 HERE = Path(__file__).resolve().parent
 

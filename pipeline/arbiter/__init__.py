@@ -1,0 +1,1 @@
+"""The failover arbiter: requests, deadlines, policies, checks, worker health and recovery."""

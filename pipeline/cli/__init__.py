@@ -1,0 +1,1 @@
+"""The `redline` command, one module per subcommand."""

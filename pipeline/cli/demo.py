@@ -1,0 +1,252 @@
+"""`redline demo`: the main job on bundled data, no arguments needed.
+
+A publisher process replays the bundled market recording (quotes and trades)
+over a real ZeroMQ socket (tcp, XPUB) into the `demo` graph: feed -> arbiter
+with two redundant workers (CUDA when there is a GPU, else CPU) -> signal
+trader -> journal. Halfway through, worker A is SIGKILLed (`--no-chaos` to
+skip) and the arbiter fails over to B while A is restarted. At the end it
+prints the summary (events, decisions by origin, lost decisions, deadline
+misses, failovers, tick-to-decision and per-stage p50/p99/p99.9), writes the
+journal report (PNG plots) and, with `--json PATH`, the figures.
+
+Sized for a 2-vCPU VM: by default 40 s of the recording at 2x speed, the
+events of instrument 1 (ES: ~190 quotes/s and its trades), and a decision for
+every quote (the ticks edge conflates to the latest quote when the graph
+falls behind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import resource
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from redline.pipeline.cli.json_out import add_json_arg, write_json
+from redline.pipeline.graph import config as gc
+from redline.pipeline.graph.runtime import Runtime
+from redline.replay_data import DIR
+
+RECORDINGS = ("market_quotes.parquet", "market_trades.parquet")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("demo", help="run the main job on the bundled recordings")
+    p.add_argument("--seconds", type=float, default=40.0, help="recording seconds to replay")
+    p.add_argument("--speed", type=float, default=2.0, help="replay speed (1 = real time)")
+    p.add_argument(
+        "--instruments",
+        type=lambda s: tuple(int(x) for x in s.split(",")),
+        default=(1,),
+        help="instruments replayed, each quote asking for a decision (comma separated)",
+    )
+    p.add_argument("--no-chaos", action="store_true", help="don't kill a worker halfway")
+    p.add_argument("--model", default="", help="model plan folder (default: the bundled one)")
+    p.add_argument("--out", type=Path, default=None, help="folder for the journal and plots")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_json_arg(p)
+    p.set_defaults(run=run)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _publish(
+    paths: list[str], endpoint: str, seconds: float, speed: float, instruments: tuple[int, ...]
+) -> None:
+    """Publisher process: the first `seconds` of the recording's `instruments`, paced."""
+    import numpy as np
+
+    from redline.feeds.live.publisher import publish_batches
+    from redline.feeds.replay.reader import replay
+
+    def head():
+        end = None
+        for rtype, recs in replay(paths, batch_rows=4096):
+            if end is None:
+                end = int(recs["ts_event"][0]) + int(seconds * 1e9)
+            keep = recs[(recs["ts_event"] < end) & np.isin(recs["instrument_id"], instruments)]
+            if len(keep):
+                yield rtype, keep
+            if recs["ts_event"][-1] >= end:
+                return
+
+    # Read the recording before publishing: the pacer's clock starts when publishing does,
+    # and a lazy read of the first batch (parquet decode, ~50-300 ms here) would make the
+    # first ~100 events late, sent in one catch-up burst that only measures the read.
+    batches = list(head())  # 40 s of one instrument: ~10k records, ~1 MB
+    publish_batches(batches, endpoint, speed=speed, wait_timeout_s=120)
+
+
+def count_events(paths: list[str], seconds: float, instruments: tuple[int, ...]) -> int:
+    """How many events the publisher will send (for progress and the chaos point)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(p, columns=["ts_event", "instrument_id"]) for p in paths]
+    t0 = min(pc.min(t["ts_event"]).as_py() for t in tables)
+    end = t0 + int(seconds * 1e9)
+    n = 0
+    for t in tables:
+        mask = pc.and_(
+            pc.less(t["ts_event"], end), pc.is_in(t["instrument_id"], pa_ids(instruments))
+        )
+        n += pc.sum(mask).as_py() or 0
+    return n
+
+
+def pa_ids(instruments: tuple[int, ...]):
+    import pyarrow as pa
+
+    return pa.array(instruments, pa.uint32())
+
+
+def demo_graph(
+    port: int, journal: Path, instruments: tuple[int, ...], model: str = ""
+) -> gc.GraphSpec:
+    """The bundled `demo` preset, pointed at this run's publisher and journal."""
+    spec = gc.load("demo")
+    nodes = dict(spec.nodes)
+    nodes["feed"] = msgspec.structs.replace(nodes["feed"], source=f"tcp://127.0.0.1:{port}")
+    nodes["arbiter"] = msgspec.structs.replace(
+        nodes["arbiter"], instruments=instruments, model=model
+    )
+    nodes["journal"] = msgspec.structs.replace(nodes["journal"], path=str(journal))
+    return msgspec.structs.replace(spec, nodes=nodes)
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    paths = [str(DIR / name) for name in RECORDINGS]
+    out = Path(args.out or tempfile.mkdtemp(prefix="redline-demo-"))
+    out.mkdir(parents=True, exist_ok=True)
+    journal = out / "journal.arrow"
+    if journal.exists():
+        journal.unlink()  # a demo rerun into the same folder starts a new journal
+    total = count_events(paths, args.seconds, args.instruments)
+    port = _free_port()
+    spec = demo_graph(port, journal, args.instruments, args.model)
+    console.print(
+        f"redline demo: {total:,} events ({args.seconds:g} s of the recording at "
+        f"{args.speed:g}x), decisions on instruments {list(args.instruments)}, "
+        f"chaos {'off' if args.no_chaos else 'on'}; output in {out}"
+    )
+    t0 = time.monotonic()
+    rt = Runtime(spec)  # starts both workers and waits until they are warm
+    kill_at = None if args.no_chaos else max(1, total // 2)
+    pub = multiprocessing.get_context("spawn").Process(
+        target=_publish,
+        args=(paths, f"tcp://127.0.0.1:{port}", args.seconds, args.speed, args.instruments),
+    )
+    pub.start()
+    try:
+        code = _run_with_progress(rt, total, kill_at, console, show=not args.no_progress)
+    finally:
+        pub.join(30)
+        if pub.is_alive():
+            pub.kill()
+    wall = time.monotonic() - t0
+    figures = summary(rt, wall)
+    _print_summary(figures, console)
+    from redline.pipeline.cli.report import write_plots
+    from redline.pipeline.observe.journal import read_journal
+
+    plots = write_plots(read_journal(journal), out)
+    console.print(f"report: {journal} and {', '.join(p.name for p in plots)} in {out}")
+    write_json(args.json, figures)
+    return code if figures["lost_decisions"] == 0 else 1
+
+
+def _run_with_progress(rt: Runtime, total: int, kill_at: int | None, console, show: bool) -> int:
+    """Run the graph; on the same loop, show progress and kill worker A at `kill_at` events."""
+    import uvloop
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    feed, arb, sink = rt.nodes["feed"], rt.nodes["arbiter"], rt.nodes["journal"]
+
+    async def main() -> int:
+        graph = asyncio.create_task(rt.run_async())
+        cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(
+            *cols, TextColumn("{task.fields[note]}"), console=console, disable=not show
+        ) as bar:
+            task = bar.add_task("events", total=total, note="")
+            while True:
+                if kill_at is not None and not arb.killed_pid and feed.events >= kill_at:
+                    pid = arb.kill_worker(0)
+                    console.print(f"chaos: worker A (pid {pid}) killed at {feed.events:,} events")
+                bar.update(task, completed=feed.events, note=f"decisions {sink.events:,}")
+                if graph.done():
+                    return graph.result()
+                await asyncio.wait({graph}, timeout=0.05)
+
+    return uvloop.run(main())
+
+
+def summary(rt: Runtime, wall_s: float) -> dict[str, Any]:
+    """The contract figures of a finished demo run."""
+    stats = rt.stats()
+    nodes = stats["nodes"]
+    feed, arb, sink = nodes["feed"], nodes["arbiter"], nodes["journal"]
+    arb_stats = arb["arbiter"]
+    drops = {e: s["drops"] for e, s in stats["edges"].items()}  # every drop, counted per edge
+    conflated = {e: s["drops"] - s.get("ingress_drops", 0) for e, s in stats["edges"].items()}
+    graph_s = stats["seconds"] or wall_s
+    return {
+        "events": feed["events"],
+        "decisions": sink["decisions"],
+        "decisions_by_origin": sink["decisions_by_origin"],
+        # asked for but never journaled: must be 0 (every decision is accounted for)
+        "lost_decisions": arb["asked"] - sink["decisions"],
+        "deadline_misses": sink["deadline_misses"],
+        "failovers": arb_stats.get("failovers", 0),
+        "latency_ns": sink["latency_ns"],
+        "stages": sink["stages"],
+        "events_per_s": feed["events"] / graph_s if graph_s else 0.0,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "conflated": conflated,
+        "drops_by_edge": drops,  # conflated + lost before the feed (sequence gaps)
+        "ingress_drops": feed["ingress_drops"],
+        "restarts": arb_stats.get("restarts", 0),
+        "killed_worker_pid": rt.nodes["arbiter"].killed_pid or None,
+        "strategy": {k: nodes["strategy"][k] for k in ("reasons", "positions", "halted")},
+        "feed": feed["feed"],
+        "arbiter": arb_stats,
+        "arbiter_node": {k: arb[k] for k in ("events", "asked", "filtered")},
+        "seconds": wall_s,
+    }
+
+
+def _print_summary(f: dict[str, Any], console) -> None:
+    from rich.table import Table
+
+    table = Table(title="tick-to-decision and per stage (µs)", title_justify="left")
+    for col in ("stage", "p50", "p99", "p99.9", "max"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for stage, p in [("tick_to_decision", f["latency_ns"]), *f["stages"].items()]:
+        table.add_row(stage, *(_us(p[k]) for k in ("p50", "p99", "p999", "max")))
+    console.print(table)
+    origins = ", ".join(f"{k} {v:,}" for k, v in f["decisions_by_origin"].items())
+    console.print(
+        f"events {f['events']:,} ({f['events_per_s']:,.0f}/s), decisions {f['decisions']:,} "
+        f"({origins}), lost {f['lost_decisions']}, deadline misses {f['deadline_misses']}, "
+        f"failovers {f['failovers']}, worker restarts {f['restarts']}, "
+        f"dropped by backpressure {sum(f['drops_by_edge'].values()):,} "
+        f"({', '.join(f'{e} {n:,}' for e, n in f['drops_by_edge'].items())}; "
+        f"sequence gaps before the feed {f['ingress_drops']:,}), {f['seconds']:.1f} s"
+    )
+
+
+def _us(ns: int | None) -> str:
+    return "–" if ns is None else f"{ns / 1e3:,.1f}"

@@ -1,0 +1,48 @@
+"""The `redline` command. Each subcommand lives in its own module, which
+exposes `register(subparsers)`; this file only lists them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# module -> one subcommand each; add a line to add a command.
+COMMANDS: tuple[str, ...] = (
+    "redline.pipeline.cli.demo",
+    "redline.pipeline.cli.publish",
+    "redline.pipeline.cli.record",
+    "redline.pipeline.cli.generate",
+    "redline.pipeline.cli.inspect_files",
+    "redline.pipeline.cli.report",
+    "redline.pipeline.cli.run",
+    "redline.pipeline.cli.top",
+    "redline.pipeline.cli.plan",
+    "redline.feeds.importers.detect",
+    "redline.pipeline.workers.process",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="redline", description="Low-latency real-time decision pipeline."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, FileNotFoundError) as exc:  # bad input: say what, not a traceback
+        print(f"redline {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

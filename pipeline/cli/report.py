@@ -1,0 +1,188 @@
+"""`redline report JOURNAL`: the latency breakdown of a decision journal.
+
+Prints p50/p99/p99.9/max per stage, decisions by origin and deadline misses,
+writes three PNGs (latency histogram per stage, latency over time,
+decisions per second) and, with `--json`, the figures under the contract
+keys. Same accounting as the live metrics (`latency.LatencyStats`), so a
+report and a scrape of the same run agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from redline.feeds.events import Origin
+from redline.pipeline.cli.json_out import add_json_arg, write_json
+from redline.pipeline.observe.journal import read_journal
+from redline.pipeline.observe.latency import (
+    TICK_TO_DECISION,
+    LatencyStats,
+    count_by_origin,
+    count_deadline_misses,
+    counted,
+    stage_durations,
+)
+
+PLOTS = ("latency_histograms.png", "latency_over_time.png", "decisions_per_second.png")
+_MAX_SCATTER = 50_000  # points drawn in the over-time plot; more only blurs it
+_TIME_BINS = 100  # bins of the p50/p99 lines over time
+
+
+def journal_figures(decisions: np.ndarray) -> dict:
+    """The report's figures (contract keys plus a few of its own)."""
+    stats = LatencyStats()
+    stats.record(decisions)
+    summary = stats.summary()
+    span_s = 0.0
+    if decisions.size > 1:
+        span_s = float(decisions["ts_decision"].max() - decisions["ts_decision"].min()) / 1e9
+    versions, counts = np.unique(decisions["model_version"], return_counts=True)
+    return {
+        "decisions": int(decisions.size),
+        "decisions_by_origin": count_by_origin(decisions),
+        "deadline_misses": count_deadline_misses(decisions),
+        "latency_ns": summary["latency_ns"],
+        "stages": summary["stages"],
+        "latency_samples": summary["latency_samples"],
+        "latency_excluded": summary["latency_excluded"],
+        "model_versions": {str(v): int(c) for v, c in zip(versions, counts, strict=True)},
+        "span_s": span_s,
+        "decisions_per_s": decisions.size / span_s if span_s > 0 else None,
+    }
+
+
+def print_figures(figures: dict, console: Console) -> None:
+    table = Table(title="latency (µs)", title_justify="left")
+    for col in ("stage", "p50", "p99", "p99.9", "max"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    rows = [(TICK_TO_DECISION, figures["latency_ns"]), *figures["stages"].items()]
+    for stage, p in rows:
+        table.add_row(stage, *(_us(p[k]) for k in ("p50", "p99", "p999", "max")))
+    console.print(table)
+    origins = ", ".join(f"{k} {v:,}" for k, v in figures["decisions_by_origin"].items())
+    console.print(f"decisions {figures['decisions']:,} ({origins})")
+    console.print(
+        f"deadline misses {figures['deadline_misses']:,}; "
+        f"left out of latency (bad ts_recv / snapshot) {figures['latency_excluded']:,}"
+    )
+
+
+def _us(ns: int | None) -> str:
+    return "–" if ns is None else f"{ns / 1e3:,.1f}"
+
+
+def write_plots(decisions: np.ndarray, out: Path) -> list[Path]:
+    """Write the three PNGs into `out`; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / name for name in PLOTS]
+    durations = stage_durations(decisions)
+
+    # 1. Histogram per stage, log-spaced bins on a log x axis.
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7), constrained_layout=True)
+    for ax, (stage, ns) in zip(axes.flat, durations.items(), strict=True):
+        us = ns[ns > 0] / 1e3
+        ax.set_title(stage)
+        if us.size == 0:
+            ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes)
+            continue
+        lo, hi = us.min(), us.max()
+        bins = np.geomspace(lo, hi * 1.001, 60) if hi > lo else 10
+        ax.hist(us, bins=bins, color="tab:blue")
+        ax.set_xscale("log")
+        ax.set_xlabel("µs")
+        for q, style in ((50, "-"), (99, "--"), (99.9, ":")):
+            ax.axvline(np.percentile(us, q), color="tab:red", linestyle=style, label=f"p{q}")
+        ax.legend(fontsize="small")
+    fig.suptitle("latency per stage")
+    fig.savefig(paths[0], dpi=80)
+    plt.close(fig)
+
+    # 2. Tick-to-decision over time, with misses in red.
+    fig, ax = plt.subplots(figsize=(12, 4.5), constrained_layout=True)
+    rows = _latency_rows(decisions)
+    if rows.size:
+        t0 = rows["ts_decision"].min()
+        t = (rows["ts_decision"] - t0) / 1e9
+        lat_us = (rows["ts_decision"] - rows["ts_recv"]) / 1e3
+        step = max(1, rows.size // _MAX_SCATTER)
+        ax.scatter(t[::step], lat_us[::step], s=2, alpha=0.5, label="tick to decision")
+        # p50 / p99 per time bin: the trend a cloud of points hides.
+        edges = np.linspace(t.min(), t.max(), _TIME_BINS + 1)
+        which = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, _TIME_BINS - 1)
+        order = np.argsort(which, kind="stable")
+        groups = np.split(lat_us[order], np.flatnonzero(np.diff(which[order])) + 1)
+        mids = (edges[:-1] + edges[1:])[np.unique(which)] / 2
+        for q, color in ((50, "tab:green"), (99, "tab:orange")):
+            ax.plot(mids, [np.percentile(g, q) for g in groups], color=color, label=f"p{q} per bin")
+        missed = (rows["deadline"] != 0) & (rows["ts_decision"] > rows["deadline"])
+        if missed.any():
+            ax.scatter(t[missed], lat_us[missed], s=6, color="tab:red", label="deadline miss")
+        if (lat_us > 0).all():
+            ax.set_yscale("log")
+        ax.legend(loc="upper right")
+    else:
+        ax.text(0.5, 0.5, "no decisions", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("s since first decision")
+    ax.set_ylabel("µs")
+    ax.set_title("tick-to-decision latency over time")
+    fig.savefig(paths[1], dpi=80)
+    plt.close(fig)
+
+    # 3. Decisions per second, stacked by origin.
+    fig, ax = plt.subplots(figsize=(12, 4.5), constrained_layout=True)
+    if decisions.size:
+        sec = (decisions["ts_decision"] - decisions["ts_decision"].min()) // 1_000_000_000
+        n_bins = int(sec.max()) + 1
+        bottom = np.zeros(n_bins)
+        for origin in Origin:
+            per_s = np.bincount(sec[decisions["origin"] == origin], minlength=n_bins)
+            ax.bar(np.arange(n_bins), per_s, bottom=bottom, label=origin.name.lower(), width=1.0)
+            bottom += per_s
+        ax.legend(loc="upper right")
+    else:
+        ax.text(0.5, 0.5, "no decisions", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("s since first decision")
+    ax.set_ylabel("decisions / s")
+    ax.set_title("decisions per second")
+    fig.savefig(paths[2], dpi=80)
+    plt.close(fig)
+    return paths
+
+
+def _latency_rows(decisions: np.ndarray) -> np.ndarray:
+    """Rows that count for tick-to-decision (LatencyStats' rules)."""
+    d = decisions
+    return d[counted(d) & (d["ts_recv"] != 0) & (d["ts_decision"] != 0)]
+
+
+def default_out_dir(journal: Path) -> Path:
+    return journal.with_name(journal.stem + "_report")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="latency breakdown and plots of a decision journal")
+    p.add_argument("journal", type=Path, help="journal file written by the graph (Arrow IPC)")
+    p.add_argument("--out", type=Path, help="folder for the PNGs (default: JOURNAL_report/)")
+    add_json_arg(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    decisions = read_journal(args.journal)
+    figures = journal_figures(decisions)
+    console = Console()
+    print_figures(figures, console)
+    out = args.out if args.out is not None else default_out_dir(args.journal)
+    for path in write_plots(decisions, out):
+        console.print(f"wrote {path}")
+    write_json(args.json, figures)
+    return 0

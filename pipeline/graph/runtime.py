@@ -1,0 +1,384 @@
+"""Runs a graph: all of its nodes in one process, or some (`only=`) per process.
+
+The same `GraphSpec` runs either way: every edge's reader binds its address
+and every writer connects, so with ipc:// or tcp:// edges each process can
+start in any order. inproc:// edges only join nodes of one process.
+
+The control plane (signals, metrics, drain) runs on uvloop. Each node waits
+for input as its spec says (`wait`):
+
+- "await": an asyncio task; wakes on its sockets' FDs through the loop (all
+  such nodes share one thread, so no GIL hand-offs between them).
+- "block": its own thread, blocked in zmq_poll; the cheapest wake-up on a
+  loaded machine (FLOORS.md: asyncio adds tens of µs to a hop).
+- "busy": its own thread, spinning on non-blocking reads; only pays where a
+  core is free (on 2 vCPU it starves libzmq's I/O thread: FLOORS.md).
+
+SIGINT/SIGTERM: the feed stops taking in events and sends end-of-stream; each
+node forwards it once what it accepted has gone downstream (the arbiter waits
+for every decision it asked for); the journal flushes and closes; `run()`
+returns 0. A process without the feed waits for the end-of-stream from
+upstream, for at most `drain_timeout_s`, then ends its nodes anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import zmq
+
+from redline.feeds.clock import Clock, LiveClock
+from redline.pipeline.graph import config as gc
+from redline.pipeline.graph import nodes as gn
+from redline.pipeline.transport.zmq_edge import Receiver, Sender
+
+_HELD_RETRY_S = 0.001  # a node held back by a full output retries its flush this often
+
+
+class Runtime:
+    """A graph (or part of one) built and ready to run."""
+
+    def __init__(
+        self,
+        spec: gc.GraphSpec,
+        *,
+        only: Sequence[str] = (),
+        clock: Clock | None = None,
+        context: zmq.Context | None = None,
+        drain_timeout_s: float = 10.0,
+        arbiter_factory: Callable[[gc.ArbiterNode, Clock, gc.GraphSpec], Any] | None = None,
+        metrics_port: int | None = None,
+    ) -> None:
+        unknown = [n for n in only if n not in spec.nodes]
+        if unknown:
+            raise gc.GraphError(
+                f"graph '{spec.graph.name}': no node {unknown} (nodes: {', '.join(spec.nodes)})"
+            )
+        self.spec = spec
+        self.local = [n for n in spec.order() if not only or n in only]
+        if only:
+            _check_split(spec, self.local)
+        self.clock = clock or LiveClock()
+        self._own_ctx = context is None
+        self.ctx = context or zmq.Context()
+        self.drain_timeout_s = drain_timeout_s
+        self._arbiter_factory = arbiter_factory or build_arbiter
+        self.nodes: dict[str, gn.Node] = {}
+        self.receivers: dict[str, Receiver] = {}
+        self.senders: dict[str, Sender] = {}
+        self._stop_at: float | None = None
+        self._wakes: dict[str, asyncio.Event] = {}  # await nodes' wake-ups, by node name
+        # Prometheus endpoint of this process: the graph's port unless overridden; 0 = off.
+        self.metrics_port = spec.graph.metrics_port if metrics_port is None else metrics_port
+        self.metrics = None
+        self.started_ns = 0
+        self.ended_ns = 0
+        self._build()
+
+    def _build(self) -> None:
+        spec = self.spec
+        # Readers bind first so inproc writers in this process find them.
+        for name in self.local:
+            for e in spec.nodes[name].inputs:
+                self.receivers[e] = Receiver(self.ctx, e, spec.edges[e])
+        for name in self.local:
+            for e in spec.nodes[name].outputs:
+                self.senders[e] = Sender(self.ctx, e, spec.edges[e])
+        # Downstream first, so the feed (which starts taking events) is built last.
+        for name in reversed(self.local):
+            node_spec = spec.nodes[name]
+            node = self._make(name, node_spec)
+            node.inputs = [self.receivers[e] for e in node_spec.inputs]
+            outs = node_spec.outputs
+            node.output = self.senders[outs[0]] if outs else None
+            self.nodes[name] = node
+        self.nodes = {n: self.nodes[n] for n in self.local}
+
+    def _make(self, name: str, s: gc.NodeSpec) -> gn.Node:
+        if isinstance(s, gc.FeedNode):
+            return gn.FeedNode(name, s, self.clock, self.ctx, self.spec.edges[s.out])
+        if isinstance(s, gc.FeaturesNode):
+            return gn.FeaturesNode(name, s, self.clock)
+        if isinstance(s, gc.ArbiterNode):
+            arbiter = self._arbiter_factory(s, self.clock, self.spec)
+            return gn.ArbiterNode(name, s, self.clock, arbiter)
+        if isinstance(s, gc.StrategyNode):
+            return gn.StrategyNode(name, s, self.clock)
+        if isinstance(s, gc.JournalNode):
+            return gn.JournalNode(name, s, self.clock)
+        raise AssertionError(f"unhandled node kind {type(s).__name__}")
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until every local node is done; returns 0 after a clean drain."""
+        import uvloop
+
+        return uvloop.run(self.run_async())
+
+    async def run_async(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(RuntimeError, ValueError):  # not the main thread
+                loop.add_signal_handler(sig, self.stop)
+        self.started_ns = self.clock.now_ns()
+        tasks = []
+        if self.metrics_port:
+            tasks.append(asyncio.create_task(self._metrics_loop(), name="metrics"))
+        self._wakes = {
+            name: asyncio.Event() for name, n in self.nodes.items() if n.spec.wait == "await"
+        }
+        for node in self.nodes.values():
+            if node.spec.wait == "await":
+                tasks.append(asyncio.create_task(self._await_loop(node), name=node.name))
+            else:
+                loop_fn = self._busy_loop if node.spec.wait == "busy" else self._block_loop
+                tasks.append(asyncio.create_task(asyncio.to_thread(loop_fn, node), name=node.name))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            if self.metrics is not None:
+                self.metrics.stop()
+            self.ended_ns = self.clock.now_ns()
+            self.close()
+        return 0
+
+    async def _metrics_loop(self, period_s: float = 0.2) -> None:
+        """Control plane: serve /metrics and feed it counters from the nodes."""
+        from redline.pipeline.observe.metrics import Metrics
+
+        arbiters = [n for n in self.nodes.values() if isinstance(n, gn.ArbiterNode)]
+        workers = [link.name for a in arbiters for link in a.arb.links]
+        m = Metrics(clock=self.clock, edges=list(self.spec.edges), workers=workers)
+        for node in self.nodes.values():
+            if isinstance(node, gn.JournalNode):
+                node.listeners.append(m.observe_decisions)
+        self.metrics = m
+        self.metrics_port = m.start(self.metrics_port)
+        seen: dict[str, int] = {}
+
+        def bump(key: str, value: int, fn) -> None:
+            if value > seen.get(key, 0):
+                fn(value - seen.get(key, 0))
+                seen[key] = value
+
+        while not all(n.done for n in self.nodes.values()):
+            for n in self.nodes.values():
+                if isinstance(n, gn.FeedNode):
+                    bump(f"events:{n.name}", n.events, m.observe_events)
+                    bump(f"drop:i:{n.name}", n.ingress_drops, lambda k, e=n.spec.out: m.drop(e, k))
+            for e, snd in self.senders.items():
+                bump(f"drop:s:{e}", snd.drops, lambda k, e=e: m.drop(e, k))
+            for e, rcv in self.receivers.items():
+                bump(f"drop:r:{e}", rcv.drops, lambda k, e=e: m.drop(e, k))
+            for a in arbiters:
+                bump(f"failovers:{a.name}", a.arb.counts.get("failovers", 0), m.failover)
+                for w, (link, b) in enumerate(zip(a.arb.links, a.arb.breakers, strict=True)):
+                    m.set_worker_health(link.name, b.serving)
+                    m.set_model_version(link.name, a.arb.versions[w])
+            await asyncio.sleep(period_s)
+
+    def stop(self) -> None:
+        """Graceful stop: the feed ends intake; the rest drain (see module doc)."""
+        if self._stop_at is None:
+            self._stop_at = time.monotonic() + self.drain_timeout_s
+        for node in self.nodes.values():
+            node.stop_intake()
+
+    def _overdue(self, node: gn.Node) -> bool:
+        if self._stop_at is not None and time.monotonic() > self._stop_at:
+            node.finish()  # upstream never ended: end here so downstream can
+            return True
+        return False
+
+    async def _await_loop(self, node: gn.Node) -> None:
+        # ZeroMQ's FD is edge-triggered: it fires when ZMQ_EVENTS may have
+        # changed, so check EVENTS after each step before sleeping on it.
+        loop = asyncio.get_running_loop()
+        wake = self._wakes[node.name]
+        # The await node reading this one's output in this process, woken directly: through
+        # its socket's FD it would run only after this node's next step (the arbiter's next
+        # slice of submits: the demo's `decide` stage measured ~0.8 ms p50 that way).
+        reader = self._local_reader(node)
+        socks: list[zmq.Socket] = []
+        fds: list[int] = []
+        try:
+            while not node.done and not self._overdue(node):
+                if node.step():
+                    if reader is not None:
+                        reader.set()  # queued before this task's own turn below
+                    await asyncio.sleep(0)  # let the other nodes of this loop run
+                    continue
+                now_socks = node.wait_sockets()
+                if now_socks != socks:  # first pass, or a worker was restarted
+                    _unwatch(loop, fds)
+                    socks, fds = now_socks, _watch(loop, now_socks, wake.set)
+                wake.clear()
+                # A node held back by a full output takes no input: waiting input must not
+                # count as work, or this loop spins without yielding and the downstream
+                # node that would make room never runs (seen: a features node froze the demo).
+                held = node.held_back()
+                if not held and any(s.getsockopt(zmq.EVENTS) & zmq.POLLIN for s in socks):
+                    continue
+                timeout = _HELD_RETRY_S if held else node.timeout_s()
+                # uvloop timers tick in ms: a shorter one fires at once and spins the loop.
+                timer = loop.call_later(0.1 if timeout is None else max(timeout, 0.001), wake.set)
+                await wake.wait()
+                timer.cancel()
+        finally:
+            _unwatch(loop, fds)
+
+    def _local_reader(self, node: gn.Node) -> asyncio.Event | None:
+        """The wake event of the await node in this process that reads `node`'s output."""
+        outs = node.spec.outputs
+        if not outs:
+            return None
+        reader = self.spec.consumer_of(outs[0])
+        return self._wakes.get(reader)
+
+    def _block_loop(self, node: gn.Node) -> None:
+        poller = zmq.Poller()
+        socks: list[zmq.Socket] = []
+        while not node.done and not self._overdue(node):
+            if node.step():
+                continue
+            now_socks = node.wait_sockets()
+            if node.held_back():  # input can't wake it (see _await_loop): only its other sockets
+                inputs = {r.socket for r in node.inputs}
+                now_socks = [s for s in now_socks if s not in inputs]
+            if now_socks != socks:
+                poller = zmq.Poller()
+                socks = now_socks
+                for s in socks:
+                    poller.register(s, zmq.POLLIN)
+            timeout = _HELD_RETRY_S if node.held_back() else node.timeout_s()
+            if socks:
+                poller.poll(100 if timeout is None else max(timeout * 1000, 0.1))
+            else:
+                time.sleep(timeout or 0.001)
+
+    def _busy_loop(self, node: gn.Node) -> None:
+        while not node.done and not self._overdue(node):
+            node.step()
+
+    def close(self) -> None:
+        for node in self.nodes.values():
+            node.close()
+        for s in self.senders.values():
+            s.close()
+        for r in self.receivers.values():
+            r.close()
+        if self._own_ctx:
+            self.ctx.destroy(linger=2000)
+
+    # -- reporting ------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Per node and per edge (sent, received, drops) figures of this process."""
+        edges: dict[str, dict[str, int]] = {}
+        for name, s in self.senders.items():
+            edges.setdefault(name, {}).update(
+                sent=s.sent, sender_drops=s.drops, max_backlog=s.max_backlog
+            )
+        for name, r in self.receivers.items():
+            edges.setdefault(name, {}).update(received=r.received, receiver_drops=r.drops)
+        for e in edges.values():
+            e["drops"] = e.get("sender_drops", 0) + e.get("receiver_drops", 0)
+        return {
+            "graph": self.spec.graph.name,
+            "nodes": {n: node.stats() for n, node in self.nodes.items()},
+            "edges": edges,
+            "seconds": (self.ended_ns - self.started_ns) / 1e9 if self.ended_ns else None,
+        }
+
+
+def _watch(loop, socks: list[zmq.Socket], callback) -> list[int]:
+    """Watch the sockets' ZeroMQ FDs through duplicates of our own. libzmq closes a socket's
+    FD when it reaps the socket (a restarted worker's), at a moment of its choosing, and
+    libuv aborts the process if a watched fd is closed under it (epoll_ctl EBADF): a
+    duplicate stays open until we stop watching it."""
+    fds = [os.dup(s.getsockopt(zmq.FD)) for s in socks]
+    for fd in fds:
+        loop.add_reader(fd, callback)
+    return fds
+
+
+def _unwatch(loop, fds: list[int]) -> None:
+    for fd in fds:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+def _check_split(spec: gc.GraphSpec, local: list[str]) -> None:
+    """inproc edges cannot cross a process boundary: say which one does."""
+    for e, edge in spec.edges.items():
+        ends = {spec.producer_of(e), spec.consumer_of(e)}
+        if edge.address.startswith("inproc://") and len(ends & set(local)) == 1:
+            raise gc.GraphError(
+                f"edge '{e}': field 'address' is {edge.address}, which only joins nodes of one "
+                f"process, but its nodes {sorted(ends)} run apart; use ipc:// or tcp://"
+            )
+
+
+def build_arbiter(node: gc.ArbiterNode, clock: Clock, graph: gc.GraphSpec):
+    """The workers' Arbiter with its two worker processes, warm and in service."""
+    from redline.pipeline.arbiter.arbiter import Arbiter
+    from redline.pipeline.arbiter.config import ArbiterConfig
+    from redline.pipeline.arbiter.fallback import CpuFallback, safe_default
+    from redline.pipeline.workers.link import spawn_pair
+
+    model_dir = node.model or default_model_dir()
+    backend, devices = _worker_devices(node)
+    links = spawn_pair(model_dir, backend=backend, devices=devices)
+    fallback = None
+    n_out = 1
+    if node.fallback:
+        from redline.kernels.plans.numpy_loader import load_numpy_plan
+        from redline.pipeline.workers.engines import CpuEngine
+
+        plan = load_numpy_plan(model_dir)  # the workers' CPU path: no torch import (~2-10 s)
+        fallback = CpuFallback(CpuEngine(plan), clock)
+        n_out = plan.out_features
+    cfg = ArbiterConfig(policy=node.policy, budget_ns=graph.budget_ns)
+    arb = Arbiter(links, cfg, clock, safe_default=safe_default(n_out), fallback=fallback)
+    arb.wait_ready(timeout_s=120)
+    return arb
+
+
+def _worker_devices(node: gc.ArbiterNode) -> tuple[str, tuple[int, int]]:
+    """("cpu" | "cuda", device indices) from the workers' `device` fields."""
+    devs = [w.device for w in node.workers]
+    if all(d == "auto" for d in devs):
+        n = cuda_device_count()
+        if n == 0:
+            return "cpu", (0, 0)
+        return "cuda", (0, 1 if n > 1 else 0)
+    if all(d == "cpu" for d in devs):
+        return "cpu", (0, 0)
+    if all(d.startswith("cuda") for d in devs):
+        idx = [int(d.partition(":")[2] or 0) for d in devs]
+        return "cuda", (idx[0], idx[1])
+    raise gc.GraphError(
+        f"node arbiter: field 'workers': devices {devs} mix backends; use 'auto', 'cpu' for "
+        "both, or 'cuda:N' for both"
+    )
+
+
+def cuda_device_count() -> int:
+    """NVIDIA GPUs the driver reports, without importing torch (seconds on a busy host)."""
+    from pathlib import Path
+
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return len(list(gpus.iterdir())) if gpus.is_dir() else 0
+
+
+def default_model_dir() -> str:
+    from redline.replay_data import DIR
+
+    return str(DIR / "model")

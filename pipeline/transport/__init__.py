@@ -1,0 +1,1 @@
+"""Graph edges and worker channels behind one small interface (ZeroMQ today)."""

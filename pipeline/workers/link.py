@@ -1,0 +1,160 @@
+"""The arbiter's end of a worker: its process and its ZeroMQ socket.
+
+    a, b = spawn_pair(model_dir)                       # two CPU workers on fresh ipc paths
+    a, b = spawn_pair(model_dir, backend="cuda", devices=(0, 1))
+    arb = Arbiter((a, b), cfg, clock, safe_default=...)  # the arbiter starts them
+
+`ZmqWorkerLink.start()` launches `python -m redline.pipeline.workers.process ...` (= `redline worker`) as a child process (a fresh interpreter,
+not a fork: forked zmq processes hung intermittently here, see FLOORS.md) and connects a DEALER
+socket with ZMQ_IMMEDIATE, so a send to a dead worker fails at once instead of queueing, which
+is how a crash is detected within one event. `stop()` SIGKILLs: a worker taken out is not
+trusted to shut down cleanly. `close_all` stops every link and removes their ipc files.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import zmq
+
+from redline.pipeline.workers.protocol import Reply, decode_reply
+
+
+class ZmqWorkerLink:
+    """One worker process and the socket to it; satisfies arbiter.WorkerLink."""
+
+    def __init__(
+        self,
+        name: str,
+        endpoint: str,
+        model_dir: str | Path,
+        backend: str = "cpu",
+        device: int = 0,
+        fault: str = "",
+        heartbeat_ms: float = 5.0,
+        extra_args: tuple[str, ...] = (),
+        ctx: zmq.Context | None = None,
+    ) -> None:
+        if not Path(model_dir).is_dir():
+            raise FileNotFoundError(f"worker {name}: model directory {model_dir} does not exist")
+        self.name = name
+        self.endpoint = endpoint
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "redline.pipeline.workers.process",
+            "--backend",
+            backend,
+            "--device",
+            str(device),
+            "--model",
+            str(model_dir),
+            "--endpoint",
+            endpoint,
+            "--heartbeat-ms",
+            str(heartbeat_ms),
+            "--parent-pid",
+            str(os.getpid()),
+            *extra_args,
+        ]
+        self._first_fault = fault  # only the first start gets the configured fault
+        self.ctx = ctx or zmq.Context.instance()
+        self.proc: subprocess.Popen | None = None
+        self.sock: zmq.Socket | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def start(self) -> None:
+        self.stop()
+        cmd = list(self.cmd)
+        if self._first_fault:
+            cmd += ["--fault", self._first_fault]
+            self._first_fault = ""
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+        s = self.ctx.socket(zmq.DEALER)
+        s.linger = 0
+        s.immediate = True  # queue only to a live connection: sends to a dead worker fail
+        s.sndhwm = s.rcvhwm = 1_000_000  # a stopped worker is caught by heartbeats, not HWM
+        s.reconnect_ivl = 5  # ms; the worker binds only after its warm-up
+        s.connect(self.endpoint)
+        self.sock = s
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        if self.sock is not None:
+            self.sock.close(0)
+            self.sock = None
+
+    def exited(self) -> bool:
+        return self.proc is None or self.proc.poll() is not None
+
+    def send(self, frames: list) -> bool:
+        if self.sock is None:
+            return False
+        try:
+            self.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return False
+        return True
+
+    def recv(self) -> list[Reply]:
+        out: list[Reply] = []
+        if self.sock is None:
+            return out
+        # Ask before reading: a read that raises zmq.Again costs 7.7 µs here, the check 3,
+        # and the arbiter polls each link tens of thousands of times a second.
+        sock = self.sock
+        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            out.append(decode_reply(sock.recv_multipart(zmq.NOBLOCK, copy=False)))
+        return out
+
+
+def ipc_endpoints(n: int = 2, folder: str | Path | None = None) -> list[str]:
+    """Fresh, unique ipc addresses (paths under `folder` or the temp dir)."""
+    base = Path(folder or tempfile.gettempdir())
+    tag = uuid.uuid4().hex[:8]
+    return [f"ipc://{base}/redline-w{i}-{os.getpid()}-{tag}" for i in range(n)]
+
+
+def spawn_pair(
+    model_dir: str | Path,
+    endpoints: tuple[str, str] | None = None,
+    backend: str = "cpu",
+    devices: tuple[int, int] = (0, 0),
+    faults: tuple[str, str] = ("", ""),
+    heartbeat_ms: float = 5.0,
+    extra_args: tuple[str, ...] = (),
+) -> tuple[ZmqWorkerLink, ZmqWorkerLink]:
+    """Links for workers A and B (not started: the Arbiter starts them)."""
+    eps = endpoints or tuple(ipc_endpoints(2))
+    return tuple(  # type: ignore[return-value]
+        ZmqWorkerLink(
+            name,
+            eps[i],
+            model_dir,
+            backend,
+            devices[i],
+            faults[i],
+            heartbeat_ms,
+            extra_args,
+        )
+        for i, name in enumerate("AB")
+    )
+
+
+def close_all(links) -> None:
+    """Kill every worker and remove its ipc socket file."""
+    for link in links:
+        link.stop()
+        if link.endpoint.startswith("ipc://"):
+            Path(link.endpoint[len("ipc://") :]).unlink(missing_ok=True)

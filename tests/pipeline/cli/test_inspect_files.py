@@ -1,0 +1,141 @@
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from redline.feeds import event_schema as es
+from redline.feeds import events as ev
+from redline.pipeline.cli import inspect_files as inspect_mod
+from redline.pipeline.cli import main as cli
+from redline.pipeline.cli.inspect_files import inspect_paths
+
+Q, T, S = ev.RecordType.QUOTE, ev.RecordType.TRADE, ev.RecordType.SENSOR
+BAD, SNAP = int(ev.Flag.BAD_TS_RECV), int(ev.Flag.SNAPSHOT)
+
+
+def write(path, recs):
+    pq.write_table(pa.Table.from_batches([es.to_arrow(recs)]), path)
+
+
+@pytest.fixture
+def recording(tmp_path):
+    """Three files whose figures are known by construction."""
+    # source 1 (quotes, instrument 7), receive order: 2 -> 5 opens hole 3-4, 3 comes
+    # late (hole left: 4), 6 twice (a duplicate), 6 -> 9 opens hole 7-8.
+    q = ev.empty(Q, 8)
+    q["ts_recv"] = np.arange(8) * 100 + 1_000
+    q["seq"] = [0, 1, 2, 5, 3, 6, 6, 9]
+    q["ts_event"] = q["ts_recv"] - 10  # latency 10 ns ...
+    q["ts_event"][4] = q["ts_recv"][4] - 250  # ... except the late one: event time goes back
+    q["source_id"], q["instrument_id"] = 1, 7
+    q["flags"][6] = BAD  # the duplicate: its receive stamp is not trusted
+    q["ts_event"][6] = 0  # absurd latency, must not reach the percentiles
+    # source 2 (trades, instruments 7 and 8): in order, one ts_event going back
+    t = ev.empty(T, 5)
+    t["ts_recv"] = [1_050, 1_150, 1_250, 1_350, 1_450]
+    t["seq"] = np.arange(100, 105)
+    t["ts_event"] = [1_040, 1_140, 1_100, 1_340, 1_500]  # 1_100 < 1_140: back once
+    # (and the last one is stamped 50 ns after its receipt: a negative latency)
+    t["source_id"], t["instrument_id"] = 2, [7, 8, 8, 8, 7]
+    t["flags"][0] = SNAP
+    # source 3 (sensor): latencies 1..1000 ns in shuffled order, for the percentiles
+    s = ev.empty(S, 1000)
+    s["ts_recv"] = 10_000 + np.arange(1000) * 1_000
+    lat = np.random.default_rng(3).permutation(np.arange(1, 1001))
+    s["ts_event"] = s["ts_recv"] - lat
+    s["seq"] = np.arange(1000)
+    s["source_id"], s["instrument_id"] = 3, 9
+    write(tmp_path / "quotes.parquet", q)
+    write(tmp_path / "trades.parquet", t)
+    write(tmp_path / "sensor.parquet", s)
+    pq.write_table(pa.table({"symbol": ["X"]}), tmp_path / "instruments.parquet")
+    return tmp_path
+
+
+def test_counts_span_and_skipped_files(recording):
+    r = inspect_paths([recording])
+    assert r["events"] == {
+        "total": 1013,
+        "by_record_type": {"QUOTE": 8, "TRADE": 5, "SENSOR": 1000},
+        "by_instrument": {"7": 10, "8": 3, "9": 1000},
+    }
+    assert r["span"]["ts_recv_first"] == 1_000
+    assert r["span"]["ts_recv_last"] == 10_000 + 999 * 1_000
+    assert r["span"]["ts_event_min"] == 0
+    assert r["span"]["seconds"] == pytest.approx((1_009_000 - 1_000) / 1e9)
+    assert r["skipped"] == [str(recording / "instruments.parquet")]
+    assert {f["record_type"] for f in r["files"]} == {"QUOTE", "TRADE", "SENSOR"}
+    quotes = next(f for f in r["files"] if f["record_type"] == "QUOTE")
+    assert quotes["rows"] == 8 and quotes["columns"]["seq"] == "uint64"
+    assert r["flags"] == {"SNAPSHOT": 1, "BAD_TS_RECV": 1, "LAST": 0, "GAP_BEFORE": 0}
+
+
+def test_gaps_and_out_of_order_per_source(recording):
+    r = inspect_paths([recording])
+    assert r["sources"]["1"] == {
+        "events": 8,
+        "seq_first": 0,
+        "seq_last": 9,
+        "gaps": 2,  # [4] and [7, 8]
+        "missing": 3,
+        "late": 2,  # 3 and the second 6
+        "duplicates": 1,
+        "ts_event_back": 2,  # the late one and the flagged one (ts_event 0)
+    }
+    assert r["sources"]["2"]["gaps"] == 0 and r["sources"]["2"]["late"] == 0
+    assert r["sources"]["2"]["ts_event_back"] == 1
+    assert r["sources"]["3"]["gaps"] == 0
+    assert r["gaps"] == {"total": 2, "missing": 3}
+    # the sensor latencies are shuffled, so its ts_event goes back often; count it apart
+    back3 = r["sources"]["3"]["ts_event_back"]
+    assert r["out_of_order"] == {"seq": 2, "ts_event": 3 + back3}
+
+
+def test_latency_percentiles_exclude_flagged_records(recording):
+    lat = inspect_paths([recording])["latency_ns"]
+    # 1000 sensor latencies 1..1000, 7 quotes at 10 (one at 250), 3 trades 10, 150, 10
+    assert lat["count"] == 1000 + 7 + 3
+    assert lat["excluded"] == 2  # BAD_TS_RECV quote, SNAPSHOT trade
+    assert lat["negative"] == 1  # counted, kept out of the percentiles
+    assert lat["min"] == -50
+    assert lat["max"] == 1000  # not the flagged quote's ~1e3 ns-since-epoch latency
+    values = np.sort(np.r_[np.arange(1, 1001), [10] * 6, 250, [10, 150, 10]])
+    for key, p in (("p50", 50), ("p99", 99), ("p999", 99.9)):
+        assert lat[key] == values[int(p / 100 * len(values) + 0.5) - 1], key
+
+
+def test_figures_do_not_depend_on_batch_size(recording, monkeypatch):
+    whole = inspect_paths([recording])
+    for batch_rows in (1, 3, 64):
+        assert inspect_paths([recording], batch_rows=batch_rows) == whole
+    # header buffer smaller than the batches: runs straight through, and flushed often
+    monkeypatch.setattr(inspect_mod, "_CHUNK", 5)
+    for batch_rows in (3, 64):
+        assert inspect_paths([recording], batch_rows=batch_rows) == whole
+
+
+def test_cli_writes_json_with_the_contract_keys(recording, tmp_path, capsys):
+    out = tmp_path / "o" / "inspect.json"
+    assert cli.main(["inspect", str(recording / "quotes.parquet"), "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["events"]["total"] == 8
+    assert data["events"]["by_record_type"] == {"QUOTE": 8}
+    assert set(data) >= {
+        "files", "skipped", "events", "span", "sources", "gaps", "out_of_order", "flags",
+        "latency_ns",
+    }  # fmt: skip
+    assert set(data["latency_ns"]) == {
+        "count", "excluded", "negative", "min", "p50", "p99", "p999", "max",
+    }  # fmt: skip
+    text = capsys.readouterr().out
+    assert "events: 8" in text and "2 gaps (3 missing)" in text
+
+
+def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet at all")
+    assert cli.main(["inspect", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.parquet: not a readable Parquet file" in err

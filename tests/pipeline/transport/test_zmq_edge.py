@@ -1,0 +1,124 @@
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from redline.feeds.events import QUOTE_DTYPE, Flag
+from redline.pipeline.graph.config import EdgeSpec
+from redline.pipeline.transport.zmq_edge import (
+    EOS,
+    Receiver,
+    Sender,
+    dtype_of,
+    header_of,
+    keep_latest,
+)
+
+
+@pytest.fixture
+def ctx():
+    c = zmq.Context()
+    yield c
+    c.destroy(linger=0)
+
+
+def quotes(ids, seq0=0):
+    q = np.zeros(len(ids), QUOTE_DTYPE)
+    q["instrument_id"] = ids
+    q["seq"] = np.arange(seq0, seq0 + len(ids))
+    q["bid_px"] = 100 + q["seq"].astype(np.int64)
+    return q
+
+
+def pair(ctx, address, policy="block", hwm=1000):
+    spec = EdgeSpec(address=address, policy=policy, hwm=hwm)
+    rx = Receiver(ctx, "e", spec)
+    tx = Sender(ctx, "e", spec)
+    return tx, rx
+
+
+def pump(tx, rx, timeout_s=5.0):
+    """Read everything until EOS, letting the writer flush as room appears."""
+    out = []
+    deadline = time.monotonic() + timeout_s
+    while not rx.ended:
+        assert time.monotonic() < deadline, "edge never delivered EOS"
+        tx.flush()
+        msgs = rx.recv()
+        out.extend(m.records for m in msgs)
+        if not msgs:
+            rx.socket.poll(10)
+    return np.concatenate(out) if out else np.zeros(0, QUOTE_DTYPE)
+
+
+@pytest.mark.parametrize("scheme", ["inproc", "ipc"])
+def test_block_edge_holds_back_and_delivers_every_record_in_order(ctx, tmp_path, scheme):
+    addr = f"inproc://t-{scheme}" if scheme == "inproc" else f"ipc://{tmp_path}/e"
+    tx, rx = pair(ctx, addr, hwm=4)
+    sent = [quotes([1, 2, 3], seq0=3 * i) for i in range(50)]
+    for b in sent:  # the reader is not reading: the queue fills
+        tx.send(b)
+    assert tx.blocked and tx.max_backlog > 10  # the node would stop taking in work now
+    tx.send_eos()
+    got = pump(tx, rx)
+    assert not tx.blocked and tx.drops == rx.drops == 0
+    np.testing.assert_array_equal(got, np.concatenate(sent))
+    assert rx.received == tx.sent == 150
+    tx.close(), rx.close()
+
+
+def test_conflate_keeps_latest_per_instrument_and_counts_drops(ctx):
+    tx, rx = pair(ctx, "inproc://conf", policy="conflate", hwm=2)
+    for i in range(20):  # reader is not reading yet
+        tx.send(quotes([1, 2], seq0=2 * i))
+    # The queue took 2 messages; the rest collapsed into one waiting message.
+    assert tx.max_backlog == 1 and tx.drops > 0
+    tx.send_eos()
+    got = pump(tx, rx)
+    # Only the newest quote of each instrument is sure to survive; all others are counted.
+    last = {int(i): int(s) for i, s in zip(got["instrument_id"], got["seq"], strict=True)}
+    assert last == {1: 38, 2: 39}
+    assert len(got) + tx.drops + rx.drops == 40
+
+
+def test_keep_latest_carries_gap_flag_forward():
+    q = quotes([7, 8, 7, 7])
+    q["flags"][0] = Flag.GAP_BEFORE
+    kept, dropped = keep_latest(q)
+    assert dropped == 2
+    assert list(kept["seq"]) == [1, 3]
+    assert kept["flags"][kept["instrument_id"] == 7][0] & Flag.GAP_BEFORE
+    assert not kept["flags"][kept["instrument_id"] == 8][0] & Flag.GAP_BEFORE
+
+
+def test_header_round_trips_any_structured_dtype_and_rejects_junk():
+    dt = np.dtype([("a", "<i8"), ("f", "<f4", (5,))])
+    assert dtype_of(header_of(dt)) == dt
+    assert dtype_of(header_of(QUOTE_DTYPE)) == QUOTE_DTYPE
+    with pytest.raises(ValueError, match="is not a dtype"):
+        dtype_of(b"import os")
+    assert header_of(QUOTE_DTYPE) != EOS
+
+
+def test_conflate_edge_never_conflates_trades_and_keeps_order(ctx):
+    from redline.feeds.events import TRADE_DTYPE
+
+    tx, rx = pair(ctx, "inproc://mixed", policy="conflate", hwm=100)
+    t = np.zeros(3, TRADE_DTYPE)
+    t["instrument_id"] = 1
+    t["trade_id"] = [1, 2, 3]
+    tx.send(quotes([1, 1, 2]), stamp_ns=5)
+    tx.send(t, stamp_ns=6)
+    tx.send(quotes([1, 1], seq0=10), stamp_ns=7)
+    tx.send_eos()
+    msgs = []
+    while not rx.ended:
+        tx.flush()
+        msgs.extend(rx.recv())
+    assert [m.sent_ns for m in msgs] == [5, 6, 7]
+    got = [m.records for m in msgs]
+    assert [g.dtype for g in got] == [QUOTE_DTYPE, TRADE_DTYPE, QUOTE_DTYPE]
+    assert list(got[0]["seq"]) == [1, 2] and list(got[2]["seq"]) == [11]
+    assert list(got[1]["trade_id"]) == [1, 2, 3]
+    assert tx.drops == 2 and rx.drops == 0

@@ -1,0 +1,191 @@
+"""The resident state: windows per instrument, rows per event, snapshot and restore."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from redline.feeds.events import DTYPES, QUOTE_DTYPE, TRADE_DTYPE, RecordType
+from redline.pipeline.workers.engines import CpuEngine, make_features
+
+
+class Identity:
+    """8 -> 8 copy, behind the plan call shape, so answers show the input row."""
+
+    in_features = out_features = 8
+    version_id = 3
+
+    def run_into(self, x, out):
+        out[...] = x
+
+
+def quote(inst, bid, ask):
+    q = np.zeros((), QUOTE_DTYPE)
+    q["instrument_id"], q["bid_px"], q["ask_px"], q["bid_sz"], q["ask_sz"] = inst, bid, ask, 1, 2
+    return q
+
+
+def test_window_is_per_instrument_newest_first_and_rows_are_per_event():
+    e = CpuEngine(Identity())
+    e.apply(1, RecordType.QUOTE, quote(7, 10, 11))
+    e.apply(2, RecordType.QUOTE, quote(8, 50, 51))
+    t = np.zeros((), TRADE_DTYPE)
+    t["instrument_id"], t["px"], t["sz"], t["aggressor"] = 7, 12, 3, 1
+    e.apply(3, RecordType.TRADE, t)
+    out = np.zeros(8, np.float32)
+    e.answer_into(1, out)  # as of event 1, not the latest state
+    assert out.tolist() == [10, 11, 1, 2, 0, 0, 0, 0]
+    e.answer_into(3, out)
+    assert out.tolist() == [12, 3, 1, 0, 10, 11, 1, 2]
+    e.answer_into(2, out)
+    assert out.tolist() == [50, 51, 1, 2, 0, 0, 0, 0]
+    with pytest.raises(LookupError, match="event 4"):
+        e.answer_into(4, out)
+
+
+class Batched(Identity):
+    """Identity that takes up to 3 rows per call and records each call's batch size."""
+
+    max_batch = 3
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def run_into(self, x, out):
+        self.calls.append(len(x))
+        out[...] = x
+
+
+def test_batch_answers_rows_as_of_each_event_in_calls_of_max_batch():
+    plan = Batched()
+    e = CpuEngine(plan)
+    for no in range(1, 9):
+        e.apply(no, RecordType.QUOTE, quote(no % 2, no, no + 1))
+    nos = np.array([2, 5, 3, 8, 1, 7, 99], np.uint64)  # 99: never applied
+    out = np.zeros((len(nos), 8), np.float32)
+    held = e.answer_batch_into(nos, out)
+    assert held.tolist() == [True] * 6 + [False]
+    assert plan.calls == [3, 3, 1]
+    one = np.zeros(8, np.float32)
+    for no, row in zip(nos[:6].tolist(), out, strict=False):
+        e.answer_into(no, one)
+        np.testing.assert_array_equal(row, one)
+
+
+@pytest.mark.parametrize("kind", ["window", "kernels"])
+def test_apply_many_of_a_batch_in_runs_is_apply_one_by_one(kind):
+    """The worker applies an EVENTS batch run by run (record_runs): same rows, same state."""
+    from redline.kernels.features import N_FEATURES
+    from redline.pipeline.workers.protocol import SLOT, record_runs
+
+    class Wide(Identity):
+        in_features = out_features = N_FEATURES if kind == "kernels" else 8
+
+    recs, rtypes = [], []
+    for no in range(1, 41):  # quotes, then trades, then a book delta, ... (runs of 1..5)
+        rt = (RecordType.QUOTE, RecordType.TRADE, RecordType.BOOK_DELTA)[(no // 5) % 3]
+        r = np.zeros(1, DTYPES[rt])
+        r["instrument_id"], r["ts_event"] = no % 3, no * 1000
+        if rt == RecordType.QUOTE:
+            r["bid_px"], r["ask_px"], r["bid_sz"], r["ask_sz"] = 100 + no % 4, 102, 1 + no % 3, 2
+        else:
+            r["px"], r["sz"] = 101 + no % 3, 1 + no % 5
+            if rt == RecordType.TRADE:
+                r["aggressor"] = 1 + no % 2
+        recs.append(r)
+        rtypes.append(rt)
+    slots = np.zeros((len(recs), SLOT), np.uint8)
+    for j, r in enumerate(recs):
+        slots[j, : r.itemsize] = r.view(np.uint8)
+    nos = np.arange(1, 41, dtype=np.uint64)
+    one, many = (CpuEngine(Wide(), make_features(Wide(), kind)) for _ in range(2))
+    for no, rt, r in zip(nos.tolist(), rtypes, recs, strict=True):
+        one.apply(no, rt, r)
+    runs = list(record_runs(np.array(rtypes, np.uint8), nos, slots))
+    assert [len(n) for _, n, _ in runs] == [4, 5, 5, 5, 5, 5, 5, 5, 1]
+    for rt, nos_, rs in runs:
+        many.apply_many(nos_, rt, rs)
+    a = np.zeros((40, Wide.out_features), np.float32)
+    b = np.zeros_like(a)
+    assert one.answer_batch_into(nos, a).all() and many.answer_batch_into(nos, b).all()
+    np.testing.assert_array_equal(a, b)
+    assert one.snapshot() == many.snapshot()
+
+
+def test_snapshot_restore_round_trip_then_same_answers():
+    a, b = CpuEngine(Identity()), CpuEngine(Identity())
+    for no in range(1, 20):
+        a.apply(no, RecordType.QUOTE, quote(no % 3, no, no + 1))
+    b.restore(a.snapshot())
+    for e in (a, b):
+        e.apply(20, RecordType.QUOTE, quote(1, 99, 100))
+    oa, ob = np.zeros(8, np.float32), np.zeros(8, np.float32)
+    a.answer_into(20, oa)
+    b.answer_into(20, ob)
+    np.testing.assert_array_equal(oa, ob)
+    with pytest.raises(ValueError, match="not n"):
+        b.restore(b"\x00" * 7)
+
+
+def test_in_features_not_multiple_of_4_is_refused():
+    class Bad(Identity):
+        in_features = 6
+
+    with pytest.raises(ValueError, match="multiple of 4, got 6"):
+        CpuEngine(Bad())
+
+
+class Linear14:
+    """14 -> 14 copy: the kernels' feature width, so `make_features` picks KernelFeatures."""
+
+    in_features = out_features = 14
+    version_id = 5
+
+    def run_into(self, x, out):
+        out[...] = x
+
+
+def market(n: int) -> list[tuple[int, np.ndarray]]:
+    rng = np.random.default_rng(3)
+    events = []
+    for i in range(n):
+        if i % 3 == 2:
+            r = np.zeros((), TRADE_DTYPE)
+            r["px"], r["sz"], r["aggressor"] = 1000 + rng.integers(-3, 4), 1 + i % 5, 1 + i % 2
+            rtype = RecordType.TRADE
+        else:
+            r = np.zeros((), QUOTE_DTYPE)
+            bid = 1000 + rng.integers(-3, 4)
+            r["bid_px"], r["ask_px"], r["bid_sz"], r["ask_sz"] = bid, bid + 2, 1 + i % 7, 3
+            rtype = RecordType.QUOTE
+        r["instrument_id"] = 10 + i % 2
+        r["ts_event"] = r["ts_recv"] = 1_000_000 * i
+        events.append((rtype, r))
+    return events
+
+
+def test_kernel_features_match_feature_state_and_survive_snapshot():
+    from redline.kernels.features import FeatureState
+
+    plan = Linear14()
+    e = CpuEngine(plan)
+    assert e.features.kind == "kernels"
+    ref = FeatureState(np.ones(2))
+    out, want = np.zeros(14, np.float32), np.zeros(14, np.float32)
+    events = market(40)
+    for no, (rtype, r) in enumerate(events[:30], start=1):
+        e.apply(no, rtype, r)
+        row = int(r["instrument_id"]) - 10
+        upd = ref.update_quote if rtype == RecordType.QUOTE else ref.update_trade
+        upd(row, r.reshape(1), 0, want)
+        e.answer_into(no, out)
+        np.testing.assert_array_equal(out, want)
+    assert np.abs(want).sum() > 0  # real features, not zeros
+    b = CpuEngine(plan)
+    b.restore(e.snapshot())
+    for no, (rtype, r) in enumerate(events[30:], start=31):
+        e.apply(no, rtype, r)
+        b.apply(no, rtype, r)
+        e.answer_into(no, out)
+        b.answer_into(no, want)
+        np.testing.assert_array_equal(out, want)
