@@ -45,8 +45,7 @@ from redline.feeds.clock import LiveClock
 from redline.feeds.events import DECISION_DTYPE, QUOTE_DTYPE, TRADE_DTYPE, Origin, RecordType
 from redline.kernels.features import N_FEATURES
 from redline.pipeline.arbiter.arbiter import Arbiter
-from redline.pipeline.arbiter.breaker import BreakerConfig
-from redline.pipeline.arbiter.config import ArbiterConfig, Policy
+from redline.pipeline.arbiter.config import ArbiterConfig, BreakerConfig, Policy
 from redline.pipeline.arbiter.fallback import CpuFallback, safe_default
 from redline.pipeline.cli.json_out import write_json
 from redline.pipeline.workers.engines import CpuEngine

@@ -26,13 +26,24 @@ import numpy as np
 
 from redline.feeds.clock import Clock
 from redline.feeds.events import DECISION_DTYPE, Flag, Origin, Side
-from redline.pipeline.graph.config import StrategyNode
+from redline.feeds.settings import DurationUs, NonNegativeFloat, PositiveInt, Settings
 
 _SECOND_NS = 1_000_000_000
 
 # What the strategy reads: the arbiter's decision-to-be plus the latest quote
 # of its instrument, which the order is priced against.
 ANSWER_DTYPE = np.dtype([*DECISION_DTYPE.descr, ("bid_px", "<i8"), ("ask_px", "<i8")])
+
+
+class SignalTraderConfig(Settings):
+    """The trader's settings; a graph's strategy node sets them in its TOML table."""
+
+    threshold: NonNegativeFloat = 0.2  # |score| above which the strategy trades
+    qty: PositiveInt = 1  # lots per order
+    max_position: PositiveInt = 10  # lots, per instrument, either side
+    max_orders_per_s: PositiveInt = 50  # per instrument
+    stale_after_us: DurationUs = 50_000  # no new risk on data older than this
+    flatten_on_default: bool = False  # safe default: flatten instead of doing nothing
 
 
 class Reason(IntEnum):
@@ -51,7 +62,7 @@ class Reason(IntEnum):
 class SignalTrader:
     """Turns ANSWER records into DECISION records."""
 
-    def __init__(self, params: StrategyNode, clock: Clock) -> None:
+    def __init__(self, params: SignalTraderConfig, clock: Clock) -> None:
         self.p = params
         self.clock = clock
         self.stale_ns = params.stale_after_us * 1000

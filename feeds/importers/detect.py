@@ -1,26 +1,20 @@
-"""`redline import FILE... OUT [--format dbn|binance]`: recordings -> our Parquet.
+"""Which importer reads a file, told from its first bytes, and one import of many files.
 
-Every supported source goes through this one command. The format of each
-file is read from its first bytes when `--format` is not given (DBN, plain
-or zstd; a Binance capture, plain or gzip). OUT is a directory (one file per
-record type plus `instruments.parquet`, see `imported.py`) or a `.parquet`
-file when the import holds a single record type.
+DBN (plain or zstd) or a Binance capture (plain or gzip); `import_files` groups the
+files by format and merges what each importer returns (`output.Imported`). The
+`redline import` command (pipeline/cli/import_files.py) is the front end.
 """
 
 from __future__ import annotations
 
 import gzip
-import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import zstandard
 
 from redline.feeds.importers import binance as binance_import
 from redline.feeds.importers import dbn as dbn_import
 from redline.feeds.importers.output import Imported
-from redline.pipeline.cli.json_out import add_json_arg, write_json
 
 FORMATS = ("dbn", "binance")
 
@@ -72,64 +66,3 @@ def import_files(paths: list[Path], fmt: str | None = None) -> Imported:
         result = result.merge(part)
         result.stats["latency_ns"] = latency
     return result
-
-
-def register(sub) -> None:
-    p = sub.add_parser(
-        "import",
-        help="import recordings (Databento DBN, Binance capture) into redline Parquet",
-        description=__doc__.split("\n\n")[1],
-    )
-    p.add_argument("paths", nargs="+", metavar="FILE... OUT", help="input files, then OUT")
-    p.add_argument("--format", choices=FORMATS, help="input format (default: detect per file)")
-    add_json_arg(p)
-    p.set_defaults(run=run)
-
-
-def run(args) -> int:
-    if len(args.paths) < 2:
-        raise ValueError("give at least one FILE and the OUT directory or .parquet file")
-    *files, out = (Path(p) for p in args.paths)
-    t0 = time.perf_counter()
-    imp = import_files(files, args.format)
-    t_import = time.perf_counter() - t0
-    written = imp.write(out)
-    seconds = time.perf_counter() - t0
-    size = sum(f.stat().st_size for f in files)
-    figures: dict[str, Any] = {
-        "events": imp.events,
-        "quotes": len(imp.quotes),
-        "trades": len(imp.trades),
-        "book_deltas": len(imp.book),
-        "instruments": [i.symbol for i in imp.instruments],
-        "input_bytes": size,
-        "import_s": round(t_import, 4),
-        "total_s": round(seconds, 4),
-        "events_per_s": round(imp.events / t_import) if t_import > 0 else None,
-        "written": {k: str(v) for k, v in written.items()},
-        **imp.stats,
-    }
-    print(
-        f"redline import: {len(files)} file(s), {size / 1e6:.1f} MB -> {out}: "
-        f"{len(imp.quotes):,} quotes, {len(imp.trades):,} trades, {len(imp.book):,} book deltas, "
-        f"{len(imp.instruments)} instrument(s) in {seconds:.2f} s"
-    )
-    for name, st in imp.stats.get("dbn", {}).items():
-        if st["skipped_records"]:
-            print(
-                f"  {name}: skipped {st['skipped_records']:,} records of schema {st['schema']} "
-                f"(imported: {dbn_import.SUPPORTED})",
-                file=sys.stderr,
-            )
-    for key, value in imp.stats.items():
-        if key.startswith("binance"):
-            print(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
-    for name, lat in imp.stats.get("latency_ns", {}).items():
-        if "p50" in lat:
-            print(
-                f"  latency {name} (ts_recv - ts_event, {lat['count']:,} records, "
-                f"{lat['excluded']:,} snapshot/bad-ts excluded): p50 {lat['p50'] / 1e3:.1f} µs, "
-                f"p99 {lat['p99'] / 1e3:.1f} µs"
-            )
-    write_json(args.json, figures)
-    return 0

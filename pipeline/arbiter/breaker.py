@@ -18,8 +18,9 @@ what to do; tests drive it with a ReplayClock and no sleeps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
+
+from redline.pipeline.arbiter.config import BreakerConfig
 
 
 class Health(IntEnum):
@@ -38,37 +39,6 @@ class Trip(IntEnum):
     DIVERGENCE = 4
     START_TIMEOUT = 5
     VERIFY_FAILED = 6
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerConfig:
-    """Detection thresholds; all durations in ns."""
-
-    heartbeat_timeout_ns: int = 50_000_000  # 10 missed 5 ms heartbeats
-    slow_window: int = 32  # requests looked at for slowness
-    slow_max_misses: int = 4  # misses in the window that take a worker out
-    start_timeout_ns: int = 30_000_000_000  # python + model load + warm-up, generously
-    sync_timeout_ns: int = 2_000_000_000  # snapshot requested -> restored
-    verify_count: int = 16  # agreeing answers needed for readmission
-    backoff_ns: int = 0  # first restart delay; doubles per failed readmission
-    max_backoff_ns: int = 5_000_000_000
-
-    def __post_init__(self) -> None:
-        for name in ("heartbeat_timeout_ns", "start_timeout_ns", "sync_timeout_ns"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"BreakerConfig.{name} must be > 0, got {getattr(self, name)}")
-        if not 1 <= self.slow_max_misses <= self.slow_window:
-            raise ValueError(
-                f"BreakerConfig: need 1 <= slow_max_misses ({self.slow_max_misses}) "
-                f"<= slow_window ({self.slow_window})"
-            )
-        if self.verify_count < 0:
-            raise ValueError(f"BreakerConfig.verify_count must be >= 0, got {self.verify_count}")
-        if not 0 <= self.backoff_ns <= self.max_backoff_ns:
-            raise ValueError(
-                f"BreakerConfig: need 0 <= backoff_ns ({self.backoff_ns}) "
-                f"<= max_backoff_ns ({self.max_backoff_ns})"
-            )
 
 
 class Breaker:

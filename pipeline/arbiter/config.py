@@ -3,13 +3,21 @@ like to it (`WorkerLink`) and what `Arbiter.poll` hands back (`Batch`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import Annotated, NamedTuple, Protocol
 
+import msgspec
 import numpy as np
+from msgspec import Meta
 
-from redline.pipeline.arbiter.breaker import BreakerConfig
+from redline.feeds.settings import (
+    DurationNs,
+    NonNegativeFloat,
+    NonNegativeInt,
+    NonNegativeNs,
+    Settings,
+)
 from redline.pipeline.workers.protocol import Reply
 
 # Arbiter.counts / stats() keys (stable: the --json reports use them)
@@ -41,49 +49,63 @@ class Policy(StrEnum):
     COMPARE = "compare"
 
 
-@dataclass(frozen=True, slots=True)
-class ArbiterConfig:
-    """Per-graph arbiter settings; durations in ns."""
+class BreakerConfig(Settings):
+    """When a worker is taken out (breaker.py); durations in ns. Set in a graph TOML under
+    `[nodes.ARBITER.breaker]`."""
 
-    policy: Policy | str = Policy.RACE
-    budget_ns: int = 2_000_000
-    hedge_delay_ns: int | None = None  # None: the primary's running p95 round trip
-    rtol: float = 1e-4  # agreement between two answers
-    atol: float = 1e-5
-    out_low: float = -np.inf  # declared output range; outside it is a bad answer
-    out_high: float = np.inf
-    margin_ns: int = 0  # reserve before the deadline on top of the fallback's cost
-    linger_ns: int | None = None  # late answers still checked this long; None: budget_ns
-    audit_every: int = 16  # hedge: also ask the standby every k-th request (0: never)
-    replay_depth: int = 65_536  # events kept to rebuild a restarted worker
-    max_inflight: int = 4096
-    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    heartbeat_timeout_ns: DurationNs = 50_000_000  # 10 missed 5 ms heartbeats
+    slow_window: Annotated[int, Meta(ge=1, le=4096)] = 32  # requests looked at for slowness
+    slow_max_misses: Annotated[int, Meta(ge=1, le=4096)] = 4  # misses in the window: out
+    start_timeout_ns: DurationNs = 30_000_000_000  # python + model load + warm-up, generously
+    sync_timeout_ns: DurationNs = 2_000_000_000  # snapshot requested -> restored
+    verify_count: Annotated[int, Meta(ge=0, le=1 << 20)] = 16  # agreeing answers to readmit
+    backoff_ns: NonNegativeNs = 0  # first restart delay; doubles per failed readmission
+    max_backoff_ns: NonNegativeNs = 5_000_000_000
 
-    def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "policy", Policy(self.policy))
-        except ValueError:
-            valid = ", ".join(p.value for p in Policy)
+    def check(self) -> None:
+        if self.slow_max_misses > self.slow_window:
             raise ValueError(
-                f"ArbiterConfig.policy: {self.policy!r}, expected one of {valid}"
-            ) from None
-        if self.budget_ns <= 0:
-            raise ValueError(f"ArbiterConfig.budget_ns must be > 0, got {self.budget_ns}")
-        if self.hedge_delay_ns is not None and not 0 <= self.hedge_delay_ns < self.budget_ns:
-            raise ValueError(
-                f"ArbiterConfig.hedge_delay_ns must be in [0, budget_ns={self.budget_ns}), "
-                f"got {self.hedge_delay_ns}"
+                f"need slow_max_misses ({self.slow_max_misses}) <= slow_window ({self.slow_window})"
             )
+        if self.backoff_ns > self.max_backoff_ns:
+            raise ValueError(
+                f"need backoff_ns ({self.backoff_ns}) <= max_backoff_ns ({self.max_backoff_ns})"
+            )
+
+
+class ArbiterSettings(Settings):
+    """What a graph's arbiter node sets (its TOML table); durations in ns."""
+
+    policy: Policy = Policy.RACE
+    hedge_delay_ns: NonNegativeNs | None = None  # None: the primary's running p95 round trip
+    rtol: NonNegativeFloat = 1e-4  # agreement between two answers
+    atol: NonNegativeFloat = 1e-5
+    out_low: float = -math.inf  # declared output range; outside it is a bad answer
+    out_high: float = math.inf
+    margin_ns: NonNegativeNs = 0  # reserve before the deadline on top of the fallback's cost
+    linger_ns: NonNegativeNs | None = None  # late answers still checked this long; None: budget
+    audit_every: NonNegativeInt = 16  # hedge: also ask the standby every k-th request (0: never)
+    replay_depth: Annotated[int, Meta(ge=1, le=1 << 22)] = 65_536  # events kept for a rebuild
+    max_inflight: Annotated[int, Meta(ge=1, le=1 << 20)] = 4096  # undecided requests at once
+    breaker: BreakerConfig = BreakerConfig()
+
+    def check(self) -> None:
+        msgspec.structs.force_setattr(self, "policy", Policy(self.policy))
         if not self.out_low < self.out_high:
-            raise ValueError(f"ArbiterConfig: out_low {self.out_low} >= out_high {self.out_high}")
-        if self.rtol < 0 or self.atol < 0:
-            raise ValueError(f"ArbiterConfig: rtol/atol must be >= 0, got {self.rtol}/{self.atol}")
-        for name in ("margin_ns", "audit_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"ArbiterConfig.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("replay_depth", "max_inflight"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ArbiterConfig.{name} must be >= 1, got {getattr(self, name)}")
+            raise ValueError(f"need out_low ({self.out_low}) < out_high ({self.out_high})")
+
+
+class ArbiterConfig(ArbiterSettings):
+    """An arbiter's settings plus the graph's budget: what `Arbiter` runs with."""
+
+    budget_ns: DurationNs = 2_000_000
+
+    def check(self) -> None:
+        super().check()
+        if self.hedge_delay_ns is not None and self.hedge_delay_ns >= self.budget_ns:
+            raise ValueError(
+                f"need hedge_delay_ns ({self.hedge_delay_ns}) < the budget ({self.budget_ns} ns)"
+            )
 
 
 class WorkerLink(Protocol):

@@ -18,7 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "redline.pipeline.cli.run",
     "redline.pipeline.cli.top",
     "redline.pipeline.cli.plan",
-    "redline.feeds.importers.detect",
+    "redline.pipeline.cli.import_files",
     "redline.pipeline.workers.process",
 )
 

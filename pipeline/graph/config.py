@@ -27,33 +27,37 @@ import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
+from redline.feeds.settings import (
+    DurationMs,
+    DurationUs,
+    InstrumentId,
+    Port,
+    Settings,
+    plain,
+)
+from redline.pipeline.arbiter.config import ArbiterConfig, ArbiterSettings
+from redline.pipeline.transport.address import address_problem
+from redline.strategies.signal_trader import SignalTraderConfig
+
 Wait = Literal["await", "busy", "block"]  # how a node waits for input; see runtime.py
 Policy = Literal["block", "conflate"]
-SCHEMES = ("inproc://", "ipc://", "tcp://")
+Hwm = Annotated[int, msgspec.Meta(gt=0, le=2**31 - 1)]  # ZeroMQ takes an int
+MaxInstruments = Annotated[int, msgspec.Meta(gt=0, le=1 << 20)]  # rows preallocated per state
 
 
 class GraphError(ValueError):
     """A graph file is wrong; the message names the file, node or edge, and field."""
 
 
-class _Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class EdgeSpec(_Spec, kw_only=True):
-    """One edge: where it lives and what happens when its reader falls behind."""
-
-    address: str
-    policy: Policy = "block"  # block: the writer waits; conflate: keep the latest per instrument
-    hwm: int = 1000  # messages queued before the policy applies
-
-
-class _NodeSpec(_Spec, tag_field="kind", kw_only=True):
-    wait: Wait = "await"
+class _NodeSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
+                tag_field="kind"):  # fmt: skip
+    """What every node kind has: its edges (`in`, `out`) and how it waits (`wait`). No fields
+    here: a node kind's fields come from its own declaration and, where the stage has settings
+    of its own, from that stage's settings struct (a Struct may inherit fields from one base)."""
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -66,11 +70,19 @@ class _NodeSpec(_Spec, tag_field="kind", kw_only=True):
         return (dst,) if dst else ()
 
 
+class EdgeSpec(Settings):
+    """One edge: where it lives and what happens when its reader falls behind."""
+
+    address: str
+    policy: Policy = "block"  # block: the writer waits; conflate: keep the latest per instrument
+    hwm: Hwm = 1000  # messages queued before the policy applies
+
+
 class FeedNode(_NodeSpec, tag="feed", kw_only=True):
     """Ingress: subscribes to a publisher (stamps `ts_recv`), checks sequence
     numbers (flags gaps) and stamps `ts_feed` as it hands events on.
 
-    The ingress follows the out edge's policy (see graph_nodes.FeedNode):
+    The ingress follows the out edge's policy (see nodes/feed.py):
     `conflate` drains eagerly and keeps the latest quote per instrument;
     `block` queues at most `hwm` messages (RCVHWM) and stops reading while
     downstream is full, so a PUSH publisher with a send HWM blocks. A SUB
@@ -80,6 +92,7 @@ class FeedNode(_NodeSpec, tag="feed", kw_only=True):
     source: str  # the publisher's ZeroMQ address
     out: str
     socket: Literal["sub", "pull"] = "sub"  # sub: XPUB/PUB publisher; pull: PUSH publisher
+    wait: Wait = "await"
 
 
 class FeaturesNode(_NodeSpec, tag="features", kw_only=True):
@@ -88,39 +101,48 @@ class FeaturesNode(_NodeSpec, tag="features", kw_only=True):
 
     in_: str = msgspec.field(name="in")
     out: str
-    max_instruments: int = 1024  # rows of feature state; one more instrument is an error
+    max_instruments: MaxInstruments = 1024  # rows of feature state
+    wait: Wait = "await"
 
 
-class WorkerSpec(_Spec, kw_only=True):
+class WorkerSpec(Settings):
+    """One inference worker process of an arbiter node."""
+
     name: str
-    device: str = "auto"  # auto: CUDA when present, else CPU
+    device: str = "auto"  # auto: CUDA when present, else CPU; or "cpu", "cuda:N"
+    heartbeat_us: DurationUs = 5_000  # idle heartbeat period (answers count as heartbeats)
+    max_instruments: MaxInstruments = 1024  # rows of resident feature state
 
 
-class ArbiterNode(_NodeSpec, tag="arbiter", kw_only=True):
+class ArbiterNode(ArbiterSettings, _NodeSpec, tag="arbiter", kw_only=True):
     """Sends every event of `instruments` (all when empty) to both workers (hot
     standby: their feature state is resident and current), asks for a decision
-    on each of their quotes and picks an answer by the deadline (budget)."""
+    on each of their quotes and picks an answer by the deadline (budget).
+
+    The arbiter's own settings (policy, tolerances, output range, breaker ...) are
+    `ArbiterSettings` fields, set in this table and in `[nodes.NAME.breaker]`."""
 
     in_: str = msgspec.field(name="in")
     out: str
-    policy: Literal["race", "hedge", "compare"] = "race"
     workers: tuple[WorkerSpec, ...] = (WorkerSpec(name="a"), WorkerSpec(name="b"))
     model: str = ""  # model folder; empty = the bundled demo model
-    instruments: tuple[int, ...] = ()  # whose events go to the workers; empty = all
+    instruments: tuple[InstrumentId, ...] = ()  # whose events go to the workers; empty = all
     fallback: bool = True  # in-process CPU fallback before the safe default
+    wait: Wait = "await"
+
+    def arbiter_config(self, budget_ns: int) -> ArbiterConfig:
+        """The arbiter's settings with the graph's budget."""
+        fields = {f: getattr(self, f) for f in ArbiterSettings.__struct_fields__}
+        return ArbiterConfig(budget_ns=budget_ns, **fields)
 
 
-class StrategyNode(_NodeSpec, tag="strategy", kw_only=True):
-    """Model answer -> order decision with risk checks; stamps `ts_decision`."""
+class StrategyNode(SignalTraderConfig, _NodeSpec, tag="strategy", kw_only=True):
+    """Model answer -> order decision with risk checks; stamps `ts_decision`. The trader's
+    settings are `SignalTraderConfig` fields (strategies/signal_trader.py)."""
 
     in_: str = msgspec.field(name="in")
     out: str = ""  # empty: decisions end here (counted, not forwarded)
-    threshold: float = 0.2  # |score| above which the strategy trades
-    qty: int = 1  # lots per order
-    max_position: int = 10  # lots, per instrument, either side
-    max_orders_per_s: int = 50  # per instrument
-    stale_after_us: int = 50_000  # no new risk on data older than this
-    flatten_on_default: bool = False  # safe default: flatten instead of doing nothing
+    wait: Wait = "await"
 
 
 class JournalNode(_NodeSpec, tag="journal", kw_only=True):
@@ -128,7 +150,8 @@ class JournalNode(_NodeSpec, tag="journal", kw_only=True):
 
     in_: str = msgspec.field(name="in")
     path: str = ""  # empty: count decisions, write nothing
-    flush_interval_ms: int = 100
+    flush_interval_ms: DurationMs = 100
+    wait: Wait = "await"
 
 
 NodeSpec = FeedNode | FeaturesNode | ArbiterNode | StrategyNode | JournalNode
@@ -142,13 +165,13 @@ _KIND_TYPES: dict[str, type] = {
 KINDS: tuple[str, ...] = tuple(_KIND_TYPES)
 
 
-class GraphHead(_Spec, kw_only=True):
+class GraphHead(Settings):
     name: str
-    budget_us: int = 2000  # each decision's deadline = ts_feed + budget
-    metrics_port: int = 0  # Prometheus endpoint; 0 = off
+    budget_us: DurationUs = 2000  # each decision's deadline = ts_recv + budget
+    metrics_port: Port = 0  # Prometheus endpoint; 0 = off
 
 
-class GraphSpec(_Spec, kw_only=True):
+class GraphSpec(msgspec.Struct, frozen=True, kw_only=True):
     graph: GraphHead
     nodes: dict[str, NodeSpec]
     edges: dict[str, EdgeSpec]
@@ -173,22 +196,15 @@ def _fail(where: str, what: str) -> GraphError:
 
 
 def _check(spec: GraphSpec, where: str) -> None:
-    g = spec.graph
-    if g.budget_us <= 0:
-        raise _fail(where, f"[graph] field 'budget_us' must be > 0, got {g.budget_us}")
-    if not 0 <= g.metrics_port < 65536:
-        raise _fail(where, f"[graph] field 'metrics_port' must be 0..65535, got {g.metrics_port}")
+    """What the types cannot say: edges joined end to end, worker names, policies that
+    need a socket kind, settings that depend on the graph's budget. (Types and bounds were
+    checked while decoding.)"""
     if not spec.nodes:
         raise _fail(where, "the graph has no [nodes]")
     for name, edge in spec.edges.items():
-        if not edge.address.startswith(SCHEMES):
-            raise _fail(
-                where,
-                f"edge '{name}': field 'address' is {edge.address!r}; "
-                f"it must start with one of {', '.join(SCHEMES)}",
-            )
-        if edge.hwm <= 0:
-            raise _fail(where, f"edge '{name}': field 'hwm' must be > 0, got {edge.hwm}")
+        problem = address_problem(edge.address)
+        if problem:
+            raise _fail(where, f"edge '{name}': field 'address' is {edge.address!r}; {problem}")
     producers: dict[str, str] = {}
     consumers: dict[str, str] = {}
     for name, node in spec.nodes.items():
@@ -217,6 +233,10 @@ def _check(spec: GraphSpec, where: str) -> None:
                     where,
                     f"node '{name}': field 'workers' needs two workers with distinct names, got {names}",
                 )
+            try:
+                node.arbiter_config(spec.budget_ns)
+            except ValueError as exc:  # e.g. a hedge delay past the graph's budget
+                raise _fail(where, f"node '{name}': {exc}") from None
         if isinstance(node, FeedNode) and node.socket == "sub":
             edge = spec.edges.get(node.out)
             if edge is not None and edge.policy == "block":
@@ -226,17 +246,6 @@ def _check(spec: GraphSpec, where: str) -> None:
                     "policy 'block': a SUB socket cannot hold a publisher back (a full queue "
                     "drops); use socket = 'pull' with a PUSH publisher, or policy = 'conflate'",
                 )
-        if isinstance(node, FeaturesNode) and node.max_instruments <= 0:
-            raise _fail(
-                where,
-                f"node '{name}': field 'max_instruments' must be > 0, got {node.max_instruments}",
-            )
-        if isinstance(node, StrategyNode):
-            for f in ("qty", "max_position", "max_orders_per_s", "stale_after_us"):
-                if getattr(node, f) <= 0:
-                    raise _fail(
-                        where, f"node '{name}': field '{f}' must be > 0, got {getattr(node, f)}"
-                    )
     for e in spec.edges:
         if e not in producers:
             raise _fail(where, f"edge '{e}' has no writer: no node has out = '{e}'")
@@ -301,11 +310,11 @@ def _convert(raw: object, typ: type, where: str, noun: str):
     try:
         return msgspec.convert(raw, typ)
     except msgspec.ValidationError as exc:
-        raise _fail(where, f"{noun}: {_plain_error(str(exc), raw)}") from None
+        raise _fail(where, f"{noun}: {_plain_error(str(exc), raw, typ)}") from None
 
 
-def _plain_error(msg: str, raw: dict) -> str:
-    # msgspec: "Expected `int`, got `str` - at `$.hwm`" -> "field 'hwm': expected int, got str"
+def _plain_error(msg: str, raw: dict, typ: type) -> str:
+    """msgspec's "Expected `int` >= 1 - at `$.hwm`" -> "field 'hwm' is 0; expected int >= 1"."""
     text, _, at = msg.rpartition(" - at ") if " - at " in msg else (msg, "", "")
     field = at.strip("`").removeprefix("$").lstrip(".")
     unknown = re.match(r"Object contains unknown field `(.+)`", text)
@@ -323,8 +332,8 @@ def _plain_error(msg: str, raw: dict) -> str:
         return f"missing required field '{inner}{missing[1]}'"
     if field == "kind" or (not field and "kind" in text):
         return f"field 'kind' is {raw.get('kind')!r}; valid: {', '.join(KINDS)}"
-    text = text.replace("`", "")
-    return f"field '{field}': {text}" if field else text
+    kind = raw.get("kind")
+    return plain(msg, raw, _KIND_TYPES.get(kind, typ) if isinstance(kind, str) else typ)
 
 
 def _toml_fields(cls: type) -> list[str]:

@@ -329,13 +329,25 @@ def _check_split(spec: gc.GraphSpec, local: list[str]) -> None:
 def build_arbiter(node: gc.ArbiterNode, clock: Clock, graph: gc.GraphSpec):
     """The workers' Arbiter with its two worker processes, warm and in service."""
     from redline.pipeline.arbiter.arbiter import Arbiter
-    from redline.pipeline.arbiter.config import ArbiterConfig
     from redline.pipeline.arbiter.fallback import CpuFallback, safe_default
-    from redline.pipeline.workers.link import spawn_pair
+    from redline.pipeline.workers.link import ZmqWorkerLink, ipc_endpoints
 
     model_dir = node.model or default_model_dir()
     backend, devices = _worker_devices(node)
-    links = spawn_pair(model_dir, backend=backend, devices=devices)
+    links = tuple(
+        ZmqWorkerLink(
+            name,
+            endpoint,
+            model_dir,
+            backend,
+            device,
+            heartbeat_ms=w.heartbeat_us / 1000,
+            extra_args=("--max-instruments", str(w.max_instruments)),
+        )
+        for name, endpoint, device, w in zip(
+            "AB", ipc_endpoints(2), devices, node.workers, strict=True
+        )
+    )
     fallback = None
     n_out = 1
     if node.fallback:
@@ -345,7 +357,7 @@ def build_arbiter(node: gc.ArbiterNode, clock: Clock, graph: gc.GraphSpec):
         plan = load_numpy_plan(model_dir)  # the workers' CPU path: no torch import (~2-10 s)
         fallback = CpuFallback(CpuEngine(plan), clock)
         n_out = plan.out_features
-    cfg = ArbiterConfig(policy=node.policy, budget_ns=graph.budget_ns)
+    cfg = node.arbiter_config(graph.budget_ns)
     arb = Arbiter(links, cfg, clock, safe_default=safe_default(n_out), fallback=fallback)
     arb.wait_ready(timeout_s=120)
     return arb

@@ -3,8 +3,7 @@ import pytest
 
 from redline.feeds.clock import ReplayClock
 from redline.feeds.events import Flag, Origin, Side
-from redline.pipeline.graph.config import StrategyNode
-from redline.strategies.signal_trader import ANSWER_DTYPE, Reason, SignalTrader
+from redline.strategies.signal_trader import ANSWER_DTYPE, Reason, SignalTrader, SignalTraderConfig
 
 T0 = 1_700_000_000_000_000_000
 
@@ -24,7 +23,7 @@ def answers(scores, inst=1, ts_recv=T0, origin=Origin.WORKER_A, flags=0, bid=100
 
 def trader(**kw):
     clock = ReplayClock(T0)
-    return SignalTrader(StrategyNode(in_="answers", **kw), clock), clock
+    return SignalTrader(SignalTraderConfig(**kw), clock), clock
 
 
 def sides(d):

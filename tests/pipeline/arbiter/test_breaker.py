@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from redline.feeds.clock import ReplayClock
-from redline.pipeline.arbiter.breaker import Breaker, BreakerConfig, Health, Trip
+from redline.pipeline.arbiter.breaker import Breaker, Health, Trip
+from redline.pipeline.arbiter.config import BreakerConfig
 
 MS = 1_000_000
 

@@ -74,9 +74,55 @@ def _bad(old: str, new: str) -> str:
         (
             "max_position = 3",
             "max_position = 0",
-            "node 'strategy': field 'max_position' must be > 0",
+            "node 'strategy': field 'max_position' is 0; expected int >= 1",
         ),
-        ("hwm = 8", "hwm = 0", "edge 'ticks': field 'hwm' must be > 0"),
+        ("hwm = 8", "hwm = 0", "edge 'ticks': field 'hwm' is 0; expected int >= 1"),
+        (
+            "hwm = 8",
+            "hwm = 9223372036854775807",
+            "edge 'ticks': field 'hwm' is 9223372036854775807; expected int <= 2147483647",
+        ),
+        (
+            "instruments = [1, 2]",
+            "instruments = [1, -1]",
+            "node 'arbiter': field 'instruments[1]' is -1; expected int >= 0",
+        ),
+        (
+            'policy = "hedge"',
+            'policy = "hedge"\nhedge_delay_ns = 2000000',
+            "node 'arbiter': ArbiterConfig: need hedge_delay_ns (2000000) < the budget (1500000 ns)",
+        ),
+        (
+            'policy = "hedge"',
+            'policy = "hedge"\nrtol = -1.0',
+            "node 'arbiter': field 'rtol' is -1.0; expected float >= 0.0",
+        ),
+        (
+            'policy = "hedge"',
+            'policy = "hedge"\nbreaker = { slow_window = 4, slow_max_misses = 5 }',
+            "field 'breaker' is {'slow_window': 4, 'slow_max_misses': 5}; BreakerConfig: need "
+            "slow_max_misses (5) <= slow_window (4)",
+        ),
+        (
+            'policy = "hedge"',
+            'policy = "hedge"\nbreaker = { heartbeat_timeout_ns = 0 }',
+            "node 'arbiter': field 'breaker.heartbeat_timeout_ns' is 0; expected int >= 1",
+        ),
+        (
+            'name = "cpu" }',
+            'name = "cpu", heartbeat_us = 0 }',
+            "node 'arbiter': field 'workers[1].heartbeat_us' is 0; expected int >= 1",
+        ),
+        (
+            'address = "tcp://127.0.0.1:7001"',
+            'address = "tcp://127.0.0.1"',
+            "edge 'answers': field 'address' is 'tcp://127.0.0.1'; a tcp address needs",
+        ),
+        (
+            'address = "tcp://127.0.0.1:7001"',
+            'address = "tcp://127.0.0.1:99999"',
+            "edge 'answers': field 'address' is 'tcp://127.0.0.1:99999'; a tcp address needs",
+        ),
         ("hwm = 8", 'hwm = "8"', "edge 'ticks': field 'hwm'"),
         ('policy = "conflate"', 'policy = "drop"', "edge 'ticks': field 'policy'"),
         (
@@ -96,13 +142,46 @@ def _bad(old: str, new: str) -> str:
         ),
         ('source = "tcp://127.0.0.1:5555"\n', "", "node 'feed': missing required field 'source'"),
         ('in = "answers"', 'in = "answerz"', "node 'strategy': field 'in' names edge 'answerz'"),
-        ("budget_us = 1500", "budget_us = -1", "[graph] field 'budget_us' must be > 0"),
+        (
+            "budget_us = 1500",
+            "budget_us = -1",
+            "[graph]: field 'budget_us' is -1; expected int >= 1",
+        ),
+        (
+            "budget_us = 1500",
+            "budget_us = 9223372036854775",
+            "[graph]: field 'budget_us' is 9223372036854775; expected int <= 3600000000",
+        ),
         ("[graph]", "[graf]\nx=1\n[graph]", "unknown table(s) ['graf']"),
     ],
 )
 def test_bad_graph_names_node_and_field(old, new, expect):
     msg = _bad(old, new)
     assert msg.startswith("g.toml: ") and expect in msg, msg
+
+
+def test_every_arbiter_breaker_and_worker_setting_is_reachable_from_toml():
+    text = GOOD.replace(
+        'policy = "hedge"',
+        'policy = "hedge"\nhedge_delay_ns = 300000\nrtol = 0.01\nout_low = -1.0\n'
+        "out_high = 1.0\nmax_inflight = 64\n"
+        "breaker = { heartbeat_timeout_ns = 200000000, slow_window = 8, slow_max_misses = 2 }",
+    ).replace('{ name = "cpu" }', '{ name = "cpu", heartbeat_us = 2000, max_instruments = 8 }')
+    arb = gc.parse(text).nodes["arbiter"]
+    cfg = arb.arbiter_config(1_500_000)
+    assert (cfg.policy, cfg.budget_ns, cfg.hedge_delay_ns, cfg.rtol) == (
+        "hedge",
+        1_500_000,
+        300_000,
+        0.01,
+    )
+    assert (cfg.out_low, cfg.out_high, cfg.max_inflight) == (-1.0, 1.0, 64)
+    b = cfg.breaker
+    assert (b.heartbeat_timeout_ns, b.slow_window, b.slow_max_misses) == (200_000_000, 8, 2)
+    assert b.verify_count == 16  # untouched fields keep their defaults
+    assert (arb.workers[1].heartbeat_us, arb.workers[1].max_instruments) == (2000, 8)
+    strategy = gc.parse(GOOD).nodes["strategy"]
+    assert (strategy.max_position, strategy.qty, strategy.threshold) == (3, 1, 0.2)
 
 
 def test_unused_edge_and_shared_edge_are_errors():

@@ -23,8 +23,8 @@ from redline.feeds.clock import LiveClock
 from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE, Origin, RecordType
 from redline.kernels.features import N_FEATURES
 from redline.pipeline.arbiter.arbiter import Arbiter
-from redline.pipeline.arbiter.breaker import BreakerConfig, Health
-from redline.pipeline.arbiter.config import ArbiterConfig, Policy
+from redline.pipeline.arbiter.breaker import Health
+from redline.pipeline.arbiter.config import ArbiterConfig, BreakerConfig, Policy
 from redline.pipeline.arbiter.fallback import CpuFallback, safe_default
 from redline.pipeline.workers.engines import CpuEngine
 from redline.pipeline.workers.link import close_all, spawn_pair
