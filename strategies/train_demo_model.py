@@ -2,10 +2,10 @@
 
     python -m redline.strategies.train_demo_model [--inputs features|window] [--out DIR]
 
-Inputs, one row per quote of the bundled market recording, as the workers'
-engine (`pipeline.engine`) computes them: the rows are read through the
-engine's own public API with an identity plan, so training sees exactly what
-a worker will feed the model.
+Inputs, one row per quote of the bundled market recording, as the workers
+compute them: the rows come from the same feature state
+(`redline.kernels.feature_state`) that a worker's engine keeps, so training sees
+exactly what a worker will feed the model.
 - `features` (default): `redline.kernels.features` after the quote
   (N_FEATURES floats, FEATURE_NAMES order).
 - `window`: the instrument's last `WINDOW` events, four payload numbers each.
@@ -46,27 +46,20 @@ MAX_TRAIN_ROWS = 40_000  # subsample: enough for 1.6k weights, keeps training to
 
 
 def engine_rows(data_dir: Path = DIR, k: int = N_FEATURES) -> tuple[np.ndarray, np.ndarray]:
-    """(engine input row after each quote [Q, k], quotes [Q]): quotes and trades applied
-    in replay order to a `CpuEngine` whose plan is the k x k identity (k = N_FEATURES:
+    """(model input row after each quote [Q, k], quotes [Q]): quotes and trades applied in
+    replay order to the feature state a worker keeps for a k-input model (k = N_FEATURES:
     the kernels' features; k = 4 * WINDOW: the event window)."""
     from redline.feeds.replay.reader import replay
-    from redline.pipeline.workers.engines import CpuEngine
+    from redline.kernels.feature_state import KernelFeatures, WindowFeatures
 
-    eye = nn.Linear(k, k)
-    with torch.no_grad():
-        eye.weight.copy_(torch.eye(k))
-        eye.bias.zero_()
-    engine = CpuEngine(compile_plan(nn.Sequential(eye), precision="fp32", device="cpu"))
+    state = KernelFeatures() if k == N_FEATURES else WindowFeatures(k)
     paths = [data_dir / "market_quotes.parquet", data_dir / "market_trades.parquet"]
     rows, kept = [], []
     out = np.zeros(k, np.float32)
-    no = 0
     for rtype, recs in replay(paths):
         for i in range(len(recs)):
-            no += 1
-            engine.apply(no, int(rtype), recs[i])
+            state.update(int(rtype), recs[i : i + 1], out)
             if rtype == RecordType.QUOTE:
-                engine.answer_into(no, out)
                 rows.append(out.copy())
         if rtype == RecordType.QUOTE:
             kept.append(recs)

@@ -198,7 +198,7 @@ class FeaturesNode(Node):
 
     def __init__(self, name, spec: gc.FeaturesNode, clock) -> None:
         super().__init__(name, spec, clock)
-        from redline.pipeline.workers.engines import KernelFeatures
+        from redline.kernels.feature_state import KernelFeatures
 
         self.state = KernelFeatures(spec.max_instruments)
         self._row = np.zeros(self.state.k, np.float32)  # [K] scratch: features after an event

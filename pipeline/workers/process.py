@@ -70,8 +70,9 @@ def build_engine(
     features: str = "auto",
 ):
     """Load the plan and wrap it in the backend's engine (CUDA graphs captured here)."""
+    from redline.kernels.feature_state import make_features
     from redline.kernels.plans.numpy_loader import load_numpy_plan
-    from redline.pipeline.workers.engines import CpuEngine, CudaEngine, make_features
+    from redline.pipeline.workers.engines import CpuEngine, CudaEngine
 
     if backend == "cpu":  # numpy when it can: no torch import, so a restart takes 0.2 s
         plan = load_numpy_plan(model_dir)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from redline.feeds.events import DTYPES, QUOTE_DTYPE, TRADE_DTYPE, RecordType
-from redline.pipeline.workers.engines import CpuEngine, make_features
+from redline.kernels.feature_state import make_features
+from redline.pipeline.workers.engines import CpuEngine
 
 
 class Identity:

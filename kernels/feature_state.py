@@ -1,0 +1,194 @@
+"""Per-instrument feature state that a model reads: the kernels' features or an event window.
+
+- `KernelFeatures` (models with in_features == kernels.features.N_FEATURES): the kernels'
+  rolling per-instrument features (EMAs, realised vol, imbalance, flow, ...) updated by each
+  QUOTE/TRADE with `redline.kernels.features.FeatureState` (numba, host memory: an update costs
+  less than one GPU launch). Features are ratios and log returns, so tick sizes cancel and every
+  instrument uses tick 1.
+- `WindowFeatures` (any K divisible by 4, any record type): per instrument, the last K/4 events'
+  four payload numbers (QUOTE bid/ask px/sz, TRADE px/sz/aggressor/0, BOOK_DELTA
+  px/sz/side/action, SENSOR values[:4]), newest first. Finite, so a replay of the last events
+  rebuilds it exactly.
+
+Both map instrument ids to dense rows (bounded: `max_instruments`) and snapshot to bytes: int64
+instrument ids [n], then the kind's state arrays for those n rows. The workers' engines
+(pipeline/workers/engines.py) and the training script read the same state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from redline.feeds.events import RecordType
+
+# Per record type: the four payload fields an event contributes to its instrument's window.
+FIELDS: dict[int, tuple[str, ...]] = {
+    RecordType.QUOTE: ("bid_px", "ask_px", "bid_sz", "ask_sz"),
+    RecordType.TRADE: ("px", "sz", "aggressor"),
+    RecordType.BOOK_DELTA: ("px", "sz", "side", "action"),
+}
+
+
+def event_values(rtype: int, record: np.ndarray, scale: float, out: np.ndarray) -> None:
+    """The four numbers an event adds to the window -> out [4] float32 (no allocation)."""
+    if rtype == RecordType.SENSOR:
+        out[:] = record["values"][:4]
+        return
+    names = FIELDS.get(rtype)
+    if names is None:
+        raise ValueError(f"engine: record type {rtype} carries no features")
+    for i, name in enumerate(names):
+        out[i] = record[name]
+    out[len(names) :] = 0.0
+    out *= scale
+
+
+def record1(record) -> np.ndarray:
+    """Any event record (0-d array, np.void or 1-element array) as a 1-element array."""
+    return np.asarray(record).reshape(1)
+
+
+class _Instruments:
+    """instrument_id -> dense row, bounded; part of every snapshot."""
+
+    def __init__(self, max_instruments: int) -> None:
+        self.max = max_instruments
+        self.index: dict[int, int] = {}
+        self.ids = np.zeros(max_instruments, np.int64)
+
+    def row(self, instrument_id: int) -> int:
+        i = self.index.get(instrument_id)
+        if i is None:
+            i = len(self.index)
+            if i >= self.max:
+                raise ValueError(f"engine: more than {self.max} instruments")
+            self.index[instrument_id] = i
+            self.ids[i] = instrument_id
+        return i
+
+    def snapshot(self) -> bytes:
+        return self.ids[: len(self.index)].tobytes()
+
+    def restore(self, blob, n: int) -> None:
+        ids = np.frombuffer(blob, np.int64, n)
+        self.index = {int(v): i for i, v in enumerate(ids)}
+        self.ids[:n] = ids
+
+
+class WindowFeatures:
+    """The last K/4 events' payload numbers per instrument (host copy; see module doc)."""
+
+    kind = "window"
+
+    def __init__(self, k: int, max_instruments: int = 1024, scale: float = 1.0) -> None:
+        if k % 4:
+            raise ValueError(f"engine: model in_features must be a multiple of 4, got {k}")
+        self.k = k
+        self.scale = float(scale)
+        self.inst = _Instruments(max_instruments)
+        self.win = np.zeros((max_instruments, k), np.float32)  # [I, K]
+        self._vals = np.zeros(4, np.float32)
+
+    def update(self, rtype: int, rec1: np.ndarray, out: np.ndarray) -> None:
+        event_values(rtype, rec1[0], self.scale, self._vals)
+        w = self.win[self.inst.row(int(rec1["instrument_id"][0]))]
+        w[4:] = w[:-4].copy()  # shift by one event, newest first
+        w[:4] = self._vals
+        out[:] = w
+
+    def update_many(self, rtype: int, records: np.ndarray, rows: np.ndarray, at: list[int]):
+        """`update` of each of records [n] (one type), in order, into rows[at[j]]."""
+        for j, r in enumerate(at):
+            self.update(rtype, records[j : j + 1], rows[r])
+
+    def snapshot(self) -> bytes:
+        n = len(self.inst.index)
+        return self.inst.snapshot() + self.win[:n].tobytes()
+
+    def restore(self, blob) -> None:
+        n, rest = divmod(len(blob), 8 + 4 * self.k)
+        if rest:
+            raise ValueError(f"engine: state blob of {len(blob)} bytes is not n * {8 + 4 * self.k}")
+        self.inst.restore(blob, n)
+        self.win[:] = 0
+        self.win[:n] = np.frombuffer(blob, np.float32, n * self.k, 8 * n).reshape(n, self.k)
+
+
+class KernelFeatures:
+    """`redline.kernels.features.FeatureState` behind the engine's state interface."""
+
+    kind = "kernels"
+
+    def __init__(self, max_instruments: int = 1024) -> None:
+        kf = kernel_features_module()
+        self.kf = kf
+        self.k = kf.N_FEATURES
+        self.inst = _Instruments(max_instruments)
+        self.state = kf.FeatureState(np.ones(max_instruments))  # ratios: ticks cancel
+
+    def update(self, rtype: int, rec1: np.ndarray, out: np.ndarray) -> None:
+        row = self.inst.row(int(rec1["instrument_id"][0]))
+        if rtype == RecordType.QUOTE:
+            self.state.update_quote(row, rec1, 0, out)
+        elif rtype == RecordType.TRADE:
+            self.state.update_trade(row, rec1, 0, out)
+        else:  # other records carry no features here: the row stays as it was
+            out[:] = self.state.features(row)
+
+    def update_many(self, rtype: int, records: np.ndarray, rows: np.ndarray, at: list[int]):
+        """`update` of each of records [n] (one type), in order, into rows[at[j]]: the ids
+        read once and the batch handed to numba as it is, no per-event record view."""
+        row_of = self.inst.row
+        ids = records["instrument_id"].tolist()
+        if rtype == RecordType.QUOTE:
+            step = self.state.update_quote
+        elif rtype == RecordType.TRADE:
+            step = self.state.update_trade
+        else:
+            for i, r in zip(ids, at, strict=True):
+                rows[r] = self.state.features(row_of(i))
+            return
+        for j, (i, r) in enumerate(zip(ids, at, strict=True)):
+            step(row_of(i), records, j, rows[r])
+
+    def snapshot(self) -> bytes:
+        n = len(self.inst.index)
+        return self.inst.snapshot() + self.state.sf[:n].tobytes() + self.state.si[:n].tobytes()
+
+    def restore(self, blob) -> None:
+        sf, si = self.state.sf, self.state.si
+        per = 8 + 8 * sf.shape[1] + 8 * si.shape[1]
+        n, rest = divmod(len(blob), per)
+        if rest:
+            raise ValueError(f"engine: state blob of {len(blob)} bytes is not n * {per}")
+        self.inst.restore(blob, n)
+        self.state.reset()
+        off = 8 * n
+        sf[:n] = np.frombuffer(blob, np.float64, n * sf.shape[1], off).reshape(n, sf.shape[1])
+        off += 8 * n * sf.shape[1]
+        si[:n] = np.frombuffer(blob, np.int64, n * si.shape[1], off).reshape(n, si.shape[1])
+
+
+def kernel_features_module():
+    """`redline.kernels.features`, imported on first use: it pulls in numba, which only
+    kernel-feature models need. `redline.kernels` exports lazily, so this never imports torch
+    (2.2 s idle, 5-15 s on a loaded 2 vCPU VM): a worker restart is what a failover costs."""
+    from redline.kernels import features
+
+    return features
+
+
+def make_features(plan, kind: str = "auto", max_instruments: int = 1024, scale: float = 1.0):
+    """The feature state a plan needs: "kernels" when in_features == N_FEATURES ("auto")."""
+    if kind == "auto":
+        kind = "kernels" if plan.in_features == kernel_features_module().N_FEATURES else "window"
+    if kind == "kernels":
+        f = KernelFeatures(max_instruments)
+        if f.k != plan.in_features:
+            raise ValueError(
+                f"engine: kernel features are {f.k} wide, model takes {plan.in_features}"
+            )
+        return f
+    if kind == "window":
+        return WindowFeatures(plan.in_features, max_instruments, scale)
+    raise ValueError(f"engine: features {kind!r}, expected auto, kernels or window")
