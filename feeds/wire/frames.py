@@ -1,4 +1,11 @@
-"""The wire format: a versioned binary frame of fixed-width event records.
+"""Every framing of records on a wire: feed frames, graph edge messages, worker messages.
+
+Feed frames are what publishers, feeds and recordings speak; edge messages join the nodes of
+a graph (pipeline/transport); worker messages join the arbiter and its workers
+(pipeline/workers/protocol.py gives their kinds). All three carry records exactly as their
+numpy dtype lays them out, so a receiver reads them without a copy.
+
+Feed frames: a versioned binary frame of fixed-width event records.
 
 One frame is a 16-byte little-endian header followed by `count` records of
 one record type, laid out exactly as the numpy dtype in `events.py`:
@@ -23,8 +30,11 @@ only quotes. A ZeroMQ message may carry several frames, one per part.
 
 from __future__ import annotations
 
+import ast
+import itertools
 import struct
 from enum import IntEnum
+from typing import Final
 
 import numba as nb
 import numpy as np
@@ -265,3 +275,104 @@ def split_stream(buf) -> tuple[list[memoryview], int]:
         frames.append(view[off:end])
         off = end
     return frames, n - off
+
+
+# -- graph edge messages ------------------------------------------------------------------------
+# Three parts: a tag naming the records' dtype (its numpy descr, parsed once per distinct tag),
+# two int64 stamps (when this writer handed the records on, and `ts_feed`, carried through
+# stages between the feed and the arbiter) and the records' bytes. A tag of EDGE_EOS with no
+# records ends the stream.
+
+EDGE_EOS: Final = b"EOS"
+EDGE_STAMPS = struct.Struct("<qq")  # (this writer's stamp, ts_feed)
+_TAG_DTYPES: dict[bytes, np.dtype] = {}
+_DTYPE_TAGS: dict[np.dtype, bytes] = {}
+
+
+def dtype_tag(dtype: np.dtype) -> bytes:
+    """The edge message tag of a records dtype (cached)."""
+    tag = _DTYPE_TAGS.get(dtype)
+    if tag is None:
+        tag = repr(np.lib.format.dtype_to_descr(dtype)).encode()
+        _DTYPE_TAGS[dtype] = tag
+        _TAG_DTYPES[tag] = dtype
+    return tag
+
+
+def tag_dtype(tag: bytes) -> np.dtype:
+    """The dtype an edge message tag names; ValueError for a tag that names none."""
+    dtype = _TAG_DTYPES.get(tag)
+    if dtype is None:
+        try:
+            dtype = np.lib.format.descr_to_dtype(ast.literal_eval(tag.decode()))
+        except (ValueError, SyntaxError, UnicodeDecodeError, TypeError) as exc:
+            raise ValueError(f"edge message tag {tag[:60]!r} is not a dtype: {exc}") from None
+        # An event dtype comes back as the canonical object: a parsed copy compares equal,
+        # but np.concatenate of two such arrays yields a dtype that no longer does (numpy
+        # 2.4), which the journal's DECISION_DTYPE check then refuses.
+        dtype = next((known for known in DTYPES.values() if known == dtype), dtype)
+        _TAG_DTYPES[tag] = dtype
+    return dtype
+
+
+# -- worker messages ----------------------------------------------------------------------------
+# One fixed 48-byte header part, then payload parts (pipeline/workers/protocol.py says which):
+#     kind u1 | rtype u1 | flags u1 | pad | version u4 | id u8 | s0 s1 s2 s3 i8
+# Events travel in fixed SLOT-byte slots (the widest event record), so a batch or a replay is
+# three contiguous arrays: rtypes u1[n], event numbers u8[n], records [n, SLOT].
+
+WORKER_HEADER = struct.Struct("<BBBxIQqqqq")
+assert WORKER_HEADER.size == 48
+
+EVENT_TYPES: tuple[RecordType, ...] = (  # what a worker applies to its feature state
+    RecordType.QUOTE,
+    RecordType.TRADE,
+    RecordType.BOOK_DELTA,
+    RecordType.SENSOR,
+)
+SLOT = max(DTYPES[t].itemsize for t in EVENT_TYPES)
+
+
+def pack_slots(
+    rtypes: np.ndarray, event_nos: np.ndarray, slots: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slot parts: rtypes u1[n], event numbers u8[n], records [n, SLOT]; contiguous arrays sent
+    as they are (a full replay ring is ~5 MB: no extra copy to bytes)."""
+    assert slots.shape[1:] == (SLOT,) and len(rtypes) == len(event_nos) == len(slots)
+    return (
+        np.ascontiguousarray(rtypes, np.uint8),
+        np.ascontiguousarray(event_nos, np.uint64),
+        np.ascontiguousarray(slots, np.uint8),
+    )
+
+
+def unpack_slots(f_rtypes, f_nos, f_slots) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slot parts -> (rtypes, event numbers, slots) views; ValueError when they disagree."""
+    rtypes = np.frombuffer(f_rtypes, np.uint8)
+    nos = np.frombuffer(f_nos, np.uint64)
+    slots = np.frombuffer(f_slots, np.uint8).reshape(-1, SLOT)
+    if not len(rtypes) == len(nos) == len(slots):
+        raise ValueError(
+            f"slot parts disagree: {len(rtypes)} rtypes, {len(nos)} event numbers, "
+            f"{len(slots)} records"
+        )
+    return rtypes, nos, slots
+
+
+def record_runs(rtypes: np.ndarray, nos: np.ndarray, slots: np.ndarray):
+    """Slotted events as runs of one record type, in order: yields (rtype, event numbers [n],
+    records [n] of that type's dtype). A feed batch is one run; records are one copy of the
+    slots' leading bytes, so nothing is made per event. Unknown rtype: KeyError."""
+    n = len(rtypes)
+    cuts = [0, *(np.flatnonzero(rtypes[1:] != rtypes[:-1]) + 1).tolist(), n] if n else [0]
+    for a, b in itertools.pairwise(cuts):
+        rt = int(rtypes[a])
+        dt = DTYPES[rt]
+        recs = np.ascontiguousarray(slots[a:b, : dt.itemsize]).view(dt).reshape(b - a)
+        yield rt, nos[a:b], recs
+
+
+def record_view(rtype: int, slot) -> np.ndarray:
+    """The record of `rtype` at the start of a slot, as a 1-element structured view (what the
+    engines take; indexing `[0]` would make a scalar per event). Unknown rtype: KeyError."""
+    return np.frombuffer(slot, dtype=DTYPES[rtype], count=1)

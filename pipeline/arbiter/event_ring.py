@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from redline.pipeline.workers.protocol import SLOT
+from redline.feeds.wire.frames import SLOT
 
 
 class EventRing:

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from redline.feeds.wire.frames import pack_slots
 from redline.pipeline.arbiter.breaker import Breaker, Health, Trip
 from redline.pipeline.arbiter.config import ArbiterConfig, WorkerLink
 from redline.pipeline.arbiter.event_ring import EventRing
-from redline.pipeline.workers.protocol import Kind, Reply, header, pack_replay
+from redline.pipeline.workers.protocol import Kind, Reply, header
 
 
 class Recovery:
@@ -146,7 +147,7 @@ class Recovery:
             self._log(now, w, "resync", str(exc))
             self.trip(w, Trip.START_TIMEOUT, now)
             return
-        frames = [header(Kind.RESTORE, as_of, s0=len(nos)), blob, *pack_replay(rtypes, nos, slots)]
+        frames = [header(Kind.RESTORE, as_of, s0=len(nos)), blob, *pack_slots(rtypes, nos, slots)]
         if not self.links[w].send(frames):
             self.send_failed(w, now)
             return

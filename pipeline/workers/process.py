@@ -28,6 +28,7 @@ import numpy as np
 import zmq
 
 from redline.feeds.events import DTYPES
+from redline.feeds.wire.frames import record_runs, unpack_slots
 from redline.pipeline.workers.engines import warm_up
 from redline.pipeline.workers.faults import FaultPlan, FaultSpec
 from redline.pipeline.workers.protocol import (
@@ -36,9 +37,7 @@ from redline.pipeline.workers.protocol import (
     Kind,
     answers_dtype,
     header,
-    record_runs,
     unpack_events,
-    unpack_replay,
 )
 
 BACKENDS = ("cpu", "cuda")
@@ -201,7 +200,7 @@ def _handle(sock, engine, faults, frames, t_recv: int, out: _Out, version: int, 
     if kind == Kind.SNAPSHOT:
         sock.send_multipart([header(Kind.STATE, last), engine.snapshot()], copy=False)
     elif kind == Kind.RESTORE:
-        rtypes, nos, slots = unpack_replay(*(f.buffer for f in frames[2:5]))
+        rtypes, nos, slots = unpack_slots(*(f.buffer for f in frames[2:5]))
         engine.restore(frames[1].buffer)
         for rt, nos_, recs in record_runs(rtypes, nos, slots):
             engine.apply_many(nos_, rt, recs)

@@ -25,21 +25,20 @@ worker -> arbiter
     STATE     id = event number the state is as of               ; [hdr, state blob]
     ERROR     id = event number or 0                             ; [hdr, utf-8 message]
 
-Frames go out with `copy=False`; pyzmq itself copies frames under `zmq.COPY_THRESHOLD` (64 KiB),
-which is cheaper than tracking them, so only state blobs and replays travel zero-copy. Events
-travel in fixed `SLOT`-byte slots (the widest event record) so a replay is one contiguous frame.
+The header layout and the slots events travel in are framing, kept with every other framing in
+feeds/wire/frames.py; this module says what each kind of message means. Frames go out without
+a copy where the transport can (ZeroMQ itself copies frames under 64 KiB, which is cheaper
+than tracking them, so only state blobs and replays travel zero-copy).
 """
 
 from __future__ import annotations
 
-import itertools
-import struct
 from enum import IntEnum
 from typing import NamedTuple
 
 import numpy as np
 
-from redline.feeds.events import DTYPES, RecordType
+from redline.feeds.wire.frames import WORKER_HEADER, pack_slots, unpack_slots
 
 
 class Kind(IntEnum):
@@ -60,17 +59,7 @@ class Kind(IntEnum):
 
 ASK_FLAG = 1
 
-HEADER = struct.Struct("<BBBxIQqqqq")
-assert HEADER.size == 48
-
-# Event records a worker applies to its feature state; a slot holds the widest one.
-EVENT_TYPES: tuple[RecordType, ...] = (
-    RecordType.QUOTE,
-    RecordType.TRADE,
-    RecordType.BOOK_DELTA,
-    RecordType.SENSOR,
-)
-SLOT = max(DTYPES[t].itemsize for t in EVENT_TYPES)
+HEADER = WORKER_HEADER
 
 
 class Reply(NamedTuple):
@@ -138,9 +127,9 @@ def unpack_answers(reply: Reply, out_features: int) -> np.ndarray:
 def pack_events(
     rtypes: np.ndarray, event_nos: np.ndarray, slots: np.ndarray, flags: np.ndarray
 ) -> list:
-    """An EVENTS message: the replay frames of `pack_replay` plus flags u1[n]."""
+    """An EVENTS message: the slot parts (feeds/wire/frames.py) plus flags u1[n]."""
     assert len(flags) == len(event_nos) > 0
-    frames = pack_replay(rtypes, event_nos, slots)
+    frames = pack_slots(rtypes, event_nos, slots)
     head = header(Kind.EVENTS, int(frames[1][0]), s0=len(event_nos))
     return [head, *frames, np.ascontiguousarray(flags, np.uint8)]
 
@@ -149,55 +138,8 @@ def unpack_events(frames: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     """EVENTS frames (after the header) -> rtypes, event numbers, slots, flags (views)."""
     if len(frames) != 4:
         raise ValueError(f"EVENTS has {len(frames)} payload frames, expected 4")
-    rtypes, nos, slots = unpack_replay(*frames[:3])
+    rtypes, nos, slots = unpack_slots(*frames[:3])
     flags = np.frombuffer(frames[3], np.uint8)
     if len(flags) != len(nos):
         raise ValueError(f"EVENTS flags: {len(flags)} for {len(nos)} events")
     return rtypes, nos, slots, flags
-
-
-def pack_replay(
-    rtypes: np.ndarray, event_nos: np.ndarray, slots: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Replay frames for RESTORE: rtypes u1[n], event numbers u8[n], records [n, SLOT].
-
-    Contiguous arrays, sent as they are (a full ring is ~5 MB: no extra copy to bytes)."""
-    assert slots.shape[1:] == (SLOT,) and len(rtypes) == len(event_nos) == len(slots)
-    return (
-        np.ascontiguousarray(rtypes, np.uint8),
-        np.ascontiguousarray(event_nos, np.uint64),
-        np.ascontiguousarray(slots, np.uint8),
-    )
-
-
-def unpack_replay(
-    f_rtypes: memoryview, f_nos: memoryview, f_slots: memoryview
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rtypes = np.frombuffer(f_rtypes, np.uint8)
-    nos = np.frombuffer(f_nos, np.uint64)
-    slots = np.frombuffer(f_slots, np.uint8).reshape(-1, SLOT)
-    if not len(rtypes) == len(nos) == len(slots):
-        raise ValueError(
-            f"RESTORE replay frames disagree: {len(rtypes)} rtypes, {len(nos)} event numbers, "
-            f"{len(slots)} records"
-        )
-    return rtypes, nos, slots
-
-
-def record_runs(rtypes: np.ndarray, nos: np.ndarray, slots: np.ndarray):
-    """A batch's events as runs of one record type, in order: yields (rtype, event numbers
-    [n], records [n] of that type's dtype). A feed batch is one run; records are one copy of
-    the slots' leading bytes, so nothing is made per event. Unknown rtype: KeyError."""
-    n = len(rtypes)
-    cuts = [0, *(np.flatnonzero(rtypes[1:] != rtypes[:-1]) + 1).tolist(), n] if n else [0]
-    for a, b in itertools.pairwise(cuts):
-        rt = int(rtypes[a])
-        dt = DTYPES[rt]
-        recs = np.ascontiguousarray(slots[a:b, : dt.itemsize]).view(dt).reshape(b - a)
-        yield rt, nos[a:b], recs
-
-
-def record_view(rtype: int, slot: np.ndarray | memoryview) -> np.ndarray:
-    """The record of `rtype` at the start of a slot, as a 1-element structured view (what the
-    engines take; indexing `[0]` would make a scalar per event). Unknown rtype: KeyError."""
-    return np.frombuffer(slot, dtype=DTYPES[rtype], count=1)

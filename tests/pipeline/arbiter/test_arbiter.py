@@ -14,6 +14,7 @@ import pytest
 
 from redline.feeds.clock import ReplayClock
 from redline.feeds.events import QUOTE_DTYPE, Origin
+from redline.feeds.wire.frames import record_runs, record_view, unpack_slots
 from redline.pipeline.arbiter.arbiter import Arbiter
 from redline.pipeline.arbiter.breaker import Health
 from redline.pipeline.arbiter.config import ArbiterConfig, BreakerConfig, Policy
@@ -25,10 +26,7 @@ from redline.pipeline.workers.protocol import (
     Kind,
     Reply,
     answers_dtype,
-    record_runs,
-    record_view,
     unpack_events,
-    unpack_replay,
 )
 
 US = 1_000
@@ -134,7 +132,7 @@ class FakeLink:
             self._reply(50 * US, Kind.STATE, self.last, memoryview(self.engine.snapshot()))
         elif kind == Kind.RESTORE:
             self.engine.restore(frames[1])
-            rtypes, nos, slots = unpack_replay(*frames[2:5])
+            rtypes, nos, slots = unpack_slots(*frames[2:5])
             for rt, no, slot in zip(rtypes, nos, slots, strict=True):
                 self.engine.apply(int(no), int(rt), record_view(int(rt), slot))
         return True

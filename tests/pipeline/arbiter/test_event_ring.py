@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE, RecordType
+from redline.feeds.wire.frames import record_view
 from redline.pipeline.arbiter.event_ring import EventRing
-from redline.pipeline.workers.protocol import record_view
 
 
 def test_since_returns_events_after_in_order_across_wraparound():

@@ -76,8 +76,8 @@ def test_batch_answers_rows_as_of_each_event_in_calls_of_max_batch():
 @pytest.mark.parametrize("kind", ["window", "kernels"])
 def test_apply_many_of_a_batch_in_runs_is_apply_one_by_one(kind):
     """The worker applies an EVENTS batch run by run (record_runs): same rows, same state."""
+    from redline.feeds.wire.frames import SLOT, record_runs
     from redline.kernels.features import N_FEATURES
-    from redline.pipeline.workers.protocol import SLOT, record_runs
 
     class Wide(Identity):
         in_features = out_features = N_FEATURES if kind == "kernels" else 8

@@ -11,17 +11,16 @@ import torch
 
 from redline import kernels
 from redline.feeds.events import QUOTE_DTYPE, RecordType
+from redline.feeds.wire.frames import SLOT, pack_slots
 from redline.pipeline.cli.main import main
 from redline.pipeline.workers.engines import ROW_RING, CpuEngine
 from redline.pipeline.workers.link import ZmqWorkerLink, close_all, ipc_endpoints
 from redline.pipeline.workers.protocol import (
     ASK_FLAG,
-    SLOT,
     Kind,
     answer_array,
     header,
     pack_events,
-    pack_replay,
     unpack_answers,
 )
 
@@ -89,7 +88,7 @@ def test_protocol_answers_stamps_snapshot_restore_fault_stop(model_dir, tmp_path
         slot = np.zeros((1, SLOT), np.uint8)
         slot[0, : QUOTE_DTYPE.itemsize] = np.frombuffer(quote(41).tobytes(), np.uint8)
         other.apply(2, RecordType.QUOTE, quote(41))
-        rep = pack_replay(np.array([RecordType.QUOTE]), np.array([2]), slot)
+        rep = pack_slots(np.array([RecordType.QUOTE]), np.array([2]), slot)
         link.send([header(Kind.RESTORE, 1, s0=1), _snapshot_after_first(model_dir), *rep])
         link.send([header(Kind.ASK, 2)])
         other.answer_into(2, want)
