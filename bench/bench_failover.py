@@ -49,7 +49,7 @@ from redline.pipeline.arbiter.config import ArbiterConfig, BreakerConfig, Policy
 from redline.pipeline.arbiter.fallback import CpuFallback, safe_default
 from redline.pipeline.cli.json_out import write_json
 from redline.pipeline.workers.engines import CpuEngine
-from redline.pipeline.workers.link import ZmqWorkerLink, close_all, ipc_endpoints, spawn_pair
+from redline.pipeline.workers.link import ProcessLink, close_all, ipc_endpoints, spawn_pair
 from redline.pipeline.workers.protocol import (
     ASK_FLAG,
     SLOT,
@@ -83,9 +83,9 @@ def events(n: int) -> list[tuple[int, np.ndarray]]:
     return out
 
 
-def ready_worker(model_dir: Path, backend: str) -> tuple[ZmqWorkerLink, zmq.Poller]:
+def ready_worker(model_dir: Path, backend: str) -> tuple[ProcessLink, zmq.Poller]:
     """One worker for the direct baselines, started and READY, with a poller on its socket."""
-    link = pinned(ZmqWorkerLink("D", ipc_endpoints(1)[0], model_dir, backend))
+    link = pinned(ProcessLink("D", ipc_endpoints(1)[0], model_dir, backend))
     link.start()
     poller = zmq.Poller()
     poller.register(link.sock, zmq.POLLIN)
@@ -115,7 +115,7 @@ def direct(model_dir: Path, backend: str, n: int, warm: int) -> np.ndarray:
 WORKER_CPUS: str | None = None  # --pin: the workers' CPU list (taskset), the arbiter on CPU 0
 
 
-def pinned(link: ZmqWorkerLink) -> ZmqWorkerLink:
+def pinned(link: ProcessLink) -> ProcessLink:
     """With --pin, the worker (and every restart of it) runs under taskset on WORKER_CPUS."""
     if WORKER_CPUS:
         link.cmd = ["taskset", "-c", WORKER_CPUS, *link.cmd]  # taskset execs: same pid

@@ -35,6 +35,14 @@ class FeedSource(Protocol):
 
     def stats(self) -> dict[str, Any]: ...
 
+    def ready(self) -> bool:
+        """A batch can be had now without waiting."""
+        ...
+
+    def fileno(self) -> int:
+        """A descriptor readable when input may have arrived (ask `ready()` first)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -164,6 +164,13 @@ class UdpFeed:
         self._pending.append(out)
         return True
 
+    def ready(self) -> bool:
+        """A batch can be had now without waiting."""
+        return bool(self._pending) or bool(select.select([self.sock], [], [], 0)[0])
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
     def recv_batch(self, timeout: float | None = 0.0) -> Batch | None:
         """The next batch; None if none came within `timeout` seconds (0: don't
         wait, None: wait forever) or the stream has ended."""

@@ -175,6 +175,14 @@ class ZmqFeed:
         del spare[:-_SPARES]  # batches still held elsewhere keep theirs alive
         self._off = 0
 
+    def ready(self) -> bool:
+        """A batch can be had now without waiting."""
+        return bool(self._pending) or bool(self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+
+    def fileno(self) -> int:
+        """Readable when frames may have arrived (edge-triggered: ask `ready()` first)."""
+        return self.socket.getsockopt(zmq.FD)
+
     def recv_batch(self, timeout: float | None = 0.0) -> Batch | None:
         """The next batch; None if none came within `timeout` seconds (0: don't
         wait, None: wait forever) or the stream has ended."""

@@ -34,283 +34,15 @@ has been yielded. Pages are checksum-verified where the writer stored checksums.
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 import numba
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from redline.feeds.event_schema import SchemaError, arrow_schema, record_type_from_schema
 from redline.feeds.events import DTYPES, Batch, RecordType
-
-
-class ReplayError(ValueError):
-    """Bad data found while reading (unsorted, null, corrupted); the message names where."""
-
-
-class EventFile:
-    """One Parquet file of redline events: its record type, checked schema and rows."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        try:
-            # pre_buffer=False: pyarrow's pre-buffer cache kept every row group read so
-            # far, so memory grew with file length (540 MB of Arrow pool at 50M events).
-            self._pf = pq.ParquetFile(self.path, page_checksum_verification=True, pre_buffer=False)
-        except FileNotFoundError:
-            raise
-        except (OSError, pa.ArrowException) as exc:
-            raise ReplayError(
-                f"{self.path}: not a readable Parquet file (corrupted or truncated?): {exc}"
-            ) from None
-        self.schema: pa.Schema = self._pf.schema_arrow
-        self.rtype: RecordType = record_type_from_schema(self.schema, where=str(self.path))
-        self.dtype: np.dtype = DTYPES[self.rtype]
-        self.num_rows: int = self._pf.metadata.num_rows
-        self.num_row_groups: int = self._pf.metadata.num_row_groups
-        expected = arrow_schema(self.rtype)
-        for field in expected:
-            idx = self.schema.get_field_index(field.name)
-            if idx < 0:
-                raise SchemaError(
-                    f"{self.path}: missing column {field.name!r} ({self.rtype.name} records need it)"
-                )
-            got = self.schema.field(idx).type
-            if not got.equals(field.type):
-                raise SchemaError(
-                    f"{self.path}: column {field.name!r} has type {got}, expected {field.type}"
-                )
-        self._fields = list(expected)
-
-    def __repr__(self) -> str:
-        return f"EventFile({str(self.path)!r}, {self.rtype.name}, rows={self.num_rows})"
-
-    def chunks(self, batch_rows: int) -> Iterator[_Chunk]:
-        """Chunks of at most `batch_rows` records, checked for nulls and `ts_recv` order.
-
-        On bad data, yields the good rows before the bad one, then raises ReplayError."""
-        names = [f.name for f in self._fields]
-        row0 = 0
-        prev_last: int | None = None
-        batches = self._pf.iter_batches(batch_size=batch_rows, columns=names, use_threads=True)
-        while True:
-            try:
-                batch = next(batches)
-            except StopIteration:
-                return
-            except (OSError, pa.ArrowException) as exc:
-                raise ReplayError(
-                    f"{self.path}: corrupted data in {self._bad_row_group(row0, names)}: {exc}"
-                ) from None
-            n = batch.num_rows
-            if n == 0:
-                continue
-            records, ts, null_row, null_col = self._records(batch)
-            # Order check on the contiguous column: one vectorised pass in the common case.
-            back = ts[1:] < ts[:-1]
-            if prev_last is not None and ts[0] < prev_last:
-                unsorted = 0
-            elif back.any():
-                unsorted = int(np.argmax(back)) + 1
-            else:
-                unsorted = n
-            bad: ReplayError | None = None
-            if null_row <= unsorted and null_row < n:  # a null ts_recv reads as 0
-                bad = ReplayError(
-                    f"{self.path}: row {row0 + null_row}: column {null_col!r} is null"
-                )
-                n = null_row
-            elif unsorted < n:
-                before = prev_last if unsorted == 0 else int(ts[unsorted - 1])
-                bad = ReplayError(
-                    f"{self.path}: not sorted by ts_recv at row {row0 + unsorted}: "
-                    f"column 'ts_recv' goes back from {before} to {int(ts[unsorted])}"
-                )
-                n = unsorted
-            if n > 0:  # the good rows before a bad one are still delivered
-                yield _Chunk(records[:n], ts[:n], row0)
-            if bad is not None:
-                raise bad
-            row0 += n
-            prev_last = int(ts[-1])
-
-    def _records(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, int, str]:
-        """Pack columns into records; also the first null (row, column), row = len if none."""
-        n = batch.num_rows
-        out = np.empty(n, dtype=self.dtype)
-        null_row, null_col = n, ""
-        ts = None
-        for i, field in enumerate(self._fields):
-            col = batch.column(i)
-            if col.null_count:
-                row = int(np.flatnonzero(np.asarray(col.is_null()))[0])
-                if row < null_row:
-                    null_row, null_col = row, field.name
-            if pa.types.is_fixed_size_list(field.type):
-                w = field.type.list_size  # .values ignores the slice offset: apply it
-                values = col.values.slice(col.offset * w, n * w).to_numpy(zero_copy_only=False)
-                out[field.name] = values.reshape(n, w)
-            else:
-                if col.null_count:
-                    col = col.fill_null(0)  # rows from the null on are not delivered
-                values = col.to_numpy(zero_copy_only=False)
-                out[field.name] = values
-                if field.name == "ts_recv":
-                    ts = values  # contiguous: the merge searches this, not the strided field
-        assert ts is not None
-        return out, ts, null_row, null_col
-
-    def _bad_row_group(self, row: int, names: list[str]) -> str:
-        """The first row group from `row` on that fails to read alone (error path only:
-        a batch may span row groups, so the one holding `row` may be sound)."""
-        md = self._pf.metadata
-        start = 0
-        for g in range(md.num_row_groups):
-            end = start + md.row_group(g).num_rows
-            if end > row:
-                try:
-                    self._pf.read_row_group(g, columns=names)
-                except (OSError, pa.ArrowException):
-                    return f"row group {g} (rows {start}-{end - 1})"
-            start = end
-        return f"the rows from {row}"
-
-
-class _Chunk(NamedTuple):
-    records: np.ndarray
-    ts: np.ndarray  # contiguous copy or view of records["ts_recv"]
-    row0: int  # file row of records[0]
-
-
-def event_files(paths: str | Path | Iterable[str | Path]) -> tuple[list[EventFile], list[Path]]:
-    """Open `paths` (files, or directories of *.parquet files) as event files.
-
-    Returns (event files, skipped): a directory's Parquet files that are not redline
-    event files (an instrument table, say) are skipped and listed; a file named
-    explicitly must be an event file."""
-    if isinstance(paths, str | Path):
-        paths = [paths]
-    files: list[EventFile] = []
-    skipped: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            for child in sorted(p.glob("*.parquet")):
-                if _is_event_schema(child):
-                    files.append(EventFile(child))
-                else:
-                    skipped.append(child)
-        elif p.exists():
-            files.append(EventFile(p))
-        else:
-            raise FileNotFoundError(f"{p}: no such file or directory")
-    return files, skipped
-
-
-def _is_event_schema(path: Path) -> bool:
-    try:
-        schema = pq.read_schema(path)
-    except (OSError, pa.ArrowException):
-        return True  # unreadable: let EventFile report it rather than skip it silently
-    try:
-        record_type_from_schema(schema)
-    except SchemaError:
-        return False
-    return True
-
-
-class _ReadAhead:
-    """One background thread reading chunks ahead, for the file needed soonest.
-
-    The merge next needs the file whose held chunk ends earliest, so speculative reads
-    go to the file with the smallest `ts_recv` frontier. A read the merge is waiting on
-    is always served, even when the read-ahead budget is spent."""
-
-    def __init__(self, files: list[EventFile], batch_rows: int, readahead: int) -> None:
-        self._files = files
-        self._batch_rows = batch_rows
-        self._readahead = readahead
-        self._queues: list[deque] = [deque() for _ in files]
-        self._frontier = [np.iinfo(np.int64).min] * len(files)
-        self._finished = [False] * len(files)  # source yielded its end or an error
-        self._queued = 0
-        self._queued_rows = 0
-        self._wanted: int | None = None
-        self._stop = False
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="redline-replay-read", daemon=True)
-        self.peak_queued_rows = 0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        self._thread.join(timeout=10)
-
-    def take(self, i: int) -> _Chunk | BaseException | None:
-        """The next chunk of file `i`, None at its end, or the error met reading it."""
-        with self._cond:
-            while not self._queues[i]:
-                self._wanted = i
-                self._cond.notify_all()
-                self._cond.wait()
-            item = self._queues[i].popleft()
-            self._queued -= 1
-            if isinstance(item, _Chunk):
-                self._queued_rows -= len(item.records)
-            self._cond.notify_all()
-            return item
-
-    def queued_rows(self) -> int:
-        return self._queued_rows
-
-    def _pick(self) -> int | None:
-        w = self._wanted
-        if w is not None and not self._queues[w] and not self._finished[w]:
-            return w
-        if self._queued >= self._readahead:
-            return None
-        best = None
-        for i, done in enumerate(self._finished):
-            if not done and (best is None or self._frontier[i] < self._frontier[best]):
-                best = i
-        return best
-
-    def _run(self) -> None:
-        sources = [f.chunks(self._batch_rows) for f in self._files]
-        while True:
-            with self._cond:
-                while not self._stop and (i := self._pick()) is None:
-                    self._cond.wait()
-                if self._stop:
-                    return
-            item: _Chunk | BaseException | None
-            try:
-                item = next(sources[i])  # decode outside the lock: pyarrow releases the GIL
-            except StopIteration:
-                item = None
-            except BaseException as exc:  # delivered in order, raised by the consumer
-                item = exc
-            with self._cond:
-                self._queues[i].append(item)
-                self._queued += 1
-                if isinstance(item, _Chunk):
-                    self._frontier[i] = int(item.ts[-1])
-                    self._queued_rows += len(item.records)
-                    self.peak_queued_rows = max(self.peak_queued_rows, self._queued_rows)
-                else:
-                    self._finished[i] = True
-                if self._wanted == i:
-                    self._wanted = None
-                self._cond.notify_all()
-
+from redline.feeds.replay.files import Chunk, event_files
+from redline.feeds.replay.readahead import ReadAhead
 
 _END = None  # a file's chunks are exhausted
 _UNFETCHED = object()  # lookahead chunk not asked for yet
@@ -351,14 +83,14 @@ class Replay:
     def _run(self) -> Iterator[Batch]:
         if not self.files:
             return
-        reader = _ReadAhead(self.files, self.batch_rows, self.readahead)
+        reader = ReadAhead(self.files, self.batch_rows, self.readahead)
         reader.start()
         try:
             yield from self._merge(reader)
         finally:  # also on an early break: the consumer's close() stops the thread
             reader.stop()
 
-    def _merge(self, reader: _ReadAhead) -> Iterator[Batch]:
+    def _merge(self, reader: ReadAhead) -> Iterator[Batch]:
         k = len(self.files)
         cur: list = [None] * k
         pos = [0] * k
@@ -383,7 +115,7 @@ class Replay:
                     break
                 for i in todo:
                     nxt[i] = reader.take(i)
-            inclusive = all(not isinstance(nxt[i], _Chunk) or nxt[i].ts[0] > w for i in mins)
+            inclusive = all(not isinstance(nxt[i], Chunk) or nxt[i].ts[0] > w for i in mins)
             capped = False
             if len(active) > 1:
                 # Rounds of ~_ROUND_ROWS records keep the gather's working set in cache:
@@ -393,7 +125,7 @@ class Replay:
                 if cap < w:  # every chunk reaches past cap: all records <= cap are here
                     w, inclusive, capped = cap, True, True
             held = sum(len(cur[i].records) for i in active)
-            held += sum(len(c.records) for c in nxt if isinstance(c, _Chunk))
+            held += sum(len(c.records) for c in nxt if isinstance(c, Chunk))
             self.peak_buffered_rows = max(self.peak_buffered_rows, held + reader.queued_rows())
 
             segs = []
@@ -415,7 +147,7 @@ class Replay:
             for i in list(active):
                 chunk = cur[i]
                 if pos[i] < len(chunk.records):
-                    if not capped and i in mins and isinstance(nxt[i], _Chunk):
+                    if not capped and i in mins and isinstance(nxt[i], Chunk):
                         # ties at W run into the next chunk: join them (rare, small)
                         cur[i] = _join(chunk, pos[i], nxt[i])
                         pos[i], nxt[i] = 0, _UNFETCHED
@@ -546,10 +278,10 @@ def _order_ties(
     return out
 
 
-def _join(chunk: _Chunk, pos: int, nxt: _Chunk) -> _Chunk:
+def _join(chunk: Chunk, pos: int, nxt: Chunk) -> Chunk:
     void = _VOID64[chunk.records.dtype]
     recs = np.concatenate([chunk.records[pos:].view(void), nxt.records.view(void)])
-    return _Chunk(
+    return Chunk(
         recs.view(chunk.records.dtype), np.concatenate([chunk.ts[pos:], nxt.ts]), chunk.row0 + pos
     )
 

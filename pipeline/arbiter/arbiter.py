@@ -53,12 +53,10 @@ and write the same slots).
 from __future__ import annotations
 
 import math
-import select
 import time
 from collections import deque
 
 import numpy as np
-import zmq
 
 from redline.feeds.clock import Clock
 from redline.feeds.events import DECISION_DTYPE, Origin, record_type_of
@@ -67,6 +65,7 @@ from redline.pipeline.arbiter.config import COUNTERS, ArbiterConfig, Batch, Poli
 from redline.pipeline.arbiter.event_ring import EventRing
 from redline.pipeline.arbiter.fallback import CpuFallback
 from redline.pipeline.arbiter.recovery import Recovery
+from redline.pipeline.transport.waiting import wait_any
 from redline.pipeline.workers.protocol import (
     ASK_FLAG,
     Kind,
@@ -368,13 +367,9 @@ class Arbiter:
             n, self._n_done = self._n_done, 0
             return Batch(self._out_rec[:n], self._out_vec[:n], self._out_alarm[:n])
         for w, link in enumerate(self.links):
-            # An empty socket's recv ends in zmq.Again, an exception (~20 µs here): reading
-            # ZMQ_EVENTS first (~1 µs) skips it on the many polls with nothing waiting.
-            sock = getattr(link, "sock", None)
-            if sock is not None and not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                continue
-            for msg in link.recv():
-                self._on_message(w, msg, now)
+            if link.ready():  # most polls find nothing: ask first, cheaply
+                for msg in link.recv():
+                    self._on_message(w, msg, now)
         self.recovery.check_health(now)
         self._check_timers(now)
         n = self._n_done
@@ -385,9 +380,8 @@ class Arbiter:
         """Block until a worker message arrives, the next deadline timer is due, or `max_ns`.
 
         For loops that should sleep rather than spin (on 2 cores a spinning arbiter starves
-        the workers). Only links with a ZeroMQ `sock` are waited on. Waits on the sockets'
-        notification fds with `select`, which takes µs: zmq_poll counts whole milliseconds,
-        which is too coarse at 10k events/s (a feed batch every ~1 ms)."""
+        the workers). Links without a channel (fakes, a worker being restarted) are not waited
+        on."""
         now = self.clock.monotonic_ns()
         due = now + max_ns
         for no, req in self._open:
@@ -396,14 +390,9 @@ class Arbiter:
                 if self.cfg.policy == Policy.HEDGE and req.asked != 0b11:
                     due = min(due, req.hedge_at)
                 break
-        socks = [s for s in (getattr(link, "sock", None) for link in self.links) if s is not None]
-        if due <= now or not socks:
-            return
-        # ZMQ_FD is edge-triggered: it only signals what arrives after ZMQ_EVENTS was read,
-        # so read ZMQ_EVENTS first (and return if a message is already waiting).
-        if any(s.getsockopt(zmq.EVENTS) & zmq.POLLIN for s in socks):
-            return
-        select.select([s.getsockopt(zmq.FD) for s in socks], [], [], (due - now) / 1e9)
+        channels = [c for c in (link.waitable() for link in self.links) if c is not None]
+        if due > now and channels:
+            wait_any(channels, (due - now) / 1e9)
 
     def inject(self, worker: int, spec: str) -> None:
         """Send a fault (faults.FaultSpec text, e.g. "nan@5") to worker 0 (A) or 1 (B)."""

@@ -18,6 +18,7 @@ from redline.feeds.settings import (
     NonNegativeNs,
     Settings,
 )
+from redline.pipeline.transport.waiting import Waitable
 from redline.pipeline.workers.protocol import Reply
 
 # Arbiter.counts / stats() keys (stable: the --json reports use them)
@@ -109,7 +110,7 @@ class ArbiterConfig(ArbiterSettings):
 
 
 class WorkerLink(Protocol):
-    """One worker as the arbiter sees it (worker_link.ZmqWorkerLink, or a fake in tests)."""
+    """One worker as the arbiter sees it (workers/link.ProcessLink, or a fake in tests)."""
 
     name: str
     pid: int | None
@@ -119,7 +120,7 @@ class WorkerLink(Protocol):
         ...
 
     def stop(self) -> None:
-        """Kill the process (it is not trusted any more) and drop its socket."""
+        """Kill the process (it is not trusted any more) and drop its channel."""
         ...
 
     def exited(self) -> bool: ...
@@ -128,8 +129,16 @@ class WorkerLink(Protocol):
         """Queue one multipart message without blocking; False if it cannot be queued."""
         ...
 
+    def ready(self) -> bool:
+        """A message is waiting (cheap: asked on every poll)."""
+        ...
+
     def recv(self) -> list[Reply]:
         """Every message waiting, without blocking."""
+        ...
+
+    def waitable(self) -> Waitable | None:
+        """What to wait on for its next message (transport/waiting.py); None: nothing to."""
         ...
 
 

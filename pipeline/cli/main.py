@@ -19,7 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "redline.pipeline.cli.top",
     "redline.pipeline.cli.plan",
     "redline.pipeline.cli.import_files",
-    "redline.pipeline.workers.process",
+    "redline.pipeline.cli.worker",
 )
 
 

@@ -53,7 +53,7 @@ class GraphError(ValueError):
     """A graph file is wrong; the message names the file, node or edge, and field."""
 
 
-class _NodeSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
+class BaseNodeSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
                 tag_field="kind"):  # fmt: skip
     """What every node kind has: its edges (`in`, `out`) and how it waits (`wait`). No fields
     here: a node kind's fields come from its own declaration and, where the stage has settings
@@ -78,7 +78,7 @@ class EdgeSpec(Settings):
     hwm: Hwm = 1000  # messages queued before the policy applies
 
 
-class FeedNode(_NodeSpec, tag="feed", kw_only=True):
+class FeedSpec(BaseNodeSpec, tag="feed", kw_only=True):
     """Ingress: subscribes to a publisher (stamps `ts_recv`), checks sequence
     numbers (flags gaps) and stamps `ts_feed` as it hands events on.
 
@@ -95,7 +95,7 @@ class FeedNode(_NodeSpec, tag="feed", kw_only=True):
     wait: Wait = "await"
 
 
-class FeaturesNode(_NodeSpec, tag="features", kw_only=True):
+class FeaturesSpec(BaseNodeSpec, tag="features", kw_only=True):
     """Keeps every instrument's features current as events pass (the kernels'
     feature state) and stamps `ts_features`; optional, between feed and arbiter."""
 
@@ -114,7 +114,7 @@ class WorkerSpec(Settings):
     max_instruments: MaxInstruments = 1024  # rows of resident feature state
 
 
-class ArbiterNode(ArbiterSettings, _NodeSpec, tag="arbiter", kw_only=True):
+class ArbiterSpec(ArbiterSettings, BaseNodeSpec, tag="arbiter", kw_only=True):
     """Sends every event of `instruments` (all when empty) to both workers (hot
     standby: their feature state is resident and current), asks for a decision
     on each of their quotes and picks an answer by the deadline (budget).
@@ -136,7 +136,7 @@ class ArbiterNode(ArbiterSettings, _NodeSpec, tag="arbiter", kw_only=True):
         return ArbiterConfig(budget_ns=budget_ns, **fields)
 
 
-class StrategyNode(SignalTraderConfig, _NodeSpec, tag="strategy", kw_only=True):
+class StrategySpec(SignalTraderConfig, BaseNodeSpec, tag="strategy", kw_only=True):
     """Model answer -> order decision with risk checks; stamps `ts_decision`. The trader's
     settings are `SignalTraderConfig` fields (strategies/signal_trader.py)."""
 
@@ -145,7 +145,7 @@ class StrategyNode(SignalTraderConfig, _NodeSpec, tag="strategy", kw_only=True):
     wait: Wait = "await"
 
 
-class JournalNode(_NodeSpec, tag="journal", kw_only=True):
+class JournalSpec(BaseNodeSpec, tag="journal", kw_only=True):
     """Sink: appends every decision to the journal, flushed on an interval."""
 
     in_: str = msgspec.field(name="in")
@@ -154,13 +154,13 @@ class JournalNode(_NodeSpec, tag="journal", kw_only=True):
     wait: Wait = "await"
 
 
-NodeSpec = FeedNode | FeaturesNode | ArbiterNode | StrategyNode | JournalNode
+NodeSpec = FeedSpec | FeaturesSpec | ArbiterSpec | StrategySpec | JournalSpec
 _KIND_TYPES: dict[str, type] = {
-    "feed": FeedNode,
-    "features": FeaturesNode,
-    "arbiter": ArbiterNode,
-    "strategy": StrategyNode,
-    "journal": JournalNode,
+    "feed": FeedSpec,
+    "features": FeaturesSpec,
+    "arbiter": ArbiterSpec,
+    "strategy": StrategySpec,
+    "journal": JournalSpec,
 }
 KINDS: tuple[str, ...] = tuple(_KIND_TYPES)
 
@@ -226,7 +226,7 @@ def _check(spec: GraphSpec, where: str) -> None:
                         f"'{seen[e]}'; an edge joins exactly one writer to one reader",
                     )
                 seen[e] = name
-        if isinstance(node, ArbiterNode):
+        if isinstance(node, ArbiterSpec):
             names = [w.name for w in node.workers]
             if len(names) != 2 or len(set(names)) != 2:
                 raise _fail(
@@ -237,7 +237,7 @@ def _check(spec: GraphSpec, where: str) -> None:
                 node.arbiter_config(spec.budget_ns)
             except ValueError as exc:  # e.g. a hedge delay past the graph's budget
                 raise _fail(where, f"node '{name}': {exc}") from None
-        if isinstance(node, FeedNode) and node.socket == "sub":
+        if isinstance(node, FeedSpec) and node.socket == "sub":
             edge = spec.edges.get(node.out)
             if edge is not None and edge.policy == "block":
                 raise _fail(

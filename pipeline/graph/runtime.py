@@ -2,15 +2,15 @@
 
 The same `GraphSpec` runs either way: every edge's reader binds its address
 and every writer connects, so with ipc:// or tcp:// edges each process can
-start in any order. inproc:// edges only join nodes of one process.
+start in any order. mem:// and inproc:// edges only join nodes of one process.
 
 The control plane (signals, metrics, drain) runs on uvloop. Each node waits
 for input as its spec says (`wait`):
 
 - "await": an asyncio task; wakes on its sockets' FDs through the loop (all
   such nodes share one thread, so no GIL hand-offs between them).
-- "block": its own thread, blocked in zmq_poll; the cheapest wake-up on a
-  loaded machine (FLOORS.md: asyncio adds tens of µs to a hop).
+- "block": its own thread, blocked in select on its inputs' descriptors; the cheapest
+  wake-up on a loaded machine (FLOORS.md: asyncio adds tens of µs to a hop).
 - "busy": its own thread, spinning on non-blocking reads; only pays where a
   core is free (on 2 vCPU it starves libzmq's I/O thread: FLOORS.md).
 
@@ -25,18 +25,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import zmq
-
 from redline.feeds.clock import Clock, LiveClock
+from redline.feeds.sequence import SequenceTracker
 from redline.pipeline.graph import config as gc
 from redline.pipeline.graph import nodes as gn
-from redline.pipeline.transport.zmq_edge import Receiver, Sender
+from redline.pipeline.transport.address import is_process_local
+from redline.pipeline.transport.edge import Receiver, Sender
+from redline.pipeline.transport.opener import Transport
+from redline.pipeline.transport.waiting import any_ready, unwatch, wait_any, watch
 
 _HELD_RETRY_S = 0.001  # a node held back by a full output retries its flush this often
 
@@ -50,9 +51,9 @@ class Runtime:
         *,
         only: Sequence[str] = (),
         clock: Clock | None = None,
-        context: zmq.Context | None = None,
+        context: Any = None,
         drain_timeout_s: float = 10.0,
-        arbiter_factory: Callable[[gc.ArbiterNode, Clock, gc.GraphSpec], Any] | None = None,
+        arbiter_factory: Callable[[gc.ArbiterSpec, Clock, gc.GraphSpec], Any] | None = None,
         metrics_port: int | None = None,
     ) -> None:
         unknown = [n for n in only if n not in spec.nodes]
@@ -65,8 +66,7 @@ class Runtime:
         if only:
             _check_split(spec, self.local)
         self.clock = clock or LiveClock()
-        self._own_ctx = context is None
-        self.ctx = context or zmq.Context()
+        self.transport = Transport(context)  # context: a zmq.Context to share (tests)
         self.drain_timeout_s = drain_timeout_s
         self._arbiter_factory = arbiter_factory or build_arbiter
         self.nodes: dict[str, gn.Node] = {}
@@ -84,12 +84,15 @@ class Runtime:
     def _build(self) -> None:
         spec = self.spec
         # Readers bind first so inproc writers in this process find them.
+        t = self.transport
         for name in self.local:
             for e in spec.nodes[name].inputs:
-                self.receivers[e] = Receiver(self.ctx, e, spec.edges[e])
+                edge = spec.edges[e]
+                self.receivers[e] = t.receiver(e, edge.address, edge.policy, edge.hwm)
         for name in self.local:
             for e in spec.nodes[name].outputs:
-                self.senders[e] = Sender(self.ctx, e, spec.edges[e])
+                edge = spec.edges[e]
+                self.senders[e] = t.sender(e, edge.address, edge.policy, edge.hwm)
         # Downstream first, so the feed (which starts taking events) is built last.
         for name in reversed(self.local):
             node_spec = spec.nodes[name]
@@ -101,16 +104,25 @@ class Runtime:
         self.nodes = {n: self.nodes[n] for n in self.local}
 
     def _make(self, name: str, s: gc.NodeSpec) -> gn.Node:
-        if isinstance(s, gc.FeedNode):
-            return gn.FeedNode(name, s, self.clock, self.ctx, self.spec.edges[s.out])
-        if isinstance(s, gc.FeaturesNode):
+        if isinstance(s, gc.FeedSpec):
+            edge = self.spec.edges[s.out]
+            tracker = SequenceTracker()
+            source = self.transport.feed(
+                s.source,
+                kind=s.socket,
+                clock=self.clock,
+                tracker=tracker,
+                rcvhwm=edge.hwm if edge.policy == "block" else 0,
+            )
+            return gn.FeedNode(name, s, self.clock, source, tracker)
+        if isinstance(s, gc.FeaturesSpec):
             return gn.FeaturesNode(name, s, self.clock)
-        if isinstance(s, gc.ArbiterNode):
+        if isinstance(s, gc.ArbiterSpec):
             arbiter = self._arbiter_factory(s, self.clock, self.spec)
             return gn.ArbiterNode(name, s, self.clock, arbiter)
-        if isinstance(s, gc.StrategyNode):
+        if isinstance(s, gc.StrategySpec):
             return gn.StrategyNode(name, s, self.clock)
-        if isinstance(s, gc.JournalNode):
+        if isinstance(s, gc.JournalSpec):
             return gn.JournalNode(name, s, self.clock)
         raise AssertionError(f"unhandled node kind {type(s).__name__}")
 
@@ -198,15 +210,15 @@ class Runtime:
         return False
 
     async def _await_loop(self, node: gn.Node) -> None:
-        # ZeroMQ's FD is edge-triggered: it fires when ZMQ_EVENTS may have
-        # changed, so check EVENTS after each step before sleeping on it.
+        # A ZeroMQ descriptor is edge-triggered: it fires when its readiness may have
+        # changed, so ask ready() after each step before sleeping on it (waiting.py).
         loop = asyncio.get_running_loop()
         wake = self._wakes[node.name]
         # The await node reading this one's output in this process, woken directly: through
         # its socket's FD it would run only after this node's next step (the arbiter's next
         # slice of submits: the demo's `decide` stage measured ~0.8 ms p50 that way).
         reader = self._local_reader(node)
-        socks: list[zmq.Socket] = []
+        watched: list = []
         fds: list[int] = []
         try:
             while not node.done and not self._overdue(node):
@@ -215,16 +227,16 @@ class Runtime:
                         reader.set()  # queued before this task's own turn below
                     await asyncio.sleep(0)  # let the other nodes of this loop run
                     continue
-                now_socks = node.wait_sockets()
-                if now_socks != socks:  # first pass, or a worker was restarted
-                    _unwatch(loop, fds)
-                    socks, fds = now_socks, _watch(loop, now_socks, wake.set)
+                now = node.waitables()
+                if now != watched:  # first pass, or a worker was restarted
+                    unwatch(loop, fds)
+                    watched, fds = now, watch(loop, now, wake.set)
                 wake.clear()
                 # A node held back by a full output takes no input: waiting input must not
                 # count as work, or this loop spins without yielding and the downstream
                 # node that would make room never runs (seen: a features node froze the demo).
                 held = node.held_back()
-                if not held and any(s.getsockopt(zmq.EVENTS) & zmq.POLLIN for s in socks):
+                if not held and any_ready(watched):
                     continue
                 timeout = _HELD_RETRY_S if held else node.timeout_s()
                 # uvloop timers tick in ms: a shorter one fires at once and spins the loop.
@@ -232,7 +244,7 @@ class Runtime:
                 await wake.wait()
                 timer.cancel()
         finally:
-            _unwatch(loop, fds)
+            unwatch(loop, fds)
 
     def _local_reader(self, node: gn.Node) -> asyncio.Event | None:
         """The wake event of the await node in this process that reads `node`'s output."""
@@ -243,23 +255,16 @@ class Runtime:
         return self._wakes.get(reader)
 
     def _block_loop(self, node: gn.Node) -> None:
-        poller = zmq.Poller()
-        socks: list[zmq.Socket] = []
         while not node.done and not self._overdue(node):
             if node.step():
                 continue
-            now_socks = node.wait_sockets()
-            if node.held_back():  # input can't wake it (see _await_loop): only its other sockets
-                inputs = {r.socket for r in node.inputs}
-                now_socks = [s for s in now_socks if s not in inputs]
-            if now_socks != socks:
-                poller = zmq.Poller()
-                socks = now_socks
-                for s in socks:
-                    poller.register(s, zmq.POLLIN)
-            timeout = _HELD_RETRY_S if node.held_back() else node.timeout_s()
-            if socks:
-                poller.poll(100 if timeout is None else max(timeout * 1000, 0.1))
+            waitables = node.waitables()
+            held = node.held_back()
+            if held:  # input can't wake it (see _await_loop): only its other waitables
+                waitables = [w for w in waitables if w not in node.inputs]
+            timeout = _HELD_RETRY_S if held else node.timeout_s()
+            if waitables:
+                wait_any(waitables, 0.1 if timeout is None else max(timeout, 0.0001))
             else:
                 time.sleep(timeout or 0.001)
 
@@ -274,8 +279,7 @@ class Runtime:
             s.close()
         for r in self.receivers.values():
             r.close()
-        if self._own_ctx:
-            self.ctx.destroy(linger=2000)
+        self.transport.close()
 
     # -- reporting ------------------------------------------------------------------------------
 
@@ -298,44 +302,27 @@ class Runtime:
         }
 
 
-def _watch(loop, socks: list[zmq.Socket], callback) -> list[int]:
-    """Watch the sockets' ZeroMQ FDs through duplicates of our own. libzmq closes a socket's
-    FD when it reaps the socket (a restarted worker's), at a moment of its choosing, and
-    libuv aborts the process if a watched fd is closed under it (epoll_ctl EBADF): a
-    duplicate stays open until we stop watching it."""
-    fds = [os.dup(s.getsockopt(zmq.FD)) for s in socks]
-    for fd in fds:
-        loop.add_reader(fd, callback)
-    return fds
-
-
-def _unwatch(loop, fds: list[int]) -> None:
-    for fd in fds:
-        loop.remove_reader(fd)
-        os.close(fd)
-
-
 def _check_split(spec: gc.GraphSpec, local: list[str]) -> None:
     """inproc edges cannot cross a process boundary: say which one does."""
     for e, edge in spec.edges.items():
         ends = {spec.producer_of(e), spec.consumer_of(e)}
-        if edge.address.startswith("inproc://") and len(ends & set(local)) == 1:
+        if is_process_local(edge.address) and len(ends & set(local)) == 1:
             raise gc.GraphError(
                 f"edge '{e}': field 'address' is {edge.address}, which only joins nodes of one "
                 f"process, but its nodes {sorted(ends)} run apart; use ipc:// or tcp://"
             )
 
 
-def build_arbiter(node: gc.ArbiterNode, clock: Clock, graph: gc.GraphSpec):
+def build_arbiter(node: gc.ArbiterSpec, clock: Clock, graph: gc.GraphSpec):
     """The workers' Arbiter with its two worker processes, warm and in service."""
     from redline.pipeline.arbiter.arbiter import Arbiter
     from redline.pipeline.arbiter.fallback import CpuFallback, safe_default
-    from redline.pipeline.workers.link import ZmqWorkerLink, ipc_endpoints
+    from redline.pipeline.workers.link import ProcessLink, ipc_endpoints
 
     model_dir = node.model or default_model_dir()
     backend, devices = _worker_devices(node)
     links = tuple(
-        ZmqWorkerLink(
+        ProcessLink(
             name,
             endpoint,
             model_dir,
@@ -363,7 +350,7 @@ def build_arbiter(node: gc.ArbiterNode, clock: Clock, graph: gc.GraphSpec):
     return arb
 
 
-def _worker_devices(node: gc.ArbiterNode) -> tuple[str, tuple[int, int]]:
+def _worker_devices(node: gc.ArbiterSpec) -> tuple[str, tuple[int, int]]:
     """("cpu" | "cuda", device indices) from the workers' `device` fields."""
     devs = [w.device for w in node.workers]
     if all(d == "auto" for d in devs):

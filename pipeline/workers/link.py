@@ -1,14 +1,15 @@
-"""The arbiter's end of a worker: its process and its ZeroMQ socket.
+"""The arbiter's end of a worker: its process and the channel to it.
 
     a, b = spawn_pair(model_dir)                       # two CPU workers on fresh ipc paths
     a, b = spawn_pair(model_dir, backend="cuda", devices=(0, 1))
     arb = Arbiter((a, b), cfg, clock, safe_default=...)  # the arbiter starts them
 
-`ZmqWorkerLink.start()` launches `python -m redline.pipeline.workers.process ...` (= `redline worker`) as a child process (a fresh interpreter,
-not a fork: forked zmq processes hung intermittently here, see FLOORS.md) and connects a DEALER
-socket with ZMQ_IMMEDIATE, so a send to a dead worker fails at once instead of queueing, which
-is how a crash is detected within one event. `stop()` SIGKILLs: a worker taken out is not
-trusted to shut down cleanly. `close_all` stops every link and removes their ipc files.
+`ProcessLink.start()` launches `python -m redline.pipeline.cli.worker ...` (= `redline worker`)
+as a child process (a fresh interpreter, not a fork: forked zmq processes hung intermittently
+here, see FLOORS.md) and connects a channel (transport/channel.py) whose sends fail at once to a
+dead worker, which is how a crash is detected within one event. `stop()` SIGKILLs: a worker
+taken out is not trusted to shut down cleanly. `close_all` stops every link and removes their
+ipc files.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
-import zmq
-
+from redline.pipeline.transport.channel import Channel
 from redline.pipeline.workers.protocol import Reply, decode_reply
 
 
-class ZmqWorkerLink:
-    """One worker process and the socket to it; satisfies arbiter.WorkerLink."""
+class ProcessLink:
+    """One worker process and the channel to it; satisfies arbiter.config.WorkerLink."""
 
     def __init__(
         self,
@@ -39,7 +40,7 @@ class ZmqWorkerLink:
         fault: str = "",
         heartbeat_ms: float = 5.0,
         extra_args: tuple[str, ...] = (),
-        ctx: zmq.Context | None = None,
+        ctx: Any = None,
     ) -> None:
         if not Path(model_dir).is_dir():
             raise FileNotFoundError(f"worker {name}: model directory {model_dir} does not exist")
@@ -48,7 +49,7 @@ class ZmqWorkerLink:
         self.cmd = [
             sys.executable,
             "-m",
-            "redline.pipeline.workers.process",
+            "redline.pipeline.cli.worker",
             "--backend",
             backend,
             "--device",
@@ -64,9 +65,9 @@ class ZmqWorkerLink:
             *extra_args,
         ]
         self._first_fault = fault  # only the first start gets the configured fault
-        self.ctx = ctx or zmq.Context.instance()
+        self.ctx = ctx  # a zmq.Context to share; None: the process-wide one
         self.proc: subprocess.Popen | None = None
-        self.sock: zmq.Socket | None = None
+        self.channel: Channel | None = None
 
     @property
     def pid(self) -> int | None:
@@ -79,44 +80,34 @@ class ZmqWorkerLink:
             cmd += ["--fault", self._first_fault]
             self._first_fault = ""
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-        s = self.ctx.socket(zmq.DEALER)
-        s.linger = 0
-        s.immediate = True  # queue only to a live connection: sends to a dead worker fail
-        s.sndhwm = s.rcvhwm = 1_000_000  # a stopped worker is caught by heartbeats, not HWM
-        s.reconnect_ivl = 5  # ms; the worker binds only after its warm-up
-        s.connect(self.endpoint)
-        self.sock = s
+        self.channel = Channel.connect(self.endpoint, self.ctx)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
-        if self.sock is not None:
-            self.sock.close(0)
-            self.sock = None
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
 
     def exited(self) -> bool:
         return self.proc is None or self.proc.poll() is not None
 
     def send(self, frames: list) -> bool:
-        if self.sock is None:
-            return False
-        try:
-            self.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
-        except zmq.Again:
-            return False
-        return True
+        return self.channel is not None and self.channel.send(frames)
+
+    def ready(self) -> bool:
+        return self.channel is not None and self.channel.ready()
 
     def recv(self) -> list[Reply]:
         out: list[Reply] = []
-        if self.sock is None:
-            return out
-        # Ask before reading: a read that raises zmq.Again costs 7.7 µs here, the check 3,
-        # and the arbiter polls each link tens of thousands of times a second.
-        sock = self.sock
-        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            out.append(decode_reply(sock.recv_multipart(zmq.NOBLOCK, copy=False)))
+        ch = self.channel
+        while ch is not None and (parts := ch.recv()) is not None:
+            out.append(decode_reply(parts))
         return out
+
+    def waitable(self) -> Channel | None:
+        return self.channel
 
 
 def ipc_endpoints(n: int = 2, folder: str | Path | None = None) -> list[str]:
@@ -134,11 +125,11 @@ def spawn_pair(
     faults: tuple[str, str] = ("", ""),
     heartbeat_ms: float = 5.0,
     extra_args: tuple[str, ...] = (),
-) -> tuple[ZmqWorkerLink, ZmqWorkerLink]:
+) -> tuple[ProcessLink, ProcessLink]:
     """Links for workers A and B (not started: the Arbiter starts them)."""
     eps = endpoints or tuple(ipc_endpoints(2))
     return tuple(  # type: ignore[return-value]
-        ZmqWorkerLink(
+        ProcessLink(
             name,
             eps[i],
             model_dir,

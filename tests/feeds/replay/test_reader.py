@@ -11,7 +11,8 @@ from redline.feeds import event_schema as es
 from redline.feeds import events as ev
 from redline.feeds.events import Batch
 from redline.feeds.instruments import Instrument, InstrumentTable
-from redline.feeds.replay.reader import Replay, ReplayError, replay
+from redline.feeds.replay.files import ReplayError
+from redline.feeds.replay.reader import Replay, replay
 
 Q, T, S = ev.RecordType.QUOTE, ev.RecordType.TRADE, ev.RecordType.SENSOR
 

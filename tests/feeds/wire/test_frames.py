@@ -83,3 +83,12 @@ def test_encode_rejects_non_event_arrays():
         wire.encode(np.zeros(3, dtype=np.int64))
     with pytest.raises(ValueError, match="non-empty"):
         wire.encode(ev.empty(ev.RecordType.QUOTE, 0))
+
+
+def test_edge_tags_round_trip_any_structured_dtype_and_reject_junk():
+    dt = np.dtype([("a", "<i8"), ("f", "<f4", (5,))])
+    assert wire.tag_dtype(wire.dtype_tag(dt)) == dt
+    assert wire.tag_dtype(wire.dtype_tag(ev.QUOTE_DTYPE)) is ev.QUOTE_DTYPE  # the canonical one
+    with pytest.raises(ValueError, match="is not a dtype"):
+        wire.tag_dtype(b"import os")
+    assert wire.dtype_tag(ev.QUOTE_DTYPE) != wire.EDGE_EOS

@@ -41,9 +41,9 @@ def test_good_graph_loads_into_typed_frozen_values():
     assert spec.graph.budget_us == 1500 and spec.budget_ns == 1_500_000
     assert spec.order() == ["feed", "arbiter", "strategy"]
     feed = spec.nodes["feed"]
-    assert isinstance(feed, gc.FeedNode) and feed.wait == "busy"
+    assert isinstance(feed, gc.FeedSpec) and feed.wait == "busy"
     arb = spec.nodes["arbiter"]
-    assert isinstance(arb, gc.ArbiterNode) and arb.instruments == (1, 2) and arb.fallback
+    assert isinstance(arb, gc.ArbiterSpec) and arb.instruments == (1, 2) and arb.fallback
     assert [(w.name, w.device) for w in arb.workers] == [("gpu0", "cuda:0"), ("cpu", "auto")]
     assert spec.edges["ticks"].policy == "conflate" and spec.edges["answers"].hwm == 1000
     assert spec.producer_of("answers") == "arbiter" and spec.consumer_of("answers") == "strategy"

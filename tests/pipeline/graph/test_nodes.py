@@ -13,7 +13,8 @@ import zmq
 from redline.feeds.events import QUOTE_DTYPE, STAGES, TRADE_DTYPE, Batch, RecordType
 from redline.feeds.live.publisher import publish_batches
 from redline.pipeline.graph import config as gc
-from redline.pipeline.graph import nodes as gn
+from redline.pipeline.graph.nodes import arbiter as arbiter_node
+from redline.pipeline.graph.nodes import feed as feed_node
 from redline.pipeline.graph.runtime import Runtime
 from redline.pipeline.observe.journal import read_journal
 
@@ -160,7 +161,11 @@ def test_blocking_ingress_holds_the_publisher_back_and_drops_nothing(tmp_path):
     # The publisher never got far ahead of the slow arbiter: every queue between is bounded.
     # Frames: publisher HWM 4 + ingress HWM 4; ticks: HWM 4 + 4 messages, one waiting in the
     # feed and one in the arbiter, each up to _MAX_BATCHES frames coalesced; plus a slice.
-    bound = (4 + 4) * FRAME + (4 + 4 + 1 + 1) * gn._MAX_BATCHES * FRAME + gn._SUBMIT_SLICE
+    bound = (
+        (4 + 4) * FRAME
+        + (4 + 4 + 1 + 1) * feed_node._MAX_BATCHES * FRAME
+        + arbiter_node._SUBMIT_SLICE
+    )
     assert 0 < lead <= bound < len(published), (lead, bound)
 
 

@@ -14,7 +14,7 @@ from redline.feeds.events import QUOTE_DTYPE, RecordType
 from redline.feeds.wire.frames import SLOT, pack_slots
 from redline.pipeline.cli.main import main
 from redline.pipeline.workers.engines import ROW_RING, CpuEngine
-from redline.pipeline.workers.link import ZmqWorkerLink, close_all, ipc_endpoints
+from redline.pipeline.workers.link import ProcessLink, close_all, ipc_endpoints
 from redline.pipeline.workers.protocol import (
     ASK_FLAG,
     Kind,
@@ -57,7 +57,7 @@ def quote(i):
 
 
 def test_protocol_answers_stamps_snapshot_restore_fault_stop(model_dir, tmp_path):
-    link = ZmqWorkerLink("A", ipc_endpoints(1, tmp_path)[0], model_dir)
+    link = ProcessLink("A", ipc_endpoints(1, tmp_path)[0], model_dir)
     ref = CpuEngine(kernels.load(model_dir, device="cpu"))
     try:
         link.start()
@@ -105,7 +105,7 @@ def test_protocol_answers_stamps_snapshot_restore_fault_stop(model_dir, tmp_path
 
 
 def test_events_batch_is_applied_in_order_and_its_asks_answered_in_one_message(model_dir, tmp_path):
-    link = ZmqWorkerLink("A", ipc_endpoints(1, tmp_path)[0], model_dir)
+    link = ProcessLink("A", ipc_endpoints(1, tmp_path)[0], model_dir)
     ref = CpuEngine(kernels.load(model_dir, device="cpu"))
     try:
         link.start()
@@ -177,7 +177,7 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
 
 
 def test_module_entry_point_reports_errors_like_the_cli(tmp_path, capsys):
-    from redline.pipeline.workers.process import main as worker_main
+    from redline.pipeline.cli.worker import main as worker_main
 
     ep = f"ipc://{tmp_path}/w"
     assert worker_main(["--model", str(tmp_path / "none"), "--endpoint", ep]) == 2
@@ -192,7 +192,7 @@ def test_orphaned_worker_exits_when_its_parent_dies(model_dir, tmp_path):
     # A parent that starts a worker and dies at once without STOP: the worker must not linger.
     code = (
         "import subprocess, sys;"
-        f"p = subprocess.Popen([sys.executable, '-m', 'redline.pipeline.workers.process', '--model', "
+        f"p = subprocess.Popen([sys.executable, '-m', 'redline.pipeline.cli.worker', '--model', "
         f"'{model_dir}', '--endpoint', '{ep}', '--heartbeat-ms', '5', '--parent-pid', "
         "str(__import__('os').getpid())],"
         "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL);"

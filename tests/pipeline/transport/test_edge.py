@@ -1,26 +1,28 @@
+"""An edge behaves the same on every transport: each test runs over mem://, inproc:// and
+ipc:// (ZeroMQ), opened the way the runtime opens them."""
+
 import time
 
 import numpy as np
 import pytest
-import zmq
 
 from redline.feeds.events import QUOTE_DTYPE, Flag
-from redline.pipeline.graph.config import EdgeSpec
-from redline.pipeline.transport.zmq_edge import (
-    EOS,
-    Receiver,
-    Sender,
-    dtype_of,
-    header_of,
-    keep_latest,
-)
+from redline.pipeline.transport.edge import keep_latest
+from redline.pipeline.transport.opener import Transport
+from redline.pipeline.transport.waiting import wait_any
+
+SCHEMES = ["mem", "inproc", "ipc"]
 
 
 @pytest.fixture
-def ctx():
-    c = zmq.Context()
-    yield c
-    c.destroy(linger=0)
+def transport():
+    t = Transport()
+    yield t
+    t.close(linger_s=0)
+
+
+def address(scheme, tmp_path, name="e"):
+    return f"ipc://{tmp_path}/{name}" if scheme == "ipc" else f"{scheme}://{name}-{scheme}"
 
 
 def quotes(ids, seq0=0):
@@ -31,10 +33,9 @@ def quotes(ids, seq0=0):
     return q
 
 
-def pair(ctx, address, policy="block", hwm=1000):
-    spec = EdgeSpec(address=address, policy=policy, hwm=hwm)
-    rx = Receiver(ctx, "e", spec)
-    tx = Sender(ctx, "e", spec)
+def pair(transport, address, policy="block", hwm=1000):
+    rx = transport.receiver("e", address, policy, hwm)
+    tx = transport.sender("e", address, policy, hwm)
     return tx, rx
 
 
@@ -48,14 +49,13 @@ def pump(tx, rx, timeout_s=5.0):
         msgs = rx.recv()
         out.extend(m.records for m in msgs)
         if not msgs:
-            rx.socket.poll(10)
+            wait_any([rx], 0.01)
     return np.concatenate(out) if out else np.zeros(0, QUOTE_DTYPE)
 
 
-@pytest.mark.parametrize("scheme", ["inproc", "ipc"])
-def test_block_edge_holds_back_and_delivers_every_record_in_order(ctx, tmp_path, scheme):
-    addr = f"inproc://t-{scheme}" if scheme == "inproc" else f"ipc://{tmp_path}/e"
-    tx, rx = pair(ctx, addr, hwm=4)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_block_edge_holds_back_and_delivers_every_record_in_order(transport, tmp_path, scheme):
+    tx, rx = pair(transport, address(scheme, tmp_path), hwm=4)
     sent = [quotes([1, 2, 3], seq0=3 * i) for i in range(50)]
     for b in sent:  # the reader is not reading: the queue fills
         tx.send(b)
@@ -68,8 +68,9 @@ def test_block_edge_holds_back_and_delivers_every_record_in_order(ctx, tmp_path,
     tx.close(), rx.close()
 
 
-def test_conflate_keeps_latest_per_instrument_and_counts_drops(ctx):
-    tx, rx = pair(ctx, "inproc://conf", policy="conflate", hwm=2)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_conflate_keeps_latest_per_instrument_and_counts_drops(transport, tmp_path, scheme):
+    tx, rx = pair(transport, address(scheme, tmp_path), policy="conflate", hwm=2)
     for i in range(20):  # reader is not reading yet
         tx.send(quotes([1, 2], seq0=2 * i))
     # The queue took 2 messages; the rest collapsed into one waiting message.
@@ -92,19 +93,11 @@ def test_keep_latest_carries_gap_flag_forward():
     assert not kept["flags"][kept["instrument_id"] == 8][0] & Flag.GAP_BEFORE
 
 
-def test_header_round_trips_any_structured_dtype_and_rejects_junk():
-    dt = np.dtype([("a", "<i8"), ("f", "<f4", (5,))])
-    assert dtype_of(header_of(dt)) == dt
-    assert dtype_of(header_of(QUOTE_DTYPE)) == QUOTE_DTYPE
-    with pytest.raises(ValueError, match="is not a dtype"):
-        dtype_of(b"import os")
-    assert header_of(QUOTE_DTYPE) != EOS
-
-
-def test_conflate_edge_never_conflates_trades_and_keeps_order(ctx):
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_conflate_edge_never_conflates_trades_and_keeps_order(transport, tmp_path, scheme):
     from redline.feeds.events import TRADE_DTYPE
 
-    tx, rx = pair(ctx, "inproc://mixed", policy="conflate", hwm=100)
+    tx, rx = pair(transport, address(scheme, tmp_path), policy="conflate", hwm=100)
     t = np.zeros(3, TRADE_DTYPE)
     t["instrument_id"] = 1
     t["trade_id"] = [1, 2, 3]
@@ -122,3 +115,24 @@ def test_conflate_edge_never_conflates_trades_and_keeps_order(ctx):
     assert list(got[0]["seq"]) == [1, 2] and list(got[2]["seq"]) == [11]
     assert list(got[1]["trade_id"]) == [1, 2, 3]
     assert tx.drops == 2 and rx.drops == 0
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_reader_gets_read_only_records_and_is_woken_by_its_descriptor(
+    transport, tmp_path, scheme
+):
+    tx, rx = pair(transport, address(scheme, tmp_path))
+    assert not rx.ready() and rx.recv() == []
+    wait_any([rx], 0.01)  # nothing comes: returns by the timeout (a ZeroMQ fd may wake early)
+    assert not rx.ready()
+    q = quotes([1, 2])
+    tx.send(q, stamp_ns=11, feed_ns=7)
+    deadline = time.monotonic() + 5
+    while not rx.ready():
+        assert time.monotonic() < deadline
+        wait_any([rx], 0.1)
+    (msg,) = rx.recv()
+    assert (msg.sent_ns, msg.feed_ns) == (11, 7)
+    np.testing.assert_array_equal(msg.records, q)
+    with pytest.raises(ValueError, match="read-only"):
+        msg.records["bid_px"] = 0

@@ -1,0 +1,66 @@
+"""Opens what one process reads and writes, by address: graph edges and feed sources.
+
+    t = Transport()                                    # or Transport(context) to share one
+    tx = t.sender("ticks", "ipc:///tmp/g/ticks", "conflate", hwm=64)
+    rx = t.receiver("ticks", "mem://ticks", "block", hwm=64)
+    feed = t.feed("tcp://127.0.0.1:5555", socket="sub", clock=clock, tracker=tracker)
+
+The scheme picks the transport (transport/address.py): mem:// joins ends opened by the same
+`Transport`, ZeroMQ addresses ends on the same context (inproc) or anywhere (ipc, tcp).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redline.pipeline.transport.edge import Receiver, Sender
+from redline.pipeline.transport.mem_edge import MemQueue, MemRecvPort, MemSendPort
+
+
+class Transport:
+    """The edges and feeds of one process, and the ZeroMQ context they share."""
+
+    def __init__(self, context: Any = None) -> None:
+        self._ctx = context  # a zmq.Context to share, e.g. with a test's publisher
+        self._own_ctx = context is None
+        self._mem: dict[str, MemQueue] = {}
+
+    @property
+    def context(self) -> Any:
+        if self._ctx is None:
+            import zmq
+
+            self._ctx = zmq.Context()
+        return self._ctx
+
+    def _queue(self, address: str, hwm: int) -> MemQueue:
+        q = self._mem.get(address)
+        if q is None:
+            q = self._mem[address] = MemQueue(hwm)
+        return q
+
+    def sender(self, name: str, address: str, policy: str, hwm: int) -> Sender:
+        if address.startswith("mem://"):
+            return Sender(name, MemSendPort(self._queue(address, hwm)), policy)
+        from redline.pipeline.transport.zmq_edge import ZmqSendPort
+
+        return Sender(name, ZmqSendPort(self.context, address, hwm), policy)
+
+    def receiver(self, name: str, address: str, policy: str, hwm: int) -> Receiver:
+        if address.startswith("mem://"):
+            return Receiver(name, MemRecvPort(self._queue(address, hwm)), policy)
+        from redline.pipeline.transport.zmq_edge import ZmqRecvPort
+
+        return Receiver(name, ZmqRecvPort(self.context, address, hwm), policy)
+
+    def feed(self, address: str, **kwargs: Any):
+        """A feed source (feeds/live/source.py) on `address`: ZeroMQ on this context, or UDP."""
+        from redline.feeds.live.source import is_udp, open_feed
+
+        if not is_udp(address):
+            kwargs["context"] = self.context
+        return open_feed(address, **kwargs)
+
+    def close(self, linger_s: float = 2.0) -> None:
+        if self._own_ctx and self._ctx is not None:
+            self._ctx.destroy(linger=int(linger_s * 1000))
