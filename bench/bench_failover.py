@@ -375,7 +375,7 @@ def failover(model_dir, backend, policy, rate, batches, budget_ns, kill: bool) -
     if not kill:  # arbiter process (the feed's pacing included), then each worker process
         out["cpu_us_per_event"] = [None if c is None else round(c * 1e6 / n, 1) for c in cpu]
     if kill:
-        log = [(t, w, what) for t, w, what, _ in arb.log if w == "A"]
+        log = [(t, w, what) for t, w, what, _ in arb.events_log() if w == "A"]
         t_out = next((t for t, _, what in log if what == "out" and t >= t_kill), None)
         t_restart = next((t for t, _, what in log if what == "restart" and t >= t_kill), None)
         t_back = next((t for t, _, what in log if what == "readmitted" and t >= t_kill), None)

@@ -24,7 +24,9 @@ LONG_FILES: dict[str, str] = {
     "loop measured in the same run, and the sender processes both need",
     "bench/bench_failover.py": "the direct-worker baseline, then closed- and open-loop runs per "
     "policy with and without a kill: one comparison, one file",
-    "pipeline/arbiter/arbiter.py": "being cut along its concepts (next commit)",
+    "pipeline/arbiter/arbiter.py": "the request state machine, answers in and decisions out: "
+    "every transition reads and writes the same request; intake, the in-flight table, policy, "
+    "checks, referee, outbox and recovery are files of their own",
 }
 
 

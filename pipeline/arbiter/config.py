@@ -21,15 +21,14 @@ from redline.feeds.settings import (
 from redline.pipeline.transport.waiting import Waitable
 from redline.pipeline.workers.protocol import Reply
 
-# Arbiter.counts / stats() keys (stable: the --json reports use them)
-COUNTERS = (
+# Arbiter.stats() keys (stable: the --json reports use them). The request state machine
+# counts the first group (Arbiter.counts), worker recovery the second (Recovery.counts).
+REQUEST_COUNTERS = (
     "events",
     "decisions",
     "deadline_misses",
     "late_decisions",
-    "failovers",
     "hedges",
-    "audits",
     "disagreements",
     "alarms",
     "late_answers",
@@ -37,11 +36,15 @@ COUNTERS = (
     "bad_outputs",
     "fallback_too_slow",
     "backpressure",
+)
+RECOVERY_COUNTERS = (
+    "failovers",
     "restarts",
     "unverified_readmissions",
     "send_failures",
     "overload",
 )
+COUNTERS = (*REQUEST_COUNTERS, *RECOVERY_COUNTERS, "audits")
 
 
 class Policy(StrEnum):

@@ -8,15 +8,16 @@ breakers (breaker.py):
       ring alone when no peer is in service ──► RESTORE sent ──► VERIFYING (the arbiter checks
       `verify_count` live answers) ──► UP
 
-    rec = Recovery(links, breakers, ring, cfg, counts, log, n_out=N, has_referee=True,
+    rec = Recovery(links, breakers, ring, cfg, n_out=N, has_referee=True,
                    event_no=lambda: arb.event_no, on_out=arb._worker_out)
     rec.on_ready(w, msg, now); rec.on_state(w, msg, now)    # READY / STATE from worker w
     rec.trip(w, Trip.BAD_OUTPUT, now); rec.trip_slow(w, Trip.SLOW, now)
     rec.send_failed(w, now); rec.taken_out(w, reason, now)  # (after breaker.verified failed)
     rec.check_health(now)                                   # each poll: exits, timeouts, restarts
 
-It shares the arbiter's `counts` (failovers, restarts, send_failures, overload,
-unverified_readmissions) and `log`, and keeps the model version each worker reported.
+It keeps its own `counts` (config.RECOVERY_COUNTERS: failovers, restarts, send_failures,
+overload, unverified_readmissions), its own `log` of what happened to each worker, and the
+model version each worker reported; the arbiter hears of a worker taken out through `on_out`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Callable
 
 from redline.feeds.wire.frames import pack_slots
 from redline.pipeline.arbiter.breaker import Breaker, Health, Trip
-from redline.pipeline.arbiter.config import ArbiterConfig, WorkerLink
+from redline.pipeline.arbiter.config import RECOVERY_COUNTERS, ArbiterConfig, WorkerLink
 from redline.pipeline.arbiter.event_ring import EventRing
 from redline.pipeline.workers.protocol import Kind, Reply, header
 
@@ -39,8 +40,6 @@ class Recovery:
         breakers: tuple[Breaker, Breaker],
         ring: EventRing,
         cfg: ArbiterConfig,
-        counts: dict[str, int],
-        log: list[tuple[int, str, str, str]],
         *,
         n_out: int,
         has_referee: bool,
@@ -51,8 +50,8 @@ class Recovery:
         self.breakers = breakers
         self.ring = ring
         self.cfg = cfg
-        self.counts = counts
-        self.log = log
+        self.counts: dict[str, int] = dict.fromkeys(RECOVERY_COUNTERS, 0)
+        self.log: list[tuple[int, str, str, str]] = []  # (t mono, worker, what, why)
         self.n_out = n_out
         self.has_referee = has_referee  # a fallback can check a worker when its peer cannot
         self.event_no = event_no  # events forwarded so far

@@ -190,7 +190,7 @@ class Runtime:
             for e, rcv in self.receivers.items():
                 bump(f"drop:r:{e}", rcv.drops, lambda k, e=e: m.drop(e, k))
             for a in arbiters:
-                bump(f"failovers:{a.name}", a.arb.counts.get("failovers", 0), m.failover)
+                bump(f"failovers:{a.name}", a.arb.stats().get("failovers", 0), m.failover)
                 for w, (link, b) in enumerate(zip(a.arb.links, a.arb.breakers, strict=True)):
                     m.set_worker_health(link.name, b.serving)
                     m.set_model_version(link.name, a.arb.versions[w])

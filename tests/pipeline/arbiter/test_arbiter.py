@@ -216,7 +216,7 @@ def test_restarted_worker_is_rebuilt_from_ring_when_peer_is_down_too():
     check_accounted(recs, nos)
     assert (recs["origin"][5:10] == Origin.FALLBACK).all()
     assert all(br.serving for br in arb.breakers)
-    synced = [why for _, _, what, why in arb.log if what == "synced"]
+    synced = [why for _, _, what, why in arb.events_log() if what == "synced"]
     # both came back with no healthy peer: each was rebuilt from the whole ring
     assert len(synced) == 4 and all(w.startswith("as of 0, ") for w in synced[2:])
     assert all(int(w.split()[3]) > 5 for w in synced[2:])
