@@ -17,7 +17,7 @@ Use (the graph's view; see `workers/link.spawn_pair` for real worker processes):
     arb.stats(); arb.close(); close_all(links)
 
 `submit(record, decide=False)` only updates the workers' state (no decision wanted); so does
-`submit_batch(..., decide=[...])` for the records flagged False. `poll` returns a `Batch` of
+`submit_batch(..., decide=[...])` for the records flagged False. `poll` returns `Decisions`:
 DECISION records (views into buffers reused by the next poll, copy what you keep) with the
 model output behind each, and `alarms` (True where 2oo2 tripped). Each decision carries its
 origin (WORKER_A/B, FALLBACK, DEFAULT), model version (0 for DEFAULT: no model), deadline and
@@ -55,7 +55,7 @@ from redline.feeds.clock import Clock
 from redline.feeds.events import Origin
 from redline.pipeline.arbiter.breaker import Breaker, Health, Trip
 from redline.pipeline.arbiter.checks import AnswerCheck
-from redline.pipeline.arbiter.config import REQUEST_COUNTERS, ArbiterConfig, Batch, WorkerLink
+from redline.pipeline.arbiter.config import REQUEST_COUNTERS, ArbiterConfig, Decisions, WorkerLink
 from redline.pipeline.arbiter.event_ring import EventRing
 from redline.pipeline.arbiter.fallback import CpuFallback
 from redline.pipeline.arbiter.inflight import NONE, InflightTable, Request
@@ -206,7 +206,7 @@ class Arbiter:
         self._after_send(failed, reqs, now)
         return first
 
-    def poll(self, now: int | None = None) -> Batch:
+    def poll(self, now: int | None = None) -> Decisions:
         """Handle worker messages and timers; return the decisions made since the last poll."""
         if now is None:
             now = self.clock.monotonic_ns()

@@ -1,5 +1,5 @@
 """The arbiter's per-graph settings, its counters, and the two small types it speaks: what a worker looks
-like to it (`WorkerLink`) and what `Arbiter.poll` hands back (`Batch`)."""
+like to it (`WorkerLink`) and what `Arbiter.poll` hands back (`Decisions`)."""
 
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ class WorkerLink(Protocol):
         ...
 
 
-class Batch(NamedTuple):
+class Decisions(NamedTuple):
     records: np.ndarray  # DECISION_DTYPE [n]
     outputs: np.ndarray  # float32 [n, N]
     alarms: np.ndarray  # bool [n]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from redline.feeds.events import DECISION_DTYPE
-from redline.pipeline.arbiter.config import Batch
+from redline.pipeline.arbiter.config import Decisions
 
 
 class Outbox:
@@ -32,7 +32,7 @@ class Outbox:
         self._alarm[i] = alarm
         self._n = i + 1
 
-    def take(self) -> Batch:
+    def take(self) -> Decisions:
         """Everything added since the last take (views; copy what you keep)."""
         n, self._n = self._n, 0
-        return Batch(self._rec[:n], self._vec[:n], self._alarm[:n])
+        return Decisions(self._rec[:n], self._vec[:n], self._alarm[:n])

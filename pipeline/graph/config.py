@@ -44,7 +44,7 @@ from redline.pipeline.transport.address import address_problem
 from redline.strategies.signal_trader import SignalTraderConfig
 
 Wait = Literal["await", "busy", "block"]  # how a node waits for input; see runtime.py
-Policy = Literal["block", "conflate"]
+EdgePolicy = Literal["block", "conflate"]
 Hwm = Annotated[int, msgspec.Meta(gt=0, le=2**31 - 1)]  # ZeroMQ takes an int
 MaxInstruments = Annotated[int, msgspec.Meta(gt=0, le=1 << 20)]  # rows preallocated per state
 
@@ -74,7 +74,7 @@ class EdgeSpec(Settings):
     """One edge: where it lives and what happens when its reader falls behind."""
 
     address: str
-    policy: Policy = "block"  # block: the writer waits; conflate: keep the latest per instrument
+    policy: EdgePolicy = "block"  # block: the writer waits; conflate: keep the latest per instrument
     hwm: Hwm = 1000  # messages queued before the policy applies
 
 

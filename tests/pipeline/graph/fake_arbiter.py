@@ -15,7 +15,7 @@ import numpy as np
 from redline.feeds.events import DECISION_DTYPE, Origin
 
 
-class Batch(NamedTuple):
+class Decisions(NamedTuple):
     records: np.ndarray
     outputs: np.ndarray
     alarms: np.ndarray
@@ -67,9 +67,9 @@ class FakeArbiter:
             self.submit(r, decide=d, ts_feed=ts_feed, ts_features=ts_features, rtype=rtype)
         return first
 
-    def poll(self) -> Batch:
+    def poll(self) -> Decisions:
         if not self.pending:
-            return Batch(
+            return Decisions(
                 np.zeros(0, DECISION_DTYPE), np.zeros((0, 1), np.float32), np.zeros(0, bool)
             )
         recs = np.concatenate(self.pending)
@@ -80,7 +80,7 @@ class FakeArbiter:
         recs["origin"] = Origin.WORKER_A
         recs["model_version"] = 1
         score = np.where(recs["input_seq"] % 2 == 0, 0.9, -0.9).astype(np.float32)
-        return Batch(recs, score[:, None], np.zeros(len(recs), bool))
+        return Decisions(recs, score[:, None], np.zeros(len(recs), bool))
 
     def close(self) -> None:
         self.closed = True
