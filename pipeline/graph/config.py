@@ -237,6 +237,12 @@ def _check(spec: GraphSpec, where: str) -> None:
                 node.arbiter_config(spec.budget_ns)
             except ValueError as exc:  # e.g. a hedge delay past the graph's budget
                 raise _fail(where, f"node '{name}': {exc}") from None
+        if isinstance(node, FeedSpec):
+            problem = address_problem(node.source)
+            if problem is None and node.source.startswith("mem://"):
+                problem = "a feed reads a publisher: use tcp://, ipc:// or inproc://"
+            if problem:
+                raise _fail(where, f"node '{name}': field 'source' is {node.source!r}; {problem}")
         if isinstance(node, FeedSpec) and node.socket == "sub":
             edge = spec.edges.get(node.out)
             if edge is not None and edge.policy == "block":

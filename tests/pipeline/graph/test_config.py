@@ -141,6 +141,11 @@ def _bad(old: str, new: str) -> str:
             "node 'arbiter': field 'workers[1]': unknown field 'gpu'",
         ),
         ('source = "tcp://127.0.0.1:5555"\n', "", "node 'feed': missing required field 'source'"),
+        (
+            'source = "tcp://127.0.0.1:5555"',
+            'source = "tcp://nonsense"',
+            "node 'feed': field 'source' is 'tcp://nonsense'; a tcp address needs HOST:PORT",
+        ),
         ('in = "answers"', 'in = "answerz"', "node 'strategy': field 'in' names edge 'answerz'"),
         (
             "budget_us = 1500",
