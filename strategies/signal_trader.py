@@ -4,6 +4,8 @@ The model scores each instrument in [-1, 1] (expected direction of the next
 mid move). Above `threshold` the trader takes liquidity: buys `qty` lots at
 the ask or sells at the bid. Before any new risk it checks, in order:
 
+0. late: past its deadline (`ts_recv` + the graph's budget, stamped by the
+   arbiter) a decision adds no risk: it is counted as LATE and does nothing;
 1. halted: a sequence gap (Flag.GAP_BEFORE) stops quoting the instrument
    until a snapshot (Flag.SNAPSHOT) re-syncs it;
 2. stale: the quote is older than `stale_after_us` by the graph's clock;
@@ -57,6 +59,7 @@ class Reason(IntEnum):
     RATE_LIMIT = 5
     DEFAULT = 6  # safe default: no new risk
     FLATTEN = 7  # safe default: flatten
+    LATE = 8  # past its deadline: no new risk
 
 
 class SignalTrader:
@@ -82,10 +85,19 @@ class SignalTrader:
         self._seq += n
         now = self.clock.now_ns()  # wall time: compared with ts_recv
         bids, asks = answers["bid_px"], answers["ask_px"]
+        late = ((answers["deadline"] != 0) & (answers["deadline"] < now)).tolist()
+        flags = out["flags"].tolist()
         for i in range(n):
+            inst = int(out["instrument_id"][i])
+            if flags[i] & Flag.SNAPSHOT:
+                self.halted.discard(inst)
+            if flags[i] & Flag.GAP_BEFORE:
+                self.halted.add(inst)
+            if late[i]:  # one deadline for the whole graph: after it, no new risk
+                self.counts[Reason.LATE] += 1
+                continue
             reason, side, qty, px = self._one(
-                int(out["instrument_id"][i]),
-                int(out["flags"][i]),
+                inst,
                 int(out["origin"][i]),
                 float(out["score"][i]),
                 int(out["ts_recv"][i]),
@@ -98,11 +110,7 @@ class SignalTrader:
                 out["side"][i], out["qty"][i], out["px"][i] = side, qty, px
         return out
 
-    def _one(self, inst, flags, origin, score, ts_recv, bid, ask, now):
-        if flags & Flag.SNAPSHOT:
-            self.halted.discard(inst)
-        if flags & Flag.GAP_BEFORE:
-            self.halted.add(inst)
+    def _one(self, inst, origin, score, ts_recv, bid, ask, now):
         stale = now - ts_recv > self.stale_ns or bid <= 0 or ask <= 0
         if origin == Origin.DEFAULT:
             pos = self.position[inst]

@@ -33,8 +33,9 @@ Policies (`ArbiterConfig.policy`, policy.py says whom each asks):
 - compare (2oo2): wait for both until `decide_by`; disagreement beyond rtol/atol emits the safe
   default with an alarm. With one worker out it runs 1oo1 on the other.
 
-Deadline rule: a request decides by `decide_by = deadline - reserve` (reserve = the fallback's
-cost). Nothing valid by then: the fallback answers if it finishes before the deadline, else the
+Deadline rule: one deadline per decision, `ts_recv + budget` (from the moment the system saw the
+event; intake.py), the same one the strategy and the journal judge by. A request decides by
+`decide_by = deadline - reserve` (reserve = the fallback's cost). Nothing valid by then: the fallback answers if it finishes before the deadline, else the
 safe default. A decision emitted after its deadline is always the safe default. A disagreement
 is refereed by the fallback (2-out-of-3) and the outvoted worker is tripped (DIVERGENCE).
 
@@ -101,8 +102,9 @@ class Arbiter:
         self.outbox = Outbox(cfg.max_inflight, n)
         ring = EventRing(cfg.replay_depth)
         self.intake = Intake(
-            self.links, self.breakers, ring, self.table, self.policy, fallback, self._open
-        )
+            self.links, self.breakers, ring, self.table, self.policy, fallback, self._open,
+            self._wall,
+        )  # fmt: skip
         self._closed = False
         self.counts: dict[str, int] = dict.fromkeys(REQUEST_COUNTERS, 0)
         self.by_origin = dict.fromkeys(Origin, 0)
@@ -263,7 +265,7 @@ class Arbiter:
         now = self.clock.monotonic_ns()
         self._closed = True
         for req in self.table.undecided():
-            self.counts["deadline_misses"] += 1
+            self.counts["unanswered"] += 1
             self._decide(req, NONE, now, Origin.DEFAULT)
         self.table.clear_undecided()
         for link in self.links:
@@ -272,15 +274,15 @@ class Arbiter:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def _open(self, no: int, now: int) -> Request:
-        """Open event `no`'s request; an undecided one in its slot (the ring wrapped) gets the
-        safe default first, counted as backpressure."""
+    def _open(self, no: int, now: int, seen: int) -> Request:
+        """Open event `no`'s request, seen by the system at `seen`; an undecided one in its slot
+        (the ring wrapped) gets the safe default first, counted as backpressure."""
         old = self.table.occupant(no)
         if old is not None:
             self.counts["backpressure"] += 1
             self._decide(old, NONE, now, Origin.DEFAULT)
         reserve = self.cfg.margin_ns + (self.fallback.cost_ns if self.fallback else 0)
-        return self.table.open(no, now, reserve, self.policy.delay_ns)
+        return self.table.open(no, now, seen, reserve, self.policy.delay_ns)
 
     def _after_send(self, failed: list[int], reqs: list[Request], now: int) -> None:
         """After every worker got its message: failovers for the sends that failed (a
@@ -458,7 +460,7 @@ class Arbiter:
                     return
                 self.counts["fallback_too_slow"] += 1
             now = self.clock.monotonic_ns()
-        self.counts["deadline_misses"] += 1
+        self.counts["unanswered"] += 1
         self._decide(req, NONE, now, Origin.DEFAULT)
 
     def _hedge(self, req: Request, now: int) -> None:

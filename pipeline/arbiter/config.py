@@ -26,7 +26,7 @@ from redline.pipeline.workers.protocol import Reply
 REQUEST_COUNTERS = (
     "events",
     "decisions",
-    "deadline_misses",
+    "unanswered",  # no valid answer in time: the safe default (the graph counts misses once)
     "late_decisions",
     "hedges",
     "disagreements",

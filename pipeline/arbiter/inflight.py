@@ -78,13 +78,14 @@ class InflightTable:
         req = self.reqs[event_no % self.capacity]
         return req if req.event_no and req.decided is False else None
 
-    def open(self, event_no: int, now: int, reserve: int, hedge_delay: int) -> Request:
-        """A fresh request for `event_no`, due by `now + budget - reserve`. Its slot must be
-        free (`occupant` is None)."""
+    def open(self, event_no: int, now: int, seen: int, reserve: int, hedge_delay: int) -> Request:
+        """A fresh request for `event_no`, whose event the system saw at `seen` (monotonic ns):
+        its deadline is `seen + budget`, decided by the deadline minus `reserve`. Its slot must
+        be free (`occupant` is None)."""
         req = self.reqs[event_no % self.capacity]
         req.event_no = event_no
         req.t0 = now
-        req.deadline = now + self.budget_ns
+        req.deadline = seen + self.budget_ns
         req.decide_by = max(now, req.deadline - reserve)
         req.hedge_at = now + hedge_delay
         req.asked = req.answered = req.valid = req.shadow = 0
@@ -97,9 +98,12 @@ class InflightTable:
         self._due.append((event_no, req))
         return req
 
-    def fill(self, slots, records: np.ndarray, now: int, ts_feed: int, ts_features: int) -> None:
+    def fill(
+        self, slots, records: np.ndarray, deadlines, now: int, ts_feed: int, ts_features: int
+    ) -> None:
         """The DECISION records of requests just opened at `slots` (a slice, or an array
-        matching `records`): what is known before any answer."""
+        matching `records`), whose deadlines (monotonic ns) are `deadlines`: what is known
+        before any answer."""
         recs, wall = self.recs, self.wall_offset
         recs[slots] = 0
         for f in ("ts_event", "ts_recv", "instrument_id"):
@@ -108,7 +112,7 @@ class InflightTable:
         recs["input_source_id"][slots] = records["source_id"]
         recs["ts_feed"][slots] = ts_feed
         recs["ts_features"][slots] = ts_features
-        recs["deadline"][slots] = now + self.budget_ns + wall
+        recs["deadline"][slots] = np.asarray(deadlines, np.int64) + wall
         recs["ts_request"][slots] = now + wall
 
     # -- the timers' queues ----------------------------------------------------------------------

@@ -3,7 +3,9 @@
 Each event gets the next event number, goes into the `EventRing` (to rebuild a restarted
 worker), updates the fallback's own feature state (a third replica), and goes to every worker
 that holds live state (UP or VERIFYING), flagged ASK where that worker should answer. An event
-that asks for a decision opens a request (inflight.py) through `open_request`.
+that asks for a decision opens a request (inflight.py) through `open_request`, with one
+deadline from the moment the system saw the event (`seen`: its `ts_recv`), not from the moment
+the arbiter took it: time spent queued before the arbiter counts against the budget.
 
 A feed batch goes to each worker as one EVENTS message (the replay layout plus per-event ASK
 flags): the same decisions as one EVENT each, for ~1/n of the messages (on 2 vCPU a message
@@ -16,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from redline.feeds.events import record_type_of
+from redline.feeds.events import Flag, record_type_of
 from redline.pipeline.arbiter.breaker import Breaker
 from redline.pipeline.arbiter.config import WorkerLink
 from redline.pipeline.arbiter.event_ring import EventRing
@@ -35,7 +37,8 @@ class Intake:
         table: InflightTable,
         policy: AskPolicy,
         fallback: CpuFallback | None,
-        open_request: Callable[[int, int], Request],
+        open_request: Callable[[int, int, int], Request],
+        wall_offset: int,
     ) -> None:
         self.links = links
         self.breakers = breakers
@@ -43,7 +46,8 @@ class Intake:
         self.table = table
         self.policy = policy
         self.fallback = fallback
-        self.open_request = open_request  # (event_no, now) -> its request, opened
+        self.open_request = open_request  # (event_no, now, seen) -> its request, opened
+        self.wall_offset = wall_offset  # the clock's wall time minus its monotonic time
         self.event_no = 0  # events taken in so far; event numbers start at 1
         self._rtypes: dict[np.dtype, int] = {}
 
@@ -52,6 +56,15 @@ class Intake:
         if rtype is None:  # structured dtype equality is slow: look each dtype up once
             rtype = self._rtypes[dtype] = int(record_type_of(dtype))
         return rtype
+
+    def seen(self, records: np.ndarray, now: int) -> np.ndarray:
+        """When the system saw each record, on the monotonic clock: its `ts_recv` (stamped by
+        the feed on arrival), or `now` where that stamp is missing, flagged untrustworthy, or
+        later than now (a clock stepped back). One deadline per decision starts there."""
+        ts = records["ts_recv"].astype(np.int64)
+        mono = ts - self.wall_offset
+        ok = (ts > 0) & ((records["flags"] & int(Flag.BAD_TS_RECV)) == 0) & (mono <= now)
+        return np.where(ok, mono, now)
 
     def one(
         self,
@@ -70,13 +83,13 @@ class Intake:
             self.fallback.apply(no, rtype, record)
         flags, reqs = (0, 0), []
         if decide:
-            req = self.open_request(no, now)
+            rec1 = np.asarray(record).reshape(1)
+            req = self.open_request(no, now, int(self.seen(rec1, now)[0]))
             ask = self.policy.targets(no)
             req.asked, req.shadow = self.policy.ask_bits(ask)
             flags = (ASK_FLAG if ask[0] else 0, ASK_FLAG if ask[1] else 0)
             slot = self.table.slot(no)
-            rec1 = np.asarray(record).reshape(1)
-            self.table.fill(slice(slot, slot + 1), rec1, now, ts_feed, ts_features)
+            self.table.fill(slice(slot, slot + 1), rec1, (req.deadline,), now, ts_feed, ts_features)
             reqs.append(req)
         heads: dict[int, bytes] = {}  # flags -> header, packed once per event
         failed = []
@@ -110,6 +123,7 @@ class Intake:
         # `one`'s work, with what cannot change within the batch looked up once (~30% of
         # the per-event cost here): nothing in this loop changes a breaker or sends
         fb, policy = self.fallback, self.policy
+        seen = self.seen(records, now).tolist()
         if not policy.hedge:  # race, compare: every request asks the same workers
             ask = policy.targets(0)
             bits = policy.ask_bits(ask)
@@ -120,7 +134,7 @@ class Intake:
                 fb.apply(no, rtype, records[i : i + 1])
             if not decides[i]:
                 continue
-            req = self.open_request(no, now)
+            req = self.open_request(no, now, seen[i])
             if policy.hedge:
                 ask = policy.targets(no)
                 bits = policy.ask_bits(ask)
@@ -135,7 +149,8 @@ class Intake:
         if reqs:
             mine = records if len(reqs) == n else records[np.array(decides)]
             slots = np.array([r.event_no for r in reqs]) % self.table.capacity
-            self.table.fill(slots, mine, now, ts_feed, ts_features)
+            deadlines = [r.deadline for r in reqs]
+            self.table.fill(slots, mine, deadlines, now, ts_feed, ts_features)
         rtypes, nos, slots_ = self.ring.since(first - 1)  # the replay layout, as RESTORE sends
         failed = [
             w

@@ -85,6 +85,7 @@ def write_plots(decisions: np.ndarray, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / name for name in PLOTS]
     durations = stage_durations(decisions)
+    budget_us = _budget_us(decisions)
 
     # 1. Histogram per stage, log-spaced bins on a log x axis.
     fig, axes = plt.subplots(2, 4, figsize=(16, 7), constrained_layout=True)
@@ -101,6 +102,8 @@ def write_plots(decisions: np.ndarray, out: Path) -> list[Path]:
         ax.set_xlabel("µs")
         for q, style in ((50, "-"), (99, "--"), (99.9, ":")):
             ax.axvline(np.percentile(us, q), color="tab:red", linestyle=style, label=f"p{q}")
+        if stage == "tick_to_decision" and budget_us:
+            ax.axvline(budget_us, color="black", linewidth=2, label=f"budget {budget_us:,.0f} µs")
         ax.legend(fontsize="small")
     fig.suptitle("latency per stage")
     fig.savefig(paths[0], dpi=80)
@@ -126,6 +129,8 @@ def write_plots(decisions: np.ndarray, out: Path) -> list[Path]:
         missed = (rows["deadline"] != 0) & (rows["ts_decision"] > rows["deadline"])
         if missed.any():
             ax.scatter(t[missed], lat_us[missed], s=6, color="tab:red", label="deadline miss")
+        if budget_us:
+            ax.axhline(budget_us, color="black", linewidth=1.5, label=f"budget {budget_us:,.0f} µs")
         if (lat_us > 0).all():
             ax.set_yscale("log")
         ax.legend(loc="upper right")
@@ -156,6 +161,12 @@ def write_plots(decisions: np.ndarray, out: Path) -> list[Path]:
     fig.savefig(paths[2], dpi=80)
     plt.close(fig)
     return paths
+
+
+def _budget_us(decisions: np.ndarray) -> float:
+    """The graph's budget as the decisions carry it (deadline - ts_recv), in µs; 0 if none."""
+    d = decisions[(decisions["deadline"] != 0) & (decisions["ts_recv"] != 0)]
+    return float(np.median(d["deadline"] - d["ts_recv"])) / 1e3 if d.size else 0.0
 
 
 def _latency_rows(decisions: np.ndarray) -> np.ndarray:

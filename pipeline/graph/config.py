@@ -74,7 +74,9 @@ class EdgeSpec(Settings):
     """One edge: where it lives and what happens when its reader falls behind."""
 
     address: str
-    policy: EdgePolicy = "block"  # block: the writer waits; conflate: keep the latest per instrument
+    policy: EdgePolicy = (
+        "block"  # block: the writer waits; conflate: keep the latest per instrument
+    )
     hwm: Hwm = 1000  # messages queued before the policy applies
 
 

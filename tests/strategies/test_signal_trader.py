@@ -99,3 +99,15 @@ def test_safe_default_never_adds_risk_and_can_flatten():
 def test_threshold_is_inclusive(score):
     t, _ = trader(threshold=0.2)
     assert sides(t.decide(answers([score]))) == ["BID" if score > 0 else "ASK"]
+
+
+def test_a_decision_past_its_deadline_adds_no_risk_but_still_sees_the_gap():
+    t, _ = trader(threshold=0.5)
+    a = answers([0.9, 0.9, 0.9], flags=0)
+    a["deadline"] = [T0 + 10, T0 - 1, T0 - 1]  # the last two are late when decided at T0
+    a["flags"][2] = Flag.GAP_BEFORE
+    d = t.decide(a)
+    assert sides(d) == ["BID", "NONE", "NONE"]
+    assert t.counts[Reason.LATE] == 2 and t.counts[Reason.ORDER] == 1
+    assert 1 in t.halted  # a late record's gap still halts the instrument
+    assert dict(t.position) == {1: 1}

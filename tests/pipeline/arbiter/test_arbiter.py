@@ -70,7 +70,9 @@ def run(arb, clock, n, start=0, step=200 * US, at=None, until_ready=False):
     for i in range(start, start + n):
         if at and i in at:
             at[i]()
-        arb.submit(quote(i))
+        q = quote(i)
+        q["ts_recv"] = clock.now_ns()  # seen now, as a feed stamps on arrival
+        arb.submit(q)
         nos.append(i)
         for _ in range(step // (10 * US)):
             clock.advance(10 * US)
@@ -249,7 +251,7 @@ def test_close_hands_back_undecided_requests_as_safe_default():
     last = arb.poll()
     assert sorted(last.records["input_seq"].tolist()) == [0, 1]
     assert (last.records["origin"] == Origin.DEFAULT).all()
-    assert arb.stats()["deadline_misses"] == 2
+    assert arb.stats()["unanswered"] == 2
     clock.advance(100 * MS)
     assert len(arb.poll().records) == 0
     assert [link.starts for link in arb.links] == [1, 1]  # closed: nothing restarted
@@ -333,6 +335,21 @@ def test_batch_through_events_decides_exactly_as_one_by_one(policy, fault):
     same_outputs(oa, ob)
     np.testing.assert_array_equal(aa, ab)
     check_accounted(batched[0], [x for x in range(120) if x % 5 != 3])
-    for key in ("decisions", "failovers", "deadline_misses", "disagreements", "alarms"):
+    for key in ("decisions", "failovers", "unanswered", "disagreements", "alarms"):
         assert single[3][key] == batched[3][key], key
     assert single[3]["decisions_by_origin"] == batched[3]["decisions_by_origin"]
+
+
+def test_the_deadline_runs_from_when_the_event_was_seen_not_when_the_arbiter_took_it():
+    arb, clock, _ = make("race")  # budget 1 ms; A answers in 100 µs; fallback reserve 100 µs
+    q = quote(1)
+    q["ts_recv"] = clock.now_ns() - 950 * US  # queued 950 µs before the arbiter took it
+    arb.submit(q)
+    recs = []
+    for _ in range(200):
+        clock.advance(10 * US)
+        recs.append(arb.poll().records.copy())
+    (rec,) = np.concatenate(recs)
+    assert rec["deadline"] == q["ts_recv"] + 1 * MS  # one deadline: ts_recv + budget
+    # 50 µs were left: no worker answer could make it, so the fallback decided at once
+    assert rec["origin"] == Origin.FALLBACK and rec["ts_decision"] <= rec["deadline"]

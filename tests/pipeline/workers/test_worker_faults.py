@@ -123,9 +123,12 @@ class Stream:
                 self.i += 1
             if n == 1 or one_by_one:
                 for r in recs:
+                    r["ts_recv"] = time.time_ns()  # seen now, as a feed stamps on arrival
                     self.arb.submit(r)
             else:
-                self.arb.submit_batch(np.stack(recs), rtype=rtype)
+                batch_recs = np.stack(recs)
+                batch_recs["ts_recv"] = time.time_ns()
+                self.arb.submit_batch(batch_recs, rtype=rtype)
             k += n
             step += 1
             next_t = t0 + k / RATE

@@ -38,5 +38,5 @@ def test_decisions_follow_the_answers_in_order_behind_the_position_limit():
     assert out["ts_decision"].tolist() == [T0] * 5 + [T0 + 1_000]
     assert h.node.stats()["reasons"] == {
         "order": 3, "no_signal": 1, "halted": 0, "stale": 0, "position_limit": 1,
-        "rate_limit": 0, "default": 1, "flatten": 0,
+        "rate_limit": 0, "default": 1, "flatten": 0, "late": 0,
     }  # fmt: skip
