@@ -15,7 +15,7 @@ from redline.feeds.events import Flag
 
 
 def match_top_to_quotes(book: np.ndarray, top: np.ndarray, quotes: np.ndarray) -> dict[str, float]:
-    """Compare `top` (book_l2.TOP_DTYPE after each delta of `book`) with the
+    """Compare `top` (l2.TOP_DTYPE after each delta of `book`) with the
     quote stream by update id. Quotes must be in `seq` order (Binance's `u`
     only grows). Returns counts and match rates over the checked events."""
     qseq = quotes["seq"]

@@ -2,7 +2,7 @@
 
 Orders live in an open-addressing hash table (a slot-state byte array and one
 int64 row per order: id, px, size, side) and
-feed a price ladder of per-level size and order count (`book_ladder`), so the
+feed a price ladder of per-level size and order count (`ladder.py`), so the
 top of book after each delta costs the same as in the L2 book. The batch API
 matches `L2Book.apply`: one compiled loop per batch, TOP_DTYPE out.
 
@@ -32,7 +32,7 @@ from redline.feeds.books.l2 import (
 )
 from redline.feeds.events import BOOK_DELTA_DTYPE, BookAction, Side
 
-# Counters shared with the compiled loop (the first six as in book_l2).
+# Counters shared with the compiled loop (the first six as in l2.py).
 VALID, CROSSED, GAPS, MISSING, FIRST_CROSSED, APPLIED, DUP_ADDS, UNKNOWN_MODS, ORDERS, USED = range(
     10
 )

@@ -11,7 +11,7 @@ when a price falls outside it, up to MAX_SPAN ticks; a wider book means a
 wrong tick size (DBN prices imported without a definition, say) and is
 refused with an error rather than eating memory.
 
-These compiled helpers are the inner loop of `book_l2` and `book_l3`, called
+These compiled helpers are the inner loop of `l2.py` and `l3.py`, called
 from other compiled code, never once per delta from Python.
 """
 

@@ -1,7 +1,7 @@
 """Plain-Python reference books: a dict of levels (L2) and a dict of orders (L3).
 
 The obvious implementation, one Python call per delta, with the same
-semantics as `book_l2` / `book_l3`. Tests use it as the oracle for the
+semantics as `l2.py` / `l3.py`. Tests use it as the oracle for the
 compiled books; bench/bench_books.py uses it as the baseline.
 """
 

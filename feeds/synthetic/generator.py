@@ -3,10 +3,10 @@
 Market: four instruments of very different activity and tick size. Arrivals
 are a multivariate Hawkes process (self- and cross-exciting, simulated by its
 branching structure, fully vectorised), so activity comes in bursts; each
-instrument's L2 book follows a latent mid (`synthetic_book`), with spreads and
+instrument's L2 book follows a latent mid (`book.py`), with spreads and
 volatility that widen in bursts, trades at the touch with heavy-tailed sizes,
 and quotes whenever the top of book changes. Every channel then goes over a
-`Link` (`synthetic_wire`): latency with jitter and stalls, a few late packets,
+`Link` (`network.py`): latency with jitter and stalls, a few late packets,
 a few lost ones.
 
 Sources: one per instrument and channel, `source_id = instrument_id * 10 +
@@ -56,7 +56,7 @@ FILES = {
 
 @dataclass(frozen=True, slots=True)
 class InstrumentSpec:
-    """How one synthetic instrument behaves (see synthetic_book's P_* for `book`)."""
+    """How one synthetic instrument behaves (see book.py's P_* for `book`)."""
 
     instrument: Instrument
     rate_hz: float  # mean arrivals per second

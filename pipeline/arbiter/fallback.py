@@ -20,7 +20,7 @@ from redline.feeds.clock import Clock
 
 
 class Engine(Protocol):
-    """What a backend offers: per-instrument feature state plus the model (see engine.py)."""
+    """What a backend offers: per-instrument feature state plus the model (see workers/engines.py)."""
 
     version: int
     out_features: int

@@ -46,7 +46,7 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m redline.pipeline.workers.process ARGS`: what the arbiter spawns. Same arguments and
+    """`python -m redline.pipeline.cli.worker ARGS`: what the arbiter spawns. Same arguments and
     errors as `redline worker`, without importing every other command (a restart is on the
     failover's clock)."""
     parser = argparse.ArgumentParser(prog="redline")

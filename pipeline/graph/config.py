@@ -1,6 +1,6 @@
 """A graph is a value: named nodes joined by named edges, read from TOML.
 
-Every edge is a ZeroMQ address with a backpressure policy, so one file runs
+Every edge is an address (mem://, inproc://, ipc://, tcp://) with a backpressure policy, so one file runs
 in one process (all nodes), in several (`redline run graph.toml --node NAME`
 per process, ipc) or across hosts (tcp) without code changes. A graph is
 checked completely when loaded: unknown keys, bad types, dangling or unused
@@ -40,7 +40,7 @@ from redline.feeds.settings import (
     plain,
 )
 from redline.pipeline.arbiter.config import ArbiterConfig, ArbiterSettings
-from redline.pipeline.transport.address import address_problem
+from redline.pipeline.transport.address import address_problem, feed_source_problem
 from redline.strategies.signal_trader import SignalTraderConfig
 
 Wait = Literal["await", "busy", "block"]  # how a node waits for input; see runtime.py
@@ -91,7 +91,7 @@ class FeedSpec(BaseNodeSpec, tag="feed", kw_only=True):
     socket cannot push back (a full queue drops at the publisher), so `block`
     needs `socket = "pull"`."""
 
-    source: str  # the publisher's ZeroMQ address
+    source: str  # the publisher's address: ZeroMQ (tcp, ipc, inproc) or udp://HOST:PORT
     out: str
     socket: Literal["sub", "pull"] = "sub"  # sub: XPUB/PUB publisher; pull: PUSH publisher
     wait: Wait = "await"
@@ -114,6 +114,8 @@ class WorkerSpec(Settings):
     device: str = "auto"  # auto: CUDA when present, else CPU; or "cpu", "cuda:N"
     heartbeat_us: DurationUs = 5_000  # idle heartbeat period (answers count as heartbeats)
     max_instruments: MaxInstruments = 1024  # rows of resident feature state
+    features: Literal["auto", "kernels", "window"] = "auto"  # auto: by the model's width
+    scale: Annotated[float, msgspec.Meta(gt=0.0)] = 1.0  # multiplies window feature values
 
 
 class ArbiterSpec(ArbiterSettings, BaseNodeSpec, tag="arbiter", kw_only=True):
@@ -240,9 +242,7 @@ def _check(spec: GraphSpec, where: str) -> None:
             except ValueError as exc:  # e.g. a hedge delay past the graph's budget
                 raise _fail(where, f"node '{name}': {exc}") from None
         if isinstance(node, FeedSpec):
-            problem = address_problem(node.source)
-            if problem is None and node.source.startswith("mem://"):
-                problem = "a feed reads a publisher: use tcp://, ipc:// or inproc://"
+            problem = feed_source_problem(node.source)
             if problem:
                 raise _fail(where, f"node '{name}': field 'source' is {node.source!r}; {problem}")
         if isinstance(node, FeedSpec) and node.socket == "sub":
@@ -361,7 +361,7 @@ def load(path: str | Path) -> GraphSpec:
 
 
 def presets() -> list[str]:
-    """Names of the bundled graphs in `redline.pipeline.graphs`."""
+    """Names of the bundled graphs in `redline.pipeline.graph.presets`."""
     root = resources.files("redline.pipeline.graph") / "presets"
     return sorted(f.name.removesuffix(".toml") for f in root.iterdir() if f.name.endswith(".toml"))
 

@@ -107,13 +107,11 @@ class Runtime:
         if isinstance(s, gc.FeedSpec):
             edge = self.spec.edges[s.out]
             tracker = SequenceTracker()
-            source = self.transport.feed(
-                s.source,
-                kind=s.socket,
-                clock=self.clock,
-                tracker=tracker,
-                rcvhwm=edge.hwm if edge.policy == "block" else 0,
-            )
+            zmq_only = {} if s.source.startswith("udp://") else {
+                "kind": s.socket,
+                "rcvhwm": edge.hwm if edge.policy == "block" else 0,
+            }  # fmt: skip
+            source = self.transport.feed(s.source, clock=self.clock, tracker=tracker, **zmq_only)
             return gn.FeedNode(name, s, self.clock, source, tracker)
         if isinstance(s, gc.FeaturesSpec):
             return gn.FeaturesNode(name, s, self.clock)
@@ -329,7 +327,7 @@ def build_arbiter(node: gc.ArbiterSpec, clock: Clock, graph: gc.GraphSpec):
             backend,
             device,
             heartbeat_ms=w.heartbeat_us / 1000,
-            extra_args=("--max-instruments", str(w.max_instruments)),
+            extra_args=_worker_args(w),
         )
         for name, endpoint, device, w in zip(
             "AB", ipc_endpoints(2), devices, node.workers, strict=True
@@ -348,6 +346,13 @@ def build_arbiter(node: gc.ArbiterSpec, clock: Clock, graph: gc.GraphSpec):
     arb = Arbiter(links, cfg, clock, safe_default=safe_default(n_out), fallback=fallback)
     arb.wait_ready(timeout_s=120)
     return arb
+
+
+def _worker_args(w: gc.WorkerSpec) -> tuple[str, ...]:
+    """The worker command's options that a graph's WorkerSpec sets."""
+    return (
+        "--max-instruments", str(w.max_instruments), "--features", w.features, "--scale", str(w.scale),
+    )  # fmt: skip
 
 
 def _worker_devices(node: gc.ArbiterSpec) -> tuple[str, tuple[int, int]]:

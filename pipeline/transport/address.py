@@ -33,3 +33,16 @@ def address_problem(address: str) -> str | None:
 def is_process_local(address: str) -> bool:
     """mem:// and inproc:// edges join nodes of one process only."""
     return address.startswith(("mem://", "inproc://"))
+
+
+def feed_source_problem(address: str) -> str | None:
+    """Why a graph's feed cannot read `address` (one phrase), or None when it can: a ZeroMQ
+    publisher (tcp, ipc, inproc) or a UDP feed (udp://HOST:PORT)."""
+    if address.startswith("udp://"):
+        host, sep, port = address[len("udp://") :].rpartition(":")
+        if not sep or not host or not (port.isdigit() and 0 < int(port) < 65536):
+            return "a udp address needs HOST:PORT with a port in 1..65535"
+        return None
+    if address.startswith("mem://"):
+        return "a feed reads a publisher: use tcp://, ipc://, inproc:// or udp://"
+    return address_problem(address)

@@ -1,7 +1,7 @@
 """One inference worker process serving the arbiter over its channel (`redline worker`,
 pipeline/cli/worker.py, starts it).
 
-Loads the model plan (`redline.kernels.load`), builds its engine (engine.py: resident feature
+Loads the model plan (`redline.kernels.load`), builds its engine (engines.py: resident feature
 state; CUDA graphs captured here, once), warms up, and only then binds its endpoint and reports
 READY. Then it serves the protocol of workers/protocol.py on one channel (transport/channel.py): applies every
 EVENT (or EVENTS batch) to its state, answers the ones flagged ASK (and later ASKs), snapshots

@@ -189,6 +189,17 @@ def test_every_arbiter_breaker_and_worker_setting_is_reachable_from_toml():
     assert (strategy.max_position, strategy.qty, strategy.threshold) == (3, 1, 0.2)
 
 
+def test_a_feed_reads_zeromq_or_udp_but_not_an_in_memory_edge():
+    udp = gc.parse(GOOD.replace("tcp://127.0.0.1:5555", "udp://239.1.1.1:9000"))
+    assert udp.nodes["feed"].source == "udp://239.1.1.1:9000"
+    for bad, why in (
+        ("udp://239.1.1.1", "a udp address needs HOST:PORT"),
+        ("mem://x", "a feed reads a publisher: use tcp://"),
+    ):
+        with pytest.raises(gc.GraphError, match=f"node 'feed': field 'source' is '{bad}'; {why}"):
+            gc.parse(GOOD.replace("tcp://127.0.0.1:5555", bad))
+
+
 def test_unused_edge_and_shared_edge_are_errors():
     extra = GOOD + '\n[edges.spare]\naddress = "inproc://spare"\n'
     with pytest.raises(gc.GraphError, match="edge 'spare' has no writer"):
