@@ -11,7 +11,14 @@ Every source numbers its events 0, 1, 2, ... (`seq`). The tracker keeps, per
 
 A source is *clean* while nothing is missing. Missing numbers that stay
 missing for `reorder_window` further events are given up as LOST; when the
-last missing range is filled or given up the source is RECOVERED. A hook
+last missing range is filled or given up the source is RECOVERED.
+
+One absurd number must not poison the accounting for good (a frame with a seq
+near 2^64 once made every later record a duplicate): a jump of more than
+`max_jump` either way is held as a suspect and counted as an OUTLIER; if the
+next record follows it (suspect + 1) the source really restarted its numbering
+there, and it is re-based (a RESET, nothing counted missing); otherwise the
+source goes on from where it was. A hook
 `on_event(kind, source_id, seq, expected)` lets a strategy react (stop quoting
 an instrument while its source is not clean); `reset()` forgets a source
 after a snapshot.
@@ -49,6 +56,8 @@ class SeqEvent(IntEnum):
     OUT_OF_ORDER = 2
     LOST = 3  # a missing range given up after `reorder_window` events
     RECOVERED = 4  # nothing missing any more
+    OUTLIER = 5  # a number too far from the expected one: ignored
+    RESET = 6  # the source restarted its numbering (a far jump, then its successor)
 
 
 SeqHook = Callable[[SeqEvent, int, int, int], None]
@@ -64,10 +73,13 @@ class SourceState:
     duplicates: int = 0
     out_of_order: int = 0
     lost: int = 0  # events given up
+    outliers: int = 0  # numbers too far off, ignored
+    resets: int = 0  # numbering restarted by the source
+    suspect: int | None = None  # the last far-off number, until the next record judges it
 
     @property
     def clean(self) -> bool:
-        return not self.missing
+        return not self.missing and self.suspect is None
 
 
 class SequenceTracker:
@@ -86,6 +98,7 @@ class SequenceTracker:
         reorder_window: int = 1024,
         first_seq: int | None = 0,
         mark_gaps: bool = True,
+        max_jump: int = 1 << 20,
     ) -> None:
         if reorder_window < 1:
             raise ValueError(f"SequenceTracker: reorder_window must be >= 1, got {reorder_window}")
@@ -93,6 +106,7 @@ class SequenceTracker:
         self.reorder_window = reorder_window
         self.first_seq = first_seq
         self.mark_gaps = mark_gaps
+        self.max_jump = max_jump  # 1M: 20 s of a 50k events/s source
         self.sources: dict[int, SourceState] = {}
 
     def state(self, source_id: int) -> SourceState:
@@ -117,6 +131,8 @@ class SequenceTracker:
             "duplicates": sum(x.duplicates for x in s),
             "out_of_order": sum(x.out_of_order for x in s),
             "lost": sum(x.lost for x in s),
+            "outliers": sum(x.outliers for x in s),
+            "resets": sum(x.resets for x in s),
             "sources_not_clean": sum(not x.clean for x in s),
         }
 
@@ -130,7 +146,7 @@ class SequenceTracker:
         s0 = int(src[0])
         st = self.sources.get(s0)
         # Fast path (the common case): one clean source, exactly the next numbers.
-        if st is not None and st.started and not st.missing and int(seq[0]) == st.expected:
+        if st is not None and st.started and st.clean and int(seq[0]) == st.expected:
             if n == 1:
                 st.expected += 1
                 return
@@ -150,7 +166,7 @@ class SequenceTracker:
         numbered `first` to `last` one after the other. The common case reads no record.
         """
         st = self.sources.get(source_id)
-        if in_order and st is not None and st.started and not st.missing and first == st.expected:
+        if in_order and st is not None and st.started and st.clean and first == st.expected:
             st.expected = last + 1
         else:
             self.observe(records)
@@ -165,7 +181,21 @@ class SequenceTracker:
         if not st.started:
             st.started = True
             st.expected = seq if self.first_seq is None else self.first_seq
+        if st.suspect is not None:
+            suspect, st.suspect = st.suspect, None
+            if seq == suspect + 1:  # it was no outlier: the source restarted its numbering
+                st.outliers -= 1
+                st.resets += 1
+                st.missing.clear()
+                st.expected = seq + 1
+                self._emit(SeqEvent.RESET, source_id, suspect, st.expected)
+                return False
         expected = st.expected
+        if abs(seq - expected) > self.max_jump and not self._is_missing(st, seq):
+            st.suspect = seq
+            st.outliers += 1
+            self._emit(SeqEvent.OUTLIER, source_id, seq, expected)
+            return False
         if seq == expected:
             st.expected = seq + 1
             if st.missing:
@@ -192,6 +222,10 @@ class SequenceTracker:
         st.duplicates += 1
         self._emit(SeqEvent.DUPLICATE, source_id, seq, expected)
         return False
+
+    @staticmethod
+    def _is_missing(st: SourceState, seq: int) -> bool:
+        return any(lo <= seq < hi for lo, hi in st.missing)
 
     def _give_up(self, source_id: int, st: SourceState) -> None:
         """Drop missing ranges older than the reorder window."""

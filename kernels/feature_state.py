@@ -49,19 +49,22 @@ def record1(record) -> np.ndarray:
 
 
 class _Instruments:
-    """instrument_id -> dense row, bounded; part of every snapshot."""
+    """instrument_id -> dense row, bounded; part of every snapshot. An instrument past the
+    bound gets row -1 and is counted in `overflow`: per record, never the end of the run."""
 
     def __init__(self, max_instruments: int) -> None:
         self.max = max_instruments
         self.index: dict[int, int] = {}
         self.ids = np.zeros(max_instruments, np.int64)
+        self.overflow = 0  # events of instruments that found no row
 
     def row(self, instrument_id: int) -> int:
         i = self.index.get(instrument_id)
         if i is None:
             i = len(self.index)
             if i >= self.max:
-                raise ValueError(f"engine: more than {self.max} instruments")
+                self.overflow += 1
+                return -1
             self.index[instrument_id] = i
             self.ids[i] = instrument_id
         return i
@@ -91,7 +94,11 @@ class WindowFeatures:
 
     def update(self, rtype: int, rec1: np.ndarray, out: np.ndarray) -> None:
         event_values(rtype, rec1[0], self.scale, self._vals)
-        w = self.win[self.inst.row(int(rec1["instrument_id"][0]))]
+        r = self.inst.row(int(rec1["instrument_id"][0]))
+        if r < 0:  # no room: no state for it (counted); nothing may be decided on this row
+            out[:] = 0.0
+            return
+        w = self.win[r]
         w[4:] = w[:-4].copy()  # shift by one event, newest first
         w[:4] = self._vals
         out[:] = w
@@ -128,6 +135,9 @@ class KernelFeatures:
 
     def update(self, rtype: int, rec1: np.ndarray, out: np.ndarray) -> None:
         row = self.inst.row(int(rec1["instrument_id"][0]))
+        if row < 0:  # no room: no state for it (counted)
+            out[:] = 0.0
+            return
         if rtype == RecordType.QUOTE:
             self.state.update_quote(row, rec1, 0, out)
         elif rtype == RecordType.TRADE:
@@ -146,10 +156,15 @@ class KernelFeatures:
             step = self.state.update_trade
         else:
             for i, r in zip(ids, at, strict=True):
-                rows[r] = self.state.features(row_of(i))
+                k = row_of(i)
+                rows[r] = self.state.features(k) if k >= 0 else 0.0
             return
         for j, (i, r) in enumerate(zip(ids, at, strict=True)):
-            step(row_of(i), records, j, rows[r])
+            k = row_of(i)
+            if k >= 0:
+                step(k, records, j, rows[r])
+            else:  # no room: no state for it (counted)
+                rows[r] = 0.0
 
     def snapshot(self) -> bytes:
         n = len(self.inst.index)

@@ -336,11 +336,14 @@ def build_arbiter(node: gc.ArbiterSpec, clock: Clock, graph: gc.GraphSpec):
     fallback = None
     n_out = 1
     if node.fallback:
+        from redline.kernels.feature_state import make_features
         from redline.kernels.plans.numpy_loader import load_numpy_plan
         from redline.pipeline.workers.engines import CpuEngine
 
         plan = load_numpy_plan(model_dir)  # the workers' CPU path: no torch import (~2-10 s)
-        fallback = CpuFallback(CpuEngine(plan), clock)
+        capacity = min(w.max_instruments for w in node.workers)  # as the node admits
+        features = make_features(plan, node.workers[0].features, capacity, node.workers[0].scale)
+        fallback = CpuFallback(CpuEngine(plan, features), clock)
         n_out = plan.out_features
     cfg = node.arbiter_config(graph.budget_ns)
     arb = Arbiter(links, cfg, clock, safe_default=safe_default(n_out), fallback=fallback)

@@ -189,7 +189,10 @@ class CudaEngine:
         # Pinned staging is reused only after the previous copy finished.
         self.stream.synchronize()
         event_values(rtype, rec1[0], self.features.scale, self._vals_np)
-        self._idx_np[0] = self.features.inst.row(int(rec1["instrument_id"][0]))
+        row = self.features.inst.row(int(rec1["instrument_id"][0]))
+        if row < 0:  # no room for another instrument: counted, no state kept
+            return
+        self._idx_np[0] = row
         self._idx_np[1] = r
         with self.torch.cuda.stream(self.stream):
             self._vals.copy_(self._h_vals, non_blocking=True)

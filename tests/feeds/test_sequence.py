@@ -115,3 +115,22 @@ def test_the_fast_path_catches_disorder_and_other_sources_inside_a_batch(tracker
     tracker.observe(mixed)  # source 9 is new: starts at 0, no event
     assert tracker.state(9).expected == 1 and tracker.state(1).expected == 8
     assert len(log) == 3
+
+
+def test_one_absurd_number_is_an_outlier_and_tracking_goes_on(tracker, log):
+    tracker.observe(_recs([0, 1, 2]))
+    tracker.observe(_recs([2**64 - 5]))  # one corrupt frame
+    tracker.observe(_recs([3, 4, 5]))
+    t = tracker.totals()
+    assert t == {**t, "outliers": 1, "missing": 0, "duplicates": 0, "gaps": 0, "resets": 0}
+    assert tracker.state(1).expected == 6 and tracker.is_clean(1)
+    assert [e[0] for e in log] == [SeqEvent.OUTLIER]
+
+
+def test_a_far_jump_followed_by_its_successor_is_a_restart_not_a_loss(tracker, log):
+    tracker.observe(_recs([0, 1, 2, 3]))
+    tracker.observe(_recs([5_000_000, 5_000_001, 5_000_002]))  # numbering restarted up there
+    tracker.observe(_recs([0, 1]))  # ... and again from 0 (a publisher restart)
+    t = tracker.totals()
+    assert (t["resets"], t["outliers"], t["missing"], t["duplicates"]) == (2, 0, 0, 0)
+    assert tracker.state(1).expected == 2 and tracker.is_clean(1)

@@ -25,6 +25,12 @@ class ArbiterNode(Node):
 
     The arbiter (workers' `Arbiter`) is injected: the runtime builds it with
     its worker processes (see runtime.build_arbiter).
+
+    Every replica (both workers, the fallback) holds state for at most
+    `capacity` instruments. The first `capacity` instruments seen are admitted;
+    events of any further instrument are counted (`instrument_overflow`) and
+    never sent, so one frame of new ids is a per-record fault, not the end of
+    the run (1,025 distinct ids once made the fallback raise out of the graph).
     """
 
     kind = "arbiter"
@@ -35,6 +41,9 @@ class ArbiterNode(Node):
         self._decide_on = frozenset(spec.instruments)
         self._decide_ids = np.array(sorted(self._decide_on), np.uint32)
         self.filtered = 0  # events of other instruments, not sent to the workers
+        self.capacity = min(w.max_instruments for w in spec.workers)
+        self._admitted: set[int] = set()
+        self.instrument_overflow = 0  # events of instruments past the capacity, not sent
         self._quote: dict[int, tuple[int, int]] = {}  # instrument -> latest (bid, ask)
         self.asked = 0
         self.answered = 0
@@ -72,6 +81,8 @@ class ArbiterNode(Node):
                         self.filtered += len(records) - k
                         records = records[mine]
                 if len(records):
+                    records = self._admit(records)
+                if len(records):
                     self._backlog.append((records, ts_feed, ts_features, 0))
         # Bounded work per step, so the strategy downstream (same loop) is never
         # kept waiting behind a burst: answers go out after every slice.
@@ -89,6 +100,23 @@ class ArbiterNode(Node):
         if rx.ended and not self._backlog and self.answered >= self.asked and not self.ending:
             self._end()
         return n
+
+    def _admit(self, records: np.ndarray) -> np.ndarray:
+        """The records whose instrument has (or now gets) a row in every replica."""
+        if self._decide_on and len(self._decide_on) <= self.capacity:
+            return records  # filtered to its instruments already: they always fit
+        ids = records["instrument_id"]
+        admitted = self._admitted
+        new = [i for i in np.unique(ids).tolist() if i not in admitted]
+        if not new:
+            return records
+        room = self.capacity - len(admitted)
+        admitted.update(new[:room])
+        if len(new) <= room:
+            return records
+        keep = ~np.isin(ids, new[room:])
+        self.instrument_overflow += len(records) - int(np.count_nonzero(keep))
+        return records[keep]
 
     def _submit(self, records: np.ndarray, ts_feed: int, taken: int) -> None:
         rtype = self._rtypes.get(records.dtype)
@@ -162,5 +190,6 @@ class ArbiterNode(Node):
             **super().stats(),
             "asked": self.asked,
             "filtered": self.filtered,
+            "instrument_overflow": self.instrument_overflow,
             "arbiter": self.arb.stats(),
         }

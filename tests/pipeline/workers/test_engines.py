@@ -190,3 +190,17 @@ def test_kernel_features_match_feature_state_and_survive_snapshot():
         e.answer_into(no, out)
         b.answer_into(no, want)
         np.testing.assert_array_equal(out, want)
+
+
+def test_an_instrument_past_the_capacity_is_counted_not_raised():
+    from redline.kernels.feature_state import KernelFeatures, WindowFeatures
+
+    q = np.zeros(3, QUOTE_DTYPE)
+    q["instrument_id"] = [1, 2, 3]
+    q["bid_px"], q["ask_px"], q["bid_sz"], q["ask_sz"] = 100, 101, 1, 1
+    for state in (KernelFeatures(max_instruments=2), WindowFeatures(8, max_instruments=2)):
+        out = np.full(state.k, 7.0, np.float32)
+        for i in range(3):
+            state.update(1, q[i : i + 1], out)
+        assert state.inst.overflow == 1 and (out == 0).all()  # no state, no stale row
+        assert sorted(state.inst.index) == [1, 2]

@@ -62,3 +62,20 @@ def test_every_quote_of_its_instruments_gets_one_answer_priced_at_the_latest_quo
     assert (out["ts_answer"] - out["ts_request"] >= 100 * US).all()
     assert (out["ts_feed"] == t0).all() and np.isfinite(out["score"]).all()
     assert h.node.stats()["arbiter"]["events"] == 8  # every event of instrument 1 went out
+
+
+def test_instruments_past_the_capacity_are_counted_and_skipped_not_the_end_of_the_run():
+    clock = ReplayClock(10**12)
+    workers = (gc.WorkerSpec(name="a", max_instruments=2), gc.WorkerSpec(name="b"))
+    spec = gc.ArbiterSpec(in_="ticks", out="answers", workers=workers)  # all instruments
+    h = Harness(ArbiterNode("arbiter", spec, clock, ready_arbiter(clock)))
+    h.push(quotes([1, 2, 3, 3, 1]))  # a third instrument: no room in worker a's state
+    h.push(quotes([4, 2], seq0=5))
+    h.end()
+    while not h.node.done:
+        h.run()
+        clock.advance(10 * US)
+    out = h.records()
+    assert out["instrument_id"].tolist() == [1, 2, 1, 2]  # the rest was decided normally
+    assert h.node.instrument_overflow == 3 and h.node.stats()["instrument_overflow"] == 3
+    assert h.node.stats()["arbiter"]["events"] == 4  # the overflow never reached a worker
