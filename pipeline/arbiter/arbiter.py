@@ -106,6 +106,7 @@ class Arbiter:
             self._wall,
         )  # fmt: skip
         self._closed = False
+        self._lag = [-1, -1]  # per worker, this poll: how late its oldest message was read
         self.counts: dict[str, int] = dict.fromkeys(REQUEST_COUNTERS, 0)
         self.by_origin = dict.fromkeys(Origin, 0)
         self.log: list[tuple[int, str, str, str]] = []  # (t mono, worker, what, why)
@@ -214,10 +215,16 @@ class Arbiter:
             now = self.clock.monotonic_ns()
         if self._closed:
             return self.outbox.take()
+        lag = self._lag
+        lag[0] = lag[1] = -1
         for w, link in enumerate(self.links):
             if link.ready():  # most polls find nothing: ask first, cheaply
                 for msg in link.recv():
                     self._on_message(w, msg, now)
+        if lag[0] >= 0 and lag[1] >= 0:
+            # Both workers' messages waited: this process was late to read them. One worker's
+            # old messages alone say that worker was stopped, not the host.
+            self.recovery.host.observe(min(lag), now)
         self.recovery.check_health(now)
         self._check_timers(now)
         return self.outbox.take()
@@ -238,6 +245,9 @@ class Arbiter:
         channels = [c for c in (link.waitable() for link in self.links) if c is not None]
         if due > now and channels:
             wait_any(channels, (due - now) / 1e9)
+            woke = self.clock.monotonic_ns()
+            if woke > due and not any(c.ready() for c in channels):  # a timer overslept:
+                self.recovery.host.observe(woke - due, woke)  # the host held this process
 
     def inject(self, worker: int, spec: str) -> None:
         """Send a fault (faults.FaultSpec text, e.g. "nan@5") to worker 0 (A) or 1 (B)."""
@@ -284,6 +294,11 @@ class Arbiter:
         reserve = self.cfg.margin_ns + (self.fallback.cost_ns if self.fallback else 0)
         return self.table.open(no, now, seen, reserve, self.policy.delay_ns)
 
+    def _read_late(self, w: int, sent_wall: int, now: int) -> None:
+        """Worker w's message, stamped `sent_wall`, read at `now`: keep its worst lag."""
+        if sent_wall > 0:
+            self._lag[w] = max(self._lag[w], now + self._wall - sent_wall)
+
     def _after_send(self, failed: list[int], reqs: list[Request], now: int) -> None:
         """After every worker got its message: failovers for the sends that failed (a
         failover may ask the peer about these events, so not before), then decide the
@@ -296,6 +311,8 @@ class Arbiter:
 
     def _on_message(self, w: int, msg: Reply, now: int) -> None:
         self.breakers[w].seen(now)
+        if msg.kind in _SENT_AT:
+            self._read_late(w, msg.stamps[_SENT_AT[msg.kind]], now)
         if msg.kind == Kind.ANSWER:
             out = answer_array(msg.payload)
             ok = self.check.valid_one(out)
@@ -319,6 +336,8 @@ class Arbiter:
             self.recovery.trip(w, Trip.BAD_OUTPUT, now)
             return
         stamps, outs = ans["stamps"], ans["out"]  # [k, 4], [k, N]
+        if len(stamps):  # sent together: one lag for the message
+            self._read_late(w, int(stamps[-1, 3]), now)
         ok = self.check.valid(outs).tolist()
         ids = ans["id"].tolist()
         # Under race most answers come after their decision (the peer was first): the
@@ -370,7 +389,12 @@ class Arbiter:
             self.counts["late_answers"] += 1
         if self.policy.samples_rtt and b.serving and w == self.policy.primary():
             self.policy.round_trip(now - req.t0)
-        if b.serving and (trip := b.answered(in_time)) is not None:
+        # Slowness is the worker's only if it sent late, and later than the host's own recent
+        # scheduling delay explains: an answer read late, or sent a host pause late, was held
+        # up by the host, not by the worker.
+        sent = int(stamps[3]) - self._wall if stamps[3] > 0 else now
+        own_miss = not in_time and sent - req.deadline > self.recovery.excused_ns(now)
+        if b.serving and (trip := b.answered(not own_miss)) is not None:
             self.recovery.trip_slow(w, trip, now)
         if req.decided:
             if ok and req.origin in (Origin.WORKER_A, Origin.WORKER_B, Origin.FALLBACK):
@@ -517,12 +541,17 @@ class Arbiter:
                 self._finish_unanswered(req, now)
         for req in self.table.pop_lingered(now):
             missing = (req.asked | req.shadow) & ~req.answered
+            excused = now - req.deadline <= self.recovery.excused_ns(now)  # a host pause
             for w, b in enumerate(self.breakers):
-                if missing >> w & 1 and b.serving and (trip := b.answered(False)) is not None:
+                if missing >> w & 1 and b.serving and (trip := b.answered(excused)) is not None:
                     self.recovery.trip_slow(w, trip, now)
 
     def _log(self, now: int, w: int, what: str, why: str) -> None:
         self.log.append((now, self.links[w].name, what, why))
+
+
+# Where a worker message carries its send stamp: HEARTBEAT s0, ANSWER(S) s3.
+_SENT_AT = {Kind.HEARTBEAT: 0, Kind.ANSWER: 3}
 
 
 def _first_bit(mask: int) -> int:

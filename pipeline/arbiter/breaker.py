@@ -94,11 +94,13 @@ class Breaker:
             return Trip.SLOW
         return None
 
-    def overdue(self, now: int) -> Trip | None:
-        """The timer checks: missed heartbeats, a start or a sync that takes too long."""
+    def overdue(self, now: int, slack_ns: int = 0) -> Trip | None:
+        """The timer checks: missed heartbeats (silence longer than the timeout plus
+        `slack_ns`, the host's own recent scheduling delay), a start or a sync that takes too
+        long."""
         h = self.health
         if h in (Health.UP, Health.VERIFYING, Health.SYNCING):
-            if now - self.last_seen > self.cfg.heartbeat_timeout_ns:
+            if now - self.last_seen > self.cfg.heartbeat_timeout_ns + slack_ns:
                 return Trip.HEARTBEAT
             if h == Health.SYNCING and now - self.since > self.cfg.sync_timeout_ns:
                 return Trip.START_TIMEOUT

@@ -28,7 +28,14 @@ from redline.feeds.wire.frames import pack_slots
 from redline.pipeline.arbiter.breaker import Breaker, Health, Trip
 from redline.pipeline.arbiter.config import RECOVERY_COUNTERS, ArbiterConfig, WorkerLink
 from redline.pipeline.arbiter.event_ring import EventRing
+from redline.pipeline.arbiter.host_delay import HostDelay
 from redline.pipeline.workers.protocol import Kind, Reply, header
+
+# Silence judged against the host: the heartbeat timeout plus this many times the arbiter's own
+# recent scheduling delay (a 100 ms pause of the arbiter allows 400 ms more of silence).
+HEARTBEAT_SLACK = 4
+# Slowness likewise: an answer late by less than this many host pauses is the host's doing.
+SLOW_SLACK = 2
 
 
 class Recovery:
@@ -57,6 +64,7 @@ class Recovery:
         self.event_no = event_no  # events forwarded so far
         self.on_out = on_out  # (w, now): worker w's pending answers will not come
         self.versions = [0, 0]  # model version each worker reported in READY
+        self.host = HostDelay()  # the arbiter's own scheduling delay, from message lags
         self._syncing_from: list[int] = [-1, -1]  # peer asked for a snapshot on our behalf
 
     def on_ready(self, w: int, msg: Reply, now: int) -> None:
@@ -82,8 +90,9 @@ class Recovery:
         self._restore(w, msg.id, msg.payload, now)
 
     def trip_slow(self, w: int, trip: Trip, now: int) -> None:
-        """SLOW takes a worker out only if its peer is in service and keeps up. When both miss
-        deadlines the host is overloaded, and a restart (which must replay the backlog) would
+        """SLOW takes a worker out only if its peer is in service and keeps up (a miss counts
+        only when the worker sent its answer late, not when this process read it late: see
+        Arbiter._on_answer). When both miss deadlines the host is overloaded, and a restart (which must replay the backlog) would
         make it worse; a slow last worker is still better than none. The fallback and the safe
         default carry the deadlines meanwhile, and `overload` counts it."""
         peer = self.breakers[1 - w]
@@ -91,6 +100,12 @@ class Recovery:
             self.counts["overload"] += 1
             return
         self.trip(w, trip, now)
+
+    def excused_ns(self, now: int) -> int:
+        """How late past a deadline a worker may answer before it counts against it: what the
+        host's recent scheduling delay explains (SLOW_SLACK times its peak)."""
+        self.host.decay(now)
+        return int(SLOW_SLACK * self.host.peak_ns)
 
     def send_failed(self, w: int, now: int) -> None:
         self.counts["send_failures"] += 1
@@ -117,10 +132,12 @@ class Recovery:
 
     def check_health(self, now: int) -> None:
         """Exited processes, missed heartbeats and sync/start timeouts; restarts when due."""
+        self.host.decay(now)
+        slack = int(HEARTBEAT_SLACK * self.host.peak_ns)
         for w, (link, b) in enumerate(zip(self.links, self.breakers, strict=True)):
             if b.health != Health.OUT and link.exited():
                 self.trip(w, Trip.CRASH, now)
-            elif (trip := b.overdue(now)) is not None:
+            elif (trip := b.overdue(now, slack)) is not None:
                 self.trip(w, trip, now)
             if b.restart_due(now):
                 link.start()
