@@ -8,9 +8,11 @@ process runs its share of the SAME file (ipc:// or tcp:// edges), e.g.
     redline run graph.toml --node arbiter &
     redline run graph.toml --node feed
 
-SIGINT/SIGTERM drains and exits 0 (see runtime.py). `--json PATH` writes this
-process's figures: per node, per edge (sent, received, drops), and for a
-journal node the contract keys (decisions, latency_ns, stages, ...).
+SIGINT/SIGTERM drains and exits 0 (see runtime.py). A drain cut off by its
+timeout (`[graph] drain_timeout_ms`, or --drain-timeout) counts what each node
+still held as lost, says so, and exits 3. `--json PATH` writes this process's
+figures: per node, per edge (sent, received, drops), `lost` per node, and for
+a journal node the contract keys (decisions, latency_ns, stages, ...).
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ def register(sub) -> None:
         help="run only this node (repeat for several); default: the whole graph",
     )
     p.add_argument(
-        "--drain-timeout", type=float, default=10.0, help="seconds to wait for upstream at a stop"
+        "--drain-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds a stop may take to drain (default: the graph's drain_timeout_ms, 10 s)",
     )
     add_json_arg(p)
     p.set_defaults(run=run)
@@ -46,6 +52,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     spec = gc.load(args.graph)
+    if args.drain_timeout is not None and not 0 < args.drain_timeout <= 3600:
+        raise ValueError(f"--drain-timeout {args.drain_timeout}: give seconds in (0, 3600]")
     return run_graph(spec, args.node, args.json, drain_timeout_s=args.drain_timeout)
 
 
@@ -54,10 +62,12 @@ def run_graph(
     only: Sequence[str] = (),
     json_path: str | None = None,
     *,
-    drain_timeout_s: float = 10.0,
+    drain_timeout_s: float | None = None,
     arbiter_factory: Callable | None = None,
 ) -> int:
     """Build, run to the end of the stream (or a signal), report. Returns the exit code."""
+    if drain_timeout_s is None:
+        drain_timeout_s = spec.graph.drain_timeout_ms / 1000
     rt = Runtime(spec, only=only, drain_timeout_s=drain_timeout_s, arbiter_factory=arbiter_factory)
     names = ", ".join(rt.local)
     print(f"redline run: graph '{spec.graph.name}', nodes {names}", file=sys.stderr, flush=True)
@@ -70,6 +80,13 @@ def run_graph(
         f"{figures['drops']} dropped by backpressure (per edge: {dropped})",
         file=sys.stderr,
     )
+    if figures["lost"]:
+        per_node = ", ".join(f"{n} {k:,}" for n, k in figures["lost_by_node"].items())
+        print(
+            f"redline run: LOST {figures['lost']:,} accepted records at the drain timeout "
+            f"({drain_timeout_s:g} s; per node: {per_node}): downstream could not take them",
+            file=sys.stderr,
+        )
     return code
 
 
@@ -82,6 +99,8 @@ def summarize(rt: Runtime) -> dict[str, Any]:
         "events": sum(n["events"] for n in nodes.values() if n["kind"] == "feed"),
         "drops": sum(e["drops"] for e in stats["edges"].values()),
         "drops_by_edge": {name: e["drops"] for name, e in stats["edges"].items()},
+        "lost": sum(stats["lost"].values()),
+        "lost_by_node": stats["lost"],
         "seconds": stats["seconds"],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }

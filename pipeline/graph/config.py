@@ -173,6 +173,7 @@ class GraphHead(Settings):
     name: str
     budget_us: DurationUs = 2000  # each decision's deadline = ts_recv + budget
     metrics_port: Port = 0  # Prometheus endpoint; 0 = off
+    drain_timeout_ms: DurationMs = 10_000  # a stop drains at most this long, then counts losses
 
 
 class GraphSpec(msgspec.Struct, frozen=True, kw_only=True):

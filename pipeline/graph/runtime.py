@@ -17,8 +17,9 @@ for input as its spec says (`wait`):
 SIGINT/SIGTERM: the feed stops taking in events and sends end-of-stream; each
 node forwards it once what it accepted has gone downstream (the arbiter waits
 for every decision it asked for); the journal flushes and closes; `run()`
-returns 0. A process without the feed waits for the end-of-stream from
-upstream, for at most `drain_timeout_s`, then ends its nodes anyway.
+returns 0. The drain lasts at most `drain_timeout_s` (an overloaded or stuck
+downstream cannot hold it forever): then every node ends anyway, what they
+still held is counted per node in `lost`, and `run()` returns EXIT_LOST.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,6 +42,7 @@ from redline.pipeline.transport.opener import Transport
 from redline.pipeline.transport.waiting import any_ready, unwatch, wait_any, watch
 
 _HELD_RETRY_S = 0.001  # a node held back by a full output retries its flush this often
+EXIT_LOST = 3  # run() after a drain that lost accepted records (counted in `lost`)
 
 
 class Runtime:
@@ -52,7 +55,7 @@ class Runtime:
         only: Sequence[str] = (),
         clock: Clock | None = None,
         context: Any = None,
-        drain_timeout_s: float = 10.0,
+        drain_timeout_s: float | None = None,
         arbiter_factory: Callable[[gc.ArbiterSpec, Clock, gc.GraphSpec], Any] | None = None,
         metrics_port: int | None = None,
     ) -> None:
@@ -67,7 +70,9 @@ class Runtime:
             _check_split(spec, self.local)
         self.clock = clock or LiveClock()
         self.transport = Transport(context)  # context: a zmq.Context to share (tests)
-        self.drain_timeout_s = drain_timeout_s
+        self.drain_timeout_s = (
+            spec.graph.drain_timeout_ms / 1000 if drain_timeout_s is None else drain_timeout_s
+        )
         self._arbiter_factory = arbiter_factory or build_arbiter
         self.nodes: dict[str, gn.Node] = {}
         self.receivers: dict[str, Receiver] = {}
@@ -76,9 +81,15 @@ class Runtime:
         self._wakes: dict[str, asyncio.Event] = {}  # await nodes' wake-ups, by node name
         # Prometheus endpoint of this process: the graph's port unless overridden; 0 = off.
         self.metrics_port = spec.graph.metrics_port if metrics_port is None else metrics_port
+        if metrics_port is None and self.metrics_port and only:
+            # Processes of one graph on one host must not collide: each serves the graph's
+            # port plus the position of its first node in flow order (feed first: +0).
+            self.metrics_port += spec.order().index(self.local[0])
         self.metrics = None
         self.started_ns = 0
         self.ended_ns = 0
+        self.forced: set[str] = set()  # nodes cut off at the drain timeout
+        self.lost: dict[str, int] = {}  # node -> records it accepted and could not deliver
         self._build()
 
     def _build(self) -> None:
@@ -139,8 +150,9 @@ class Runtime:
                 loop.add_signal_handler(sig, self.stop)
         self.started_ns = self.clock.now_ns()
         tasks = []
+        metrics = None
         if self.metrics_port:
-            tasks.append(asyncio.create_task(self._metrics_loop(), name="metrics"))
+            metrics = asyncio.create_task(self._metrics_loop(), name="metrics")
         self._wakes = {
             name: asyncio.Event() for name, n in self.nodes.items() if n.spec.wait == "await"
         }
@@ -153,11 +165,32 @@ class Runtime:
         try:
             await asyncio.gather(*tasks)
         finally:
+            # The control plane ends with the nodes, whether they drained or were cut off at
+            # the drain timeout (it once waited forever for a node that could never flush).
+            if metrics is not None:
+                metrics.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await metrics
             if self.metrics is not None:
                 self.metrics.stop()
             self.ended_ns = self.clock.now_ns()
+            self._count_losses()
             self.close()
-        return 0
+        return EXIT_LOST if self.lost else 0
+
+    def _count_losses(self) -> None:
+        """What nodes cut off at the drain timeout still held, per node: records taken in
+        and not handed on, records waiting on their output edge, and records waiting unread
+        on their input edges (taken off now, so they are counted, not silently dropped)."""
+        for name in self.forced:
+            node = self.nodes[name]
+            held = node.held()
+            if node.output is not None:
+                held += node.output.pending()
+            for rx in node.inputs:
+                held += rx.discard()
+            if held:
+                self.lost[name] = held
 
     async def _metrics_loop(self, period_s: float = 0.2) -> None:
         """Control plane: serve /metrics and feed it counters from the nodes."""
@@ -170,7 +203,13 @@ class Runtime:
             if isinstance(node, gn.JournalNode):
                 node.listeners.append(m.observe_decisions)
         self.metrics = m
-        self.metrics_port = m.start(self.metrics_port)
+        try:
+            self.metrics_port = m.start(self.metrics_port)
+        except OSError as exc:  # the run goes on; the endpoint is what failed, and it says so
+            print(f"redline: /metrics not served on port {self.metrics_port}: {exc.strerror}; "
+                  "set [graph] metrics_port to a free port", file=sys.stderr)  # fmt: skip
+            self.metrics = None
+            return
         seen: dict[str, int] = {}
 
         def bump(key: str, value: int, fn) -> None:
@@ -178,7 +217,7 @@ class Runtime:
                 fn(value - seen.get(key, 0))
                 seen[key] = value
 
-        while not all(n.done for n in self.nodes.values()):
+        while True:  # until cancelled when the nodes end
             for n in self.nodes.values():
                 if isinstance(n, gn.FeedNode):
                     bump(f"events:{n.name}", n.events, m.observe_events)
@@ -204,6 +243,8 @@ class Runtime:
     def _overdue(self, node: gn.Node) -> bool:
         if self._stop_at is not None and time.monotonic() > self._stop_at:
             node.finish()  # upstream never ended: end here so downstream can
+            if not node.done:
+                self.forced.add(node.name)  # what it still holds is counted as lost
             return True
         return False
 
@@ -296,6 +337,7 @@ class Runtime:
             "graph": self.spec.graph.name,
             "nodes": {n: node.stats() for n, node in self.nodes.items()},
             "edges": edges,
+            "lost": dict(self.lost),
             "seconds": (self.ended_ns - self.started_ns) / 1e9 if self.ended_ns else None,
         }
 

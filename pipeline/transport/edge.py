@@ -140,6 +140,10 @@ class Sender:
             backlog.popleft()
         return True
 
+    def pending(self) -> int:
+        """Records waiting for room (not yet handed to the transport)."""
+        return sum(len(r) for r, _, _ in self._backlog if r is not None)
+
     def close(self) -> None:
         self.port.close()
 
@@ -195,6 +199,17 @@ class Receiver:
                 self.drops += dropped
             out.append(Message(records, sent_ns, feed_ns))
         return out
+
+    def discard(self) -> int:
+        """Take every record waiting without handing it on; returns how many (so a forced
+        stop counts what it leaves unread)."""
+        n = 0
+        while not self.ended and (got := self.port.take()) is not None:
+            if got[0] is None:
+                self.ended = True
+            else:
+                n += len(got[0])
+        return n
 
     def close(self) -> None:
         self.port.close()

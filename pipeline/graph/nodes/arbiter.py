@@ -163,6 +163,9 @@ class ArbiterNode(Node):
         self.output.send(out, stamp_ns=self.clock.now_ns())
         return n
 
+    def held(self) -> int:
+        return sum(len(r) - start for r, _, _, start in self._backlog)
+
     def kill_worker(self, index: int = 0) -> int:
         """Chaos: SIGKILL worker `index` (0 = A) as a crash would; returns its pid."""
         import os

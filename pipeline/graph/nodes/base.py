@@ -78,6 +78,10 @@ class Node:
             self.output.send_eos()
         self.ending = True
 
+    def held(self) -> int:
+        """Records taken in and not yet handed on (what a forced stop would lose)."""
+        return 0
+
     def close(self) -> None:
         pass
 

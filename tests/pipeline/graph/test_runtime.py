@@ -267,3 +267,90 @@ def test_metrics_endpoint_is_scraped_over_http_while_the_graph_runs(tmp_path):
     runner.join(60)
     pub.join(10)
     assert done.is_set() and rt.metrics_port == port
+
+
+OVERLOAD = """
+[graph]
+name = "o"
+budget_us = 100000
+metrics_port = {port}
+drain_timeout_ms = 1500
+
+[edges.ticks]
+address = "ipc://{d}/ticks"
+policy = "conflate"
+hwm = 4
+
+[edges.answers]
+address = "ipc://{d}/answers"
+hwm = 4
+
+[edges.decisions]
+address = "ipc://{d}/decisions"
+hwm = 2
+
+[nodes.feed]
+kind = "feed"
+source = "ipc://{d}/pub"
+out = "ticks"
+
+[nodes.arbiter]
+kind = "arbiter"
+in = "ticks"
+out = "answers"
+
+[nodes.strategy]
+kind = "strategy"
+in = "answers"
+out = "decisions"
+
+[nodes.journal]
+kind = "journal"
+in = "decisions"
+path = "{d}/journal.arrow"
+"""
+
+
+def test_sigterm_with_a_stuck_downstream_ends_within_the_drain_timeout_and_counts_losses(
+    tmp_path,
+):
+    """The journal's process is stopped (SIGSTOP): the decisions edge fills, backpressure
+    reaches the feed, and the front process holds accepted records it can never deliver.
+    SIGTERM must still end it by the drain timeout (metrics on: that loop once waited
+    forever), count what it held as lost, say so, and exit non-zero."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "graph.toml"
+    path.write_text(OVERLOAD.format(d=tmp_path, port=port))
+    back = spawn(path, tmp_path / "back.json", "journal")
+    front = subprocess.Popen(
+        [sys.executable, str(FAKE), str(path), str(tmp_path / "front.json"), "feed", "arbiter",
+         "strategy"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    publish_in_thread(f"ipc://{tmp_path}/pub", quotes(20_000, n_inst=1), speed=1.0)
+    try:
+        deadline = time.monotonic() + 60
+        journal = tmp_path / "journal.arrow"
+        while not (journal.exists() and journal.stat().st_size > 4096):  # decisions flowing
+            assert time.monotonic() < deadline and front.poll() is None
+            time.sleep(0.05)
+        back.send_signal(signal.SIGSTOP)
+        time.sleep(1.0)  # the decisions edge fills; the front is held back
+        front.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        rc = front.wait(30)
+        took = time.monotonic() - t0
+        err = front.stderr.read()
+    finally:
+        front.kill()
+        back.send_signal(signal.SIGCONT)
+        back.kill()
+    assert rc == 3, err
+    assert took < 1.5 + 5, took  # the drain timeout plus closing, not forever
+    figs = json.loads((tmp_path / "front.json").read_text())
+    assert figs["lost"] > 0 and figs["lost"] == sum(figs["lost_by_node"].values())
+    assert "LOST" in err and f"{figs['lost']:,}" in err
