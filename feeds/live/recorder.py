@@ -12,6 +12,13 @@ written when the process dies, so after `kill -9`:
   torn last frame is cut off. `recover()` (run by every new Recorder) turns
   leftover journals into segments.
 
+A journal damaged mid-file (a bad frame header, stray bytes: not something a
+crash leaves) is read past: the read resynchronises at the next good frame,
+so its segment gets every readable row, and the journal is kept aside as
+`seg-000003.journal.damaged` with the byte ranges skipped reported in
+`Recorder.recovery_stats()`. A clean or merely torn journal is removed once
+its segment is written.
+
 `fsync=True` also survives a power cut, at the cost of a disk sync per flush.
 """
 
@@ -20,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +37,7 @@ import pyarrow.parquet as pq
 from redline.feeds.clock import Clock, LiveClock
 from redline.feeds.event_schema import from_arrow, record_type_from_schema, to_arrow
 from redline.feeds.events import DTYPES, Batch, RecordType
-from redline.feeds.wire.frames import END_OF_STREAM, Decoder, encode, split_stream
+from redline.feeds.wire.frames import END_OF_STREAM, Decoder, encode, scan_stream
 
 _SEGMENT = re.compile(r"seg-(\d{6})\.(?:journal|(\w+)\.parquet)$")
 
@@ -60,27 +68,103 @@ def _write_segment(
     return rows
 
 
+@dataclass(frozen=True)
+class JournalRead:
+    """A journal's readable batches and what had to be passed over to get them."""
+
+    batches: list[Batch]
+    torn: int  # trailing bytes of a last frame cut short by a crash
+    skipped: list[tuple[int, int]]  # [start, end) byte ranges of mid-file damage
+    skipped_by_reason: dict[str, int]  # the skipped ranges judged as frames (Malformed)
+
+    @property
+    def rows(self) -> int:
+        return sum(len(b.records) for b in self.batches)
+
+    @property
+    def skipped_bytes(self) -> int:
+        return sum(b - a for a, b in self.skipped)
+
+    @property
+    def damaged(self) -> bool:
+        """Damage a crash cannot explain: the journal is worth keeping to look at."""
+        return bool(self.skipped)
+
+
+def scan_journal(path: str | Path) -> JournalRead:
+    """Every readable batch in a journal, reading past damage (see `scan_stream`)."""
+    scan = scan_stream(Path(path).read_bytes())
+    dec = Decoder()
+    batches = [
+        b for f in scan.frames if (b := dec.decode(f)) is not None and b is not END_OF_STREAM
+    ]
+    return JournalRead(batches, scan.torn, scan.skipped, scan.skipped_by_reason)
+
+
 def read_journal(path: str | Path) -> tuple[list[Batch], int]:
     """The batches in a journal and the number of torn trailing bytes cut off."""
-    frames, torn = split_stream(Path(path).read_bytes())
-    dec = Decoder()
-    batches = [b for f in frames if (b := dec.decode(f)) is not None and b is not END_OF_STREAM]
-    return batches, torn
+    read = scan_journal(path)
+    return read.batches, read.torn
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """One leftover journal turned into its segment."""
+
+    journal: Path  # where the crash left it
+    read: JournalRead
+    kept_as: Path | None  # where a damaged journal was set aside; None: removed
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "journal": str(self.journal),
+            "kept_as": None if self.kept_as is None else str(self.kept_as),
+            "rows": self.read.rows,
+            "torn_bytes": self.read.torn,
+            "skipped_bytes": self.read.skipped_bytes,
+            "skipped": [list(r) for r in self.read.skipped],
+            "skipped_frames": sum(self.read.skipped_by_reason.values()),
+            "skipped_by_reason": self.read.skipped_by_reason,
+        }
+
+
+def _set_aside(journal: Path) -> Path:
+    """Rename a damaged journal to a free `.damaged` name: never over older evidence."""
+    kept = journal.with_name(journal.name + ".damaged")
+    n = 0
+    while kept.exists():
+        n += 1
+        kept = journal.with_name(f"{journal.name}.damaged.{n}")
+    os.replace(journal, kept)
+    return kept
+
+
+def _recover_one(out: Path, journal: Path, fsync: bool) -> Recovered:
+    """Write a journal's segment, then remove the journal or, if damaged, keep it aside.
+
+    The segment is in place first, so a crash here only means recovering it again.
+    """
+    seg = int(_SEGMENT.search(journal.name).group(1))
+    read = scan_journal(journal)
+    parts: dict[RecordType, list[np.ndarray]] = defaultdict(list)
+    for b in read.batches:
+        parts[b.rtype].append(b.records)
+    _write_segment(out, seg, parts, fsync)
+    if read.damaged:
+        return Recovered(journal, read, _set_aside(journal))
+    journal.unlink()
+    return Recovered(journal, read, None)
+
+
+def recover_journals(out: str | Path, fsync: bool = False) -> list[Recovered]:
+    """Turn every journal left in `out` by a crash into its segment; what each gave."""
+    out = Path(out)
+    return [_recover_one(out, j, fsync) for j in sorted(out.glob("seg-*.journal"))]
 
 
 def recover(out: str | Path, fsync: bool = False) -> int:
     """Turn every journal left in `out` by a crash into its segment; returns rows."""
-    out = Path(out)
-    rows = 0
-    for journal in sorted(out.glob("seg-*.journal")):
-        seg = int(_SEGMENT.search(journal.name).group(1))
-        batches, _ = read_journal(journal)
-        parts: dict[RecordType, list[np.ndarray]] = defaultdict(list)
-        for b in batches:
-            parts[b.rtype].append(b.records)
-        rows += _write_segment(out, seg, parts, fsync)
-        journal.unlink()
-    return rows
+    return sum(r.read.rows for r in recover_journals(out, fsync))
 
 
 def segments(out: str | Path) -> list[Path]:
@@ -126,7 +210,8 @@ class Recorder:
         self.flush_ns = int(flush_interval_s * 1e9)
         self.fsync = fsync
         self.clock = clock or LiveClock()
-        self.recovered_rows = recover(self.out, fsync)
+        self.recovered = recover_journals(self.out, fsync)  # see recovery_stats()
+        self.recovered_rows = sum(r.read.rows for r in self.recovered)
         done = [int(m.group(1)) for p in self.out.iterdir() if (m := _SEGMENT.search(p.name))]
         self.segment = max(done, default=0)  # the open one is segment + 1 once data comes
         self.rows = 0  # all rows written
@@ -193,6 +278,17 @@ class Recorder:
         self._parts = defaultdict(list)
         self._open_rows = 0
         self.segments_closed += 1
+
+    def recovery_stats(self) -> dict[str, object]:
+        """What this recorder's start recovered from a crashed run; `damaged` lists the
+        journals that were read past damage and kept aside, with the byte ranges skipped."""
+        return {
+            "rows": self.recovered_rows,
+            "journals": len(self.recovered),
+            "torn_bytes": sum(r.read.torn for r in self.recovered),
+            "skipped_bytes": sum(r.read.skipped_bytes for r in self.recovered),
+            "damaged": [r.stats() for r in self.recovered if r.kept_as is not None],
+        }
 
     def close(self) -> None:
         """Close the open segment cleanly."""

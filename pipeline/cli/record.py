@@ -1,10 +1,16 @@
 """`redline record --endpoint ADDR --out DIR`: capture a live feed to rotating zstd
 Parquet segments. SIGINT or SIGTERM closes the open segment and exits 0; so does
-the end of the stream (unless --keep-running)."""
+the end of the stream (unless --keep-running).
+
+A journal left damaged mid-file by an earlier run is recovered with every readable
+row and kept aside: one line on stderr names it, the byte ranges skipped and the rows
+kept, and the summary and --json ("recovered") repeat it. The rows are kept, so this is
+reported, not an error: the exit status is what the recording itself gives."""
 
 from __future__ import annotations
 
 import signal
+import sys
 
 from redline.feeds.live.recorder import Recorder
 from redline.feeds.live.source import is_udp, open_feed
@@ -50,9 +56,12 @@ def run(args) -> int:
         flush_interval_s=args.flush_ms / 1e3,
         fsync=args.fsync,
     )
+    recovered = recorder.recovery_stats()  # said before the feed opens: said even if it fails
+    if recovered["rows"]:
+        print(f"redline record: recovered {recovered['rows']} rows from a crashed run")
+    for damaged in recovered["damaged"]:
+        print(_damage_line(damaged), file=sys.stderr, flush=True)
     feed = open_feed(args.endpoint, **kwargs)
-    if recorder.recovered_rows:
-        print(f"redline record: recovered {recorder.recovered_rows} rows from a crashed run")
     print(f"redline record: listening on {feed.endpoint}", flush=True)
     poll_s = min(args.flush_ms / 2e3, 0.05)
     try:
@@ -71,9 +80,40 @@ def run(args) -> int:
     print(
         f"redline record: {recorder.rows} events in {recorder.segments_closed} segments "
         f"to {args.out} ({why}); malformed {stats['malformed']}, gaps {stats['sequence']['gaps']}"
+        f"{_recovery_summary(recovered)}"
     )
     write_json(
         args.json,
-        {"events": recorder.rows, "segments": recorder.segments_closed, "feed": stats},
+        {
+            "events": recorder.rows,
+            "segments": recorder.segments_closed,
+            "feed": stats,
+            "recovered": recovered,
+        },
     )
     return 0
+
+
+def _damage_line(damaged: dict) -> str:
+    """The stderr line for one damaged journal: a damaged file is never kept aside silently."""
+    ranges = damaged["skipped"]
+    shown = ", ".join(f"[{a}, {b})" for a, b in ranges[:5])  # 5: one readable line
+    more = f" and {len(ranges) - 5} more" if len(ranges) > 5 else ""
+    frames = damaged["skipped_frames"]
+    return (
+        f"redline record: damaged journal {damaged['journal']}: skipped bytes {shown}{more} "
+        f"({damaged['skipped_bytes']} bytes, {frames} bad frame{'s' * (frames != 1)}), "
+        f"kept {damaged['rows']} rows in its segment; the journal is kept as "
+        f"{damaged['kept_as']} (reported, not an error)"
+    )
+
+
+def _recovery_summary(recovered: dict) -> str:
+    """The summary's words on what the start recovered; empty when nothing was."""
+    if not recovered["rows"] and not recovered["damaged"]:
+        return ""
+    words = f"; recovered {recovered['rows']} rows from a crashed run"
+    if recovered["damaged"]:
+        kept = ", ".join(d["kept_as"] for d in recovered["damaged"])
+        words += f" ({recovered['skipped_bytes']} bytes skipped, damaged journal kept as {kept})"
+    return words

@@ -225,3 +225,41 @@ def test_publish_then_record_reads_back_identical_but_ts_recv(tmp_path, transpor
     assert rec_stats["events"] == 260
     assert rec_stats["feed"]["sequence"]["gaps"] == 0
     assert rec_stats["feed"]["malformed"] == 0
+
+
+def test_a_damaged_journal_is_recovered_kept_aside_and_said_on_stderr(tmp_path, push):
+    ep, sock = push
+    out = tmp_path / "rec"
+    out.mkdir()
+    q = _records(ev.RecordType.QUOTE, 30, 9, 1, T0 + np.arange(30))
+    garbage = b"\xde\xad\xbe\xef" * 10  # 40 bytes, no magic
+    blob = wire.encode(q[:10]) + garbage + wire.encode(q[10:20]) + wire.encode(q[20:])
+    (out / "seg-000002.journal").write_bytes(blob)
+    proc = _start_recorder(
+        "--endpoint", ep, "--socket", "pull", "--bind", "--out", str(out),
+        "--json", str(tmp_path / "r.json"),
+    )  # fmt: skip
+    assert proc.said == ["redline record: recovered 30 rows from a crashed run\n"]
+    t = _records(ev.RecordType.TRADE, 3, 10, 2, T0 + np.arange(3))
+    sock.send(wire.encode(t))  # and the recording goes on, in the next segment
+    _wait_rows(out, 33)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0, stderr  # the rows are kept: reported, not an error
+    kept = out / "seg-000002.journal.damaged"
+    assert kept.read_bytes() == blob and not list(out.glob("*.journal"))
+    (line,) = [s for s in stderr.splitlines() if "damaged journal" in s]
+    assert str(out / "seg-000002.journal") in line and "[656, 696)" in line
+    assert "kept 30 rows" in line and str(kept) in line
+    assert (
+        f"recovered 30 rows from a crashed run (40 bytes skipped, damaged journal kept as {kept})"
+        in stdout
+    )
+    assert "3 events in 1 segments" in stdout
+    back = read_recording(out)
+    _same_but_stamps(back[ev.RecordType.QUOTE], q)
+    _same_but_stamps(back[ev.RecordType.TRADE], t)
+    recovered = json.loads((tmp_path / "r.json").read_text())["recovered"]
+    assert recovered["rows"] == 30 and recovered["skipped_bytes"] == 40
+    (damaged,) = recovered["damaged"]
+    assert damaged["kept_as"] == str(kept) and damaged["skipped"] == [[656, 696]]
