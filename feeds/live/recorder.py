@@ -37,7 +37,8 @@ import pyarrow.parquet as pq
 from redline.feeds.clock import Clock, LiveClock
 from redline.feeds.event_schema import from_arrow, record_type_from_schema, to_arrow
 from redline.feeds.events import DTYPES, Batch, RecordType
-from redline.feeds.wire.frames import END_OF_STREAM, Decoder, encode, scan_stream
+from redline.feeds.wire.frames import END_OF_STREAM, Decoder, encode
+from redline.feeds.wire.stream_scan import scan_stream
 
 _SEGMENT = re.compile(r"seg-(\d{6})\.(?:journal|(\w+)\.parquet)$")
 

@@ -24,7 +24,7 @@ class ArbiterNode(Node):
     `instruments` is empty); a decision asked for each of their quotes.
 
     The arbiter (workers' `Arbiter`) is injected: the runtime builds it with
-    its worker processes (see runtime.build_arbiter).
+    its worker processes (see graph/arbiter_build.py).
 
     Every replica (both workers, the fallback) holds state for at most
     `capacity` instruments. The first `capacity` instruments seen are admitted;

@@ -3,6 +3,7 @@ import pytest
 
 from redline.feeds import events as ev
 from redline.feeds.wire import frames as wire
+from redline.feeds.wire.stream_scan import scan_stream
 
 
 @pytest.mark.parametrize("rtype", list(ev.RecordType))
@@ -98,11 +99,11 @@ def test_scan_stream_keeps_a_short_count_prefix_and_calls_a_non_frame_tail_damag
     q = records(ev.RecordType.QUOTE, 20)
     a, b = wire.encode(q[:10]), bytearray(wire.encode(q[10:]))
     b[8:12] = (9).to_bytes(4, "little")  # claims 9 of its 10 records: the 10th is stray bytes
-    scan = wire.scan_stream(a + bytes(b) + a)
+    scan = scan_stream(a + bytes(b) + a)
     got = np.concatenate([wire.Decoder().decode(f).records for f in scan.frames])
     np.testing.assert_array_equal(got, np.concatenate([q[:19], q[:10]]))
     assert scan.skipped == [(656 + 16 + 9 * 64, 2 * 656)] and scan.torn == 0
     # zeros after the last frame (a power cut without fsync can leave them) are no frame
     # cut short: damage, reported, not torn
-    scan = wire.scan_stream(a + bytes(100))
+    scan = scan_stream(a + bytes(100))
     assert len(scan.frames) == 1 and scan.skipped == [(656, 756)] and scan.torn == 0
