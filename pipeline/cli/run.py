@@ -24,7 +24,7 @@ from typing import Any
 
 from redline.pipeline.cli.json_out import add_json_arg, write_json
 from redline.pipeline.graph import config as gc
-from redline.pipeline.graph.runtime import Runtime
+from redline.pipeline.graph.runtime import EXIT_LOST, Runtime
 
 
 def register(sub) -> None:
@@ -75,11 +75,29 @@ def run_graph(
     figures = summarize(rt)
     write_json(json_path, figures)
     dropped = ", ".join(f"{e} {n}" for e, n in figures["drops_by_edge"].items()) or "none"
+    decided = (
+        f", {figures['decisions']:,} decisions journaled, lost {figures['lost_decisions']}"
+        if figures["lost_decisions"] is not None
+        else ""
+    )
     print(
-        f"redline run: {names} done: {figures['events']} events in, "
+        f"redline run: {names} done: {figures['events']} events in{decided}, "
         f"{figures['drops']} dropped by backpressure (per edge: {dropped})",
         file=sys.stderr,
     )
+    if figures.get("previous_journal"):
+        print(
+            f"redline run: the earlier run's journal is kept as {figures['previous_journal']}; "
+            f"this run writes {figures['journal']}",
+            file=sys.stderr,
+        )
+    if figures["lost_decisions"]:
+        print(
+            f"redline run: LOST {figures['lost_decisions']:,} decisions asked for and never "
+            "journaled",
+            file=sys.stderr,
+        )
+        code = code or EXIT_LOST
     if figures["lost"]:
         per_node = ", ".join(f"{n} {k:,}" for n, k in figures["lost_by_node"].items())
         print(
@@ -104,11 +122,19 @@ def summarize(rt: Runtime) -> dict[str, Any]:
         "seconds": stats["seconds"],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+    asked = sum(n["asked"] for n in nodes.values() if n["kind"] == "arbiter")
     for n in nodes.values():
         if n["kind"] == "journal":
             for key in ("decisions", "decisions_by_origin", "deadline_misses", "latency_ns"):
                 figures[key] = n[key]
             figures["stages"] = n["stages"]
+            figures["journal"] = n["journal"]
+            figures["previous_journal"] = n["previous_journal"]
+    kinds = {n["kind"] for n in nodes.values()}
+    # Known where asking and journaling run in this process; split runs compare two --json.
+    figures["lost_decisions"] = (
+        asked - figures["decisions"] if {"arbiter", "journal"} <= kinds else None
+    )
     figures["node_stats"] = nodes
     figures["edge_stats"] = stats["edges"]
     return figures

@@ -30,6 +30,19 @@ DEFAULT_FLUSH_INTERVAL_NS = 100_000_000  # 100 ms: at most this much is lost to 
 DEFAULT_CAPACITY = 8192  # rows buffered before a forced flush (~1.1 MB)
 
 
+def move_aside(path: str | os.PathLike) -> Path | None:
+    """Keep an existing journal at `path` (an earlier or crashed run's) as `STEM.N.arrow`, the
+    first free N, so a new run can start at `path`; returns where it went, or None."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    n = 1
+    while (aside := path.with_name(f"{path.stem}.{n}{path.suffix}")).exists():
+        n += 1
+    path.rename(aside)
+    return aside
+
+
 class Journal:
     """Append-only decision journal at `path` (a new file).
 

@@ -31,9 +31,14 @@ class JournalNode(Node):
         self._n_pending = 0
         self._pending_since = 0
         self.journal = None
+        self.previous: str | None = None  # where an earlier run's journal was kept
         if spec.path:
-            from redline.pipeline.observe.journal import Journal
+            from redline.pipeline.observe.journal import Journal, move_aside
 
+            # A restart (after a crash, or a second run of the same graph file) rotates: the
+            # earlier journal is kept as STEM.N.arrow, never overwritten, never appended to.
+            aside = move_aside(spec.path)
+            self.previous = None if aside is None else str(aside)
             self.journal = Journal(
                 spec.path, clock=clock, flush_interval_ns=spec.flush_interval_ms * 1_000_000
             )
@@ -99,5 +104,6 @@ class JournalNode(Node):
             "decisions_by_origin": dict(self.by_origin),
             "deadline_misses": self.deadline_misses,
             "journal": str(self.journal.path) if self.journal is not None else None,
+            "previous_journal": self.previous,
             **self.latency.summary(),
         }

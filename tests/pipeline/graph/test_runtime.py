@@ -354,3 +354,30 @@ def test_sigterm_with_a_stuck_downstream_ends_within_the_drain_timeout_and_count
     figs = json.loads((tmp_path / "front.json").read_text())
     assert figs["lost"] > 0 and figs["lost"] == sum(figs["lost_by_node"].values())
     assert "LOST" in err and f"{figs['lost']:,}" in err
+
+
+def test_a_second_run_and_a_restart_after_kill_9_rotate_the_journal_and_lose_nothing(tmp_path):
+    path = write_graph(tmp_path)
+    journal = tmp_path / "journal.arrow"
+    # a run killed mid-stream (a crash): its journal stays behind, readable
+    crashed = spawn(path, tmp_path / "crashed.json")
+    publish_in_thread(f"ipc://{tmp_path}/pub", quotes(20_000), speed=1.0)
+    deadline = time.monotonic() + 60
+    while not (journal.exists() and journal.stat().st_size > 4096):
+        assert time.monotonic() < deadline and crashed.poll() is None
+        time.sleep(0.05)
+    crashed.kill()
+    crashed.wait(10)
+    kept = len(read_journal(journal))
+    # the same graph file again, twice: each run starts a fresh journal, the earlier ones kept
+    for run_no in (1, 2):
+        published = quotes(300)
+        pub = publish_in_thread(f"ipc://{tmp_path}/pub", published, speed=None)
+        out = tmp_path / f"run{run_no}.json"
+        assert run_graph(gc.load(path), (), str(out), arbiter_factory=_fake()) == 0
+        pub.join(10)
+        figs = json.loads(out.read_text())
+        assert figs["previous_journal"] == str(tmp_path / f"journal.{run_no}.arrow")
+        assert figs["lost_decisions"] == 0
+        check_accounting([figs], journal, published)
+    assert len(read_journal(tmp_path / "journal.1.arrow")) == kept > 0  # the crashed run's
