@@ -309,7 +309,9 @@ def test_a_busy_host_trips_no_healthy_worker_but_real_faults_are_still_seen(
         s.run(0, until=lambda: a.health == Health.UP, batch=8)  # restarted and readmitted
         os.kill(s.links[1].pid, signal.SIGKILL)
         _, end = s.run(0, until=lambda: b.health != Health.UP, batch=8)
-        assert b.last_trip.name.lower() == "crash"
+        # a SIGKILLed process dies when next scheduled: on a host this busy it can stay
+        # silent past the heartbeat timeout first, and either way it is caught
+        assert b.last_trip.name.lower() in {"crash", "heartbeat"}
         s.drain()
         recs, _ = s.decisions()
         seqs = recs["input_seq"].astype(np.int64)
