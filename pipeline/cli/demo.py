@@ -1,7 +1,7 @@
 """`redline demo`: the main job on bundled data, no arguments needed.
 
 A publisher process replays the bundled market recording (quotes and trades)
-over a real ZeroMQ socket (tcp, XPUB) into the `demo` graph: feed -> arbiter
+over a real ZeroMQ socket (tcp, PUSH) into the `demo` graph: feed -> arbiter
 with two redundant workers (CUDA when there is a GPU, else CPU) -> signal
 trader -> journal. Halfway through, worker A is SIGKILLed (`--no-chaos` to
 skip) and the arbiter fails over to B while A is restarted. At the end it
@@ -11,8 +11,8 @@ journal report (PNG plots) and, with `--json PATH`, the figures.
 
 Sized for a 2-vCPU VM: by default 40 s of the recording at 2x speed, the
 events of instrument 1 (ES: ~190 quotes/s and its trades), and a decision for
-every quote (the ticks edge conflates to the latest quote when the graph
-falls behind).
+every quote (the ticks edge blocks: a graph that falls behind holds the
+publisher back, so nothing is dropped).
 """
 
 from __future__ import annotations
@@ -84,7 +84,9 @@ def _publish(
     # and a lazy read of the first batch (parquet decode, ~50-300 ms here) would make the
     # first ~100 events late, sent in one catch-up burst that only measures the read.
     batches = list(head())  # 40 s of one instrument: ~10k records, ~1 MB
-    publish_batches(batches, endpoint, speed=speed, wait_timeout_s=120)
+    # PUSH into the feed's PULL over a block edge: at its own replay speed the demo drops
+    # nothing; a graph that falls behind holds the publisher back instead of losing quotes.
+    publish_batches(batches, endpoint, speed=speed, socket="push", sndhwm=64, wait_timeout_s=120)
 
 
 def count_events(paths: list[str], seconds: float, instruments: tuple[int, ...]) -> int:

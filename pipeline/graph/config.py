@@ -77,7 +77,11 @@ class EdgeSpec(Settings):
     policy: EdgePolicy = (
         "block"  # block: the writer waits; conflate: keep the latest per instrument
     )
-    hwm: Hwm = 1000  # messages queued before the policy applies
+    hwm: Hwm = 1000  # messages queued before the policy applies (in the transport, and again
+    # at the writer: the backlog a node keeps while the transport is full)
+    max_bytes: Annotated[int, msgspec.Meta(gt=0, le=1 << 34)] = 64 << 20  # writer backlog bytes
+    overflow: Literal["drop", "block"] = "drop"  # conflate: trades past the bounds dropped
+    # (counted) or held, holding the writer back
 
 
 class FeedSpec(BaseNodeSpec, tag="feed", kw_only=True):

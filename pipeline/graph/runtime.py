@@ -104,7 +104,10 @@ class Runtime:
         for name in self.local:
             for e in spec.nodes[name].outputs:
                 edge = spec.edges[e]
-                self.senders[e] = t.sender(e, edge.address, edge.policy, edge.hwm)
+                self.senders[e] = t.sender(
+                    e, edge.address, edge.policy, edge.hwm,
+                    max_bytes=edge.max_bytes, overflow=edge.overflow,
+                )  # fmt: skip
         # Downstream first, so the feed (which starts taking events) is built last.
         for name in reversed(self.local):
             node_spec = spec.nodes[name]

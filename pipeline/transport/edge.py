@@ -86,17 +86,36 @@ class Sender:
     Nodes of one process share a thread, so a writer that blocked on a full queue would stop
     its own reader: a deadlock. Instead a message that finds the queue full waits in `backlog`
     (in order) and the node stops taking in work while `blocked` (block policy: backpressure
-    reaches upstream), or merges newer quotes into a waiting quote message (conflate). The
-    backlog is bounded by one step's output per node, plus un-conflatable trades.
+    reaches upstream). On a conflate edge the backlog stays bounded whatever the load:
+    - a quote replaces every older quote of its instrument wherever it waits in the backlog
+      (counted in `drops`), so waiting quotes are at most one per instrument;
+    - other records (trades, book deltas, never conflated) are dropped and counted when the
+      backlog holds `max_backlog` messages or `max_bytes` bytes (`overflow = "drop"`), or
+      wait and hold the writer back like a block edge (`overflow = "block"`).
     """
 
-    def __init__(self, name: str, port: SendPort, policy: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        port: SendPort,
+        policy: str,
+        *,
+        max_backlog: int = 1000,
+        max_bytes: int = 64 << 20,
+        overflow: str = "drop",
+    ) -> None:
         self.name = name
         self.port = port
         self.conflate = policy == "conflate"
+        self.max_backlog_msgs = max_backlog
+        self.max_bytes = max_bytes
+        self.drop_overflow = overflow == "drop"
         self.sent = 0  # records handed to the transport
-        self.drops = 0  # quotes replaced before sending (conflate only)
+        self.drops = 0  # records dropped before sending: replaced quotes, overflow
+        self.overflow_drops = 0  # of which non-quote records at a full conflating backlog
         self.max_backlog = 0  # most messages ever waiting: shows the queue stays bounded
+        self.backlog_bytes = 0
+        self.max_backlog_bytes = 0
         self._backlog: deque[tuple[np.ndarray | None, int, int]] = deque()  # None: EOS
 
     @property
@@ -110,16 +129,52 @@ class Sender:
         if not len(records):
             return
         feed_ns = feed_ns or stamp_ns
-        if self.conflate and records.dtype == QUOTE_DTYPE:
-            last = self._backlog[-1][0] if self._backlog else None
-            if last is not None and last.dtype == QUOTE_DTYPE:  # merge into the waiting quotes
-                records = np.concatenate([last, records])
-                self._backlog.pop()
+        if self.conflate and self._backlog:
+            if records.dtype == QUOTE_DTYPE:
+                records = self._replace_waiting_quotes(records)
+            elif self.drop_overflow and self._full():
+                self.drops += len(records)
+                self.overflow_drops += len(records)
+                return
+        elif self.conflate and records.dtype == QUOTE_DTYPE:
             records, dropped = keep_latest(records)
             self.drops += dropped
         self._backlog.append((records, stamp_ns, feed_ns))
+        self.backlog_bytes += records.nbytes
         self.max_backlog = max(self.max_backlog, len(self._backlog))
+        self.max_backlog_bytes = max(self.max_backlog_bytes, self.backlog_bytes)
         self.flush()
+
+    def _full(self) -> bool:
+        return len(self._backlog) >= self.max_backlog_msgs or self.backlog_bytes >= self.max_bytes
+
+    def _replace_waiting_quotes(self, records: np.ndarray) -> np.ndarray:
+        """The newest quote per instrument of `records`; the older quotes of those instruments
+        taken out of the backlog (a GAP_BEFORE flag they carried moves onto the newer one)."""
+        records, dropped = keep_latest(records)
+        self.drops += dropped
+        ids = records["instrument_id"]
+        gap = int(Flag.GAP_BEFORE)
+        kept: deque[tuple[np.ndarray | None, int, int]] = deque()
+        for waiting, s, f in self._backlog:
+            if waiting is None or waiting.dtype != QUOTE_DTYPE:
+                kept.append((waiting, s, f))
+                continue
+            old = np.isin(waiting["instrument_id"], ids)
+            if old.any():
+                flagged = waiting["instrument_id"][old & ((waiting["flags"] & gap) != 0)]
+                if len(flagged):
+                    if not records.flags.writeable:
+                        records = records.copy()
+                    records["flags"][np.isin(ids, flagged)] |= gap
+                self.drops += int(old.sum())
+                self.backlog_bytes -= waiting.nbytes
+                waiting = waiting[~old]
+                self.backlog_bytes += waiting.nbytes
+            if len(waiting):
+                kept.append((waiting, s, f))
+        self._backlog = kept
+        return records
 
     def send_eos(self) -> None:
         """End the stream after everything queued; `flush()` until True to deliver it."""
@@ -137,6 +192,7 @@ class Sender:
                 return False
             if records is not None:
                 self.sent += len(records)
+                self.backlog_bytes -= records.nbytes
             backlog.popleft()
         return True
 

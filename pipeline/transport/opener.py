@@ -39,12 +39,16 @@ class Transport:
             q = self._mem[address] = MemQueue(hwm)
         return q
 
-    def sender(self, name: str, address: str, policy: str, hwm: int) -> Sender:
+    def sender(self, name: str, address: str, policy: str, hwm: int, **bounds: Any) -> Sender:
+        """`bounds`: the backlog's `max_bytes` and `overflow` (edge.Sender); its message bound
+        is `hwm`, as the transport's."""
         if address.startswith("mem://"):
-            return Sender(name, MemSendPort(self._queue(address, hwm)), policy)
-        from redline.pipeline.transport.zmq_edge import ZmqSendPort
+            port = MemSendPort(self._queue(address, hwm))
+        else:
+            from redline.pipeline.transport.zmq_edge import ZmqSendPort
 
-        return Sender(name, ZmqSendPort(self.context, address, hwm), policy)
+            port = ZmqSendPort(self.context, address, hwm)
+        return Sender(name, port, policy, max_backlog=hwm, **bounds)
 
     def receiver(self, name: str, address: str, policy: str, hwm: int) -> Receiver:
         if address.startswith("mem://"):

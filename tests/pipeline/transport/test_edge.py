@@ -136,3 +136,50 @@ def test_a_reader_gets_read_only_records_and_is_woken_by_its_descriptor(
     np.testing.assert_array_equal(msg.records, q)
     with pytest.raises(ValueError, match="read-only"):
         msg.records["bid_px"] = 0
+
+
+@pytest.mark.parametrize("scheme", ["mem", "ipc"])
+def test_a_conflating_edge_under_overload_stays_bounded_and_counts_every_drop(
+    transport, tmp_path, scheme
+):
+    """Quotes of 4 instruments and trades, written far faster than read: the writer's backlog
+    stays within its bounds (a quote replaces its instrument's older quote wherever it waits;
+    trades past the bound are dropped), and every record is received or counted as dropped."""
+    from redline.feeds.events import TRADE_DTYPE
+
+    hwm = 8
+    rx = transport.receiver("e", address(scheme, tmp_path), "conflate", hwm)
+    tx = transport.sender("e", address(scheme, tmp_path), "conflate", hwm, max_bytes=1 << 20)
+    t = np.zeros(16, TRADE_DTYPE)
+    sent = received = 0
+    last_quote = {}
+    for i in range(20_000):
+        if i % 2:
+            batch = t
+        else:
+            batch = quotes([1, 2, 3, 4], seq0=4 * i)
+            last_quote.update({int(q["instrument_id"]): int(q["seq"]) for q in batch})
+        tx.send(batch)
+        sent += len(batch)
+        if i % 50 == 0:  # a reader 50x slower than the writer
+            received += sum(len(m.records) for m in rx.recv())
+    assert tx.max_backlog <= hwm + 4  # hwm trade messages, at most one quote message each
+    assert tx.max_backlog_bytes <= (1 << 20) + t.nbytes
+    assert tx.overflow_drops > 0  # trades past the bound were dropped and counted
+    tx.send_eos()
+    got = []
+    deadline = time.monotonic() + 10
+    while not rx.ended:
+        assert time.monotonic() < deadline
+        tx.flush()
+        msgs = rx.recv()
+        got.extend(m.records for m in msgs)
+        if not msgs:
+            wait_any([rx], 0.01)
+    received += sum(len(g) for g in got)
+    assert received + tx.drops + rx.drops == sent  # nothing lost without a count
+    final = {}
+    for g in got:
+        if g.dtype == QUOTE_DTYPE:
+            final.update({int(q["instrument_id"]): int(q["seq"]) for q in g})
+    assert final == last_quote  # the newest quote of every instrument got through
