@@ -331,7 +331,11 @@ class Runtime:
         edges: dict[str, dict[str, int]] = {}
         for name, s in self.senders.items():
             edges.setdefault(name, {}).update(
-                sent=s.sent, sender_drops=s.drops, max_backlog=s.max_backlog
+                sent=s.sent,
+                sender_drops=s.drops,
+                overflow_drops=s.overflow_drops,
+                max_backlog=s.max_backlog,
+                max_backlog_bytes=s.max_backlog_bytes,
             )
         for name, r in self.receivers.items():
             edges.setdefault(name, {}).update(received=r.received, receiver_drops=r.drops)
