@@ -121,9 +121,9 @@ def soak(seconds: float, rate: float, out_dir: Path) -> dict:
     rss: list[tuple[float, float]] = []
     next_sample = t0
     while (elapsed := time.monotonic() - t0) < seconds:
-        due = t0 + sent / rate
-        if time.monotonic() < due:
-            time.sleep(min(due - time.monotonic(), 0.001))
+        ahead = t0 + sent / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(min(ahead, 0.001))
             continue
         parts, n = frames(seq, time.time_ns())
         for part in parts:
