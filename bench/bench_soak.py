@@ -159,6 +159,7 @@ def soak(seconds: float, rate: float, out_dir: Path) -> dict:
         "lost_decisions": f.get("lost_decisions"),
         "lost_at_drain": f["lost"],
         "worker_restarts": arb["restarts"],
+        "trips": {w: {k: v for k, v in x["trips"].items() if v} for w, x in arb["workers"].items()},
         "failovers": arb["failovers"],
         "rss_mb_at_10s": at10,
         "rss_mb_end": rss[-1][1],
@@ -186,7 +187,7 @@ def main() -> int:
             f"{r['events_in']:,}, dropped {sum(r['dropped_by_edge'].values()):,} "
             f"(overflow {r['overflow_drops']:,}), ingress gaps {r['ingress_drops']:,}, "
             f"decisions {r['decisions']:,}, lost {r['lost_decisions']}, restarts "
-            f"{r['worker_restarts']}, RSS {r['rss_mb_at_10s']:.0f} MB at 10 s -> "
+            f"{r['worker_restarts']} {r['trips']}, RSS {r['rss_mb_at_10s']:.0f} MB at 10 s -> "
             f"{r['rss_mb_end']:.0f} MB at the end (max {r['rss_mb_max']:.0f}), "
             f"max ticks backlog {r['max_backlog_ticks']}, exit {r['exit_code']}"
         )

@@ -389,11 +389,15 @@ class Arbiter:
             self.counts["late_answers"] += 1
         if self.policy.samples_rtt and b.serving and w == self.policy.primary():
             self.policy.round_trip(now - req.t0)
-        # Slowness is the worker's only if it sent late, and later than the host's own recent
-        # scheduling delay explains: an answer read late, or sent a host pause late, was held
-        # up by the host, not by the worker.
+        # Slowness is the worker's only if it sent late, later than the host's own recent
+        # scheduling delay explains, and later than its peer on the same request: an answer
+        # read late, sent a host pause late, or late when the peer was late too, was held up
+        # by the host (an overload: both starved), not by the worker.
         sent = int(stamps[3]) - self._wall if stamps[3] > 0 else now
-        own_miss = not in_time and sent - req.deadline > self.recovery.excused_ns(now)
+        late = not in_time and sent - req.deadline > self.recovery.excused_ns(now)
+        own_miss = late and self._peer_in_time(req, w)
+        if late and not own_miss:
+            self.recovery.counts["overload"] += 1  # both late: the host, not this worker
         if b.serving and (trip := b.answered(not own_miss)) is not None:
             self.recovery.trip_slow(w, trip, now)
         if req.decided:
@@ -423,6 +427,19 @@ class Arbiter:
                     self._disagreement(req, now, alarm=True)
                 return
         self._decide(req, w, now)
+
+    def _peer_in_time(self, req: Request, w: int) -> bool:
+        """Worker w's peer answered `req` validly and sent it by the deadline, or was not asked
+        (then w is judged alone). A peer that was late too, or has not answered yet, means
+        the host, not w, is slow."""
+        peer = 1 - w
+        bit = 1 << peer
+        if not (req.asked | req.shadow) & bit:
+            return True
+        if not req.valid & bit:
+            return False
+        sent = self.table.stamps[self.table.slot(req.event_no), peer, 3] - self._wall
+        return sent <= req.deadline
 
     def _decide_if_answered(self, req: Request, now: int) -> None:
         """Decide on a valid answer already in, if in time and nobody else is awaited."""
@@ -541,9 +558,12 @@ class Arbiter:
                 self._finish_unanswered(req, now)
         for req in self.table.pop_lingered(now):
             missing = (req.asked | req.shadow) & ~req.answered
-            excused = now - req.deadline <= self.recovery.excused_ns(now)  # a host pause
+            paused = now - req.deadline <= self.recovery.excused_ns(now)  # a host pause
             for w, b in enumerate(self.breakers):
-                if missing >> w & 1 and b.serving and (trip := b.answered(excused)) is not None:
+                if not (missing >> w & 1 and b.serving):
+                    continue
+                excused = paused or not self._peer_in_time(req, w)
+                if (trip := b.answered(excused)) is not None:
                     self.recovery.trip_slow(w, trip, now)
 
     def _log(self, now: int, w: int, what: str, why: str) -> None:

@@ -17,6 +17,7 @@ publisher back, so nothing is dropped).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import multiprocessing
 import resource
@@ -36,19 +37,53 @@ from redline.replay_data import DIR
 RECORDINGS = ("market_quotes.parquet", "market_trades.parquet")
 
 
+def _seconds(text: str) -> float:
+    s = float(text)
+    if not 0 < s <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r}: give seconds of the recording in (0, 3600]")
+    return s
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    s = float(text)
+    if not 0 < s <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a speed in (0, 1000] or 'max'")
+    return s
+
+
+def _instruments(text: str) -> tuple[int, ...]:
+    try:
+        ids = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give instrument ids separated by commas, e.g. 1,2"
+        ) from None
+    if any(i < 0 for i in ids):
+        raise argparse.ArgumentTypeError(f"{text!r}: instrument ids are >= 0")
+    return ids
+
+
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="run the main job on the bundled recordings")
-    p.add_argument("--seconds", type=float, default=40.0, help="recording seconds to replay")
-    p.add_argument("--speed", type=float, default=2.0, help="replay speed (1 = real time)")
+    p = sub.add_parser(
+        "demo",
+        help="run the main job on the bundled recordings",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--seconds", type=_seconds, default=40.0, help="recording seconds to replay")
+    p.add_argument("--speed", type=_speed, default=2.0, help="replay speed (1 = real time) or max")
     p.add_argument(
         "--instruments",
-        type=lambda s: tuple(int(x) for x in s.split(",")),
+        type=_instruments,
         default=(1,),
         help="instruments replayed, each quote asking for a decision (comma separated)",
     )
     p.add_argument("--no-chaos", action="store_true", help="don't kill a worker halfway")
-    p.add_argument("--model", default="", help="model plan folder (default: the bundled one)")
-    p.add_argument("--out", type=Path, default=None, help="folder for the journal and plots")
+    p.add_argument("--model", default="", help="model plan folder (empty: the bundled one)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="folder for the journal and plots (None: a new one)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_arg(p)
     p.set_defaults(run=run)
@@ -87,6 +122,13 @@ def _publish(
     # PUSH into the feed's PULL over a block edge: at its own replay speed the demo drops
     # nothing; a graph that falls behind holds the publisher back instead of losing quotes.
     publish_batches(batches, endpoint, speed=speed, socket="push", sndhwm=64, wait_timeout_s=120)
+
+
+def recorded_instruments() -> list[int]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(DIR / "market_instruments.parquet", columns=["instrument_id"])
+    return table["instrument_id"].to_pylist()
 
 
 def count_events(paths: list[str], seconds: float, instruments: tuple[int, ...]) -> int:
@@ -129,8 +171,17 @@ def demo_graph(
 def run(args) -> int:
     from rich.console import Console
 
-    console = Console(stderr=True)
+    console = Console(stderr=True)  # progress and events as they happen
+    result = Console()  # the summary: stdout, so `redline demo > out.txt` keeps it
     paths = [str(DIR / name) for name in RECORDINGS]
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out}: is a file; give a folder (new or existing)")
+    known = recorded_instruments()
+    missing = sorted(set(args.instruments) - set(known))
+    if missing:
+        raise ValueError(
+            f"--instruments: {missing} not in the bundled recording (it has {sorted(known)})"
+        )
     out = Path(args.out or tempfile.mkdtemp(prefix="redline-demo-"))
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "journal.arrow"
@@ -139,9 +190,15 @@ def run(args) -> int:
     total = count_events(paths, args.seconds, args.instruments)
     port = _free_port()
     spec = demo_graph(port, journal, args.instruments, args.model)
+    if total == 0:
+        raise ValueError(
+            f"--seconds {args.seconds:g} --instruments {','.join(map(str, args.instruments))}: "
+            "no events selected; give more seconds or other instruments"
+        )
+    speed = "max" if args.speed is None else f"{args.speed:g}x"
     console.print(
         f"redline demo: {total:,} events ({args.seconds:g} s of the recording at "
-        f"{args.speed:g}x), decisions on instruments {list(args.instruments)}, "
+        f"{speed}), decisions on instruments {list(args.instruments)}, "
         f"chaos {'off' if args.no_chaos else 'on'}; output in {out}"
     )
     t0 = time.monotonic()
@@ -153,25 +210,34 @@ def run(args) -> int:
     )
     pub.start()
     try:
-        code = _run_with_progress(rt, total, kill_at, console, show=not args.no_progress)
+        code = _run_with_progress(rt, pub, total, kill_at, console, show=not args.no_progress)
     finally:
         pub.join(30)
         if pub.is_alive():
             pub.kill()
     wall = time.monotonic() - t0
     figures = summary(rt, wall)
-    _print_summary(figures, console)
+    if pub.exitcode:
+        console.print(
+            f"redline demo: error: the publisher process failed (exit {pub.exitcode}, its "
+            "error is above); the graph was stopped"
+        )
+        return 1
+    _print_summary(figures, result)
     from redline.pipeline.cli.report import write_plots
     from redline.pipeline.observe.journal import read_journal
 
     plots = write_plots(read_journal(journal), out)
-    console.print(f"report: {journal} and {', '.join(p.name for p in plots)} in {out}")
+    result.print(f"report: {journal} and {', '.join(p.name for p in plots)} in {out}")
     write_json(args.json, figures)
     return code if figures["lost_decisions"] == 0 else 1
 
 
-def _run_with_progress(rt: Runtime, total: int, kill_at: int | None, console, show: bool) -> int:
-    """Run the graph; on the same loop, show progress and kill worker A at `kill_at` events."""
+def _run_with_progress(
+    rt: Runtime, pub, total: int, kill_at: int | None, console, show: bool
+) -> int:
+    """Run the graph; on the same loop, show progress, kill worker A at `kill_at` events, and
+    stop at once if the publisher process dies (its error is already on stderr)."""
     import uvloop
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -191,6 +257,8 @@ def _run_with_progress(rt: Runtime, total: int, kill_at: int | None, console, sh
                 bar.update(task, completed=feed.events, note=f"decisions {sink.events:,}")
                 if graph.done():
                     return graph.result()
+                if pub.exitcode:  # nothing more will come: end the graph now
+                    rt.stop()
                 await asyncio.wait({graph}, timeout=0.05)
 
     return uvloop.run(main())

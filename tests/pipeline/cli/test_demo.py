@@ -3,6 +3,8 @@ worker processes, chaos on; asserts the contract of the summary."""
 
 import json
 
+import pytest
+
 from redline.feeds.events import Origin
 from redline.pipeline.cli import main as cli
 from redline.pipeline.cli.demo import RECORDINGS, count_events
@@ -31,3 +33,31 @@ def test_demo_accounts_for_every_event_and_fails_over(tmp_path):
     assert set(f["latency_ns"]) == {"p50", "p99", "p999", "max"} and f["latency_ns"]["p50"] > 0
     assert {Origin(o).name.lower() for o in set(d["origin"])} <= set(f["decisions_by_origin"])
     assert (tmp_path / "latency_histograms.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "argv, expect",
+    [
+        (["--speed", "-1"], "argument --speed: '-1': give a speed in (0, 1000] or 'max'"),
+        (["--speed", "0"], "argument --speed: '0': give a speed in (0, 1000] or 'max'"),
+        (["--seconds", "0"], "argument --seconds: '0': give seconds of the recording in (0, 3600]"),
+        (["--seconds", "-5"], "argument --seconds: '-5'"),
+        (["--instruments", "x"], "argument --instruments: 'x': give instrument ids separated"),
+        (["--instruments", "9"], "--instruments: [9] not in the bundled recording (it has [1, 2"),
+    ],
+)
+def test_a_bad_demo_argument_is_one_line_naming_it_and_exit_2(argv, expect, capsys):
+    try:
+        rc = cli.main(["demo", *argv])
+    except SystemExit as exc:  # argparse's own checks exit from inside parse_args
+        rc = exc.code
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expect in err[0], err
+
+
+def test_demo_out_naming_a_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "f.txt"
+    f.write_text("x")
+    assert cli.main(["demo", "--out", str(f)]) == 2
+    assert f"--out {f}: is a file; give a folder" in capsys.readouterr().err
