@@ -135,9 +135,11 @@ def soak(seconds: float, rate: float, out_dir: Path) -> dict:
             next_sample += 1.0
     achieved = sent / (time.monotonic() - t0)
     pub.send(encode_end())
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)  # the publisher is done; the graph drains or counts
-    code = proc.wait(120)
+    try:  # the end of the stream drains the graph; SIGTERM only if it does not end by itself
+        code = proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(120)
     pub.close(0)
     ctx.term()
     f = json.loads(figures.read_text())
