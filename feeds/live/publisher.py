@@ -53,6 +53,8 @@ class PublishStats:
     events_per_s: float
     speed: float | None  # None: as fast as possible
     pacing_error_ns: dict[str, int] | None  # p50/p99/p999/max; None at max speed
+    readers: int | None = None  # readers that connected during the run; None: unknown (udp)
+    undelivered: str | None = None  # why the stream may not have reached a reader; None: it did
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,16 +69,26 @@ class _ZmqSender:
         self.linger_ms = int(linger_s * 1000)
         self.sock.setsockopt(zmq.SNDHWM, sndhwm)
         self.sock.setsockopt(zmq.LINGER, 0)
+        # A reader that falls behind holds the publisher back (a replay never drops), and a
+        # send that waits longer than the wait timeout is an error, not a silent loss.
+        self.sock.setsockopt(zmq.SNDTIMEO, int(wait_timeout_s * 1000))
+        self.wait_timeout_s = wait_timeout_s
         if kind == "pub":
             self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # one message per subscriber, not per topic
-        else:  # PUSH blocks while no PULL peer is there: give up after the wait timeout
-            self.sock.setsockopt(zmq.SNDTIMEO, int(wait_timeout_s * 1000))
+            self.sock.setsockopt(zmq.XPUB_NODROP, 1)  # at the high-water mark: wait, not drop
+        else:
+            # A connecting PUSH would otherwise queue everything for a peer that never answers
+            # and report it sent: with IMMEDIATE a send waits for a finished connection.
+            self.sock.setsockopt(zmq.IMMEDIATE, 1)
+        self.reader_kind = "subscriber" if kind == "pub" else "PULL peer"
         # Connections by fd (monitor events carry it), watched from before the first one:
         # close() waits for readers that are behind (see _await_readers).
         self._monitor = (
             None if endpoint.startswith("inproc://") else self.sock.get_monitor_socket(_UP | _DOWN)
         )
         self._peers: set[int] = set()
+        self.readers_seen = 0  # connections made during the run
+        self.undelivered: str | None = None
         try:
             (self.sock.bind if bind else self.sock.connect)(endpoint)
         except zmq.ZMQError as exc:
@@ -107,15 +119,27 @@ class _ZmqSender:
             self.sock.send(frame, copy=len(frame) < 65536)
         except zmq.Again:
             self._abort()
-            raise TimeoutError(f"publish: no PULL peer took a frame on {self.endpoint}") from None
+            raise TimeoutError(
+                f"publish: no {self.reader_kind} took a frame on {self.endpoint} for "
+                f"{self.wait_timeout_s:g} s"
+            ) from None
 
     def close(self, end: bool) -> None:
         if self.sock.closed:
             return
         if end:
+            self._read_monitor()
+            if self._monitor is not None and not self._peers:
+                # Nobody is there to read END (or anything sent since the last reader left).
+                self.undelivered = (
+                    f"no reader connected to {self.endpoint}: nothing was delivered"
+                    if not self.readers_seen
+                    else f"every reader of {self.endpoint} left before the end of the stream"
+                )
             with contextlib.suppress(zmq.Again):  # no peer: nobody to tell
                 self.sock.send(encode_end())
-            self._await_readers(time.monotonic() + self.linger_ms / 1000)
+            if self.undelivered is None:
+                self._await_readers()
         self._stop_monitor()
         self.sock.setsockopt(zmq.LINGER, self.linger_ms)  # deliver what is queued
         self.sock.close()
@@ -132,34 +156,54 @@ class _ZmqSender:
             self._monitor.close(0)
             self._monitor = None
 
-    def _await_readers(self, deadline: float) -> None:
-        """After END: wait (until `deadline`) for the readers before closing.
+    def _read_monitor(self) -> None:
+        while self._monitor is not None and self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)
+            if event["event"] & _UP:
+                self._peers.add(event["value"])
+                self.readers_seen += 1
+            else:
+                self._peers.discard(event["value"])
+
+    def _await_readers(self) -> None:
+        """After END: wait while the readers are still reading, then close.
 
         libzmq drops what is still in flight when a socket closes on a reader whose queue
         is at its high-water mark, the END frame with it (libzmq#4660; seen here over ipc):
-        a bounded `block` ingress would lose the stream's tail and never end. So wait
-        until every reader has closed, or the kernel has held nothing unread for them
-        (SIOCOUTQ per connection) for a grace period: what their libzmq I/O threads
-        already took from the kernel still has to reach their queues.
+        a bounded `block` ingress would lose the stream's tail and never end. So wait until
+        every reader has closed, or the kernel has held nothing unread for them (SIOCOUTQ
+        per connection) for a grace period: what their libzmq I/O threads already took from
+        the kernel still has to reach their queues. The wait has no fixed length, since a
+        slow reader of a long backlog needs longer: it lasts while the unread bytes keep
+        moving, and gives up after `linger` seconds in which they did not (`undelivered`).
+        While our own queue still feeds the kernel they stay pinned at the buffer's size
+        however fast the reader reads, which is why that queue is bounded (`sndhwm`).
         """
         if self._monitor is None:
             return
         quiet_since = None
+        last_unread: tuple[int, ...] = ()
+        moved_at = time.monotonic()
         while True:
-            while self._monitor.poll(0):
-                event = recv_monitor_message(self._monitor)
-                if event["event"] & _UP:
-                    self._peers.add(event["value"])
-                else:
-                    self._peers.discard(event["value"])
+            self._read_monitor()
             now = time.monotonic()
-            if not self._peers or now > deadline:
+            if not self._peers:
                 return
-            if any(map(_unread_bytes, self._peers)):
+            unread = tuple(map(_unread_bytes, sorted(self._peers)))
+            if unread != last_unread:
+                last_unread, moved_at = unread, now
+            if any(unread):
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = now
             elif now - quiet_since > _CAUGHT_UP_GRACE_S:
+                return
+            if now - moved_at > self.linger_ms / 1000:
+                self.undelivered = (
+                    f"{len(self._peers)} reader(s) of {self.endpoint} stopped reading with "
+                    f"{sum(unread):,} bytes unread (the stream's tail and END) for "
+                    f"{self.linger_ms / 1000:g} s"
+                )
                 return
             time.sleep(0.001)
 
@@ -191,6 +235,8 @@ class _UdpSender:
                     pysocket.IPPROTO_IP, pysocket.IP_MULTICAST_IF, pysocket.inet_aton(interface)
                 )
         self.max_frame = max_datagram
+        self.readers_seen: int | None = None  # datagrams are not acknowledged: unknown
+        self.undelivered: str | None = None
 
     def send(self, frame: bytes) -> None:
         self.sock.sendto(frame, self.addr)
@@ -225,7 +271,7 @@ def publish_batches(
     context: zmq.Context | None = None,
     clock: Clock | None = None,
     spin_ns: int = DEFAULT_SPIN_NS,
-    sndhwm: int = 0,
+    sndhwm: int = 64,
     linger_s: float = 5.0,
     interface: str | None = None,
     multicast_ttl: int = 1,
@@ -236,7 +282,10 @@ def publish_batches(
     speed: 1.0 real time, 10.0 ten times faster, None as fast as possible.
     socket: "pub" (XPUB, waits for `wait_subscribers`) or "push"; ignored for udp://.
     bind: bind the ZeroMQ endpoint (default) or connect to a bound feed.
-    sndhwm: ZeroMQ send high-water mark; 0 = unbounded, so a replay never drops.
+    sndhwm: ZeroMQ send high-water mark, in frames. At the mark a send waits for the reader
+      (PUB too: XPUB_NODROP), so a replay never drops; a bound keeps what waits unread at the
+      end small enough to see drain (0 = unbounded: the end cannot tell a slow reader from a
+      stopped one while the publisher's own queue is full).
     """
     if speed is not None and not speed > 0:
         raise ValueError(f"publish: speed must be > 0 or None (max), got {speed}")
@@ -305,6 +354,8 @@ def publish_batches(
         events_per_s=events / seconds if seconds > 0 else 0.0,
         speed=speed,
         pacing_error_ns=_percentiles(errors),
+        readers=sender.readers_seen,
+        undelivered=sender.undelivered,
     )
 
 

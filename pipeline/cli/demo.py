@@ -121,7 +121,11 @@ def _publish(
     batches = list(head())  # 40 s of one instrument: ~10k records, ~1 MB
     # PUSH into the feed's PULL over a block edge: at its own replay speed the demo drops
     # nothing; a graph that falls behind holds the publisher back instead of losing quotes.
-    publish_batches(batches, endpoint, speed=speed, socket="push", sndhwm=64, wait_timeout_s=120)
+    stats = publish_batches(
+        batches, endpoint, speed=speed, socket="push", sndhwm=64, wait_timeout_s=120
+    )
+    if stats.undelivered:
+        raise SystemExit(f"redline demo: publisher: {stats.undelivered}")
 
 
 def recorded_instruments() -> list[int]:

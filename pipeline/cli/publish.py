@@ -34,6 +34,12 @@ def register(sub) -> None:
     )
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for subscribers")
     p.add_argument("--interface", help="udp multicast: IPv4 address of the sending interface")
+    p.add_argument(
+        "--linger",
+        type=float,
+        default=5.0,
+        help="at the end, seconds to wait for a reader that stopped reading before giving up",
+    )
     add_json_arg(p)
     p.set_defaults(run=run)
 
@@ -50,6 +56,7 @@ def run(args) -> int:
             wait_subscribers=args.subscribers,
             wait_timeout_s=args.wait,
             interface=args.interface,
+            linger_s=args.linger,
         )
     except TimeoutError as exc:
         print(f"redline publish: {exc}", file=sys.stderr)
@@ -65,4 +72,7 @@ def run(args) -> int:
         f"in {stats.seconds:.3f} s ({stats.events_per_s:,.0f} events/s); {pacing}"
     )
     write_json(args.json, stats.as_dict())
+    if stats.undelivered:
+        print(f"redline publish: error: {stats.undelivered}", file=sys.stderr)
+        return 1
     return 0

@@ -162,3 +162,79 @@ def test_push_without_a_peer_times_out_with_a_clear_error(tmp_path, records):
         publish_batches(
             [batch], f"ipc://{tmp_path}/nobody", socket="push", speed=None, wait_timeout_s=0.05
         )
+
+
+def test_a_connecting_push_with_nobody_listening_fails_instead_of_reporting_sent(tmp_path, records):
+    # Without IMMEDIATE a connecting PUSH queued every frame for a peer that never came
+    # and returned as if all were sent.
+    batch = Batch(ev.RecordType.QUOTE, records(ev.RecordType.QUOTE, 3))
+    with pytest.raises(TimeoutError, match="no PULL peer took a frame"):
+        publish_batches(
+            [batch], f"ipc://{tmp_path}/nobody", socket="push", bind=False, speed=None,
+            wait_timeout_s=0.2,
+        )  # fmt: skip
+
+
+def test_a_pub_nobody_subscribed_to_says_nothing_was_delivered(tmp_path, records):
+    batch = Batch(ev.RecordType.QUOTE, records(ev.RecordType.QUOTE, 3))
+    stats = publish_batches([batch], f"ipc://{tmp_path}/pub", speed=None, wait_subscribers=0)
+    assert stats.events == 3 and stats.readers == 0
+    assert "no reader connected" in stats.undelivered
+
+
+def _pull(ctx, ep, rcvhwm):
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.LINGER, 0)
+    pull.setsockopt(zmq.RCVHWM, rcvhwm)
+    pull.setsockopt(zmq.RCVTIMEO, 5000)
+    pull.bind(ep)
+    return pull
+
+
+def test_a_reader_that_stops_reading_is_reported_after_the_linger_without_progress(
+    tmp_path, records
+):
+    # Before, the publisher closed after a fixed 5 s and reported success.
+    recs = records(ev.RecordType.TRADE, 3000)  # fits the buffers: every send succeeds
+    ctx = zmq.Context()
+    ep = f"ipc://{tmp_path}/stuck"
+    pull = _pull(ctx, ep, rcvhwm=1)  # connected, never read
+    t0 = time.monotonic()
+    stats = publish_batches(
+        [Batch(ev.RecordType.TRADE, recs)], ep, speed=None, socket="push", bind=False,
+        context=ctx, linger_s=0.3,
+    )  # fmt: skip
+    waited = time.monotonic() - t0
+    pull.close(0)
+    ctx.destroy(0)
+    assert stats.readers == 1
+    assert "stopped reading with" in stats.undelivered and "bytes unread" in stats.undelivered
+    assert waited < 5  # the linger without progress, not a fixed long wait
+
+
+def test_a_slow_reader_gets_everything_however_long_it_takes_past_the_linger(tmp_path, records):
+    # `--speed max` into a slower reader: the end waits while the reader makes progress
+    # (it lost the tail after a fixed 5 s before: 858,240 of 1M quotes arrived).
+    n = 40_000
+    recs = records(ev.RecordType.TRADE, n)
+    recs["seq"] = np.arange(n)
+    ctx = zmq.Context()
+    ep = f"ipc://{tmp_path}/slow"
+    pull = _pull(ctx, ep, rcvhwm=4)
+    got, dec = [], wire.Decoder()
+
+    def read_slowly():
+        while (msg := dec.decode(pull.recv())) is not wire.END_OF_STREAM:
+            got.append(msg.records["seq"])
+            time.sleep(0.002)  # ~625 frames: ~1.3 s of reading, 4x the linger below
+
+    reader = threading.Thread(target=read_slowly)
+    reader.start()
+    stats = publish_batches(
+        [Batch(ev.RecordType.TRADE, recs)], ep, speed=None, socket="push", bind=False,
+        context=ctx, linger_s=0.3,
+    )  # fmt: skip
+    reader.join(30)
+    ctx.destroy(0)
+    assert stats.undelivered is None and stats.readers == 1
+    assert np.concatenate(got).tolist() == list(range(n))  # every record, then END
