@@ -18,12 +18,12 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 from redline.pipeline.transport.channel import Channel
+from redline.pipeline.transport.run_dir import run_dir
 from redline.pipeline.workers.protocol import Reply, decode_reply
 
 
@@ -111,10 +111,11 @@ class ProcessLink:
 
 
 def ipc_endpoints(n: int = 2, folder: str | Path | None = None) -> list[str]:
-    """Fresh, unique ipc addresses (paths under `folder` or the temp dir)."""
-    base = Path(folder or tempfile.gettempdir())
+    """Fresh, unique ipc addresses (paths under `folder` or this run's private directory,
+    which goes at exit: transport/run_dir.py)."""
+    base = Path(folder) if folder else run_dir()
     tag = uuid.uuid4().hex[:8]
-    return [f"ipc://{base}/redline-w{i}-{os.getpid()}-{tag}" for i in range(n)]
+    return [f"ipc://{base}/redline-w{i}-{tag}" for i in range(n)]
 
 
 def spawn_pair(
