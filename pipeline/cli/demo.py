@@ -29,6 +29,7 @@ from typing import Any
 
 import msgspec
 
+from redline.pipeline.cli.folders import output_folder
 from redline.pipeline.cli.json_out import add_json_arg, write_json
 from redline.pipeline.graph import config as gc
 from redline.pipeline.graph.runtime import Runtime
@@ -178,8 +179,8 @@ def run(args) -> int:
     console = Console(stderr=True)  # progress and events as they happen
     result = Console()  # the summary: stdout, so `redline demo > out.txt` keeps it
     paths = [str(DIR / name) for name in RECORDINGS]
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out}: is a file; give a folder (new or existing)")
+    if args.out is not None:
+        output_folder(args.out)
     known = recorded_instruments()
     missing = sorted(set(args.instruments) - set(known))
     if missing:
@@ -187,7 +188,6 @@ def run(args) -> int:
             f"--instruments: {missing} not in the bundled recording (it has {sorted(known)})"
         )
     out = Path(args.out or tempfile.mkdtemp(prefix="redline-demo-"))
-    out.mkdir(parents=True, exist_ok=True)
     journal = out / "journal.arrow"
     if journal.exists():
         journal.unlink()  # a demo rerun into the same folder starts a new journal

@@ -8,9 +8,9 @@ benchmarks.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from redline.feeds.synthetic.generator import DEFAULT_MINUTES, DEFAULT_SEED, generate
+from redline.pipeline.cli.folders import output_folder
 from redline.pipeline.cli.json_out import add_json_arg, write_json
 
 
@@ -30,7 +30,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    out = Path(args.out)
+    out = output_folder(args.out)
     counts = generate(out, seed=args.seed, minutes=args.minutes)
     files = {}
     for name, n in counts.items():

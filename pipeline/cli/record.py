@@ -15,6 +15,7 @@ import sys
 from redline.feeds.live.recorder import Recorder
 from redline.feeds.live.source import is_udp, open_feed
 from redline.feeds.sequence import SequenceTracker
+from redline.pipeline.cli.folders import output_folder
 from redline.pipeline.cli.json_out import add_json_arg, write_json
 
 
@@ -40,6 +41,7 @@ def register(sub) -> None:
 def run(args) -> int:
     if args.flush_ms <= 0:
         raise ValueError(f"--flush-ms must be > 0, got {args.flush_ms}")
+    output_folder(args.out)
     tracker = SequenceTracker(first_seq=None, mark_gaps=False)  # store records as they came
     kwargs: dict = {"tracker": tracker, "expected_ends": args.ends}
     if is_udp(args.endpoint):
