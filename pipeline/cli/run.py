@@ -85,6 +85,12 @@ def run_graph(
         f"{figures['drops']} dropped by backpressure (per edge: {dropped})",
         file=sys.stderr,
     )
+    if figures["undecided"]:
+        kinds = ", ".join(f"{k} {n:,}" for k, n in figures["undecided"].items())
+        print(
+            f"redline run: {kinds} records came in that no node decides on (see the warning above)",
+            file=sys.stderr,
+        )
     if figures.get("previous_journal"):
         print(
             f"redline run: the earlier run's journal is kept as {figures['previous_journal']}; "
@@ -123,6 +129,10 @@ def summarize(rt: Runtime) -> dict[str, Any]:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     asked = sum(n["asked"] for n in nodes.values() if n["kind"] == "arbiter")
+    figures["undecided"] = {}
+    for n in nodes.values():
+        for kind, k in n.get("undecided", {}).items():
+            figures["undecided"][kind] = figures["undecided"].get(kind, 0) + k
     for n in nodes.values():
         if n["kind"] == "journal":
             for key in ("decisions", "decisions_by_origin", "deadline_misses", "latency_ns"):

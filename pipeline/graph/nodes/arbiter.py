@@ -16,6 +16,10 @@ from redline.strategies.signal_trader import ANSWER_DTYPE
 _DECISION_SIZE = DECISION_DTYPE.itemsize
 # _emit copies decisions into answers as bytes: the answer must start with the decision's layout.
 assert all(ANSWER_DTYPE.fields[f][:2] == DECISION_DTYPE.fields[f][:2] for f in DECISION_DTYPE.names)
+# Kinds of record a trading graph works on (quotes ask for decisions, the rest update
+# features); sensor frames still reach the workers' window features, other kinds do not.
+_MARKET_TYPES = frozenset((RecordType.QUOTE, RecordType.TRADE, RecordType.BOOK_DELTA))
+_WORKER_TYPES = _MARKET_TYPES | {RecordType.SENSOR}
 _SUBMIT_SLICE = 16  # events the arbiter node submits per step (~50-100 µs each here)
 
 
@@ -51,6 +55,7 @@ class ArbiterNode(Node):
         self._backlog: deque[tuple[np.ndarray, int, int, int]] = deque()
         self.killed_pid = 0
         self._rtypes: dict[np.dtype, int] = {}
+        self.undecided: dict[str, int] = {}  # record kind -> records no decision can come from
 
     def waitables(self) -> list[Waitable]:
         # A restarted worker brings a new channel: the runtime re-reads this list.
@@ -70,6 +75,11 @@ class ArbiterNode(Node):
             for records, sent_ns, ts_feed in rx.recv():
                 # From a features node the edge's stamp is ts_features; from the feed, ts_feed.
                 ts_features = sent_ns if sent_ns != ts_feed else 0
+                rtype = self._rtype(records)
+                if rtype not in _MARKET_TYPES:
+                    self._undecided(rtype, len(records))
+                    if rtype not in _WORKER_TYPES:
+                        continue
                 if self._decide_on:  # other instruments' events feed no decision here
                     ids = records["instrument_id"]
                     if len(self._decide_ids) == 1:  # np.isin costs ~30 µs a call: the usual
@@ -118,17 +128,15 @@ class ArbiterNode(Node):
         self.instrument_overflow += len(records) - int(np.count_nonzero(keep))
         return records[keep]
 
-    def _submit(self, records: np.ndarray, ts_feed: int, taken: int) -> None:
+    def _rtype(self, records: np.ndarray) -> int:
         rtype = self._rtypes.get(records.dtype)
         if rtype is None:  # structured dtype equality is slow: look each dtype up once
             rtype = self._rtypes[records.dtype] = int(record_type_of(records.dtype))
+        return rtype
+
+    def _submit(self, records: np.ndarray, ts_feed: int, taken: int) -> None:
+        rtype = self._rtype(records)
         is_quote = rtype == RecordType.QUOTE
-        if not is_quote and rtype not in (
-            RecordType.TRADE,
-            RecordType.BOOK_DELTA,
-            RecordType.SENSOR,
-        ):
-            return
         # Per batch, not per event: fields as Python lists (indexing a structured record
         # costs several µs per field), and one EVENTS message per worker for the batch.
         n = len(records)
@@ -142,6 +150,17 @@ class ArbiterNode(Node):
         self.arb.submit_batch(records, decide=decide, ts_feed=ts_feed, ts_features=taken,
                               rtype=rtype)  # fmt: skip
         self.asked += sum(decide)
+
+    def _undecided(self, rtype: int, n: int) -> None:
+        """Records of a kind no node of this graph decides on (sensor frames into a trading
+        graph): counted, and said once, since a feed of only these gives 0 decisions."""
+        name = RecordType(rtype).name if rtype in RecordType._value2member_map_ else str(rtype)
+        self.undecided[name] = self.undecided.get(name, 0) + n
+        which = f"instruments {sorted(self._decide_on)}" if self._decide_on else "any instrument"
+        self.warn(
+            f"{name} records arrive, and this graph decides only on QUOTE records ({which}): "
+            f"they are counted as undecided and start no decision; is this the feed you meant?"
+        )
 
     def _emit(self, batch) -> int:
         recs = batch.records
@@ -194,5 +213,6 @@ class ArbiterNode(Node):
             "asked": self.asked,
             "filtered": self.filtered,
             "instrument_overflow": self.instrument_overflow,
+            "undecided": dict(self.undecided),
             "arbiter": self.arb.stats(),
         }

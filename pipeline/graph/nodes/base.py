@@ -19,6 +19,7 @@ has gone downstream, so a drain loses nothing.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from redline.feeds.clock import Clock
@@ -40,6 +41,13 @@ class Node:
         self.output: Sender | None = None
         self.ending = False  # EOS queued downstream (or, for a sink, consumed)
         self.events = 0  # records taken in
+        self.warnings: list[str] = []  # said once each on stderr, kept for stats and --json
+
+    def warn(self, message: str) -> None:
+        """One line on stderr, once per message: something the user should know, not a fault."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+            print(f"redline: {self.name}: {message}", file=sys.stderr, flush=True)
 
     @property
     def done(self) -> bool:
@@ -86,4 +94,4 @@ class Node:
         pass
 
     def stats(self) -> dict[str, Any]:
-        return {"kind": self.kind, "events": self.events}
+        return {"kind": self.kind, "events": self.events, "warnings": list(self.warnings)}

@@ -151,3 +151,24 @@ def test_one_process_per_node_with_real_workers_decides_like_one_process(tmp_pat
     for field in ("input_seq", "side", "qty", "score", "model_version"):
         np.testing.assert_array_equal(a[field], b[field], err_msg=field)
     assert (a["side"] != 0).any()  # the strategy traded: the comparison means something
+
+
+def test_a_feed_of_records_no_node_decides_on_is_said_and_counted(tmp_path, capsys):
+    # The driving recording into a trading graph: 0 decisions, and before this not a word.
+    sensors = []
+    for rtype, recs in replay([str(DIR / "driving_sensors.parquet")], batch_rows=64):
+        sensors.append((rtype, recs))
+        if len(sensors) == 4:
+            break
+    n = sum(len(r) for _, r in sensors)
+    (tmp_path / "graph.toml").write_text(GRAPH.format(d=tmp_path))
+    done = threading.Event()
+    pub = publish(tmp_path, sensors, done)
+    assert run_graph(gc.load(tmp_path / "graph.toml"), (), str(tmp_path / "run.json")) == 0
+    done.set()
+    pub.join(30)
+    err = capsys.readouterr().err
+    assert "redline: arbiter: SENSOR records arrive, and this graph decides only on QUOTE" in err
+    assert f"redline run: SENSOR {n:,} records came in that no node decides on" in err
+    figures = json.loads((tmp_path / "run.json").read_text())
+    assert figures["undecided"] == {"SENSOR": n} and figures["decisions"] == 0

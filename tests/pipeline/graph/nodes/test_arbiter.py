@@ -79,3 +79,28 @@ def test_instruments_past_the_capacity_are_counted_and_skipped_not_the_end_of_th
     assert out["instrument_id"].tolist() == [1, 2, 1, 2]  # the rest was decided normally
     assert h.node.instrument_overflow == 3 and h.node.stats()["instrument_overflow"] == 3
     assert h.node.stats()["arbiter"]["events"] == 4  # the overflow never reached a worker
+
+
+def test_records_no_node_decides_on_are_counted_and_said_once(capsys):
+    # Sensor recordings published into the demo graph: 59,904 events in, 0 decisions and
+    # not a word. Their instrument ids are not the graph's either: said all the same.
+    from redline.feeds.events import SENSOR_DTYPE
+
+    clock = ReplayClock(10**12)
+    spec = gc.ArbiterSpec(in_="ticks", out="answers", instruments=(1,))
+    h = Harness(ArbiterNode("arbiter", spec, clock, ready_arbiter(clock)))
+    t0 = clock.now_ns()
+    sensors = np.zeros(5, SENSOR_DTYPE)
+    sensors["instrument_id"] = 7
+    for _ in range(3):
+        h.push(sensors, stamp_ns=t0, feed_ns=t0)
+    h.end()
+    while not h.node.done:
+        h.run()
+        clock.advance(10 * US)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "SENSOR records arrive" in err[0]
+    assert "decides only on QUOTE records (instruments [1])" in err[0]
+    stats = h.node.stats()
+    assert stats["undecided"] == {"SENSOR": 15} and stats["asked"] == 0
+    assert stats["warnings"] == [err[0].removeprefix("redline: arbiter: ")]
