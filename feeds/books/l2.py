@@ -5,6 +5,12 @@ records and writes the top of book after every delta into a TOP_DTYPE array,
 so the feature stage can read the book state as of any event without a
 Python call per delta (measured: bench/bench_books.py).
 
+Any real book fits with bounded memory: a dense window of ticks around the touch holds the
+levels that change most (one store per update, `ladder.py`), grown up to `window_ticks` and
+moved when the touch walks out of it; levels beyond it (resting bids at 1% of the mid, asks at
+ten times it) live in sorted far-level arrays (`far_levels.py`), so memory follows the number
+of levels, never the price range they span.
+
 Semantics (L2): ADD/UPDATE set a level's size (size 0 removes it), DELETE
 removes it, CLEAR wipes both sides (a snapshot follows), FILL/TRADE do not
 touch an L2 book. A delta flagged GAP_BEFORE marks the book invalid until the
@@ -18,6 +24,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from redline.feeds.books import far_levels as fl
 from redline.feeds.books import ladder as ld
 from redline.feeds.events import BOOK_DELTA_DTYPE, UNDEF_PX, BookAction, Flag, Side
 
@@ -31,6 +38,14 @@ TOP_DTYPE = np.dtype(
         ("valid", "u1"),  # 0 after a gap, until the next CLEAR
     ]
 )
+
+# The dense window's largest size in ticks (8 MiB per side, reached only when levels are that
+# spread; a real ETHUSDT capture at tick 0.01 used 4 MiB): past it, levels are far levels,
+# whose updates cost ~170 ns (a search and a shift) against ~60 for a dense one.
+WINDOW_TICKS = 1 << 20
+
+_DONE, _REWINDOW, _FAR_FULL = range(3)  # why the compiled loop returned
+_NO_BID, _NO_ASK = np.iinfo(np.int64).min, UNDEF_PX  # a side without far levels
 
 # Counters shared with the compiled loop.
 VALID, CROSSED, GAPS, MISSING, FIRST_CROSSED, APPLIED = range(6)
@@ -54,40 +69,63 @@ def top_columns(top: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 @nb.njit(cache=True, inline="always")
-def write_top(tc, i, bsz, asz, st, cnt) -> None:
-    bpx, bs, apx, as_ = ld.best(bsz, asz, st)
+def end_delta(tc, i, top, cnt, flags) -> None:
+    """What every book does after applying delta `i`, given its top of book `top` (bid_px,
+    bid_sz, ask_px, ask_sz): a gap invalidates the book until the next CLEAR, a crossed book
+    at a batch end is counted, the top of book is written."""
+    bpx, bs, apx, as_ = top
+    crossed = bpx != UNDEF_PX and apx != UNDEF_PX and bpx >= apx
+    if flags & _GAP:
+        cnt[GAPS] += 1
+        cnt[VALID] = 0
+    if (flags & _LAST) and cnt[VALID] and crossed:
+        if cnt[CROSSED] == 0:
+            cnt[FIRST_CROSSED] = cnt[APPLIED]
+        cnt[CROSSED] += 1
     tc[0][i] = bpx
     tc[1][i] = bs
     tc[2][i] = apx
     tc[3][i] = as_
-    tc[4][i] = ld.is_crossed(st)
+    tc[4][i] = crossed
     tc[5][i] = cnt[VALID]
-
-
-@nb.njit(cache=True, inline="always")
-def count_crossed(st, cnt, flags) -> None:
-    if (flags & _LAST) and cnt[VALID] and ld.is_crossed(st):
-        if cnt[CROSSED] == 0:
-            cnt[FIRST_CROSSED] = cnt[APPLIED]
-        cnt[CROSSED] += 1
-
-
-@nb.njit(cache=True, inline="always")
-def end_delta(tc, i, bsz, asz, st, cnt, flags) -> None:
-    """What every book does after applying delta `i`: a gap invalidates the book until the
-    next CLEAR, a crossed book at a batch end is counted, the top of book is written."""
-    if flags & _GAP:
-        cnt[GAPS] += 1
-        cnt[VALID] = 0
-    count_crossed(st, cnt, flags)
-    write_top(tc, i, bsz, asz, st, cnt)
     cnt[APPLIED] += 1
 
 
+@nb.njit(cache=True, inline="always")
+def _best(bsz, asz, st, fb):
+    """Top of book over the dense window and the far levels' best (`fb`: bid px, bid size,
+    ask px, ask size; _NO_BID / _NO_ASK when a side has none): either may hold the best.
+    Scalars, not the far arrays, so the usual delta pays two compares for far levels."""
+    base, bb, ba = st[ld.BASE], st[ld.BEST_BID], st[ld.BEST_ASK]
+    if bb != ld.NONE and base + bb > fb[0]:
+        bpx, bs = base + bb, bsz[bb]
+    elif fb[0] != _NO_BID:
+        bpx, bs = fb[0], fb[1]
+    else:
+        bpx, bs = UNDEF_PX, 0
+    if ba != ld.NONE and base + ba < fb[2]:
+        apx, as_ = base + ba, asz[ba]
+    elif fb[2] != _NO_ASK:
+        apx, as_ = fb[2], fb[3]
+    else:
+        apx, as_ = UNDEF_PX, 0
+    return bpx, bs, apx, as_
+
+
 @nb.njit(cache=True)
-def _apply_l2(side, action, px, sz, flags, start, bsz, asz, st, cnt, tc):
-    """Apply deltas[start:]; returns the index it stopped at: len when done,
-    earlier when a price lies outside the ladder window (Python regrows it)."""
+def _far_best(fkey, fsz, fn, fb) -> None:
+    """Refresh `fb` from the far arrays (their best is last: bids by px, asks by -px)."""
+    k = fn[0]
+    fb[0], fb[1] = (fkey[0, k - 1], fsz[0, k - 1]) if k else (_NO_BID, 0)
+    k = fn[1]
+    fb[2], fb[3] = (-fkey[1, k - 1], fsz[1, k - 1]) if k else (_NO_ASK, 0)
+
+
+@nb.njit(cache=True)
+def _apply_l2(side, action, px, sz, flags, start, bsz, asz, st, cnt, tc, fkey, fsz, fn, fb,
+              window_ticks):  # fmt: skip
+    """Apply deltas[start:]; returns (index it stopped at, why): (len, _DONE) when done, else
+    the window must grow or move to take a price, or the far levels need room (Python's)."""
     n = side.shape[0]
     base, span = st[ld.BASE], st[ld.SPAN]
     i = start
@@ -96,31 +134,58 @@ def _apply_l2(side, action, px, sz, flags, start, bsz, asz, st, cnt, tc):
         f = flags[i]
         if a == _CLEAR:
             ld.clear((bsz, asz), st)
+            fn[0] = fn[1] = 0
+            _far_best(fkey, fsz, fn, fb)
             cnt[VALID] = 1
         elif a == _ADD or a == _UPDATE or a == _DELETE:  # noqa: SIM109 (numba)
-            idx = px[i] - base
-            if idx < 0 or idx >= span:
-                return i
+            p = px[i]
+            idx = p - base
             ask = side[i] == _ASK
             size = 0 if a == _DELETE else sz[i]
-            if not ld.set_level(asz if ask else bsz, st, ask, idx, size):
-                cnt[MISSING] += 1
-        end_delta(tc, i, bsz, asz, st, cnt, f)
+            if 0 <= idx < span:
+                if not ld.set_level(asz if ask else bsz, st, ask, idx, size):
+                    cnt[MISSING] += 1
+            else:
+                if size > 0:
+                    lo, hi = min(base, p), max(base + span, p + 1)
+                    if 2 * (hi - lo) <= window_ticks:
+                        return i, _REWINDOW  # the window can still grow to take it
+                    bpx, _, apx, _ = _best(bsz, asz, st, fb)
+                    if (apx == UNDEF_PX or p < apx) if ask else (bpx == UNDEF_PX or p > bpx):
+                        return i, _REWINDOW  # the touch moved out of the window: move it
+                s = 1 if ask else 0
+                r = fl.far_set(fkey[s], fsz[s], fn, s, -p if ask else p, size)
+                if r == fl.FULL:
+                    return i, _FAR_FULL
+                if r == fl.MISSING:
+                    cnt[MISSING] += 1
+                else:
+                    _far_best(fkey, fsz, fn, fb)
+        end_delta(tc, i, _best(bsz, asz, st, fb), cnt, f)
         i += 1
-    return i
+    return i, _DONE
 
 
 class L2Book:
     """Price levels of one instrument. Prices are int64 ticks, sizes lots."""
 
-    def __init__(self, instrument_id: int = 0) -> None:
+    def __init__(self, instrument_id: int = 0, window_ticks: int = WINDOW_TICKS) -> None:
+        if window_ticks < ld.MIN_SPAN:
+            raise ValueError(f"window_ticks must be >= {ld.MIN_SPAN}, got {window_ticks}")
         self.instrument_id = instrument_id
+        self.window_ticks = window_ticks
         self._st = ld.new_state()
         self._bsz = np.zeros(ld.MIN_SPAN, np.int64)
         self._asz = np.zeros(ld.MIN_SPAN, np.int64)
+        # Far levels: keys [bid px, -ask px] per row, ascending to the best level.
+        self._fkey = np.zeros((2, 16), np.int64)
+        self._fsz = np.zeros((2, 16), np.int64)
+        self._fn = np.zeros(2, np.int64)
+        self._fb = np.array([_NO_BID, 0, _NO_ASK, 0], np.int64)  # the far levels' best
         self._cnt = np.zeros(_N_COUNTERS, np.int64)
         self._cnt[VALID] = 1
         self._cnt[FIRST_CROSSED] = -1
+        self.moves = 0  # times the window grew or moved
 
     def apply(self, deltas: np.ndarray, top: np.ndarray | None = None) -> np.ndarray:
         """Apply BOOK_DELTA records in order; returns the top of book after
@@ -137,13 +202,67 @@ class L2Book:
         tc = top_columns(top)
         i = 0
         while True:
-            i = _apply_l2(side, action, px, sz, flags, i, self._bsz, self._asz, self._st,
-                          self._cnt, tc)  # fmt: skip
-            if i == n:
+            i, why = _apply_l2(side, action, px, sz, flags, i, self._bsz, self._asz,
+                               self._st, self._cnt, tc, self._fkey, self._fsz, self._fn, self._fb,
+                               self.window_ticks)  # fmt: skip
+            if why == _DONE:
                 return top[:n]
-            self._bsz, self._asz = ld.regrow(
-                [self._bsz, self._asz], self._st, int(px[i]), f"instrument {self.instrument_id}"
-            )
+            if why == _FAR_FULL:
+                self._grow_far()
+            else:
+                self._rewindow(int(px[i]))
+
+    def _grow_far(self) -> None:
+        self._fkey, self._fsz = fl.grown(self._fkey), fl.grown(self._fsz)
+
+    def _rewindow(self, p: int) -> None:
+        """Grow the window to take price `p` while it stays within `window_ticks`, else move
+        it (at that size) to centre on `p`, the new touch; levels change sides between the
+        window and the far arrays as they fall in or out."""
+        st, base, span = self._st, int(self._st[ld.BASE]), int(self._st[ld.SPAN])
+        levels = [self._side_levels(s) for s in (0, 1)]
+        if not any(len(px) for px, _ in levels):
+            new_span, new_base = span, p - span // 2
+        else:
+            lo, hi = min(base, p), max(base + span, p + 1)
+            if 2 * (hi - lo) <= self.window_ticks:
+                new_span = min(self.window_ticks, 1 << (2 * (hi - lo) - 1).bit_length())
+                new_base = lo - (new_span - (hi - lo)) // 2
+            else:
+                new_span = self.window_ticks
+                new_base = p - new_span // 2
+        self.moves += 1
+        dense = [np.zeros(new_span, np.int64) for _ in range(2)]
+        far_n = []
+        for s, (px, sz) in enumerate(levels):
+            inside = (px >= new_base) & (px < new_base + new_span)
+            dense[s][px[inside] - new_base] = sz[inside]
+            key, fsz = (-px[~inside], sz[~inside]) if s else (px[~inside], sz[~inside])
+            order = np.argsort(key, kind="stable")
+            while len(key) > self._fkey.shape[1]:
+                self._grow_far()
+            self._fkey[s, : len(key)], self._fsz[s, : len(key)] = key[order], fsz[order]
+            far_n.append(len(key))
+        self._fn[:] = far_n
+        _far_best(self._fkey, self._fsz, self._fn, self._fb)
+        self._bsz, self._asz = dense
+        st[ld.BASE], st[ld.SPAN] = new_base, new_span
+        bids, asks = (np.flatnonzero(d) for d in dense)
+        st[ld.N_BID], st[ld.N_ASK] = len(bids), len(asks)
+        st[ld.BEST_BID] = bids[-1] if len(bids) else ld.NONE
+        st[ld.BEST_ASK] = asks[0] if len(asks) else ld.NONE
+        used = np.concatenate([bids, asks])
+        st[ld.LO], st[ld.HI] = (used.min(), used.max()) if len(used) else (new_span, -1)
+
+    def _side_levels(self, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every level of side `s` (0 bid, 1 ask), dense and far, ascending by price."""
+        dense = self._asz if s else self._bsz
+        idx = np.flatnonzero(dense)
+        key = self._fkey[s, : self._fn[s]]
+        px = np.concatenate([idx + self._st[ld.BASE], -key if s else key])
+        sz = np.concatenate([dense[idx], self._fsz[s, : self._fn[s]]])
+        order = np.argsort(px, kind="stable")
+        return px[order], sz[order]
 
     # --- reading the book (cheap numpy, for features and checks) ---
 
@@ -155,7 +274,8 @@ class L2Book:
     @property
     def stats(self) -> dict[str, int]:
         """Counters: deltas applied, crossed (at batch ends, while valid),
-        first_crossed (delta index or -1), gaps, deletes of missing levels."""
+        first_crossed (delta index or -1), gaps, deletes of missing levels, levels held
+        outside the window now, times the window grew or moved, its size in ticks."""
         c = self._cnt
         return {
             "applied": int(c[APPLIED]),
@@ -163,25 +283,39 @@ class L2Book:
             "first_crossed": int(c[FIRST_CROSSED]),
             "gaps": int(c[GAPS]),
             "missing_deletes": int(c[MISSING]),
+            "far_levels": int(self._fn.sum()),
+            "window_moves": self.moves,
+            "window_ticks": int(self._st[ld.SPAN]),
         }
 
     def depth(self, side: Side) -> int:
         """Number of levels on `side`."""
-        return int(self._st[ld.N_ASK if side == Side.ASK else ld.N_BID])
+        ask = side == Side.ASK
+        return int(self._st[ld.N_ASK if ask else ld.N_BID] + self._fn[int(ask)])
 
     def levels(self, side: Side, depth: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Best `depth` levels of `side` as (px, sz), best first."""
-        sizes = self._asz if side == Side.ASK else self._bsz
+        ask = side == Side.ASK
+        sizes = self._asz if ask else self._bsz
         px, sz = np.empty(depth, np.int64), np.empty(depth, np.int64)
-        k = ld.top_levels(sizes, sizes, self._st, side == Side.ASK, depth, px, sz)
-        return px[:k], sz[:k]
+        k = ld.top_levels(sizes, sizes, self._st, ask, depth, px, sz)
+        if not self._fn[int(ask)]:
+            return px[:k], sz[:k]
+        s = int(ask)
+        key = self._fkey[s, : self._fn[s]]
+        px = np.concatenate([px[:k], -key if ask else key])
+        sz = np.concatenate([sz[:k], self._fsz[s, : self._fn[s]]])
+        order = np.argsort(px if ask else -px, kind="stable")[:depth]
+        return px[order], sz[order]
 
     def best(self) -> tuple[int, int, int, int]:
         """(bid_px, bid_sz, ask_px, ask_sz); UNDEF_PX and 0 for an empty side."""
-        return tuple(int(v) for v in ld.best(self._bsz, self._asz, self._st))
+        top = _best(self._bsz, self._asz, self._st, self._fb)
+        return tuple(int(v) for v in top)
 
     def crossed(self) -> bool:
-        return bool(ld.is_crossed(self._st))
+        bpx, _, apx, _ = self.best()
+        return bpx != UNDEF_PX and apx != UNDEF_PX and bpx >= apx
 
     def imbalance(self, depth: int = 1) -> float:
         """Size imbalance over the best `depth` levels, in [-1, 1]."""

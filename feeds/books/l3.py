@@ -157,7 +157,7 @@ def _apply_l3(side, action, px, sz, oid, flags, start, bsz, bct, asz, act, st,
                 o[_ID], o[_PX], o[_SZ], o[_SIDE] = np.int64(oid[i]), px[i], sz[i], side[i]
                 cnt[ORDERS] += 1
         f = flags[i]
-        end_delta(tc, i, bsz, asz, st, cnt, f)
+        end_delta(tc, i, ld.best(bsz, asz, st), cnt, f)
         i += 1
     return i
 

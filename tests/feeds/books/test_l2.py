@@ -128,8 +128,81 @@ def test_bad_input_is_refused_with_the_reason():
         L2Book().apply(ev.empty(ev.RecordType.QUOTE, 3))
     with pytest.raises(ValueError, match="TOP_DTYPE"):
         L2Book().apply(deltas([(Side.BID, BookAction.ADD, 1, 1)]), top=np.empty(0, TOP_DTYPE))
-    far = deltas(
-        [(Side.BID, BookAction.ADD, 0, 1), (Side.ASK, BookAction.ADD, book_ladder.MAX_SPAN, 1)]
+    with pytest.raises(ValueError, match="window_ticks must be >= 4096"):
+        L2Book(window_ticks=100)
+
+
+def check_against_dict_book(book: L2Book, d: np.ndarray) -> np.ndarray:
+    """Apply `d` in batches of 97; top after every delta and 30 levels a side at the end
+    as the dict book has them."""
+    ref = DictL2Book()
+    top = np.concatenate([book.apply(d[i : i + 97]) for i in range(0, len(d), 97)])
+    for i, r in enumerate(d):
+        ref.apply(int(r["side"]), int(r["action"]), int(r["px"]), int(r["sz"]))
+        got = tuple(int(top[i][k]) for k in ("bid_px", "bid_sz", "ask_px", "ask_sz"))
+        assert got == ref.best(), f"delta {i}"
+    for side in (Side.BID, Side.ASK):
+        px, sz = book.levels(side, 30)
+        assert list(zip(px.tolist(), sz.tolist(), strict=True)) == ref.levels(side, 30)
+        assert book.depth(side) == len(ref.asks if side == Side.ASK else ref.bids)
+    assert book.stats["missing_deletes"] == ref.missing_deletes
+    return top
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_small_window_with_far_levels_still_matches_a_dict_book(seed):
+    book = L2Book(window_ticks=book_ladder.MIN_SPAN)  # the 5k-50k prices all go far
+    check_against_dict_book(book, random_deltas(4000, seed))
+    assert book.stats["window_ticks"] <= book_ladder.MIN_SPAN
+
+
+def test_levels_ten_thousand_times_apart_are_held_without_growing_the_window():
+    # A real USD-M capture raised "price ... more than the 33554432-tick ladder": resting
+    # bids at a hundredth of the mid and asks at a hundred times it, tick 0.1.
+    mid = 600_000
+    rows = [(Side.BID, BookAction.ADD, mid // 100, 7), (Side.ASK, BookAction.ADD, mid * 100, 3)]
+    rows += [(Side.BID, BookAction.ADD, mid - k, k) for k in range(1, 40)]
+    rows += [(Side.ASK, BookAction.ADD, mid + k, k) for k in range(1, 40)]
+    rows += [(Side.BID, BookAction.DELETE, mid - k, 0) for k in range(1, 40)]  # only far left
+    book = L2Book()
+    check_against_dict_book(book, deltas(rows))
+    assert book.best() == (mid // 100, 7, mid + 1, 1)
+    assert book.stats["far_levels"] == 2 and book.stats["window_ticks"] <= L2Book().window_ticks
+
+
+def test_a_touch_that_walks_far_moves_the_window_and_keeps_every_level():
+    # The mid walks 2,000,000 ticks down and back up, 5 levels a side follow it, and one
+    # resting order a side stays where it was placed (far behind, then far ahead).
+    rng = np.random.default_rng(11)
+    rows, mid = (
+        [(Side.BID, BookAction.ADD, 10, 1), (Side.ASK, BookAction.ADD, 9_000_000, 1)],
+        3_000_000,
     )
-    with pytest.raises(ValueError, match=r"instrument 7: price .* tick size"):
-        L2Book(instrument_id=7).apply(far)
+    quoted: dict[tuple, int] = {}
+    for step in range(3000):
+        mid += (-1 if step < 1500 else 1) * int(rng.integers(0, 2000))
+        for side, sign in ((Side.BID, -1), (Side.ASK, 1)):
+            for key in [k for k in quoted if k[0] == side]:  # the old quotes go
+                rows.append((side, BookAction.DELETE, key[1], 0))
+                del quoted[key]
+            for k in range(1, 6):
+                px = mid + sign * k
+                quoted[(side, px)] = int(rng.integers(1, 9))
+                rows.append((side, BookAction.ADD, px, quoted[(side, px)]))
+    book = L2Book(window_ticks=1 << 14)
+    top = check_against_dict_book(book, deltas(rows))
+    assert top["bid_px"].min() < 2_000_000 < 3_000_000 < top["bid_px"][-1] + 1_000_000
+    assert book.stats["window_moves"] > 10 and book.stats["window_ticks"] <= 1 << 14
+    assert book.stats["far_levels"] == 2  # the two resting orders, wherever the window went
+
+
+def test_a_level_deleted_far_from_the_window_goes_and_a_missing_one_is_counted():
+    rows = [(Side.BID, BookAction.ADD, 1000, 5), (Side.ASK, BookAction.ADD, 1001, 5)]
+    rows += [(Side.ASK, BookAction.ADD, 50_000_000, 2), (Side.ASK, BookAction.ADD, 60_000_000, 4)]
+    rows += [(Side.ASK, BookAction.DELETE, 50_000_000, 0), (Side.ASK, BookAction.DELETE, 7e7, 0)]
+    book = L2Book()
+    check_against_dict_book(book, deltas(rows))
+    assert book.levels(Side.ASK, 5)[0].tolist() == [1001, 60_000_000]
+    assert book.stats["missing_deletes"] == 1 and book.stats["far_levels"] == 1
+    book.apply(deltas([(Side.ASK, BookAction.CLEAR, 0, 0)]))  # a snapshot clears far levels too
+    assert book.depth(Side.ASK) == 0 and book.stats["far_levels"] == 0
