@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "redline.pipeline.cli.top",
     "redline.pipeline.cli.plan",
     "redline.pipeline.cli.import_files",
+    "redline.pipeline.cli.book_check",
     "redline.pipeline.cli.worker",
 )
 
