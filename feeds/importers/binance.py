@@ -18,11 +18,13 @@ snapshot lines (`{"lastUpdateId": ...}`), gzip or plain.
   Held events applied after a snapshot arrived earlier than it; they are
   emitted at the snapshot's `ts_recv` (when they could first be applied) and
   flagged BAD_TS_RECV, so files stay sorted and latency stats skip them.
+- Lines of other messages (JSON objects of another kind) are skipped and
+  counted; a line that is not a JSON object, or a gzip stream cut short,
+  stops the import with the line (or byte) and how much was read before it.
 """
 
 from __future__ import annotations
 
-import gzip
 import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +35,7 @@ import numpy as np
 
 from redline.feeds import events as ev
 from redline.feeds.importers import binance_scan as sc
+from redline.feeds.importers import compressed
 from redline.feeds.importers.binance_sync import COUNTERS, sync
 from redline.feeds.importers.output import Imported, latency_by_type
 from redline.feeds.instruments import Instrument, InstrumentTable
@@ -51,9 +54,15 @@ def instrument_id(symbol: str) -> int:
 
 
 def read_bytes(path: str | Path) -> bytes:
-    """File contents, gunzipped when it starts with the gzip magic."""
-    data = Path(path).read_bytes()
-    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+    """File contents, gunzipped when it starts with the gzip magic; a gzip stream cut short
+    or corrupt is a ValueError saying how many lines were read and where it breaks."""
+    try:
+        return compressed.decompressed(path)
+    except compressed.CutShort as exc:
+        lines = exc.partial.count(b"\n")
+        raise ValueError(
+            f"{path}: read {lines:,} complete lines, then {exc}; nothing imported"
+        ) from None
 
 
 def import_binance(path: str | Path) -> Imported:
@@ -67,6 +76,11 @@ def import_bytes(data: bytes, where: str = "<bytes>") -> Imported:
     n = len(rows)
     lv_side = lv_side[:nlv]
     syms = _symbols(data, rows, where)
+    if not syms:
+        raise ValueError(
+            f"{where}: nothing to import: none of its {n:,} lines is a bookTicker, trade, "
+            f"depthUpdate or depth snapshot message"
+        )
     out = Imported(instruments=InstrumentTable())
     parts = []
     stats: dict[str, int] = {
@@ -159,7 +173,9 @@ def _error_text(data: bytes, buf, rows, err: int, line_idx: int, where: str) -> 
     end = data.find(b"\n", start)
     text = data[start : end if end >= 0 else len(data)][:120].decode("utf-8", "replace")
     what = sc.ERRORS.get(err, f"error {err}")
-    return f"{where} line {lineno}: {what}: {text!r}"
+    return (
+        f"{where}: read {lineno - 1} lines, then line {lineno}: {what}: {text!r}; nothing imported"
+    )
 
 
 _SYM_RE = re.compile(rb'"s"\s*:\s*"([^"]*)"')

@@ -23,6 +23,7 @@ ERRORS = {
     2: "missing or malformed key",
     3: "malformed price level list",
     4: "too many price levels for the scan buffer",
+    5: "not a JSON object (the line is cut short or corrupt)",
 }
 
 
@@ -302,6 +303,16 @@ def _scan_line(buf, lo, hi, r, lv_px, lv_pd, lv_sz, lv_sd, lv_side, nlv):
     return nlv, seen, kind
 
 
+@nb.njit(cache=True)
+def _is_object(buf, lo, hi):
+    """Does buf[lo:hi] read `{...}` (spaces aside)? The scan reads keys, not syntax: this
+    catches a line cut short (a capture copied while written) or garbage."""
+    lo = _skip_ws(buf, lo, hi)
+    while hi > lo and (buf[hi - 1] == 32 or buf[hi - 1] == 9):
+        hi -= 1
+    return hi - lo >= 2 and buf[lo] == 123 and buf[hi - 1] == 125  # '{' ... '}'
+
+
 @nb.njit(cache=True, nogil=True)
 def scan(buf, out_int, out_lv_px, out_lv_pd, out_lv_sz, out_lv_sd, out_lv_side):
     """Scan every line of `buf` into `out_int` ([n_lines, N_COLS] int64, one
@@ -327,6 +338,8 @@ def scan(buf, out_int, out_lv_px, out_lv_pd, out_lv_sz, out_lv_sd, out_lv_side):
         if j < 0 or j >= hi or buf[j] != 32:
             return line, nlv, 1, line
         r[C_TS] = ts
+        if not _is_object(buf, j + 1, hi):
+            return line, nlv, 5, line
         nlv, seen, kind = _scan_line(
             buf, j + 1, hi, r, out_lv_px, out_lv_pd, out_lv_sz, out_lv_sd, out_lv_side, nlv
         )

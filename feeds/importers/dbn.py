@@ -11,7 +11,13 @@
 - Prices are DBN's 1e-9 fixed point divided by the instrument's tick
   (`min_price_increment` from a definition given in the same import; without
   one, the largest step that divides every price seen). A price off that
-  grid is an error, never rounded.
+  grid is an error, never rounded (`dbn_prices.py`).
+- A record two files both hold is written once (`duplicates.py`): a trades
+  file's trade wins over the copy an MBP-1/TBBO file carries (action T),
+  and the repeats dropped are counted per file. TBBO and MBP-1 quotes
+  (the book before a trade, after an event) are refused in one import.
+- A file cut short or corrupt (zstd frame or record stream) is an error
+  saying how many records were read and where the break is.
 
 `databento-dbn` decodes the metadata and the definitions (variable, rare
 records). The hot schemas are fixed-width C structs: they are viewed as numpy
@@ -22,17 +28,18 @@ by field against the package's own decoder.
 from __future__ import annotations
 
 from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 
 import databento_dbn as dbn
 import numba as nb
 import numpy as np
-import zstandard
 
 from redline.feeds import events as ev
+from redline.feeds.importers import compressed
+from redline.feeds.importers.dbn_prices import UNDEF_PRICE, Ticks, instrument
+from redline.feeds.importers.duplicates import drop_repeats
 from redline.feeds.importers.output import Imported, latency_by_type, sort_by_recv
-from redline.feeds.instruments import Instrument, InstrumentTable
+from redline.feeds.instruments import InstrumentTable
 
 _HEADER = [
     ("length", "u1"),  # record length in 4-byte words
@@ -79,8 +86,6 @@ RAW_DTYPES: dict[int, np.dtype] = {
     RTYPE_MBO: np.dtype(_HEADER + _MBO),
 }
 SUPPORTED = "mbp-1, tbbo, trades, mbo, definition"
-UNDEF_PRICE = np.iinfo(np.int64).max  # DBN's "no price", same value as ev.UNDEF_PX
-_PX_SCALE = 10**9
 
 _DBN_SNAPSHOT, _DBN_BAD_TS, _DBN_LAST = dbn.F_SNAPSHOT, dbn.F_BAD_TS_RECV, dbn.F_LAST
 _SIDES = {b"B": ev.Side.BID, b"A": ev.Side.ASK, b"N": ev.Side.NONE}
@@ -96,19 +101,39 @@ _MBO_ACTIONS = {
 
 def read_dbn(path: str | Path) -> tuple[dbn.Metadata, bytes, bytes]:
     """(metadata, the whole decoded stream, the record bytes) of a DBN file,
-    zstd-compressed or not."""
-    raw = Path(path).read_bytes()
-    if raw[:4] == b"\x28\xb5\x2f\xfd":  # zstd frame
-        data = zstandard.ZstdDecompressor().stream_reader(raw).read()
-    else:
-        data = raw
+    zstd-compressed or not. A file cut short or corrupt is a ValueError that
+    says how many records were read before the break and where it is."""
+    try:
+        data = compressed.decompressed(path)
+    except compressed.CutShort as exc:
+        done = _complete_records(exc.partial)
+        raise ValueError(
+            f"{path}: read {done:,} complete records, then {exc}; nothing imported"
+        ) from None
     if data[:3] != b"DBN":
         raise ValueError(f"{path}: not a DBN stream (starts {data[:4]!r})")
     if not 1 <= data[3] <= 3:
         raise ValueError(f"{path}: DBN version {data[3]} is not supported (1-3 are)")
-    end = 8 + int.from_bytes(data[4:8], "little")
+    end = _metadata_end(data)
+    if end > len(data):
+        raise ValueError(
+            f"{path}: the DBN metadata needs {end:,} bytes and the stream ends at byte "
+            f"{len(data):,} (the file is cut short); nothing imported"
+        )
     meta = dbn.Metadata.decode(data[:end])
     return meta, data, data[end:]
+
+
+def _metadata_end(data: bytes) -> int:
+    return 8 + int.from_bytes(data[4:8], "little") if len(data) >= 8 else 8
+
+
+def _complete_records(data: bytes) -> int:
+    """Whole records in a DBN stream that breaks off (0 when its metadata is not whole)."""
+    end = _metadata_end(data)
+    if data[:3] != b"DBN" or end > len(data):
+        return 0
+    return len(_walk(np.frombuffer(data, np.uint8, offset=end))[0])
 
 
 @nb.njit(cache=True)
@@ -138,7 +163,13 @@ def records(path: str | Path) -> tuple[dbn.Metadata, dict[int, np.ndarray], list
     body = np.frombuffer(body_bytes, np.uint8)
     offs, rtypes, bad = _walk(body)
     if bad >= 0:
-        raise ValueError(f"{path}: truncated or corrupt record at byte {bad} of the record stream")
+        with open(path, "rb") as f:
+            unpacked = "unpacked " if compressed.compression(f.read(4)) else ""
+        raise ValueError(
+            f"{path}: read {len(offs):,} complete records, then a record cut short or corrupt "
+            f"at byte {len(data) - len(body_bytes) + bad:,} of the {unpacked}DBN stream; "
+            f"nothing imported"
+        )
     seen = Counter(
         {int(k): int(v) for k, v in zip(*np.unique(rtypes, return_counts=True), strict=True)}
     )
@@ -167,29 +198,6 @@ def records(path: str | Path) -> tuple[dbn.Metadata, dict[int, np.ndarray], list
         dec.write(data)
         defs = [r for r in dec.decode() if isinstance(r, dbn.InstrumentDefMsg)]
     return meta, out, defs, seen
-
-
-def _plain(d: Decimal) -> Decimal:
-    """Shortest exact form, never exponent notation ('50', not '5E+1')."""
-    d = d.normalize()
-    return d.quantize(Decimal(1)) if d.as_tuple().exponent > 0 else d
-
-
-def _instrument(d) -> Instrument:
-    tick = _plain(Decimal(int(d.min_price_increment)) / _PX_SCALE)
-    mult = Decimal(1)
-    if d.unit_of_measure_qty not in (UNDEF_PRICE, 0):  # e.g. ES: 50 USD per index point
-        mult = Decimal(int(d.unit_of_measure_qty)) / _PX_SCALE
-    elif d.contract_multiplier not in (np.iinfo(np.int32).max, 0):
-        mult = Decimal(int(d.contract_multiplier))
-    return Instrument(
-        instrument_id=int(d.instrument_id),
-        symbol=str(d.raw_symbol),
-        tick_size=tick,
-        price_precision=max(0, -tick.as_tuple().exponent),
-        lot_size=Decimal(1),
-        multiplier=_plain(mult),
-    )
 
 
 def symbols_by_id(meta: dbn.Metadata) -> dict[int, str]:
@@ -223,52 +231,6 @@ def _codes(chars: np.ndarray, table: dict[bytes, int], what: str, where: str) ->
     return out
 
 
-class _Ticks:
-    """Price -> ticks per instrument, exact."""
-
-    def __init__(self, table: InstrumentTable) -> None:
-        self.table = table
-        self.inc: dict[int, int] = {}
-        for inst in table:
-            self.inc[inst.instrument_id] = int(inst.tick_size * _PX_SCALE)
-
-    def infer(self, iid: np.ndarray, prices: np.ndarray, names: dict[int, str]) -> None:
-        """Instruments without a definition get the largest step dividing all
-        their prices (exact, maybe coarser than the venue's tick)."""
-        ok = prices != UNDEF_PRICE
-        for i in np.unique(iid):
-            if int(i) in self.inc:
-                continue
-            p = prices[(iid == i) & ok]
-            step = int(np.gcd.reduce(p)) if len(p) else 1
-            step = abs(step) or 1
-            self.inc[int(i)] = step
-            tick = _plain(Decimal(step) / _PX_SCALE)
-            self.table.add(
-                Instrument(
-                    instrument_id=int(i),
-                    symbol=names.get(int(i), str(int(i))),
-                    tick_size=tick,
-                    price_precision=max(0, -tick.as_tuple().exponent),
-                    lot_size=Decimal(1),
-                )
-            )
-
-    def convert(self, iid: np.ndarray, prices: np.ndarray, where: str, what: str) -> np.ndarray:
-        uniq, inv = np.unique(iid, return_inverse=True)
-        inc = np.array([self.inc[int(u)] for u in uniq], np.int64)[inv]
-        undef = prices == UNDEF_PRICE
-        safe = np.where(undef, 0, prices)
-        q, r = np.divmod(safe, inc)
-        if np.any(r):
-            i = int(np.flatnonzero(r)[0])
-            raise ValueError(
-                f"{where}: record {i} {what} {prices[i] / _PX_SCALE} is off the tick grid "
-                f"{inc[i] / _PX_SCALE} of instrument {iid[i]}"
-            )
-        return np.where(undef, ev.UNDEF_PX, q)
-
-
 def _header(out: np.ndarray, raw: np.ndarray) -> None:
     out["ts_event"] = raw["ts_event"].astype(np.int64)
     out["ts_recv"] = raw["ts_recv"].astype(np.int64)
@@ -284,13 +246,13 @@ def import_dbn(paths: list[str | Path]) -> Imported:
     table = InstrumentTable()
     for where, _meta, _raw, defs, _seen in loaded:
         for d in defs:
-            inst = _instrument(d)
+            inst = instrument(d)
             if inst.instrument_id in table:
                 if table[inst.instrument_id] != inst:
                     raise ValueError(f"{where}: instrument {inst.instrument_id} redefined: {inst}")
                 continue
             table.add(inst)
-    ticks = _Ticks(table)
+    ticks = Ticks(table)
     all_iid, all_px = [], []
     for _, _, raws, _, _ in loaded:
         for r in raws.values():
@@ -301,7 +263,9 @@ def import_dbn(paths: list[str | Path]) -> Imported:
     if all_iid:
         names = {k: v for _, meta, *_ in loaded for k, v in symbols_by_id(meta).items()}
         ticks.infer(np.concatenate(all_iid), np.concatenate(all_px), names)
-    quotes, trades, book = [], [], []
+    # (priority, file, records) per type; trades files come first for trades, so the copy an
+    # MBP-1/TBBO file also carries (action T) is the one dropped as a repeat
+    parts: dict[str, list[tuple[int, str, np.ndarray]]] = {"quotes": [], "trades": [], "book": []}
     stats: dict[str, dict] = {}
     for where, meta, raws, defs, seen in loaded:
         actions: dict[str, dict[str, int]] = {}
@@ -310,12 +274,12 @@ def import_dbn(paths: list[str | Path]) -> Imported:
             actions[{0: "trades", 1: "mbp-1", 0xA0: "mbo"}[rtype]] = dict(sorted(acts.items()))
         if RTYPE_MBP1 in raws:
             q, t = _mbp1(raws[RTYPE_MBP1], ticks, where)
-            quotes.append(q)
-            trades.append(t)
+            parts["quotes"].append((0, where, q))
+            parts["trades"].append((1, where, t))
         if RTYPE_MBP0 in raws:
-            trades.append(_trades(raws[RTYPE_MBP0], ticks, where))
+            parts["trades"].append((0, where, _trades(raws[RTYPE_MBP0], ticks, where)))
         if RTYPE_MBO in raws:
-            book.append(_mbo(raws[RTYPE_MBO], ticks, where))
+            parts["book"].append((0, where, _mbo(raws[RTYPE_MBO], ticks, where)))
         skipped = {k: v for k, v in seen.items() if k not in RAW_DTYPES and k != RTYPE_DEF}
         stats[Path(where).name] = {
             "schema": str(meta.schema) if meta.schema is not None else "mixed",
@@ -323,7 +287,10 @@ def import_dbn(paths: list[str | Path]) -> Imported:
             "skipped_records": sum(skipped.values()),
             "definitions": len(defs),
             "actions": actions,
+            "repeats_dropped": {},
         }
+    _refuse_mixed_quotes(stats)
+    quotes, trades, book = (_once(parts[k], k, stats) for k in ("quotes", "trades", "book"))
     if not quotes and not trades and not book and not len(table):
         schemas = sorted({v["schema"] for v in stats.values()})
         raise ValueError(
@@ -339,12 +306,38 @@ def import_dbn(paths: list[str | Path]) -> Imported:
         out.book = sort_by_recv(np.concatenate(book))
     out.stats = {
         "dbn": stats,
+        "repeats_dropped": sum(n for st in stats.values() for n in st["repeats_dropped"].values()),
         "latency_ns": latency_by_type(out.quotes, out.trades, out.book),
     }
     return out
 
 
-def _mbp1(raw: np.ndarray, ticks: _Ticks, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _refuse_mixed_quotes(stats: dict[str, dict]) -> None:
+    """TBBO quotes are the book before each trade, MBP-1 quotes the book after each event:
+    both share `seq` and `ts_recv`, so one quotes file of both would hold two books."""
+    schemas = {name: st["schema"] for name, st in stats.items()}
+    tbbo = [n for n, s in schemas.items() if s == "tbbo"]
+    mbp1 = [n for n, s in schemas.items() if s == "mbp-1"]
+    if tbbo and mbp1:
+        raise ValueError(
+            f"{tbbo[0]} (tbbo) and {mbp1[0]} (mbp-1): their quotes are the book before each "
+            f"trade and after each event, and would mix in one file; import them separately"
+        )
+
+
+def _once(parts: list[tuple[int, str, np.ndarray]], kind: str, stats: dict) -> list[np.ndarray]:
+    """The parts less the records an earlier part (by priority, then file order) holds; the
+    repeats dropped are counted per file in `stats`."""
+    parts = sorted(parts, key=lambda p: p[0])
+    kept, dropped = drop_repeats([recs for _, _, recs in parts])
+    for (_, where, _), n in zip(parts, dropped, strict=True):
+        if n:
+            reps = stats[Path(where).name]["repeats_dropped"]
+            reps[kind] = reps.get(kind, 0) + n
+    return kept
+
+
+def _mbp1(raw: np.ndarray, ticks: Ticks, where: str) -> tuple[np.ndarray, np.ndarray]:
     q = ev.empty(ev.RecordType.QUOTE, len(raw))
     _header(q, raw)
     iid = raw["instrument_id"]
@@ -355,7 +348,7 @@ def _mbp1(raw: np.ndarray, ticks: _Ticks, where: str) -> tuple[np.ndarray, np.nd
     return q, _trades(raw[raw["action"] == b"T"], ticks, where)
 
 
-def _trades(raw: np.ndarray, ticks: _Ticks, where: str) -> np.ndarray:
+def _trades(raw: np.ndarray, ticks: Ticks, where: str) -> np.ndarray:
     t = ev.empty(ev.RecordType.TRADE, len(raw))
     _header(t, raw)
     t["px"] = ticks.convert(raw["instrument_id"], raw["price"], where, "trade price")
@@ -364,7 +357,7 @@ def _trades(raw: np.ndarray, ticks: _Ticks, where: str) -> np.ndarray:
     return t
 
 
-def _mbo(raw: np.ndarray, ticks: _Ticks, where: str) -> np.ndarray:
+def _mbo(raw: np.ndarray, ticks: Ticks, where: str) -> np.ndarray:
     keep = raw["action"] != b"N"  # "none": carries flags only, no book change
     raw = raw[keep]
     b = ev.empty(ev.RecordType.BOOK_DELTA, len(raw))

@@ -1,33 +1,35 @@
 """Which importer reads a file, told from its first bytes, and one import of many files.
 
 DBN (plain or zstd) or a Binance capture (plain or gzip); `import_files` groups the
-files by format and merges what each importer returns (`output.Imported`). The
-`redline import` command (pipeline/cli/import_files.py) is the front end.
+files by format and merges what each importer returns (`output.Imported`). A Parquet
+file is refused whatever `--format` says: one of ours needs no import, and no importer
+reads any other. The `redline import` command (pipeline/cli/import_files.py) is the
+front end.
 """
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
-import zstandard
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from redline.feeds.event_schema import SchemaError, record_type_from_schema
 from redline.feeds.importers import binance as binance_import
+from redline.feeds.importers import compressed
 from redline.feeds.importers import dbn as dbn_import
 from redline.feeds.importers.output import Imported
+from redline.feeds.instruments import InstrumentTable
 
 FORMATS = ("dbn", "binance")
+_PARQUET_MAGIC = b"PAR1"
 
 
 def detect_format(path: Path) -> str:
     """'dbn' or 'binance' from the file's first bytes; ValueError otherwise."""
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    if head[:4] == b"\x28\xb5\x2f\xfd":  # zstd
-        head = zstandard.ZstdDecompressor().decompressobj().decompress(head)
-    elif head[:2] == b"\x1f\x8b":  # gzip
-        with gzip.open(path, "rb") as g:
-            head = g.read(256)
+    head = compressed.head(path)
+    if head[:4] == _PARQUET_MAGIC:
+        raise ValueError(parquet_refusal(path))
     if head[:3] == b"DBN":
         return "dbn"
     first = head.split(b"\n", 1)[0]
@@ -40,15 +42,47 @@ def detect_format(path: Path) -> str:
     )
 
 
+def parquet_refusal(path: Path) -> str:
+    """Why a Parquet file is not imported, and what reads it instead."""
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        return f"{path}: a Parquet file that cannot be read ({exc}); import reads DBN and Binance captures"
+    try:
+        rtype = record_type_from_schema(schema)
+    except SchemaError:
+        pass
+    else:
+        return (
+            f"{path}: already a redline recording ({rtype.name} records); `redline inspect` "
+            f"and `redline publish` read it directly, no import needed"
+        )
+    if set(InstrumentTable().to_arrow().schema.names) <= set(schema.names):
+        return (
+            f"{path}: already a redline instrument table; it goes beside its recording as it "
+            f"is, no import needed"
+        )
+    return (
+        f"{path}: a Parquet file, but not a redline recording (columns "
+        f"{', '.join(schema.names[:6])}); import reads Databento DBN and Binance captures"
+    )
+
+
 def import_files(paths: list[Path], fmt: str | None = None) -> Imported:
     """Import every file (formats detected unless `fmt`) into one result."""
+    seen: dict[Path, Path] = {}
     for p in paths:
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such file")
+        if p.resolve() in seen:
+            raise ValueError(f"{p}: given twice (as {seen[p.resolve()]}); name each file once")
+        seen[p.resolve()] = p
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     groups: dict[str, list[Path]] = {}
     for p in paths:
+        if fmt is not None and compressed.head(p, 4) == _PARQUET_MAGIC:
+            raise ValueError(parquet_refusal(p))
         groups.setdefault(fmt or detect_format(p), []).append(p)
     parts: list[Imported] = []
     if "dbn" in groups:

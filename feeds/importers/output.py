@@ -1,12 +1,9 @@
-"""What an importer returns, and how it lands on disk.
+"""What an importer returns, and the Parquet file of one record type.
 
 One record type per Parquet file, each sorted by `ts_recv` (stable, so records
 with the same stamp keep the source's order), tagged with the record type in
-the schema metadata (`events.to_arrow`), plus the instrument table:
-
-    OUT/quotes.parquet  OUT/trades.parquet  OUT/book.parquet  OUT/instruments.parquet
-
-This is the layout `redline inspect` and replay read.
+the schema metadata (`events.to_arrow`), plus the instrument table. Where the
+files go, and how OUT is checked and replaced, is `destination.py`.
 """
 
 from __future__ import annotations
@@ -21,14 +18,10 @@ import pyarrow.parquet as pq
 
 from redline.feeds import event_schema as es
 from redline.feeds import events as ev
+from redline.feeds.importers import destination
+from redline.feeds.importers.destination import FILE_NAMES, INSTRUMENTS_FILE
 from redline.feeds.instruments import InstrumentTable
 
-FILE_NAMES: dict[ev.RecordType, str] = {
-    ev.RecordType.QUOTE: "quotes.parquet",
-    ev.RecordType.TRADE: "trades.parquet",
-    ev.RecordType.BOOK_DELTA: "book.parquet",
-}
-INSTRUMENTS_FILE = "instruments.parquet"
 _ROW_GROUP = 1 << 20  # rows per Parquet row group: replay reads a group at a time
 
 
@@ -76,14 +69,14 @@ class Imported:
             stats={**self.stats, **other.stats},
         )
 
-    def write(self, out: str | Path) -> dict[str, Path]:
-        """Write to a directory (one file per non-empty type plus the
-        instrument table), or to a single `.parquet` file when the import
-        holds exactly one record type (the table then goes beside it as
-        `<name>.instruments.parquet`). Returns what was written."""
+    def write(self, out: str | Path, overwrite: bool = False) -> dict[str, Path]:
+        """Write to a folder (one file per non-empty type plus the instrument table), or to
+        a single `.parquet` file when the import holds exactly one record type (the table
+        then goes beside it as `<name>.instruments.parquet`), by the rules of
+        `destination.py` (OUT not empty is refused unless `overwrite`). Returns what was
+        written."""
         out = Path(out)
         present = {t: a for t, a in self.by_type().items() if len(a)}
-        written: dict[str, Path] = {}
         if out.suffix == ".parquet":
             if len(present) != 1:
                 names = sorted(FILE_NAMES[t] for t in present) or ["nothing"]
@@ -91,21 +84,16 @@ class Imported:
                     f"{out}: this import holds {', '.join(names)}; give a directory as OUT "
                     f"to write one file per record type"
                 )
-            (rtype, recs), = present.items()  # fmt: skip
-            out.parent.mkdir(parents=True, exist_ok=True)
-            write_records(out, recs)
-            written[rtype.name.lower()] = out
-            inst_path = out.with_name(out.stem + "." + INSTRUMENTS_FILE)
+            paths = {t: out for t in present}
+            inst_path = destination.instruments_beside(out)
         else:
-            out.mkdir(parents=True, exist_ok=True)
-            for rtype, recs in present.items():
-                path = out / FILE_NAMES[rtype]
-                write_records(path, recs)
-                written[rtype.name.lower()] = path
+            paths = {t: out / FILE_NAMES[t] for t in present}
             inst_path = out / INSTRUMENTS_FILE
-        self.instruments.write(inst_path)
-        written["instruments"] = inst_path
-        return written
+        files = {paths[t]: (lambda p, r=recs: write_records(p, r)) for t, recs in present.items()}
+        files[inst_path] = self.instruments.write
+        destination.write(out, files, overwrite)
+        written = {t.name.lower(): paths[t] for t in present}
+        return {**written, "instruments": inst_path}
 
 
 def sort_by_recv(records: np.ndarray) -> np.ndarray:

@@ -1,10 +1,13 @@
-"""`redline import FILE... OUT [--format dbn|binance]`: recordings -> our Parquet.
+"""`redline import FILE... OUT [--format dbn|binance] [--overwrite]`: recordings -> our Parquet.
 
 Every supported source goes through this one command. The format of each
 file is read from its first bytes when `--format` is not given (DBN, plain
-or zstd; a Binance capture, plain or gzip). OUT is a directory (one file per
-record type plus `instruments.parquet`, see `feeds/importers/output.py`) or a `.parquet`
-file when the import holds a single record type.
+or zstd; a Binance capture, plain or gzip). OUT is a new or empty folder (one
+file per record type plus `instruments.parquet`) or a `.parquet` file when the
+import holds a single record type; `--overwrite` replaces an earlier import
+there (see `feeds/importers/destination.py`). A record two inputs both hold is
+written once and counted; a file cut short or corrupt stops the import with
+where it breaks, and nothing is written.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from redline.feeds.importers import dbn as dbn_import
+from redline.feeds.importers import destination
 from redline.feeds.importers.detect import FORMATS, import_files
 from redline.pipeline.cli.json_out import add_json_arg, write_json
 
@@ -27,6 +31,11 @@ def register(sub) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="FILE... OUT", help="input files, then OUT")
     p.add_argument("--format", choices=FORMATS, help="input format (default: detect per file)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier import in OUT (default: OUT must be new or empty)",
+    )
     add_json_arg(p)
     p.set_defaults(run=run)
 
@@ -35,10 +44,11 @@ def run(args) -> int:
     if len(args.paths) < 2:
         raise ValueError("give at least one FILE and the OUT directory or .parquet file")
     *files, out = (Path(p) for p in args.paths)
+    destination.check(out, args.overwrite)  # before the work, not after it
     t0 = time.perf_counter()
     imp = import_files(files, args.format)
     t_import = time.perf_counter() - t0
-    written = imp.write(out)
+    written = imp.write(out, args.overwrite)
     seconds = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in files)
     figures: dict[str, Any] = {
@@ -65,6 +75,11 @@ def run(args) -> int:
                 f"  {name}: skipped {st['skipped_records']:,} records of schema {st['schema']} "
                 f"(imported: {dbn_import.SUPPORTED})",
                 file=sys.stderr,
+            )
+        for kind, n in st["repeats_dropped"].items():
+            print(
+                f"  {name}: dropped {n:,} {kind} another input already holds "
+                f"(written once; a trades file's trades win)"
             )
     for key, value in imp.stats.items():
         if key.startswith("binance"):

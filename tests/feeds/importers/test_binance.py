@@ -276,5 +276,48 @@ def test_two_thread_scan_of_a_split_capture_gives_the_same_import(monkeypatch):
     assert one.stats == two.stats
     lines = data.split(b"\n")
     lines[-2] = b'77 {"e":"trade","s":"X"}'  # error in the second half: its physical line
-    with pytest.raises(ValueError, match=rf"cap line {len(lines) - 1}: missing or malformed"):
+    n = len(lines) - 1
+    with pytest.raises(ValueError, match=rf"cap: read {n - 1} lines, then line {n}: missing"):
         bi.import_bytes(b"\n".join(lines), where="cap")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        SMALL[5][:-9],  # the last line of a capture copied while it was written
+        "1500 <html>502 Bad Gateway</html>",
+        "1500 ",
+    ],
+)
+def test_a_line_that_is_not_json_stops_the_import_naming_it(bad):
+    data = "\n".join([*SMALL[:5], bad, SMALL[6]]).encode()
+    with pytest.raises(
+        ValueError,
+        match=r"^cap\.txt: read 5 lines, then line 6: not a JSON object \(the line is cut short "
+        r"or corrupt\): .*; nothing imported$",
+    ):
+        bi.import_bytes(data, where="cap.txt")
+
+
+def test_other_json_messages_are_counted_and_a_capture_of_only_those_refused():
+    reply = '1 {"result":null,"id":1}'
+    imp = bi.import_bytes("\n".join([reply, *SMALL]).encode())
+    assert imp.stats["binance"]["skipped_lines"] == 1
+    with pytest.raises(ValueError, match=r"cap: nothing to import: none of its 2 lines is a "):
+        bi.import_bytes(f"{reply}\n{reply}".encode(), where="cap")
+
+
+def test_a_gzip_capture_cut_short_says_how_many_lines_were_read(tmp_path):
+    text = random_capture(4, n_changes=3000)
+    packed = gzip.compress(text, compresslevel=1)
+    cut = tmp_path / "cap.gz"
+    cut.write_bytes(packed[: len(packed) - 50])
+    with pytest.raises(ValueError) as err:
+        bi.import_binance(cut)
+    msg = str(err.value)
+    lines = int(msg.split("read ")[1].split(" complete")[0].replace(",", ""))
+    assert 0 < lines <= text.count(b"\n")
+    assert msg == (
+        f"{cut}: read {lines:,} complete lines, then the gzip data ends inside a member at byte "
+        f"{len(packed) - 50:,} (the file is cut short); nothing imported"
+    )

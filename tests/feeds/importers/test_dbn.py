@@ -77,28 +77,12 @@ def test_mbo_becomes_l3_deltas_in_our_units(tmp_path):
     b = imp.book
     A = BookAction
     assert b["action"].tolist() == [
-        A.CLEAR,
-        A.ADD,
-        A.ADD,
-        A.ADD,
-        A.TRADE,
-        A.FILL,
-        A.DELETE,
-        A.UPDATE,
-        A.DELETE,
-    ]
+        A.CLEAR, A.ADD, A.ADD, A.ADD, A.TRADE, A.FILL, A.DELETE, A.UPDATE, A.DELETE,
+    ]  # fmt: skip
     assert b["px"].tolist() == [0, 20000, 20002, 20001, 20001, 20001, 20001, 20003, 20001]
     assert b["side"].tolist() == [
-        0,
-        Side.BID,
-        Side.ASK,
-        Side.BID,
-        Side.ASK,
-        Side.BID,
-        Side.BID,
-        Side.ASK,
-        Side.BID,
-    ]
+        0, Side.BID, Side.ASK, Side.BID, Side.ASK, Side.BID, Side.BID, Side.ASK, Side.BID,
+    ]  # fmt: skip
     assert b["order_id"].tolist() == [0, 1, 2, 3, 0, 3, 3, 2, 3]
     assert b["seq"].tolist()[3:] == [7, 8, 9, 10, 11, 12]
     assert (b["ts_recv"] - b["ts_event"]).tolist() == [5] * 9
@@ -197,12 +181,117 @@ def test_bad_files_are_named(tmp_path):
         di.import_dbn([off_grid, d])
     trunc = tmp_path / "trunc.dbn"
     trunc.write_bytes(raw[:-10])
-    with pytest.raises(ValueError, match=r"trunc\.dbn: truncated or corrupt record at byte 0"):
+    with pytest.raises(
+        ValueError,
+        match=rf"trunc\.dbn: read 0 complete records, then a record cut short or corrupt at byte "
+        rf"{len(raw) - 56} of the DBN stream; nothing imported",
+    ):
         di.import_dbn([trunc])
     junk = tmp_path / "junk.dbn"
     junk.write_bytes(b"PAR1 not dbn")
     with pytest.raises(ValueError, match=r"junk\.dbn: not a DBN stream"):
         di.import_dbn([junk])
+
+
+def many_mbo(n: int) -> list:
+    """`n` adds at varied prices and sizes: enough bytes for several zstd blocks."""
+    return [mbo(1000 + i, "A", "B", 20000 - i % 97, 1 + i % 13, i + 1, seq=i) for i in range(n)]
+
+
+def test_a_plain_file_cut_inside_a_record_says_how_many_records_came_before(tmp_path):
+    f = write_dbn(tmp_path / "a.dbn", dbn.Schema.MBO, many_mbo(100), compress=False)
+    raw = f.read_bytes()
+    meta_end = len(raw) - 100 * 56
+    f.write_bytes(raw[: meta_end + 41 * 56 + 20])  # 41 whole records, then 20 bytes of one
+    with pytest.raises(
+        ValueError,
+        match=rf"a\.dbn: read 41 complete records, then a record cut short or corrupt at byte "
+        rf"{meta_end + 41 * 56:,} of the DBN stream; nothing imported",
+    ):
+        di.import_dbn([f])
+
+
+def test_a_zstd_file_cut_short_is_refused_not_imported_in_part(tmp_path):
+    f = write_dbn(tmp_path / "a.dbn.zst", dbn.Schema.MBO, many_mbo(8000))
+    raw = f.read_bytes()
+    cut = len(raw) * 2 // 3
+    f.write_bytes(raw[:cut])
+    with pytest.raises(ValueError) as err:
+        di.import_dbn([f])
+    msg = str(err.value)
+    read = int(msg.split("read ")[1].split(" complete")[0].replace(",", ""))
+    assert 0 < read < 8000  # what decoded before the cut is said, and not imported
+    assert msg.endswith(
+        f"complete records, then the zstd data ends inside a frame at byte {cut:,} "
+        f"(the file is cut short); nothing imported"
+    )
+
+
+def test_a_dbn_file_cut_inside_its_metadata_is_named(tmp_path):
+    f = write_dbn(tmp_path / "a.dbn", dbn.Schema.MBO, MBO_RECS, compress=False)
+    f.write_bytes(f.read_bytes()[:40])
+    with pytest.raises(ValueError, match=r"a\.dbn: the DBN metadata needs \d+ bytes and the "
+                       r"stream ends at byte 40 \(the file is cut short\)"):  # fmt: skip
+        di.import_dbn([f])
+
+
+def trade_msg(ts, px, size, side, seq):
+    return dbn.TradeMsg(
+        publisher_id=1, instrument_id=5, ts_event=ts - 7, price=px * TICK, size=size,
+        action=dbn.Action.TRADE, side=dbn.Side(side), depth=0, ts_recv=ts, flags=L, sequence=seq,
+    )  # fmt: skip
+
+
+# one packet (seq 2) with two trades at two prices, then one trade alone (seq 4)
+OVERLAP_MBP1 = [
+    mbp1(10, "A", "B", 100, 5, (100, 5), (101, 2), seq=1),
+    mbp1(20, "T", "A", 100, 2, (100, 3), (101, 2), seq=2),
+    mbp1(20, "T", "A", 99, 1, (100, 3), (101, 2), seq=2),
+    mbp1(30, "A", "A", 102, 4, (100, 3), (101, 2), seq=3),
+    mbp1(40, "T", "B", 101, 2, (100, 3), (102, 4), seq=4),
+]
+# the trades file covers a longer window: one more trade (seq 5) the MBP-1 file does not have
+OVERLAP_TRADES = [
+    trade_msg(20, 100, 2, "A", 2),
+    trade_msg(20, 99, 1, "A", 2),
+    trade_msg(40, 101, 2, "B", 4),
+    trade_msg(50, 101, 7, "A", 5),
+]
+
+
+def overlapping_inputs(tmp_path: Path) -> tuple[Path, Path]:
+    mbp = write_dbn(tmp_path / "q.mbp-1.dbn.zst", dbn.Schema.MBP_1, OVERLAP_MBP1)
+    trades = write_dbn(tmp_path / "t.trades.dbn.zst", dbn.Schema.TRADES, OVERLAP_TRADES)
+    return mbp, trades
+
+
+@pytest.mark.parametrize("trades_first", [False, True])
+def test_mbp1_and_trades_files_of_one_window_give_every_trade_once(tmp_path, trades_first):
+    mbp, trades = overlapping_inputs(tmp_path)
+    imp = di.import_dbn([trades, mbp] if trades_first else [mbp, trades])
+    t = imp.trades
+    assert list(zip(t["seq"].tolist(), t["px"].tolist(), t["sz"].tolist(), strict=True)) == [
+        (2, 100, 2), (2, 99, 1), (4, 101, 2), (5, 101, 7),
+    ]  # fmt: skip
+    assert len(imp.quotes) == len(OVERLAP_MBP1)  # the quotes are the MBP-1 file's alone
+    # the MBP-1 file's copies are the ones dropped, and counted
+    assert imp.stats["dbn"][mbp.name]["repeats_dropped"] == {"trades": 3}
+    assert imp.stats["dbn"][trades.name]["repeats_dropped"] == {}
+    assert imp.stats["repeats_dropped"] == 3
+
+
+def test_mbp1_trades_alone_are_all_kept(tmp_path):
+    mbp, _ = overlapping_inputs(tmp_path)
+    imp = di.import_dbn([mbp])
+    assert imp.trades["seq"].tolist() == [2, 2, 4] and imp.stats["repeats_dropped"] == 0
+
+
+def test_tbbo_and_mbp1_quotes_are_not_mixed_in_one_import(tmp_path):
+    mbp, _ = overlapping_inputs(tmp_path)
+    tbbo = write_dbn(tmp_path / "b.tbbo.dbn.zst", dbn.Schema.TBBO, OVERLAP_MBP1[1:3])
+    with pytest.raises(ValueError, match=r"b\.tbbo\.dbn\.zst \(tbbo\) and q\.mbp-1\.dbn\.zst "
+                       r"\(mbp-1\): .* import them separately"):  # fmt: skip
+        di.import_dbn([mbp, tbbo])
 
 
 # --- real recordings (skipped without ../shared/realdata) ---
@@ -234,6 +323,11 @@ def test_real_mbp1_quotes_equal_the_files_top_of_book_record_for_record():
                         cme / "futures_definition.dbn.zst"]).trades  # fmt: skip
     for name in ("px", "sz", "ts_event", "ts_recv", "aggressor", "seq"):
         assert tr[name].tolist() == imp.trades[name].tolist()
+    # ...so both files in one import write each of them once
+    both = di.import_dbn([mbp, cme / "futures_trades_2024-07-01T23-58_2024-07-02T00-02.dbn.zst",
+                          cme / "futures_definition.dbn.zst"])  # fmt: skip
+    np.testing.assert_array_equal(both.trades, tr)
+    assert both.stats["dbn"][mbp.name]["repeats_dropped"] == {"trades": 120}
     assert imp.stats["latency_ns"]["quotes"]["excluded"] == sum(
         1 for r in recs if r.flags & (S | B)
     )

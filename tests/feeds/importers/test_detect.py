@@ -4,6 +4,7 @@ from pathlib import Path
 
 import databento_dbn as dbn
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -165,3 +166,28 @@ def test_merge_refuses_one_instrument_id_with_two_definitions():
     assert len(with_tick("0.25").merge(with_tick("0.25")).instruments) == 1
     with pytest.raises(ValueError, match="instrument 5 defined twice with different terms"):
         with_tick("0.25").merge(with_tick("0.5"))
+
+
+def test_parquet_files_are_refused_whatever_the_format_says(tmp_path):
+    from redline.feeds.importers.detect import parquet_refusal
+
+    ours = Path(__file__).resolve().parents[3] / "replay_data" / "market_trades.parquet"
+    for fmt in (None, "dbn", "binance"):
+        with pytest.raises(ValueError, match=r"already a redline recording \(TRADE records\); "
+                           r"`redline inspect` and `redline publish` read it directly"):  # fmt: skip
+            import_files([ours], fmt)
+    foreign = tmp_path / "prices.parquet"
+    pq.write_table(pa.table({"day": [1], "close": [2.5]}), foreign)
+    assert parquet_refusal(foreign) == (
+        f"{foreign}: a Parquet file, but not a redline recording (columns day, close); "
+        f"import reads Databento DBN and Binance captures"
+    )
+
+
+def test_a_file_given_twice_is_refused(inputs, tmp_path):
+    cap, _, _ = inputs
+    with pytest.raises(
+        ValueError, match=r"cap\.gz: given twice \(as .*cap\.gz\); name each file once"
+    ):
+        (tmp_path / "sub").mkdir()
+        import_files([cap, tmp_path / "sub" / ".." / "cap.gz"])
