@@ -1,14 +1,19 @@
 """`redline inspect PATH... [--json PATH]`: what a recording holds.
 
 Streams the files through `redline.feeds.replay.reader` (bounded memory, any length) and
-reports the schema, counts per record type and per instrument, the time span,
-sequence gaps and out-of-order receipt per source, and `ts_recv - ts_event`
-percentiles. `Inspection` is the accumulator, reusable on any stream of batches.
+reports the schema, counts per record type and per instrument, the time span (as UTC
+dates, overall and per file), sequence gaps and out-of-order receipt per source, and
+`ts_recv - ts_event` percentiles. An instrument table (`*_instruments.parquet`, written
+beside every recording) is read as one and listed, so `inspect replay_data/*.parquet`
+works. `Inspection` is the accumulator, reusable on any stream of batches.
 
 JSON keys (stable; counts are ints, times int ns since the epoch unless named _s):
 
-    files        [{path, record_type, rows, row_groups, bytes, columns: {name: arrow type}}]
-    skipped      [path]: Parquet files in a directory that are not event files
+    files        [{path, record_type, rows, row_groups, bytes, columns: {name: arrow type},
+                   ts_recv_first, ts_recv_last}]: first and last null for an empty file
+    instruments  [{path, instruments: [{instrument_id, symbol, tick_size, price_precision,
+                   lot_size, multiplier}]}]: instrument tables (decimals as strings)
+    skipped      [path]: Parquet files in a directory that are neither
     events       {total, by_record_type: {QUOTE: n, ...}, by_instrument: {"<id>": n}}
     span         {ts_recv_first, ts_recv_last, ts_event_min, ts_event_max, seconds}
                  (seconds: ts_recv_last - ts_recv_first; all null when there are no events)
@@ -17,7 +22,7 @@ JSON keys (stable; counts are ints, times int ns since the epoch unless named _s
     gaps         {total, missing}: summed over sources
     out_of_order {seq, ts_event}: summed over sources
     flags        {SNAPSHOT, BAD_TS_RECV, LAST, GAP_BEFORE}: records with each bit set
-    latency_ns   {count, excluded, negative, min, p50, p99, p999, max}
+    latency_ns   {count, excluded, negative, min, p50, p99, p999, max, clamped, saturated}
 
 Per source, in receive (`ts_recv`) order: `late` counts records whose `seq` is below
 one already seen (received out of sequence order); a late record fills a hole or, if
@@ -26,10 +31,12 @@ sequence numbers between the first and the last still missing at the end, `missi
 their total length. `ts_event_back` counts records whose `ts_event` is below one
 received earlier from the same source (events received out of event-time order).
 Latency excludes records flagged BAD_TS_RECV or SNAPSHOT (`excluded`); `negative`
-counts records received before their event time (clocks disagree; left out of the
-percentiles, `min` shows how far). Percentiles come from the HDR histogram of
-`redline.pipeline.observe.latency` (3 significant digits, 1 ns .. 60 s, larger values clamped
-there); `min` and `max` are exact.
+counts records received before their event time (the recorder's clock is behind the
+source's; left out of the percentiles, `min` shows by how much, and the text report says
+so). Percentiles come from the HDR histogram of `redline.pipeline.observe.latency`
+(3 significant digits, 1 ns .. 60 s): `clamped` counts latencies above 60 s, recorded as
+60 s, and `saturated` lists the percentile keys that sit at that ceiling (their figure is a
+floor, printed as ">= 60 s"); `min` and `max` are exact.
 """
 
 from __future__ import annotations
@@ -41,11 +48,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from redline.feeds.events import HEADER_FIELDS, Flag, RecordType
+from redline.feeds.instruments import InstrumentTable
 from redline.feeds.replay.reader import Replay
+from redline.pipeline.cli.inspect_text import print_report
 from redline.pipeline.cli.json_out import add_json_arg, write_json
-from redline.pipeline.observe.latency import StageHistogram
+from redline.pipeline.observe.latency import HIGHEST_NS, StageHistogram
 
 _EXCLUDED = int(Flag.BAD_TS_RECV) | int(Flag.SNAPSHOT)
 
@@ -238,70 +249,92 @@ class Inspection:
                 "negative": self.latency.negative,
                 "min": self.lat_min,
                 **pct,
+                "clamped": self.latency.clamped,
+                # a percentile in the clamped bucket is only a floor: name it, never a figure
+                "saturated": [
+                    k
+                    for k in ("p50", "p99", "p999")
+                    if self.latency.clamped and pct[k] is not None and pct[k] >= HIGHEST_NS
+                ],
             },
         }
 
 
+_TABLE_COLUMNS = frozenset(InstrumentTable().to_arrow().column_names)
+
+
+def _is_instrument_table(path: Path) -> bool:
+    """A Parquet file with the instrument table's columns (unreadable ones: not; the event
+    reader then names what is wrong with them)."""
+    try:
+        return set(pq.read_schema(path).names) >= _TABLE_COLUMNS
+    except (OSError, pa.ArrowException):
+        return False
+
+
+def _instrument_table(path: Path) -> dict[str, Any]:
+    rows = [
+        {
+            "instrument_id": i.instrument_id,
+            "symbol": i.symbol,
+            "tick_size": str(i.tick_size),
+            "price_precision": i.price_precision,
+            "lot_size": str(i.lot_size),
+            "multiplier": str(i.multiplier),
+        }
+        for i in InstrumentTable.read(path)
+    ]
+    return {"path": str(path), "instruments": rows}
+
+
+def _recv_span(path: Path) -> tuple[int | None, int | None]:
+    """First and last ts_recv of one file, from its Parquet statistics (no data read) when
+    the writer kept them, else from the ts_recv column alone."""
+    meta = pq.ParquetFile(path).metadata
+    lo: int | None = None
+    hi: int | None = None
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        col = next(group.column(c) for c in range(group.num_columns)
+                   if group.column(c).path_in_schema == "ts_recv")  # fmt: skip
+        st = col.statistics
+        if st is None or not st.has_min_max:
+            ts = pq.read_table(path, columns=["ts_recv"]).column("ts_recv").to_numpy()
+            return (int(ts.min()), int(ts.max())) if ts.size else (None, None)
+        lo = st.min if lo is None else min(lo, st.min)
+        hi = st.max if hi is None else max(hi, st.max)
+    return lo, hi
+
+
 def inspect_paths(paths: list[str | Path], batch_rows: int = 65536) -> dict[str, Any]:
     """The inspect report of `paths` (files or directories), as `--json` writes it."""
-    rep = Replay(paths, batch_rows=batch_rows)
+    tables = [Path(p) for p in paths if Path(p).is_file() and _is_instrument_table(Path(p))]
+    rep = Replay([p for p in paths if Path(p) not in tables], batch_rows=batch_rows)
+    tables += [p for p in rep.skipped if _is_instrument_table(p)]
     ins = Inspection()
     for rtype, recs in rep:
         ins.add(rtype, recs)
-    files = [
-        {
-            "path": str(f.path),
-            "record_type": f.rtype.name,
-            "rows": f.num_rows,
-            "row_groups": f.num_row_groups,
-            "bytes": f.path.stat().st_size,
-            "columns": {fld.name: str(fld.type) for fld in f.schema},
-        }
-        for f in rep.files
-    ]
-    return {"files": files, "skipped": [str(p) for p in rep.skipped], **ins.report()}
-
-
-def print_report(r: dict[str, Any]) -> None:
-    for f in r["files"]:
-        print(
-            f"{f['path']}: {f['record_type']}, {f['rows']:,} rows in {f['row_groups']} "
-            f"row groups, {f['bytes'] / 2**20:.1f} MB"
+    files = []
+    for f in rep.files:
+        first, last = _recv_span(f.path)
+        files.append(
+            {
+                "path": str(f.path),
+                "record_type": f.rtype.name,
+                "rows": f.num_rows,
+                "row_groups": f.num_row_groups,
+                "bytes": f.path.stat().st_size,
+                "columns": {fld.name: str(fld.type) for fld in f.schema},
+                "ts_recv_first": first,
+                "ts_recv_last": last,
+            }
         )
-    seen: set[str] = set()
-    for f in r["files"]:
-        if f["record_type"] not in seen:
-            seen.add(f["record_type"])
-            cols = ", ".join(f"{k}:{v}" for k, v in f["columns"].items())
-            print(f"  schema {f['record_type']}: {cols}")
-    for p in r["skipped"]:
-        print(f"{p}: skipped (not a redline event file)")
-    if not r["files"]:
-        print("no redline event files found")
-    ev = r["events"]
-    print(f"events: {ev['total']:,}")
-    print("  by record type: " + ", ".join(f"{k} {v:,}" for k, v in ev["by_record_type"].items()))
-    print("  by instrument:  " + ", ".join(f"{k}: {v:,}" for k, v in ev["by_instrument"].items()))
-    sp = r["span"]
-    if sp["seconds"] is not None:
-        print(
-            f"span: ts_recv {sp['ts_recv_first']} .. {sp['ts_recv_last']} ({sp['seconds']:.3f} s)"
-        )
-    for s, st in r["sources"].items():
-        print(
-            f"source {s}: {st['events']:,} events, seq {st['seq_first']}..{st['seq_last']}, "
-            f"{st['gaps']} gaps ({st['missing']} missing), {st['late']} late, "
-            f"{st['duplicates']} duplicates, {st['ts_event_back']} ts_event back"
-        )
-    oo = r["out_of_order"]
-    print(f"out of order: {oo['seq']:,} by seq, {oo['ts_event']:,} by ts_event")
-    lat = r["latency_ns"]
-    if lat["count"]:
-        print(
-            f"ts_recv - ts_event (ns): p50 {lat['p50']:,}  p99 {lat['p99']:,}  "
-            f"p99.9 {lat['p999']:,}  max {lat['max']:,}  (n={lat['count']:,}, "
-            f"{lat['excluded']:,} excluded, {lat['negative']:,} negative)"
-        )
+    return {
+        "files": files,
+        "instruments": [_instrument_table(p) for p in tables],
+        "skipped": [str(p) for p in rep.skipped if p not in tables],
+        **ins.report(),
+    }
 
 
 def register(sub) -> None:

@@ -1,14 +1,20 @@
 """`redline report JOURNAL`: the latency breakdown of a decision journal.
 
 Prints p50/p99/p99.9/max per stage, decisions by origin and deadline misses,
-writes three PNGs (latency histogram per stage, latency over time,
-decisions per second) and, with `--json`, the figures under the contract
-keys. Same accounting as the live metrics (`latency.LatencyStats`), so a
+writes three PNGs into STEM_report/ beside the journal (latency histogram per
+stage, latency over time with the budget line, decisions per second) and, with
+`--json`, the figures under the contract keys plus `worker_events` (the worker
+log's entries, null when there is none). Worker faults and restarts come from
+the worker log beside the journal (`observe/worker_log.py`) and are marked on
+both plots over time. A journal without decisions is an error: there is nothing
+to report. Same accounting as the live metrics (`latency.LatencyStats`), so a
 report and a scrape of the same run agree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +32,7 @@ from redline.pipeline.observe.latency import (
     counted,
     stage_durations,
 )
+from redline.pipeline.observe.worker_log import WorkerEvent, read_worker_log, worker_log_path
 
 PLOTS = ("latency_histograms.png", "latency_over_time.png", "decisions_per_second.png")
 _MAX_SCATTER = 50_000  # points drawn in the over-time plot; more only blurs it
@@ -75,8 +82,12 @@ def _us(ns: int | None) -> str:
     return "–" if ns is None else f"{ns / 1e3:,.1f}"
 
 
-def write_plots(decisions: np.ndarray, out: Path) -> list[Path]:
-    """Write the three PNGs into `out`; returns their paths."""
+def write_plots(
+    decisions: np.ndarray, out: Path, worker_events: Sequence[WorkerEvent] = ()
+) -> list[Path]:
+    """Write the three PNGs into `out`; returns their paths. `worker_events` (wall-clock
+    stamps, as the decisions carry) become a marker each on the two plots over time.
+    Legends sit outside the axes: they never hide the tail or the tallest bar."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -84,11 +95,33 @@ def write_plots(decisions: np.ndarray, out: Path) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / name for name in PLOTS]
-    durations = stage_durations(decisions)
     budget_us = _budget_us(decisions)
+    t0 = int(decisions["ts_decision"].min()) if decisions.size else 0
 
-    # 1. Histogram per stage, log-spaced bins on a log x axis.
-    fig, axes = plt.subplots(2, 4, figsize=(16, 7), constrained_layout=True)
+    fig = plt.figure(figsize=(16, 7.5), layout="constrained")
+    _histograms(fig, stage_durations(decisions), budget_us)
+    fig.savefig(paths[0], dpi=80)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(12, 4.5), layout="constrained")
+    _over_time(ax, decisions, t0, budget_us)
+    _mark_workers(ax, worker_events, t0)
+    _legend_outside(ax)
+    fig.savefig(paths[1], dpi=80)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(12, 4.5), layout="constrained")
+    _per_second(ax, decisions, t0)
+    _mark_workers(ax, worker_events, t0)
+    _legend_outside(ax)
+    fig.savefig(paths[2], dpi=80)
+    plt.close(fig)
+    return paths
+
+
+def _histograms(fig, durations: dict[str, np.ndarray], budget_us: float) -> None:
+    """One histogram per stage, log-spaced bins on a log x axis; one legend for all, below."""
+    axes = fig.subplots(2, 4)
     for ax, (stage, ns) in zip(axes.flat, durations.items(), strict=True):
         us = ns[ns > 0] / 1e3
         ax.set_title(stage)
@@ -102,22 +135,25 @@ def write_plots(decisions: np.ndarray, out: Path) -> list[Path]:
         ax.set_xlabel("µs")
         for q, style in ((50, "-"), (99, "--"), (99.9, ":")):
             ax.axvline(np.percentile(us, q), color="tab:red", linestyle=style, label=f"p{q}")
-        if stage == "tick_to_decision" and budget_us:
+        if stage == TICK_TO_DECISION and budget_us:
             ax.axvline(budget_us, color="black", linewidth=2, label=f"budget {budget_us:,.0f} µs")
-        ax.legend(fontsize="small")
+    handles: dict[str, object] = {}
+    for ax in axes.flat:  # the same lines in every panel: one legend entry each
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=4)
     fig.suptitle("latency per stage")
-    fig.savefig(paths[0], dpi=80)
-    plt.close(fig)
 
-    # 2. Tick-to-decision over time, with misses in red.
-    fig, ax = plt.subplots(figsize=(12, 4.5), constrained_layout=True)
+
+def _over_time(ax, decisions: np.ndarray, t0: int, budget_us: float) -> None:
+    """Tick-to-decision over time, p50/p99 per time bin, misses in red, the budget line."""
     rows = _latency_rows(decisions)
+    t = (rows["ts_decision"] - t0) / 1e9
+    lat_us = (rows["ts_decision"] - rows["ts_recv"]) / 1e3
+    step = max(1, rows.size // _MAX_SCATTER)
+    ax.scatter(t[::step], lat_us[::step], s=2, alpha=0.5, label="tick to decision")
     if rows.size:
-        t0 = rows["ts_decision"].min()
-        t = (rows["ts_decision"] - t0) / 1e9
-        lat_us = (rows["ts_decision"] - rows["ts_recv"]) / 1e3
-        step = max(1, rows.size // _MAX_SCATTER)
-        ax.scatter(t[::step], lat_us[::step], s=2, alpha=0.5, label="tick to decision")
         # p50 / p99 per time bin: the trend a cloud of points hides.
         edges = np.linspace(t.min(), t.max(), _TIME_BINS + 1)
         which = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, _TIME_BINS - 1)
@@ -129,38 +165,46 @@ def write_plots(decisions: np.ndarray, out: Path) -> list[Path]:
         missed = (rows["deadline"] != 0) & (rows["ts_decision"] > rows["deadline"])
         if missed.any():
             ax.scatter(t[missed], lat_us[missed], s=6, color="tab:red", label="deadline miss")
-        if budget_us:
-            ax.axhline(budget_us, color="black", linewidth=1.5, label=f"budget {budget_us:,.0f} µs")
         if (lat_us > 0).all():
             ax.set_yscale("log")
-        ax.legend(loc="upper right")
-    else:
-        ax.text(0.5, 0.5, "no decisions", ha="center", va="center", transform=ax.transAxes)
+    if budget_us:
+        ax.axhline(budget_us, color="black", linewidth=1.5, label=f"budget {budget_us:,.0f} µs")
     ax.set_xlabel("s since first decision")
     ax.set_ylabel("µs")
     ax.set_title("tick-to-decision latency over time")
-    fig.savefig(paths[1], dpi=80)
-    plt.close(fig)
 
-    # 3. Decisions per second, stacked by origin.
-    fig, ax = plt.subplots(figsize=(12, 4.5), constrained_layout=True)
-    if decisions.size:
-        sec = (decisions["ts_decision"] - decisions["ts_decision"].min()) // 1_000_000_000
-        n_bins = int(sec.max()) + 1
-        bottom = np.zeros(n_bins)
-        for origin in Origin:
-            per_s = np.bincount(sec[decisions["origin"] == origin], minlength=n_bins)
-            ax.bar(np.arange(n_bins), per_s, bottom=bottom, label=origin.name.lower(), width=1.0)
-            bottom += per_s
-        ax.legend(loc="upper right")
-    else:
+
+def _per_second(ax, decisions: np.ndarray, t0: int) -> None:
+    """Decisions per second, stacked by origin."""
+    if decisions.size == 0:  # `redline demo` plots whatever its run journaled
         ax.text(0.5, 0.5, "no decisions", ha="center", va="center", transform=ax.transAxes)
+        return
+    sec = (decisions["ts_decision"] - t0) // 1_000_000_000
+    n_bins = int(sec.max()) + 1
+    bottom = np.zeros(n_bins)
+    for origin in Origin:
+        per_s = np.bincount(sec[decisions["origin"] == origin], minlength=n_bins)
+        # bars start at their second: a marker at t s lands inside the bar of second t
+        ax.bar(np.arange(n_bins), per_s, bottom=bottom, label=origin.name.lower(), width=1.0,
+               align="edge")  # fmt: skip
+        bottom += per_s
     ax.set_xlabel("s since first decision")
     ax.set_ylabel("decisions / s")
     ax.set_title("decisions per second")
-    fig.savefig(paths[2], dpi=80)
-    plt.close(fig)
-    return paths
+
+
+def _mark_workers(ax, events: Sequence[WorkerEvent], t0: int) -> None:
+    """A vertical line per worker event: red dashed for a fault, green dotted for recovery."""
+    for e in events:
+        color, style = ("tab:red", "--") if e.fault else ("tab:green", ":")
+        why = f" ({e.why})" if e.why else ""
+        ax.axvline((e.ts_ns - t0) / 1e9, color=color, linestyle=style, linewidth=1.2,
+                   label=f"worker {e.worker} {e.what}{why}")  # fmt: skip
+
+
+def _legend_outside(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize="small")
 
 
 def _budget_us(decisions: np.ndarray) -> float:
@@ -176,24 +220,48 @@ def _latency_rows(decisions: np.ndarray) -> np.ndarray:
 
 
 def default_out_dir(journal: Path) -> Path:
+    """STEM_report/ beside the journal: run.arrow -> run_report/."""
     return journal.with_name(journal.stem + "_report")
 
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="latency breakdown and plots of a decision journal")
     p.add_argument("journal", type=Path, help="journal file written by the graph (Arrow IPC)")
-    p.add_argument("--out", type=Path, help="folder for the PNGs (default: JOURNAL_report/)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="folder for the PNGs (default: STEM_report/ beside the journal, e.g. "
+        "runs/run_report/ for runs/run.arrow)",
+    )
     add_json_arg(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     decisions = read_journal(args.journal)
+    if decisions.size == 0:
+        raise ValueError(
+            f"{args.journal}: the journal holds no decisions; nothing to report (did the graph "
+            "get events, and does a node decide on them? see `redline run`'s summary)"
+        )
+    events = read_worker_log(args.journal)
     figures = journal_figures(decisions)
+    figures["worker_events"] = None if events is None else [asdict(e) for e in events]
     console = Console()
     print_figures(figures, console)
+    t0 = int(decisions["ts_decision"].min())
+    if events is None:
+        console.print(
+            f"no worker log ({worker_log_path(args.journal).name} beside the journal): "
+            "the plots carry no fault or restart markers"
+        )
+    for e in events or ():
+        console.print(
+            f"worker {e.worker} {e.what} at {(e.ts_ns - t0) / 1e9:,.3f} s"
+            + (f" ({e.why})" if e.why else "")
+        )
     out = args.out if args.out is not None else default_out_dir(args.journal)
-    for path in write_plots(decisions, out):
+    for path in write_plots(decisions, out, events or ()):
         console.print(f"wrote {path}")
     write_json(args.json, figures)
     return 0

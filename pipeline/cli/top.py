@@ -4,6 +4,17 @@ Polls a `metrics.Metrics` endpoint, parses the scrape into a `Snapshot` and
 renders it with rich. Rates come from two snapshots and the graph's own
 uptime gauge, so they do not depend on when this process polled; the first
 frame (and `--once`) shows the average since the graph started.
+
+`--count N` prints N snapshots `--interval` apart and exits; `--json PATH`
+(one snapshot unless `--count` says more) writes them for scripts: the last
+snapshot's figures at the top level, every snapshot under `snapshots`. Keys
+(stable; counts are ints, latencies int ns, null where a stage has no samples):
+
+    uptime_s, events, decisions, decisions_by_origin {origin: n}, deadline_misses,
+    failovers, drops_by_edge {edge: n}, workers_up {worker: bool},
+    model_versions {worker: n}, latency_ns {p50, p99, p999, max} (tick to decision),
+    stages {stage: {count, p50, p99, p999, max}}, events_per_s, decisions_per_s
+    (rates since the previous snapshot, or since the graph started for the first)
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console, Group
@@ -19,6 +31,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from redline.pipeline.cli.json_out import add_json_arg, write_json
+from redline.pipeline.observe.latency import TICK_TO_DECISION
 from redline.pipeline.observe.metrics import DEFAULT_PORT, QUANTILES
 
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}/metrics"
@@ -150,22 +164,64 @@ def scrape(url: str, timeout_s: float = 2.0) -> Snapshot:
     return parse_scrape(text)
 
 
+def figures(cur: Snapshot, prev: Snapshot | None = None) -> dict[str, Any]:
+    """One snapshot as `--json` writes it (keys in the module docstring)."""
+
+    def ns(row: dict[str, float | None]) -> dict[str, int | None]:
+        return {
+            k: None if row.get(k) is None else round(row[k]) for k in ("p50", "p99", "p999", "max")
+        }
+
+    stages = {
+        name: {"count": int(row.get("count", 0)), **ns(row)}
+        for name, row in cur.stages.items()
+        if name != TICK_TO_DECISION
+    }
+    return {
+        "uptime_s": cur.uptime_s,
+        "events": int(cur.events),
+        "decisions": int(sum(cur.decisions.values())),
+        "decisions_by_origin": {k: int(v) for k, v in cur.decisions.items()},
+        "deadline_misses": int(cur.deadline_misses),
+        "failovers": int(cur.failovers),
+        "drops_by_edge": {k: int(v) for k, v in cur.drops.items()},
+        "workers_up": {k: bool(v) for k, v in cur.workers.items()},
+        "model_versions": {k: int(v) for k, v in cur.model_versions.items()},
+        "latency_ns": ns(cur.stages.get(TICK_TO_DECISION, {})),
+        "stages": stages,
+        **rates(cur, prev),
+    }
+
+
 def register(sub) -> None:
     p = sub.add_parser("top", help="show a running graph's metrics live in the terminal")
     p.add_argument("--url", default=DEFAULT_URL, help=f"metrics endpoint (default {DEFAULT_URL})")
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
     p.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    p.add_argument(
+        "--count",
+        type=int,
+        metavar="N",
+        help="print N snapshots, --interval apart, and exit (default with --json: 1)",
+    )
+    add_json_arg(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     if args.interval <= 0:
         raise ValueError(f"--interval must be > 0, got {args.interval}")
+    if args.count is not None and args.count < 1:
+        raise ValueError(f"--count {args.count}: give at least 1 snapshot")
+    if args.once and args.count not in (None, 1):
+        raise ValueError(f"--once and --count {args.count}: give one of them")
     console = Console()
     cur = scrape(args.url)
-    if args.once:
-        console.print(render(cur))
-        return 0
+    count = 1 if args.once else args.count
+    if count is None and args.json is not None:
+        count = 1  # a file for scripts: a snapshot, not a live screen
+    if count is not None:
+        return _snapshots(args, console, cur, count)
     prev: Snapshot | None = None
     try:
         with Live(render(cur), console=console, refresh_per_second=4) as live:
@@ -180,3 +236,17 @@ def run(args) -> int:
                 live.update(render(cur, prev))
     except KeyboardInterrupt:
         return 0
+
+
+def _snapshots(args, console: Console, cur: Snapshot, count: int) -> int:
+    """`count` snapshots printed one after another (a scrape that fails is the error)."""
+    prev: Snapshot | None = None
+    taken = []
+    for i in range(count):
+        if i:
+            time.sleep(args.interval)
+            prev, cur = cur, scrape(args.url)
+        console.print(render(cur, prev))
+        taken.append(figures(cur, prev))
+    write_json(args.json, {**taken[-1], "snapshots": taken})
+    return 0

@@ -25,6 +25,7 @@ import pyarrow as pa
 from redline.feeds.clock import Clock
 from redline.feeds.event_schema import SchemaError, arrow_schema, from_arrow, to_arrow
 from redline.feeds.events import DECISION_DTYPE, RecordType, empty
+from redline.pipeline.observe.worker_log import worker_log_path
 
 DEFAULT_FLUSH_INTERVAL_NS = 100_000_000  # 100 ms: at most this much is lost to a kill -9
 DEFAULT_CAPACITY = 8192  # rows buffered before a forced flush (~1.1 MB)
@@ -32,7 +33,8 @@ DEFAULT_CAPACITY = 8192  # rows buffered before a forced flush (~1.1 MB)
 
 def move_aside(path: str | os.PathLike) -> Path | None:
     """Keep an existing journal at `path` (an earlier or crashed run's) as `STEM.N.arrow`, the
-    first free N, so a new run can start at `path`; returns where it went, or None."""
+    first free N, so a new run can start at `path`; returns where it went, or None. Its
+    worker log (`worker_log.py`) goes with it, so a new run's faults are never mixed in."""
     path = Path(path)
     if not path.exists():
         return None
@@ -40,6 +42,9 @@ def move_aside(path: str | os.PathLike) -> Path | None:
     while (aside := path.with_name(f"{path.stem}.{n}{path.suffix}")).exists():
         n += 1
     path.rename(aside)
+    log = worker_log_path(path)
+    if log.exists():
+        log.rename(worker_log_path(aside))
     return aside
 
 

@@ -10,6 +10,7 @@ from redline.feeds import events as ev
 from redline.pipeline.cli import inspect_files as inspect_mod
 from redline.pipeline.cli import main as cli
 from redline.pipeline.cli.inspect_files import inspect_paths
+from redline.replay_data import DIR
 
 Q, T, S = ev.RecordType.QUOTE, ev.RecordType.TRADE, ev.RecordType.SENSOR
 BAD, SNAP = int(ev.Flag.BAD_TS_RECV), int(ev.Flag.SNAPSHOT)
@@ -127,7 +128,8 @@ def test_cli_writes_json_with_the_contract_keys(recording, tmp_path, capsys):
         "latency_ns",
     }  # fmt: skip
     assert set(data["latency_ns"]) == {
-        "count", "excluded", "negative", "min", "p50", "p99", "p999", "max",
+        "count", "excluded", "negative", "min", "p50", "p99", "p999", "max", "clamped",
+        "saturated",
     }  # fmt: skip
     text = capsys.readouterr().out
     assert "events: 8" in text and "2 gaps (3 missing)" in text
@@ -139,3 +141,91 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
     assert cli.main(["inspect", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.parquet: not a readable Parquet file" in err
+
+
+def test_the_obvious_glob_reads_the_instrument_table_as_one(tmp_path, capsys):
+    # `redline inspect replay_data/*.parquet` named the instrument table and was refused.
+    paths = sorted(str(p) for p in DIR.glob("*.parquet"))
+    assert any(p.endswith("market_instruments.parquet") for p in paths)
+    out = tmp_path / "i.json"
+    assert cli.main(["inspect", *paths, "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    (table,) = data["instruments"]
+    assert table["path"].endswith("market_instruments.parquet")
+    es_row = next(i for i in table["instruments"] if i["symbol"] == "ESZ6")
+    assert es_row == {
+        "instrument_id": 1, "symbol": "ESZ6", "tick_size": "0.25", "price_precision": 2,
+        "lot_size": "1", "multiplier": "50",
+    }  # fmt: skip
+    assert data["skipped"] == [] and len(data["files"]) == len(paths) - 1
+    assert data["events"]["total"] == sum(f["rows"] for f in data["files"])
+    text = capsys.readouterr().out
+    assert "market_instruments.parquet: instrument table, 4 instruments" in text
+    assert "ESZ6" in text and "0.015625" in text
+
+
+def test_an_unknown_parquet_file_is_still_one_line(tmp_path, capsys):
+    other = tmp_path / "prices.parquet"
+    pq.write_table(pa.table({"symbol": ["X"], "close": [1.5]}), other)
+    assert cli.main(["inspect", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "prices.parquet" in err and "match no record type" in err
+
+
+def _quotes(ts_recv, latency_ns, source=1):
+    q = ev.empty(Q, len(ts_recv))
+    q["ts_recv"] = ts_recv
+    q["ts_event"] = q["ts_recv"] - latency_ns
+    q["seq"] = np.arange(len(ts_recv))
+    q["source_id"], q["instrument_id"] = source, 1
+    return q
+
+
+def test_a_percentile_at_the_histogram_ceiling_is_named_not_printed(tmp_path, capsys):
+    # 5% of the events stamped two minutes before receipt: p99 and p99.9 sit at 60 s.
+    lat = np.full(1000, 20_000)
+    lat[::20] = 120_000_000_000
+    write(tmp_path / "q.parquet", _quotes(2_000_000_000_000_000_000 + np.arange(1000), lat))
+    out = tmp_path / "i.json"
+    assert cli.main(["inspect", str(tmp_path / "q.parquet"), "--json", str(out)]) == 0
+    lat_fig = json.loads(out.read_text())["latency_ns"]
+    assert lat_fig["clamped"] == 50 and lat_fig["saturated"] == ["p99", "p999"]
+    assert lat_fig["max"] == 120_000_000_000  # exact, beyond the ceiling
+    text = capsys.readouterr().out
+    line = next(x for x in text.splitlines() if x.startswith("ts_recv - ts_event"))
+    assert "p50 20,0" in line  # within HDR's 0.1%
+    assert "p99 >= 60 s (histogram ceiling)" in line and "p99.9 >= 60 s" in line
+    assert "60,0" not in line.split("max")[0]  # no ceiling printed as if it were a figure
+    assert "50 latencies above the histogram's 60 s ceiling" in text
+
+
+def test_spans_are_utc_dates_per_recording(tmp_path, capsys):
+    day1 = 1_795_076_100_000_000_000  # 2026-11-19 08:15:00 UTC
+    day2 = day1 + 30 * 3_600_000_000_000  # 30 h later: the next day
+    write(tmp_path / "a.parquet", _quotes(day1 + np.arange(3) * 60_000_000_000, 1000, source=1))
+    write(tmp_path / "b.parquet", _quotes(day2 + np.arange(2) * 1_500_000, 1000, source=2))
+    out = tmp_path / "i.json"
+    assert cli.main(["inspect", str(tmp_path), "--json", str(out)]) == 0
+    files = {f["path"][-9:]: f for f in json.loads(out.read_text())["files"]}
+    assert files["a.parquet"]["ts_recv_first"] == day1
+    assert files["b.parquet"]["ts_recv_last"] == day2 + 1_500_000
+    text = capsys.readouterr().out
+    assert "span (ts_recv, UTC): 2026-11-19 08:15:00.000000 .. 2026-11-20 14:15:00.001500 " \
+        "(30 h 0 min 0.002 s)" in text  # fmt: skip
+    assert "a.parquet: 2026-11-19 08:15:00.000000 .. 2026-11-19 08:17:00.000000 (2 min 0.000 s)" \
+        in text  # fmt: skip
+    assert "b.parquet: 2026-11-20 14:15:00.000000 .. 2026-11-20 14:15:00.001500 (1.500 ms)" in text
+    assert "cover 2 days (2026-11-19, 2026-11-20)" in text
+    assert "1795076100000000000" not in text  # no raw integers
+
+
+def test_records_received_before_their_event_time_are_said_with_the_offset(tmp_path, capsys):
+    # Every record stamped 3 ms after its receipt: the recorder's clock is behind.
+    write(tmp_path / "q.parquet", _quotes(10**18 + np.arange(5), -3_000_000))
+    out = tmp_path / "i.json"
+    assert cli.main(["inspect", str(tmp_path / "q.parquet"), "--json", str(out)]) == 0
+    lat = json.loads(out.read_text())["latency_ns"]
+    assert lat["count"] == 0 and lat["negative"] == 5 and lat["min"] == -3_000_000
+    text = capsys.readouterr().out
+    assert "5 records received before their event time (down to -3,000,000 ns)" in text
+    assert "the recorder's clock runs at least 3.000 ms behind the source's" in text

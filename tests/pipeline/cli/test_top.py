@@ -1,3 +1,4 @@
+import json
 import socket
 
 import numpy as np
@@ -125,3 +126,44 @@ def test_live_mode_polls_and_shows_rates_between_polls(endpoint, monkeypatch, ca
     out = capsys.readouterr().out
     assert "events 4,700 (700/s)" in out  # rate from the two polls, not since start
     assert "cannot scrape" in out
+
+
+def test_json_writes_one_snapshot_with_the_contract_keys(endpoint, tmp_path, capsys):
+    m, _, d, url = endpoint
+    path = tmp_path / "top.json"
+    assert main(["top", "--url", url, "--json", str(path)]) == 0  # no live screen: one snapshot
+    fig = json.loads(path.read_text())
+    assert fig["events"] == 4000 and fig["decisions"] == d.size
+    assert fig["decisions_by_origin"]["default"] == np.count_nonzero(d["origin"] == 3)
+    assert fig["failovers"] == 2 and fig["drops_by_edge"] == {"feed->prefetch": 12}
+    assert fig["workers_up"] == {"a": True, "b": False} and fig["model_versions"] == {"a": 5}
+    summary = m.latency.summary()
+    assert fig["latency_ns"]["p99"] == pytest.approx(summary["latency_ns"]["p99"], abs=1)
+    assert fig["latency_ns"]["max"] == summary["latency_ns"]["max"]
+    assert fig["stages"]["compute"]["count"] == m.latency.stages["compute"].count
+    assert "tick_to_decision" not in fig["stages"]
+    assert fig["events_per_s"] == 2000.0 and fig["uptime_s"] == 2.0
+    assert [s["events"] for s in fig["snapshots"]] == [4000]
+    assert "tick_to_decision" in capsys.readouterr().out
+
+
+def test_count_takes_n_snapshots_with_rates_between_them(endpoint, tmp_path, monkeypatch):
+    m, clock, _, url = endpoint
+
+    def fake_sleep(seconds: float) -> None:  # graph time moves, no real waiting
+        m.observe_events(500)
+        clock.advance(500_000_000)
+
+    monkeypatch.setattr("redline.pipeline.cli.top.time.sleep", fake_sleep)
+    path = tmp_path / "top.json"
+    assert main(["top", "--url", url, "--count", "3", "--json", str(path)]) == 0
+    fig = json.loads(path.read_text())
+    assert [s["events"] for s in fig["snapshots"]] == [4000, 4500, 5000]
+    assert [s["events_per_s"] for s in fig["snapshots"]] == [2000.0, 1000.0, 1000.0]
+    assert fig["events"] == 5000 and fig["uptime_s"] == 3.0  # the last one on top
+
+
+def test_a_count_below_one_is_one_line(endpoint, capsys):
+    _, _, _, url = endpoint
+    assert main(["top", "--url", url, "--count", "0"]) == 2
+    assert "--count 0: give at least 1 snapshot" in capsys.readouterr().err

@@ -12,7 +12,8 @@ import pytest
 from redline.feeds.clock import ReplayClock
 from redline.feeds.event_schema import SchemaError
 from redline.feeds.events import DECISION_DTYPE, RecordType, empty
-from redline.pipeline.observe.journal import Journal, read_journal
+from redline.pipeline.observe.journal import Journal, move_aside, read_journal
+from redline.pipeline.observe.worker_log import WorkerEvent, append_worker_events, read_worker_log
 
 MS = 1_000_000
 
@@ -177,3 +178,15 @@ def test_journal_survives_kill_9(tmp_path):
     np.testing.assert_array_equal(out["seq"], np.arange(out.size))
     np.testing.assert_array_equal(out["ts_decision"], out["seq"].astype(np.int64) * 7)
     assert (out["model_version"] == 3).all()
+
+
+def test_a_journal_moved_aside_takes_its_worker_log_with_it(tmp_path, make_decisions):
+    path = tmp_path / "run.arrow"
+    with Journal(path, clock=ReplayClock(0)) as j:
+        j.append(make_decisions(3))
+    crash = WorkerEvent(5, "a", "out", "crash")
+    append_worker_events(path, [crash])
+    aside = move_aside(path)
+    assert aside == tmp_path / "run.1.arrow" and read_journal(aside).size == 3
+    assert read_worker_log(aside) == [crash]
+    assert read_worker_log(path) is None  # the next run starts without the old faults
