@@ -265,6 +265,11 @@ class Arbiter:
         }
         return out
 
+    @property
+    def wall_offset_ns(self) -> int:
+        """Add to an `events_log` time to get wall-clock ns (the journal's stamps)."""
+        return self._wall
+
     def events_log(self) -> list[tuple[int, str, str, str]]:
         """What happened to the workers, in time order: (t mono, worker, what, why)."""
         return sorted([*self.log, *self.recovery.log], key=lambda e: e[0])

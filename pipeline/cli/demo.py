@@ -33,6 +33,7 @@ from redline.pipeline.cli.folders import output_folder
 from redline.pipeline.cli.json_out import add_json_arg, write_json
 from redline.pipeline.graph import config as gc
 from redline.pipeline.graph.runtime import Runtime
+from redline.pipeline.observe.worker_log import worker_log_path
 from redline.replay_data import DIR
 
 RECORDINGS = ("market_quotes.parquet", "market_trades.parquet")
@@ -189,8 +190,9 @@ def run(args) -> int:
         )
     out = Path(args.out or tempfile.mkdtemp(prefix="redline-demo-"))
     journal = out / "journal.arrow"
-    if journal.exists():
-        journal.unlink()  # a demo rerun into the same folder starts a new journal
+    # A demo rerun into the same folder starts a new journal and worker log.
+    journal.unlink(missing_ok=True)
+    worker_log_path(journal).unlink(missing_ok=True)
     total = count_events(paths, args.seconds, args.instruments)
     port = _free_port()
     spec = demo_graph(port, journal, args.instruments, args.model)
@@ -230,8 +232,9 @@ def run(args) -> int:
     _print_summary(figures, result)
     from redline.pipeline.cli.report import write_plots
     from redline.pipeline.observe.journal import read_journal
+    from redline.pipeline.observe.worker_log import read_worker_log
 
-    plots = write_plots(read_journal(journal), out)
+    plots = write_plots(read_journal(journal), out, read_worker_log(journal) or ())
     result.print(f"report: {journal} and {', '.join(p.name for p in plots)} in {out}")
     write_json(args.json, figures)
     return code if figures["lost_decisions"] == 0 else 1

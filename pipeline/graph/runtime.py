@@ -179,8 +179,25 @@ class Runtime:
                 self.metrics.stop()
             self.ended_ns = self.clock.now_ns()
             self._count_losses()
+            self._write_worker_log()
             self.close()
         return EXIT_LOST if self.lost else 0
+
+    def _write_worker_log(self) -> None:
+        """What happened to the workers, beside this process's journal (observe/worker_log.py),
+        so `redline report` can mark each fault and restart. A process without both an arbiter
+        and a journal (one node per process) writes none."""
+        from redline.pipeline.observe.worker_log import WorkerEvent, append_worker_events
+
+        arbiters = [n.arb for n in self.nodes.values() if isinstance(n, gn.ArbiterNode)]
+        events = [
+            WorkerEvent(t + a.wall_offset_ns, worker, what, why)
+            for a in arbiters
+            for t, worker, what, why in a.events_log()
+        ]
+        for n in self.nodes.values():
+            if isinstance(n, gn.JournalNode) and n.journal is not None:
+                append_worker_events(n.journal.path, events)
 
     def _count_losses(self) -> None:
         """What nodes cut off at the drain timeout still held, per node: records taken in

@@ -9,6 +9,7 @@ from redline.feeds.events import Origin
 from redline.pipeline.cli import main as cli
 from redline.pipeline.cli.demo import RECORDINGS, count_events
 from redline.pipeline.observe.journal import read_journal
+from redline.pipeline.observe.worker_log import read_worker_log
 from redline.replay_data import DIR
 
 
@@ -33,6 +34,12 @@ def test_demo_accounts_for_every_event_and_fails_over(tmp_path):
     assert set(f["latency_ns"]) == {"p50", "p99", "p999", "max"} and f["latency_ns"]["p50"] > 0
     assert {Origin(o).name.lower() for o in set(d["origin"])} <= set(f["decisions_by_origin"])
     assert (tmp_path / "latency_histograms.png").stat().st_size > 0
+    # the kill is in the worker log beside the journal (the plots mark it), at the journal's time
+    events = read_worker_log(tmp_path / "journal.arrow")
+    faults = [e for e in events if e.fault]
+    assert faults and faults[0].worker == "A"
+    assert d["ts_decision"].min() < faults[0].ts_ns < d["ts_decision"].max()
+    assert any(e.what == "restart" for e in events)
 
 
 @pytest.mark.parametrize(

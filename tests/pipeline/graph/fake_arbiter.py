@@ -82,6 +82,11 @@ class FakeArbiter:
         score = np.where(recs["input_seq"] % 2 == 0, 0.9, -0.9).astype(np.float32)
         return Decisions(recs, score[:, None], np.zeros(len(recs), bool))
 
+    wall_offset_ns = 0  # no workers: nothing happens to them
+
+    def events_log(self) -> list:
+        return []
+
     def close(self) -> None:
         self.closed = True
 
