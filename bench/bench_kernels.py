@@ -13,6 +13,9 @@ and torch.compile; batch-4096 bf16 throughput of each with the roofline.
 Without CUDA the GPU section prints that its figures are pending.
 
     .venv/bin/python bench/bench_kernels.py [--calls 20000] [--json PATH]
+
+The plan's CPU path against the simplest calls of the same shape per batch size, median
+and min-max of several runs, is bench/bench_cpu_mlp.py.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from torch import nn
 import redline.kernels as rk
 from redline.kernels.features import N_FEATURES, FeatureState, merge_order
 from redline.kernels.plans.calibration import calibration_features, synthetic_market
-from redline.kernels.plans.demo_model import demo_model
+from redline.kernels.plans.demo_model import bundled_model, demo_model
 from redline.pipeline.cli.json_out import write_json
 
 # H100 SXM datasheet peaks: dense bf16 tensor-core FLOP/s and HBM3 bytes/s.
@@ -302,11 +305,14 @@ def main() -> None:
         f"threads {torch.get_num_threads()}, cuda {torch.cuda.is_available()}"
     )
     report: dict = {}
-    demo = demo_model()
+    demo = bundled_model()  # what the demo graph runs
+    gelu = demo_model()
     floors = nn.Sequential(
         nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 16)
     ).eval()
-    for name, model in (("demo 14-64-64-1 GELU/ReLU", demo), ("FLOORS 32-64-64-16 ReLU", floors)):
+    models = (("bundled demo 14-32-32-1 ReLU", demo), ("seeded 14-64-64-1 GELU/ReLU", gelu),
+              ("FLOORS 32-64-64-16 ReLU", floors))  # fmt: skip
+    for name, model in models:
         rows = bench_mlp_cpu(model, args.calls, args.warmup)
         table(f"MLP batch 1, CPU: {name}", rows, "torch eager nn.Module (no_grad)")
         report[f"mlp_cpu_batch1[{name}]"] = rows

@@ -33,8 +33,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "GRUPlan": ("plans.plan", "GRUPlan"),
     "PrecisionBound": ("plans.precision_gate", "PrecisionBound"),
     "PrecisionRefusedError": ("plans.precision_gate", "PrecisionRefusedError"),
-    "FEATURE_NAMES": ("features", "FEATURE_NAMES"),
-    "N_FEATURES": ("features", "N_FEATURES"),
+    "FEATURE_NAMES": ("feature_names", "FEATURE_NAMES"),
+    "N_FEATURES": ("feature_names", "N_FEATURES"),
     "FeatureState": ("features", "FeatureState"),
     "demo_model": ("plans.demo_model", "demo_model"),
 }

@@ -25,30 +25,15 @@ import numpy as np
 
 from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE, Side
 
+# The input names live apart so that a plan's loader reads them without importing numba.
+from redline.kernels.feature_names import FEATURE_NAMES as FEATURE_NAMES
+from redline.kernels.feature_names import N_FEATURES
+
 MS = 1_000_000
 EMA_HALF_LIVES_NS = (100 * MS, 1_000 * MS, 10_000 * MS, 60_000 * MS)
 RV_HALF_LIVES_NS = (1_000 * MS, 10_000 * MS)
 FLOW_HALF_LIVES_NS = (1_000 * MS, 10_000 * MS)
 
-# The model input of the graph's demo model, in this order. All are scale-free
-# and O(1)-O(100), so one fp32 MLP sees every instrument alike.
-FEATURE_NAMES: tuple[str, ...] = (
-    "mid_vs_ema_100ms_bp",  # 1e4 * log(mid / EMA of mid), per half-life
-    "mid_vs_ema_1s_bp",
-    "mid_vs_ema_10s_bp",
-    "mid_vs_ema_60s_bp",
-    "ret_bp",  # 1e4 * log return of mid at the last quote
-    "rv_1s_bp",  # realised volatility: sqrt(decayed sum of ret_bp^2)
-    "rv_10s_bp",
-    "imbalance",  # (bid_sz - ask_sz) / (bid_sz + ask_sz), in [-1, 1]
-    "micro_vs_mid",  # (microprice - mid) / spread, in [-0.5, 0.5]
-    "spread_bp",  # 1e4 * (ask - bid) / mid
-    "flow_1s",  # decayed signed trade size / decayed |size|, in [-1, 1]
-    "flow_10s",
-    "trade_vs_mid_bp",  # 1e4 * log(last trade px / mid then)
-    "log_quote_dt_ms",  # log1p(ms since the previous quote)
-)
-N_FEATURES = len(FEATURE_NAMES)
 
 # Float state columns (besides the features themselves, kept in F_*).
 _MID, _EMA0, _RV0, _FS0, _FA0 = 0, 1, 5, 7, 9  # mid, 4 EMAs, 2 RV sums, 2+2 flow sums

@@ -13,7 +13,8 @@ exactly what a worker will feed the model.
 Target: the move of the instrument's mid over the next `HORIZON_NS`, in
 spreads, clipped to [-1, 1]; so the output reads as a score for
 `strategies.signal_trader` (above its threshold: trade). Standardisation is
-folded into the first layer, so the saved plan takes the raw inputs.
+folded into the first layer, so the saved plan takes the raw inputs; its manifest
+names them (`input_features`), so a worker fed other features refuses it.
 
 Deterministic: fixed seed, one thread, full-batch Adam; a few seconds on a
 2-vCPU VM. The first 80% of the recording (by time) trains, the rest reports
@@ -32,6 +33,7 @@ from torch import nn
 
 from redline.feeds.events import RecordType
 from redline.kernels import compile as compile_plan
+from redline.kernels.feature_names import FEATURE_NAMES, window_feature_names
 from redline.kernels.features import N_FEATURES
 from redline.replay_data import DIR
 
@@ -129,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(train_idx) > MAX_TRAIN_ROWS:
         train_idx = np.sort(rng.choice(train_idx, MAX_TRAIN_ROWS, replace=False))
     model = train(feats[train_idx], y[train_idx])
-    plan = compile_plan(model, precision="fp32", device="cpu")
+    names = FEATURE_NAMES if k == N_FEATURES else window_feature_names(k)
+    plan = compile_plan(model, precision="fp32", device="cpu", input_features=names)
     with torch.no_grad():
         out = model(torch.from_numpy(feats[is_test].astype(np.float32))).numpy()[:, 0]
     corr = float(np.corrcoef(out, y[is_test])[0, 1])

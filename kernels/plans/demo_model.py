@@ -1,14 +1,20 @@
-"""The graph's demo model: features (FEATURE_NAMES) -> one trading score.
+"""The graph's models: the bundled trained demo model, and a seeded untrained one.
 
-A small seeded MLP, N_FEATURES -> 64 -> 64 -> 1 with GELU/ReLU, the shape
-FLOORS.md measures. Its weights are not trained: it exists so the graph,
-the workers and the benchmarks have the same deterministic model to run.
-The output layer is rescaled so that on features of the bundled recordings
-(`calibration.recorded_features`) the score has median 0 and standard
-deviation 1: on the demo data both signs (buy / sell) occur about equally.
+`bundled_model()` is "the demo model" the README and the demo graph run: the trained
+FEATURE_NAMES -> 32 -> 32 -> 1 ReLU MLP of `replay_data/model` (written by
+strategies/train_demo_model.py), rebuilt as an nn.Sequential so that `redline plan` can
+compile and gate it at another precision.
+
+`demo_model(seed)` is a small seeded MLP, N_FEATURES -> 64 -> 64 -> 1 with GELU/ReLU, the
+shape FLOORS.md measures. Its weights are not trained: it exists so the precision gate's
+tests and the benchmarks have a deterministic model with a GELU to run. The output layer is
+rescaled so that on features of the bundled recordings (`calibration.recorded_features`) the
+score has median 0 and standard deviation 1: both signs (buy / sell) occur about equally.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -17,10 +23,37 @@ from redline.kernels.features import N_FEATURES
 from redline.kernels.plans.calibration import recorded_features
 
 HIDDEN = 64
+_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+
+
+def bundled_model_dir() -> Path:
+    """replay_data/model: the bundled trained plan (fp32)."""
+    from redline.replay_data import DIR
+
+    return DIR / "model"
+
+
+def bundled_model() -> nn.Sequential:
+    """The bundled trained demo model as an fp32 nn.Sequential in eval mode."""
+    from redline.kernels.plans.storage import load_plan
+
+    plan = load_plan(bundled_model_dir(), device="cpu", backend="cpu")
+    if plan.kind != "mlp" or plan.precision != "fp32":
+        raise ValueError(f"{bundled_model_dir()}: expected an fp32 MLP plan, got {plan!r}")
+    modules: list[nn.Module] = []
+    for layer in plan.layers:
+        linear = nn.Linear(layer.in_features, layer.out_features)
+        with torch.no_grad():
+            linear.weight.copy_(layer.weight)
+            linear.bias.copy_(layer.bias)
+        modules.append(linear)
+        if layer.activation != "none":
+            modules.append(_ACTIVATIONS[layer.activation]())
+    return nn.Sequential(*modules).eval()
 
 
 def demo_model(seed: int = 0) -> nn.Sequential:
-    """The demo MLP in eval mode; the same seed gives the same weights."""
+    """The seeded untrained MLP in eval mode; the same seed gives the same weights."""
     g = torch.Generator().manual_seed(seed)
     model = nn.Sequential(
         nn.Linear(N_FEATURES, HIDDEN), nn.GELU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),

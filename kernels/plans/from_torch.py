@@ -115,6 +115,7 @@ def compile(
     version: str | None = None,
     calibration: np.ndarray | torch.Tensor | None = None,
     bound: PrecisionBound | None = None,
+    input_features: tuple[str, ...] | list[str] | None = None,
 ) -> Plan:
     """Turn `module` into a plan. `precision`: fp32, fp16, bf16 or int8 (weight-only,
     MLP only). `device` None: CUDA if present, else CPU. `backend` "auto" picks the
@@ -123,7 +124,9 @@ def compile(
     recorded in the manifest and on decisions (default: `<kind>-<sha256[:12]>`).
     `calibration` [B, K] (e.g. `calibration.calibration_features()`): run the
     precision gate against fp32 with `bound` (default: the precision's preset);
-    the report is kept as `plan.gate_report`.
+    the report is kept as `plan.gate_report`. `input_features`: the names of the inputs the
+    model was trained on (e.g. `FEATURE_NAMES`), saved in the manifest so that a worker fed
+    other features refuses the plan.
 
     Raises UnsupportedModelError naming the first layer without a kernel, and
     PrecisionRefusedError when the plan is over its bound.
@@ -142,6 +145,13 @@ def compile(
                 f"{_SUPPORTED}"
             )
         plan = MLPPlan(_mlp_layers(module, precision), precision, backend, device, version)
+    if input_features is not None:
+        if len(input_features) != plan.in_features:
+            raise ValueError(
+                f"input_features names {len(input_features)} inputs, the model takes "
+                f"{plan.in_features}"
+            )
+        plan.input_features = tuple(input_features)
     plan.gate_report = None
     if calibration is not None:
         plan.gate_report = gate_plan(plan, module, calibration, bound)

@@ -6,11 +6,12 @@ precision and one executor, picked when the plan is built:
 
 - backend "triton": the fused kernels on a CUDA device (or on the CPU under
   TRITON_INTERPRET=1, for tests; force it with `backend="triton"`).
-- backend "cpu": fp32 on the CPU, numpy at batch 1 and `torch.addmm` above
-  (see `cpu_mlp.py` for why); selected automatically when there is no CUDA.
+- backend "cpu": fp32 on the CPU, numpy up to 64 rows and `torch.addmm` above
+  (see `cpu_mlp.py` for the measurements); selected automatically when there is no CUDA.
 
 Hot path: `plan.run_into(x, out)` writes into a preallocated `out` and
-allocates no buffers (batch 1, CPU path; device tensors on the Triton path).
+allocates no buffers (up to `max_batch` rows on the CPU path; device tensors on
+the Triton path).
 Plans are not thread-safe: one plan per worker thread.
 """
 
@@ -56,26 +57,30 @@ def resolve_backend(backend: str, device: str | torch.device | None) -> tuple[st
     return backend, dev
 
 
-def _as_row_np(a: Any, width: int, what: str) -> np.ndarray:
-    """A float32 C-contiguous [K] or [1, K] array/tensor as a [1, K] numpy view (no copy)."""
+def _as_rows_np(a: Any, width: int, what: str) -> np.ndarray:
+    """A float32 C-contiguous [K] or [B, K] array/tensor as a [B, K] numpy view (no copy)."""
+    hot = type(a) is np.ndarray and a.ndim == 2 and a.shape[1] == width
+    if hot and a.dtype == np.float32 and a.flags.c_contiguous:  # the hot path's own buffers
+        return a
     if isinstance(a, torch.Tensor):
         if a.device.type != "cpu":
             raise ValueError(f"{what} is on {a.device}; the CPU path takes host memory")
         a = a.detach().numpy()
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{what} must be a numpy array or torch tensor, got {type(a).__name__}")
-    if a.dtype != np.float32 or not a.flags.c_contiguous or a.size != width or a.ndim > 2:
+    if a.dtype != np.float32 or not a.flags.c_contiguous or a.shape[-1:] != (width,) or a.ndim > 2:
         raise ValueError(
-            f"{what} must be C-contiguous float32 [{width}] or [1, {width}], "
+            f"{what} must be C-contiguous float32 [{width}] or [B, {width}], "
             f"got {a.dtype} {a.shape}"
         )
-    return a.reshape(1, width)
+    return a.reshape(-1, width)
 
 
 class Plan:
     """What every plan has: identity, widths, precision, checksum and save()."""
 
     kind: str = ""
+    input_features: tuple[str, ...] | None = None  # names of the inputs, saved in the manifest
 
     def __init__(
         self,
@@ -169,6 +174,7 @@ class MLPPlan(Plan):
             self._stage_out = torch.empty((1, self.out_features), device=dev)
         else:
             self._cpu = CpuMLP(layers)
+            self.max_batch = self._cpu.max_batch  # rows per run_into on numpy (CpuEngine reads it)
 
     def architecture(self) -> dict[str, Any]:
         return {
@@ -193,28 +199,31 @@ class MLPPlan(Plan):
         if self.backend == "triton":
             y = fused_mlp(x.to(self.device), self._dev_layers, self.precision)
             return y.to(x.device)
-        if x.shape[0] == 1 and x.device.type == "cpu":
-            # numpy at batch 1; np.empty + from_numpy is cheaper than torch.empty.
+        if 0 < x.shape[0] <= self._cpu.max_batch and x.device.type == "cpu":
+            # numpy at small batches (cpu_mlp.py); np.empty + from_numpy beats torch.empty.
             xn = (x if x.dtype == torch.float32 else x.float()).detach().numpy()
             if not xn.flags.c_contiguous:
                 xn = np.ascontiguousarray(xn)
-            out = np.empty((1, self.out_features), np.float32)
+            out = np.empty((x.shape[0], self.out_features), np.float32)
             return torch.from_numpy(self._cpu.forward_numpy_into(xn, out))
         return self._cpu.forward_torch(x.detach().to("cpu")).to(x.device)
 
     def run_into(self, x: np.ndarray | torch.Tensor, out: np.ndarray | torch.Tensor) -> None:
-        """Hot-path batch-1 entry: write the output for `x` into `out`.
+        """Hot-path entry: write the output for `x` into `out`.
 
-        CPU backend: `x` is float32 C-contiguous [K] or [1, K] (numpy or CPU
-        tensor), `out` float32 [N] or [1, N]; nothing is allocated. Triton
+        CPU backend: `x` is float32 C-contiguous [K] or [B, K] (numpy or CPU
+        tensor), `out` float32 [N] or [B, N]; up to `max_batch` rows nothing is
+        allocated (more rows go through torch.addmm, which allocates). Triton
         backend: torch tensors [B, K] / [B, N] fp32; on the plan's device they
         are used in place (one launch, no allocation), host tensors of batch 1
         go through staging buffers allocated when the plan was built.
         """
         if self.backend == "cpu":
-            xr = _as_row_np(x, self.in_features, "x")
-            outr = _as_row_np(out, self.out_features, "out")
-            self._cpu.forward_numpy_into(xr, outr)
+            xr = _as_rows_np(x, self.in_features, "x")
+            outr = _as_rows_np(out, self.out_features, "out")
+            if len(xr) != len(outr):
+                raise ValueError(f"x has {len(xr)} rows, out {len(outr)}")
+            self._cpu.run_into(xr, outr)
             return
         if not (isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor)):
             raise TypeError("a Triton plan's run_into takes torch tensors (pinned host or device)")

@@ -18,6 +18,8 @@ COMMANDS: tuple[str, ...] = (
     "redline.pipeline.cli.run",
     "redline.pipeline.cli.top",
     "redline.pipeline.cli.plan",
+    "redline.pipeline.cli.keygen",
+    "redline.pipeline.cli.sign",
     "redline.pipeline.cli.import_files",
     "redline.pipeline.cli.book_check",
     "redline.pipeline.cli.worker",

@@ -1,6 +1,7 @@
 """`redline worker`: one inference worker process (the arbiter starts two).
 
     redline worker --backend cpu|cuda --device N --model DIR --endpoint ADDR [--fault SPEC]
+                   [--trusted-key HEX ... [--require-signed]]
 
 The arbiter spawns `python -m redline.pipeline.cli.worker ARGS`, which imports only this module
 and the worker (pipeline/workers/process.py), not every other command: a restart is on the
@@ -27,7 +28,23 @@ def register(sub) -> None:
     p.add_argument("--heartbeat-ms", type=float, default=5.0)
     p.add_argument("--max-instruments", type=int, default=1024)
     p.add_argument("--scale", type=float, default=1.0, help="multiplies window feature values")
-    p.add_argument("--features", choices=("auto", "kernels", "window"), default="auto")
+    p.add_argument(
+        "--features",
+        choices=("auto", "kernels", "window"),
+        default="auto",
+        help="what feeds the model; auto: what the plan's input_features name, else the kernel "
+        "features (kernels/plans/inputs.py)",
+    )
+    p.add_argument(
+        "--trusted-key",
+        action="append",
+        default=[],
+        metavar="HEX",
+        help="public key whose plan signatures are accepted (repeatable; redline keygen)",
+    )
+    p.add_argument(
+        "--require-signed", action="store_true", help="refuse a plan not signed by a trusted key"
+    )
     p.add_argument(
         "--parent-pid", type=int, default=0, help="exit when this process is no longer the parent"
     )
@@ -37,10 +54,14 @@ def register(sub) -> None:
 def run(args) -> int:
     if args.heartbeat_ms <= 0:
         raise ValueError(f"--heartbeat-ms must be > 0, got {args.heartbeat_ms}")
+    from redline.kernels.plans.signing import Trust
+
     faults = FaultPlan(FaultSpec.parse(args.fault))
+    trust = Trust(args.require_signed, tuple(args.trusted_key))
     engine = build_engine(
-        args.backend, args.model, args.device, args.max_instruments, args.scale, args.features
-    )
+        args.backend, args.model, args.device, args.max_instruments, args.scale, args.features,
+        trust,
+    )  # fmt: skip
     warm_up(engine)  # before READY: the first real request must not pay for it
     return serve(engine, args.endpoint, faults, int(args.heartbeat_ms * 1e6), args.parent_pid)
 

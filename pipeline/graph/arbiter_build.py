@@ -2,6 +2,10 @@
 
 The runtime calls `build_arbiter` for every arbiter node it runs (tests inject a fake instead).
 Devices: workers whose `device` is "auto" get CUDA when the driver reports a GPU, else CPU.
+The model plan is checked here, before any worker starts (kernels/plans/plan_file.py, as each
+worker checks it again): a pickled, corrupt or untrusted plan, or one that takes other inputs
+than the workers feed or gives more than the one score the strategy reads, fails the graph's
+start with one line instead of two worker crashes.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ def build_arbiter(node: gc.ArbiterSpec, clock: Clock, graph: gc.GraphSpec):
     from redline.pipeline.workers.link import ProcessLink, ipc_endpoints
 
     model_dir = node.model or default_model_dir()
+    trust = node.plan_trust()
+    checked = check_model(node, model_dir)
     backend, devices = _worker_devices(node)
     links = tuple(
         ProcessLink(
@@ -26,7 +32,7 @@ def build_arbiter(node: gc.ArbiterSpec, clock: Clock, graph: gc.GraphSpec):
             backend,
             device,
             heartbeat_ms=w.heartbeat_us / 1000,
-            extra_args=_worker_args(w),
+            extra_args=_worker_args(w, trust),
         )
         for name, endpoint, device, w in zip(
             "AB", ipc_endpoints(2), devices, node.workers, strict=True
@@ -36,12 +42,14 @@ def build_arbiter(node: gc.ArbiterSpec, clock: Clock, graph: gc.GraphSpec):
     n_out = 1
     if node.fallback:
         from redline.kernels.feature_state import make_features
-        from redline.kernels.plans.numpy_loader import load_numpy_plan
+        from redline.kernels.plans.numpy_loader import numpy_plan
+        from redline.kernels.plans.storage import build_plan
         from redline.pipeline.workers.engines import CpuEngine
 
-        plan = load_numpy_plan(model_dir)  # the workers' CPU path: no torch import (~2-10 s)
+        # the workers' CPU path: no torch import (~2-10 s) unless numpy cannot run the plan
+        plan = numpy_plan(checked) or build_plan(checked, "cpu", "cpu")
         capacity = min(w.max_instruments for w in node.workers)  # as the node admits
-        features = make_features(plan, node.workers[0].features, capacity, node.workers[0].scale)
+        features = make_features(plan, checked.features, capacity, node.workers[0].scale)
         fallback = CpuFallback(CpuEngine(plan, features), clock)
         n_out = plan.out_features
     cfg = node.arbiter_config(graph.budget_ns)
@@ -50,10 +58,30 @@ def build_arbiter(node: gc.ArbiterSpec, clock: Clock, graph: gc.GraphSpec):
     return arb
 
 
-def _worker_args(w: gc.WorkerSpec) -> tuple[str, ...]:
-    """The worker command's options that a graph's WorkerSpec sets."""
+def check_model(node: gc.ArbiterSpec, model_dir: str):
+    """The node's plan, checked as its workers will load it (`plan_file.read_plan`, with each
+    worker's features and the node's trusted keys) and giving the one score the arbiter node
+    hands the strategy (output 0 of each answer)."""
+    from redline.kernels.plans.plan_file import read_plan
+
+    trust = node.plan_trust()
+    checked = [read_plan(model_dir, features=w.features, trust=trust) for w in node.workers]
+    outputs = checked[0].manifest["out_features"]
+    if outputs != 1:
+        raise gc.GraphError(
+            f"node arbiter: field 'model': the plan in {model_dir} gives {outputs} outputs; the "
+            "strategy reads one score per decision; export a model with one output"
+        )
+    return checked[0]
+
+
+def _worker_args(w: gc.WorkerSpec, trust) -> tuple[str, ...]:
+    """The worker command's options that a graph's WorkerSpec and the node's trust set."""
+    keys = [arg for key in trust.trusted_keys for arg in ("--trusted-key", key)]
+    signed = ["--require-signed"] if trust.require_signed else []
     return (
         "--max-instruments", str(w.max_instruments), "--features", w.features, "--scale", str(w.scale),
+        *keys, *signed,
     )  # fmt: skip
 
 

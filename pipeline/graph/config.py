@@ -39,6 +39,7 @@ from redline.feeds.settings import (
     Settings,
     plain,
 )
+from redline.kernels.plans.signing import PUBLIC_KEY_PATTERN, Trust
 from redline.pipeline.arbiter.config import ArbiterConfig, ArbiterSettings
 from redline.pipeline.transport.address import address_problem, feed_source_problem
 from redline.strategies.signal_trader import SignalTraderConfig
@@ -47,6 +48,7 @@ Wait = Literal["await", "busy", "block"]  # how a node waits for input; see runt
 EdgePolicy = Literal["block", "conflate"]
 Hwm = Annotated[int, msgspec.Meta(gt=0, le=2**31 - 1)]  # ZeroMQ takes an int
 MaxInstruments = Annotated[int, msgspec.Meta(gt=0, le=1 << 20)]  # rows preallocated per state
+PublicKey = Annotated[str, msgspec.Meta(pattern=PUBLIC_KEY_PATTERN)]  # ed25519, hex (keygen)
 
 
 class GraphError(ValueError):
@@ -118,7 +120,8 @@ class WorkerSpec(Settings):
     device: str = "auto"  # auto: CUDA when present, else CPU; or "cpu", "cuda:N"
     heartbeat_us: DurationUs = 5_000  # idle heartbeat period (answers count as heartbeats)
     max_instruments: MaxInstruments = 1024  # rows of resident feature state
-    features: Literal["auto", "kernels", "window"] = "auto"  # auto: by the model's width
+    # auto: the state the plan's input_features name, else kernel features (14 wide)
+    features: Literal["auto", "kernels", "window"] = "auto"
     scale: Annotated[float, msgspec.Meta(gt=0.0)] = 1.0  # multiplies window feature values
 
 
@@ -136,7 +139,17 @@ class ArbiterSpec(ArbiterSettings, BaseNodeSpec, tag="arbiter", kw_only=True):
     model: str = ""  # model folder; empty = the bundled demo model
     instruments: tuple[InstrumentId, ...] = ()  # whose events go to the workers; empty = all
     fallback: bool = True  # in-process CPU fallback before the safe default
+    require_signed: bool = False  # refuse a model plan not signed by one of trusted_keys
+    trusted_keys: tuple[PublicKey, ...] = ()  # public keys (hex lines of `redline keygen`)
     wait: Wait = "await"
+
+    def check(self) -> None:
+        super().check()
+        self.plan_trust()  # require_signed needs a key to check against
+
+    def plan_trust(self) -> Trust:
+        """Whose model plans the workers and the fallback accept (kernels/plans/signing.py)."""
+        return Trust(self.require_signed, tuple(self.trusted_keys))
 
     def arbiter_config(self, budget_ns: int) -> ArbiterConfig:
         """The arbiter's settings with the graph's budget."""

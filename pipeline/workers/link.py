@@ -43,7 +43,7 @@ class ProcessLink:
         ctx: Any = None,
     ) -> None:
         if not Path(model_dir).is_dir():
-            raise FileNotFoundError(f"worker {name}: model directory {model_dir} does not exist")
+            raise FileNotFoundError(f"worker {name}: {model_dir} is not a plan directory")
         self.name = name
         self.endpoint = endpoint
         self.cmd = [

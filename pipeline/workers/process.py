@@ -1,7 +1,8 @@
 """One inference worker process serving the arbiter over its channel (`redline worker`,
 pipeline/cli/worker.py, starts it).
 
-Loads the model plan (`redline.kernels.load`), builds its engine (engines.py: resident feature
+Checks and loads the model plan (kernels/plans/plan_file.py: the one check every loader runs,
+with the worker's features and trusted keys), builds its engine (engines.py: resident feature
 state; CUDA graphs captured here, once), warms up, and only then binds its endpoint and reports
 READY. Then it serves the protocol of workers/protocol.py on one channel (transport/channel.py): applies every
 EVENT (or EVENTS batch) to its state, answers the ones flagged ASK (and later ASKs), snapshots
@@ -45,25 +46,47 @@ def build_engine(
     max_instruments: int = 1024,
     scale: float = 1.0,
     features: str = "auto",
+    trust=None,
 ):
-    """Load the plan and wrap it in the backend's engine (CUDA graphs captured here)."""
+    """Check and load the plan, and wrap it in the backend's engine (CUDA graphs captured here).
+
+    Both backends load through the kernels' one plan check (kernels/plans/plan_file.py): pickles,
+    sha256, tensors, the plan's inputs against `features` (what this worker feeds it), and the
+    signature against `trust` (a kernels.plans.signing.Trust, None: not checked)."""
     from redline.kernels.feature_state import make_features
-    from redline.kernels.plans.numpy_loader import load_numpy_plan
+    from redline.kernels.plans.numpy_loader import numpy_plan
+    from redline.kernels.plans.plan_file import read_plan
     from redline.pipeline.workers.engines import CpuEngine, CudaEngine
 
-    if backend == "cpu":  # numpy when it can: no torch import, so a restart takes 0.2 s
-        plan = load_numpy_plan(model_dir)
-        if plan is None:
-            from redline import kernels
-
-            plan = kernels.load(model_dir, device="cpu", backend="cpu")
-        return CpuEngine(plan, make_features(plan, features, max_instruments, scale))
+    if backend not in BACKENDS:
+        raise ValueError(f"--backend {backend!r}: expected one of {BACKENDS}")
     if backend == "cuda":
-        from redline import kernels
+        _check_cuda(device)  # before the plan: torch's own error here is a traceback
+    checked = read_plan(model_dir, features=features, trust=trust)
+    if backend == "cpu":  # numpy when it can: no torch import, so a restart takes 0.2 s
+        plan = numpy_plan(checked)
+        if plan is None:
+            from redline.kernels.plans.storage import build_plan
 
-        plan = kernels.load(model_dir, device=f"cuda:{device}")
-        return CudaEngine(plan, make_features(plan, features, max_instruments, scale), device)
-    raise ValueError(f"--backend {backend!r}: expected one of {BACKENDS}")
+            plan = build_plan(checked, "cpu", "cpu")
+        return CpuEngine(plan, make_features(plan, checked.features, max_instruments, scale))
+    from redline.kernels.plans.storage import build_plan
+
+    plan = build_plan(checked, f"cuda:{device}")
+    return CudaEngine(plan, make_features(plan, checked.features, max_instruments, scale), device)
+
+
+def _check_cuda(device: int) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError(
+            "--backend cuda: this host has no usable CUDA device (torch.cuda.is_available() is "
+            "False); use --backend cpu, or a CUDA build of torch on a GPU host"
+        )
+    count = torch.cuda.device_count()
+    if not 0 <= device < count:
+        raise ValueError(f"--device {device}: this host has {count} CUDA device(s), 0..{count - 1}")
 
 
 def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int, parent: int = 0) -> int:

@@ -1,10 +1,12 @@
 """CPU path: numpy batch 1 and torch functional agree with the reference, in place."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
 
-from redline.kernels.cpu_mlp import CpuMLP
+from redline.kernels.cpu_mlp import NUMPY_MAX_ROWS, CpuMLP, numpy_rows
 from redline.kernels.fused_mlp import fused_mlp_ref, quantize_layer
 
 
@@ -51,3 +53,32 @@ def test_int8_cpu_path_uses_dequantized_weights():
         ],
     )
     torch.testing.assert_close(CpuMLP(layers).forward_torch(x), want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [1, 8, 64, 65, 300])
+def test_run_into_takes_the_faster_path_per_batch_and_both_agree(rows, monkeypatch):
+    """Up to max_batch rows numpy (no allocation), above addmm: the plan is never slower than
+    the simplest call of its shape (figures in cpu_mlp.py's docstring)."""
+    cpu = CpuMLP(_layers("relu"))
+    x = np.random.default_rng(rows).standard_normal((rows, 10)).astype(np.float32)
+    want = cpu.forward_torch(torch.from_numpy(x)).numpy()
+    calls = []
+    monkeypatch.setattr(cpu, "forward_torch", lambda t: calls.append(len(t)) or torch.zeros(1))
+    out = np.full((rows, 4), np.nan, np.float32)
+    if rows <= cpu.max_batch:
+        assert cpu.run_into(x, out) is out and not calls
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+    else:
+        cpu.run_into(x, out)
+        assert calls == [rows]
+
+
+def test_numpy_rows_follow_the_measured_crossover():
+    def layers(*dims, act="relu"):
+        return [quantize_layer(torch.zeros(n, k), torch.zeros(n), act, "fp32")
+                for k, n in itertools.pairwise(dims)]  # fmt: skip
+
+    assert numpy_rows(layers(14, 32, 32, 1)) == NUMPY_MAX_ROWS  # the bundled model: 256 rows
+    assert numpy_rows(layers(32, 64, 64, 16)) == 111  # 7.2k multiply-adds a row
+    assert numpy_rows(layers(14, 64, 64, 1, act="gelu")) == 64  # GELU: numpy's many passes
+    assert numpy_rows(layers(4096, 4096)) == 1

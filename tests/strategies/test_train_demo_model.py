@@ -94,3 +94,19 @@ def test_engine_rows_are_the_kernels_features_of_each_quote(tmp_path):
     assert rows.shape == (3, N_FEATURES)
     want_q, _ = FeatureState([1.0, 1.0]).scan(q, q["instrument_id"] - 1, t, t["instrument_id"] - 1)
     np.testing.assert_allclose(rows, want_q, rtol=1e-6)
+
+
+def test_bundled_model_names_its_inputs_and_kept_its_weights():
+    import hashlib
+    import json
+
+    from redline.kernels.feature_names import FEATURE_NAMES
+
+    manifest = json.loads((DIR / "model" / "manifest.json").read_text())
+    assert manifest["input_features"] == list(FEATURE_NAMES)
+    blob = (DIR / "model" / "weights.safetensors").read_bytes()
+    # the trained weights the demo figures were measured with, unchanged
+    assert hashlib.sha256(blob).hexdigest() == manifest["sha256"]
+    assert (
+        manifest["sha256"].startswith("d54218d72683") and manifest["version"] == "mlp-d54218d72683"
+    )

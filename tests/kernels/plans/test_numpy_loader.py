@@ -69,8 +69,37 @@ def test_unsupported_plans_go_to_kernels_and_corrupt_ones_fail(tmp_path):
     w.write_bytes(w.read_bytes()[:-1] + b"\x01")
     with pytest.raises(ValueError, match="sha256"):
         load_numpy_plan(tmp_path / "p")
-    with pytest.raises(FileNotFoundError, match="no plan manifest"):
+    with pytest.raises(ValueError, match="no such plan directory"):
         load_numpy_plan(tmp_path / "nothing")
     (tmp_path / "q").mkdir()
     (tmp_path / "q" / "manifest.json").write_text(json.dumps({"format": "other"}))
-    assert load_numpy_plan(tmp_path / "q") is None
+    with pytest.raises(ValueError, match=r"'format' is not 'redline\.plan'"):  # was: None, silently
+        load_numpy_plan(tmp_path / "q")
+
+
+def test_refuses_what_the_library_loader_refuses_with_the_same_message(tmp_path):
+    """Before: a pickle named weights.safetensors with a matching sha256 gave a SafetensorError
+    traceback here while `kernels.load` refused it cleanly."""
+    import hashlib
+
+    m = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    kernels.compile(m, device="cpu").save(tmp_path)
+    w, mp = tmp_path / "weights.safetensors", tmp_path / "manifest.json"
+    torch.save(m.state_dict(), w)
+    manifest = json.loads(mp.read_text())
+    manifest["sha256"] = hashlib.sha256(w.read_bytes()).hexdigest()
+    mp.write_text(json.dumps(manifest))
+    messages = []
+    for load in (load_numpy_plan, kernels.load):
+        with pytest.raises(ValueError, match="pickled weights are refused") as err:
+            load(tmp_path)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+
+
+def test_checks_inputs_against_the_features_the_worker_feeds(tmp_path):
+    m = torch.nn.Sequential(torch.nn.Linear(16, 2))
+    kernels.compile(m, device="cpu").save(tmp_path)
+    with pytest.raises(ValueError, match="takes 16 inputs but the workers feed the kernel"):
+        load_numpy_plan(tmp_path, features="auto")
+    assert load_numpy_plan(tmp_path, features="window").in_features == 16

@@ -102,3 +102,12 @@ def test_missing_directory_and_manifest(tmp_path):
         rk.load(tmp_path / "absent")
     with pytest.raises(PlanFileError, match=r"no manifest\.json"):
         rk.load(tmp_path)
+
+
+def test_input_names_are_saved_and_loaded(module, tmp_path):
+    names = tuple(f"x{i}" for i in range(6))
+    rk.compile(module, input_features=names).save(tmp_path)
+    assert json.loads((tmp_path / "manifest.json").read_text())["input_features"] == list(names)
+    assert rk.load(tmp_path).input_features == names
+    with pytest.raises(ValueError, match="input_features names 2 inputs, the model takes 6"):
+        rk.compile(module, input_features=("a", "b"))

@@ -260,3 +260,15 @@ def test_with_addresses_moves_edges_and_rejects_unknown():
     assert spec.edges["ticks"].policy == "conflate"
     with pytest.raises(gc.GraphError, match="no edge 'tocks'"):
         gc.with_addresses(spec, tocks="inproc://x")
+
+
+def test_plan_signing_settings_are_checked_at_load():
+    node = '[nodes.arbiter]\nkind = "arbiter"'
+    with pytest.raises(gc.GraphError, match="require_signed is set but trusted_keys is empty"):
+        gc.parse(GOOD.replace(node, node + "\nrequire_signed = true"))
+    with pytest.raises(gc.GraphError, match=r"field 'trusted_keys\[0\]' is 'abc'"):
+        gc.parse(GOOD.replace(node, node + '\ntrusted_keys = ["abc"]'))
+    key = "0f" * 32
+    spec = gc.parse(GOOD.replace(node, node + f'\nrequire_signed = true\ntrusted_keys = ["{key}"]'))
+    trust = spec.nodes["arbiter"].plan_trust()
+    assert trust.require_signed and trust.trusted_keys == (key,)

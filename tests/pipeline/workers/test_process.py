@@ -12,6 +12,7 @@ import torch
 from redline import kernels
 from redline.feeds.events import QUOTE_DTYPE, RecordType
 from redline.feeds.wire.frames import SLOT, pack_slots
+from redline.kernels.feature_names import window_feature_names
 from redline.pipeline.cli.main import main
 from redline.pipeline.workers.engines import ROW_RING, CpuEngine
 from redline.pipeline.workers.link import ProcessLink, close_all, ipc_endpoints
@@ -30,7 +31,9 @@ def model_dir(tmp_path_factory):
     torch.manual_seed(0)
     m = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     d = tmp_path_factory.mktemp("model")
-    kernels.compile(m, precision="fp32", device="cpu").save(d)
+    # an 8-wide event window, named so that "auto" feeds it one (kernels/plans/inputs.py)
+    names = window_feature_names(8)
+    kernels.compile(m, precision="fp32", device="cpu", input_features=names).save(d)
     return d
 
 
@@ -171,7 +174,7 @@ def _snapshot_after_first(model_dir) -> bytes:
 def test_cli_errors_name_the_problem(tmp_path, capsys):
     ep = f"ipc://{tmp_path}/w"
     assert main(["worker", "--model", str(tmp_path / "none"), "--endpoint", ep]) == 2
-    assert "no plan manifest" in capsys.readouterr().err
+    assert "no such plan directory" in capsys.readouterr().err
     assert main(["worker", "--model", str(tmp_path), "--endpoint", ep, "--fault", "x@1"]) == 2
     assert "fault spec 'x@1'" in capsys.readouterr().err
 
