@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_failover.py [--backend cpu|cuda] [--n 2000] [--rate 10000]
         [--seconds 3] [--budget-us 5000] [--max-batch 16] [--policies race,hedge,compare]
-        [--open-loop-only] [--pin] [--json PATH]
+        [--open-loop-only] [--pin] [--runs 3] [--json PATH]
 
 Part 1, latency (closed loop, one event in flight): one worker called directly over its socket
 (the baseline, same run) against two workers behind the arbiter, per policy. Latency is request
@@ -22,6 +22,10 @@ the target under race is 0), and restart-to-readmission time (restart -> A back 
 The kill run goes on past --seconds (up to 30 s) until A is readmitted, since readmission checks
 ride on live requests. `--pin` puts the arbiter on CPU 0 and the workers on the others.
 
+Both parts, baselines included, are measured in each of --runs runs (fresh worker processes
+each time); every figure is printed as the median (min-max) over the runs, each ratio taken
+against the baseline of its own run.
+
 `--backend cuda` runs both workers on GPU 0 (two on one GPU); without a GPU it says so and exits.
 """
 
@@ -38,26 +42,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import zmq
-from timing import percentiles
+from timing import Runs, add_runs_arg, fmt, percentiles, table
 
 from redline import kernels
 from redline.feeds.clock import LiveClock
 from redline.feeds.events import DECISION_DTYPE, QUOTE_DTYPE, TRADE_DTYPE, Origin, RecordType
+from redline.feeds.wire.frames import SLOT
 from redline.kernels.features import N_FEATURES
 from redline.pipeline.arbiter.arbiter import Arbiter
 from redline.pipeline.arbiter.config import ArbiterConfig, BreakerConfig, Policy
 from redline.pipeline.arbiter.fallback import CpuFallback, safe_default
-from redline.pipeline.cli.json_out import write_json
 from redline.pipeline.workers.engines import CpuEngine
 from redline.pipeline.workers.link import ProcessLink, close_all, ipc_endpoints, spawn_pair
-from redline.pipeline.workers.protocol import (
-    ASK_FLAG,
-    SLOT,
-    Kind,
-    header,
-    pack_events,
-    unpack_answers,
-)
+from redline.pipeline.workers.protocol import ASK_FLAG, Kind, header, pack_events, unpack_answers
 
 N_OUT = 4
 MS = 1_000_000
@@ -88,7 +85,7 @@ def ready_worker(model_dir: Path, backend: str) -> tuple[ProcessLink, zmq.Poller
     link = pinned(ProcessLink("D", ipc_endpoints(1)[0], model_dir, backend))
     link.start()
     poller = zmq.Poller()
-    poller.register(link.sock, zmq.POLLIN)
+    poller.register(link.channel.sock, zmq.POLLIN)
     while not any(m.kind == Kind.READY for m in link.recv()):
         poller.poll(100)
     return link, poller
@@ -392,6 +389,41 @@ def failover(model_dir, backend, policy, rate, batches, budget_ns, kill: bool) -
     return out
 
 
+def one_run(model_dir: Path, args, policies, budget: int) -> dict:
+    """Every figure of one run, each beside its baseline from this run."""
+    figures: dict = {"latency_us": {}, "failover": {}}
+    if not args.open_loop_only:
+        base = percentiles(direct(model_dir, args.backend, args.n, args.warm), scale=1e3)
+        figures["latency_us"]["direct"] = base
+        for policy in policies:
+            lat, by_origin = through_arbiter(
+                model_dir, args.backend, policy, args.n, args.warm, budget
+            )
+            p = percentiles(lat, scale=1e3)
+            p["x_direct_p50"] = p["p50"] / base["p50"]
+            figures["latency_us"][str(policy)] = {**p, "decisions_by_origin": by_origin}
+    batches = feed(int(args.rate * args.seconds), args.max_batch)
+    d = percentiles(direct_open(model_dir, args.backend, args.rate, batches), scale=1e3)
+    figures["open_loop_direct_us"] = d
+    for policy in policies:
+        calm = failover(model_dir, args.backend, policy, args.rate, batches, budget, False)
+        hit = failover(model_dir, args.backend, policy, args.rate, batches, budget, True)
+        calm["x_direct_p50"] = calm["latency_us"]["p50"] / d["p50"]
+        caused = hit["misses_first_n"] - calm["misses_first_n"]
+        figures["failover"][str(policy)] = {"kill": hit, "no_kill": calm, "misses_caused": caused}
+        p = calm["latency_us"]
+        print(
+            f"  {policy}: direct p50 {d['p50']:.0f} µs; arbiter p50 {p['p50']:.0f} p99 "
+            f"{p['p99']:.0f} p99.9 {p['p999']:.0f} µs ({calm['x_direct_p50']:.2f}x), reached "
+            f"{calm['events_per_s']:.0f}/s, defaults {calm['misses_first_n']}; kill: lost "
+            f"{hit['lost_decisions']}, detection {hit['detection_us']} µs, defaults "
+            f"{hit['misses_first_n']} (caused {caused}), restart->readmission "
+            f"{hit['restart_to_readmission_ms']} ms, cpu µs/event {calm['cpu_us_per_event']}",
+            flush=True,
+        )
+    return figures
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backend", choices=("cpu", "cuda"), default="cpu")
@@ -408,6 +440,7 @@ def main() -> int:
         action="store_true",
         help="arbiter on CPU 0, workers on the other CPUs (no preemption of the arbiter)",
     )
+    add_runs_arg(ap)
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args()
     policies = [Policy(p) for p in args.policies.split(",")]
@@ -430,57 +463,58 @@ def main() -> int:
     )  # fmt: skip
     kernels.compile(model, precision="fp32", device="cpu").save(tmp / "model")
     model_dir = tmp / "model"
+    session = Runs(args.runs)
     print(
         f"bench_failover: backend={args.backend} n={args.n} budget={args.budget_us} µs "
-        f"pin={'arbiter 0, workers ' + WORKER_CPUS if WORKER_CPUS else 'no'}"
+        f"pin={'arbiter 0, workers ' + WORKER_CPUS if WORKER_CPUS else 'no'}; open loop at "
+        f"{args.rate:.0f} events/s in feed batches of 1..{args.max_batch}, {args.seconds} s "
+        f"per run; latency = feed delivery -> decision (µs)",
+        flush=True,
     )
-    print(f"{'configuration':<28} {'p50 µs':>9} {'p99 µs':>9} {'p99.9 µs':>9} {'p50 x':>7}")
-    n_direct = 0 if args.open_loop_only else args.n
-    base = percentiles(direct(model_dir, args.backend, n_direct, args.warm), scale=1e3)
-    figures = {"latency_us": {"direct": base}, "failover": {}}
-
-    def row(name, p):
-        ratio = p["p50"] / base["p50"]
-        print(f"{name:<28} {p['p50']:9.1f} {p['p99']:9.1f} {p['p999']:9.1f} {ratio:7.2f}")
-
-    row("one worker, direct", base)
-    for policy in [] if args.open_loop_only else policies:
-        lat, by_origin = through_arbiter(model_dir, args.backend, policy, args.n, args.warm, budget)
-        p = percentiles(lat, scale=1e3)
-        figures["latency_us"][str(policy)] = {**p, "decisions_by_origin": by_origin}
-        row(f"arbiter, 2 workers, {policy}", p)
-        print(f"{'':<28} origins {by_origin}")
-    batches = feed(int(args.rate * args.seconds), args.max_batch)
-    print(
-        f"\nopen loop at {args.rate:.0f} events/s in feed batches of 1..{args.max_batch}, "
-        f"{args.seconds} s per run; latency = feed delivery -> decision (µs)"
-    )
-    d = percentiles(direct_open(model_dir, args.backend, args.rate, batches), scale=1e3)
-    figures["open_loop_direct_us"] = d
-    print(f"{'one worker, direct':<28} p50 {d['p50']:8.1f} p99 {d['p99']:8.1f} "
-          f"p99.9 {d['p999']:8.1f}")  # fmt: skip
-    for policy in policies:
-        calm = failover(model_dir, args.backend, policy, args.rate, batches, budget, False)
-        hit = failover(model_dir, args.backend, policy, args.rate, batches, budget, True)
-        caused = hit["misses_first_n"] - calm["misses_first_n"]
-        figures["failover"][str(policy)] = {"kill": hit, "no_kill": calm, "misses_caused": caused}
-        p = calm["latency_us"]
-        print(
-            f"{'arbiter, ' + str(policy):<28} p50 {p['p50']:8.1f} p99 {p['p99']:8.1f} "
-            f"p99.9 {p['p999']:8.1f}  p50 x {p['p50'] / d['p50']:.2f}  "
-            f"reached {calm['events_per_s']:.0f}/s  origins {calm['decisions_by_origin']}"
-        )
-        arb_cpu, *w_cpu = calm["cpu_us_per_event"]
-        print(f"{'':<28} cpu µs/event: arbiter+feed {arb_cpu}, workers {w_cpu}")
-        print(
-            f"{'  kill -9 A':<28} reached {hit['events_per_s']:7.0f}/s  "
-            f"lost {hit['lost_decisions']}  detection {hit['detection_us']} µs  "
-            f"misses kill/no-kill {hit['misses_first_n']}/{calm['misses_first_n']} "
-            f"(caused {caused})  restart->readmission {hit['restart_to_readmission_ms']} ms  "
-            f"origins {hit['decisions_by_origin']}"
-        )
-    write_json(args.json, figures)
+    for _ in session:
+        session.add(one_run(model_dir, args, policies, budget))
+    a = session.finish(args.json)
+    report(a, policies, args.runs)
     return 0
+
+
+def report(a: dict, policies, n: int) -> None:
+    lat = a["latency_us"]
+    if lat:
+        rows = [["one worker, direct", fmt(lat["direct"]["p50"], ",.1f"),
+                 fmt(lat["direct"]["p99"], ",.1f"), fmt(lat["direct"]["p999"], ",.1f"), "1.00"]]  # fmt: skip
+        for policy in policies:
+            p = lat[str(policy)]
+            rows.append([f"arbiter, 2 workers, {policy}", fmt(p["p50"], ",.1f"), fmt(p["p99"], ",.1f"),
+                         fmt(p["p999"], ",.1f"), fmt(p["x_direct_p50"], ".2f")])  # fmt: skip
+        table(f"closed loop, µs, median (min-max) of {n} runs",
+              ["configuration", "p50", "p99", "p99.9", "p50 / direct"], rows)  # fmt: skip
+    d = a["open_loop_direct_us"]
+    rows = [["one worker, direct (baseline)", "–", f"{fmt(d['p50'])} / {fmt(d['p99'])} / "
+             f"{fmt(d['p999'])}", "1.00", "–", "–"]]  # fmt: skip
+    for policy in policies:
+        f = a["failover"][str(policy)]
+        calm, hit = f["no_kill"], f["kill"]
+        p = calm["latency_us"]
+        rows.append([
+            f"arbiter, {policy}", fmt(calm["events_per_s"]),
+            f"{fmt(p['p50'])} / {fmt(p['p99'])} / {fmt(p['p999'])}", fmt(calm["x_direct_p50"], ".2f"),
+            fmt(calm["misses_first_n"]),
+            f"lost {fmt(hit['lost_decisions'])}; detection {fmt(hit['detection_us'], '.1f', 1e3)} ms; "
+            f"defaults {fmt(hit['misses_first_n'])}, caused {fmt(f['misses_caused'])}; "
+            f"restart -> readmission {fmt(hit['restart_to_readmission_ms'], '.2f', 1e3)} s",
+        ])  # fmt: skip
+    table(
+        f"open loop, µs, median (min-max) of {n} runs",
+        ["configuration", "reached /s", "p50 / p99 / p99.9", "p50 / direct", "defaults, kill-free",
+         "kill run"],
+        rows,
+    )  # fmt: skip
+    for policy in policies:
+        c = a["failover"][str(policy)]["no_kill"].get("cpu_us_per_event")
+        if c:
+            print(f"cpu µs/event, {policy}: arbiter+feed {fmt(c[0], '.1f')}, workers "
+                  f"{', '.join(fmt(x, '.1f') for x in c[1:])}")  # fmt: skip
 
 
 if __name__ == "__main__":

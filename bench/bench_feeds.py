@@ -1,14 +1,14 @@
 """Live feed ingest: the ZeroMQ feed against a bare pyzmq PUSH/PULL loop, same run.
 
-    .venv/bin/python bench/bench_feeds.py [--quick] [--json PATH]
+    .venv/bin/python bench/bench_feeds.py [--quick] [--runs 3] [--json PATH]
 
 1. Throughput: a sender process pushes the same pre-encoded frames (1 or 64
    quote records each) as fast as it can over ipc and tcp; the receiver is
    either a bare `sock.recv()` loop or `ZmqFeed.recv_batch` (PULL; decode,
    stamp ts_recv, and with `+seq` the sequence tracker). Events/s from the
-   first message to the END frame; median of `--rounds` alternating rounds.
+   first message to the END frame; bare, feed and feed+seq back to back in each run.
 2. Receive-path CPU cost per frame: inproc, frames queued before timing, the
-   minimum over many short runs (what the code costs, without wake-ups).
+   median over 60 short runs (what the code costs, without wake-ups).
 3. One-way latency at 10k events/s, paired: one paced sender sends every
    event to two receiver processes, a bare pyzmq loop and the feed, back to
    back (alternating which goes first), each copy stamped with `time.time_ns()`
@@ -20,6 +20,9 @@
    pooled p50/p99/p99.9 over `--latency-rounds` rounds, the per-round p99
    ratios, and each receive loop's CPU and involuntary context switches per event.
 
+Each of --runs runs (`--rounds` is the older name) measures all three, baselines included;
+every figure is printed as the median (min-max) over the runs, each ratio taken within its run.
+
 Target (issue 4): feed >= 0.8x the bare loop's events/s; one-way p99 within 1.5x.
 """
 
@@ -27,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
 import resource
 import struct
 import sys
@@ -36,7 +38,7 @@ import time
 
 import numpy as np
 import zmq
-from timing import percentiles
+from timing import Runs, add_runs_arg, fmt, percentiles, table
 
 from redline.feeds import events as ev
 from redline.feeds.clock import LiveClock
@@ -44,7 +46,6 @@ from redline.feeds.live.pacer import Pacer
 from redline.feeds.live.zmq_feed import ZmqFeed
 from redline.feeds.sequence import SequenceTracker
 from redline.feeds.wire import frames as wire
-from redline.pipeline.cli.json_out import write_json
 
 END = wire.encode_end()
 
@@ -264,7 +265,8 @@ def _latency_rounds(ep, rounds: int, per_round: int, warm: int, rate: float, spi
 
 def _cpu_cost(batch: int, frames: int, repeats: int) -> dict[str, float]:
     """Receive-path CPU cost per frame (ns), inproc, messages queued up front, so no
-    wake-ups or sender are timed; the minimum over `repeats` drops preempted runs."""
+    wake-ups or sender are timed; the median over `repeats` short runs leaves out the
+    preempted ones without taking the best."""
     ctx = zmq.Context()
 
     def pair(name: str, feed_kwargs: dict | None):
@@ -299,23 +301,70 @@ def _cpu_cost(batch: int, frames: int, repeats: int) -> dict[str, float]:
         ("feed_seq", {"tracker": SequenceTracker()}),
     ):
         push, take = pair(name, kw)
-        best = np.inf
+        per_frame = []
         for r in range(repeats):
             for f in frames_bytes[r * frames : (r + 1) * frames]:
                 push.send(f)
             t0 = time.perf_counter_ns()
             take(frames)
-            best = min(best, (time.perf_counter_ns() - t0) / frames)
-        out[name] = best
+            per_frame.append((time.perf_counter_ns() - t0) / frames)
+        out[name] = float(np.median(per_frame))
     ctx.destroy(0)
     return out
+
+
+def one_run(args, ep, scale: float) -> dict:
+    """One run: every section asked for, each with its bare-loop baseline."""
+    res: dict = {}
+
+    def want(section: str) -> bool:
+        return args.only in (None, section)
+
+    if want("throughput"):
+        res["throughput"] = {}
+    for kind in ("ipc", "tcp") if want("throughput") else ():
+        for batch in (1, 64):
+            messages = int((100_000 if batch == 1 else 10_000) * scale)
+            _bare_throughput(ep(kind), batch, max(messages // 10, 100))  # warm-up
+            b = _bare_throughput(ep(kind), batch, messages)
+            f = _feed_throughput(ep(kind), batch, messages, seq=False)
+            fs = _feed_throughput(ep(kind), batch, messages, seq=True)
+            res["throughput"][f"{kind}_batch{batch}"] = {
+                "bare_events_per_s": b,
+                "feed_events_per_s": f,
+                "feed_seq_events_per_s": fs,
+                "ratio": f / b,
+                "ratio_seq": fs / b,
+            }
+    if want("cpu"):
+        res["cpu_ns_per_frame"] = {}
+    for batch in (1, 64) if want("cpu") else ():
+        c = _cpu_cost(batch, 200, 60 if not args.quick else 5)  # short runs dodge preemption
+        c["ratio"] = c["feed"] / c["bare_recv"]
+        res["cpu_ns_per_frame"][f"batch{batch}"] = c
+    samples = int(args.samples * scale)
+    rounds_lat = 2 if args.quick else args.latency_rounds
+    per_round = max(samples // rounds_lat, 100)
+    warm = max(per_round // 10, 100)
+    if want("latency"):
+        res["latency_ns"] = {}
+    for kind in ("ipc", "tcp") if want("latency") else ():
+        r = _latency_rounds(
+            lambda k=kind: ep(k), rounds_lat, per_round, warm, args.rate, args.sender_spin_us * 1000
+        )
+        r["p99_ratio_round_min"] = min(r["round_p99_ratios"])
+        r["p99_ratio_round_max"] = max(r["round_p99_ratios"])
+        del r["round_p99_ratios"]
+        res["latency_ns"][kind] = r
+    res["latency_setup"] = {"rounds": rounds_lat, "per_round": per_round, "warm": warm}
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--samples", type=int, default=20_000, help="latency events measured")
+    add_runs_arg(ap, aliases=("--rounds",))
+    ap.add_argument("--samples", type=int, default=20_000, help="latency events measured per run")
     ap.add_argument("--rate", type=float, default=10_000.0, help="latency events/s")
     ap.add_argument(
         "--sender-spin-us",
@@ -324,14 +373,15 @@ def main(argv: list[str] | None = None) -> int:
         help="latency sender: spin this long before each send (default 0: sleep only, so the"
         " sender leaves a core to the receiving side; 200 = `redline publish`'s pacing)",
     )
-    ap.add_argument("--latency-rounds", type=int, default=4, help="latency rounds (samples split)")
+    ap.add_argument(
+        "--latency-rounds", type=int, default=4, help="latency rounds per run (samples split)"
+    )
     ap.add_argument(
         "--only", choices=("throughput", "cpu", "latency"), help="run one section (default: all)"
     )
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args(argv)
     scale = 0.05 if args.quick else 1.0
-    rounds = 1 if args.quick else args.rounds
     tmp = tempfile.mkdtemp(prefix="bench_feeds")
     endpoints = {"ipc": f"ipc://{tmp}/b", "tcp": "tcp://127.0.0.1:{port}"}
     port = [47000]
@@ -344,84 +394,58 @@ def main(argv: list[str] | None = None) -> int:
             else endpoints[kind] + str(port[0])
         )
 
-    results: dict = {"throughput": {}, "latency_ns": {}, "loadavg_start": os.getloadavg()}
-    print(f"load average at start: {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} CPUs")
-
-    def want(section: str) -> bool:
-        return args.only in (None, section)
-
-    if want("throughput"):
-        print(f"throughput: events/s, median of {rounds} rounds (bare PUSH/PULL loop = 1.0x)")
-        print(
-            f"{'transport':>9} {'batch':>5} {'bare':>12} {'feed':>12} {'feed+seq':>12} {'ratio':>6} {'+seq':>6}"
-        )
-    for kind in ("ipc", "tcp") if want("throughput") else ():
-        for batch in (1, 64):
-            messages = int((100_000 if batch == 1 else 10_000) * scale)
-            _bare_throughput(ep(kind), batch, max(messages // 10, 100))  # warm-up
-            bare, feed, feed_seq = [], [], []
-            for _ in range(rounds):
-                bare.append(_bare_throughput(ep(kind), batch, messages))
-                feed.append(_feed_throughput(ep(kind), batch, messages, seq=False))
-                feed_seq.append(_feed_throughput(ep(kind), batch, messages, seq=True))
-            b, f, fs = (float(np.median(x)) for x in (bare, feed, feed_seq))
-            results["throughput"][f"{kind}_batch{batch}"] = {
-                "bare_events_per_s": b,
-                "feed_events_per_s": f,
-                "feed_seq_events_per_s": fs,
-                "ratio": f / b,
-                "ratio_seq": fs / b,
-            }
-            print(
-                f"{kind:>9} {batch:>5} {b:>12,.0f} {f:>12,.0f} {fs:>12,.0f} {f / b:>5.2f}x {fs / b:>5.2f}x"
-            )
-
-    if want("cpu"):
-        print("\nreceive-path CPU cost per frame, inproc, pre-queued; min over 60 runs of 200 (µs)")
-        print(f"{'batch':>5} {'bare recv':>10} {'feed':>8} {'feed+seq':>9} {'feed/bare':>10}")
-    results["cpu_ns_per_frame"] = {}
-    for batch in (1, 64) if want("cpu") else ():
-        c = _cpu_cost(batch, 200, 60 if not args.quick else 5)  # short runs dodge preemption
-        results["cpu_ns_per_frame"][f"batch{batch}"] = c
-        print(
-            f"{batch:>5} {c['bare_recv'] / 1e3:>10.2f} {c['feed'] / 1e3:>8.2f} "
-            f"{c['feed_seq'] / 1e3:>9.2f} {c['feed'] / c['bare_recv']:>9.1f}x"
-        )
-
-    samples = int(args.samples * scale)
-    rounds_lat = 2 if args.quick else args.latency_rounds
-    per_round = max(samples // rounds_lat, 100)
-    warm = max(per_round // 10, 100)
-    if want("latency"):
-        print(
-            f"\none-way latency at {args.rate:,.0f} events/s, bare and feed receiving the same"
-            f" events at once: {rounds_lat} rounds of {per_round} after {warm} warm-up"
-            " (µs; cpu: receive loop µs/event; pre: involuntary context switches per 1k events)"
-        )
-        print(
-            f"{'transport':>9} {'who':>5} {'p50':>8} {'p99':>8} {'p99.9':>8} {'max':>8} {'cpu':>6} {'pre':>5}"
-        )
-    for kind in ("ipc", "tcp") if want("latency") else ():
-        res = _latency_rounds(
-            lambda k=kind: ep(k), rounds_lat, per_round, warm, args.rate, args.sender_spin_us * 1000
-        )
-        results["latency_ns"][kind] = res
-        for who in ("bare", "feed"):
-            p = res[who]
-            print(
-                f"{kind:>9} {who:>5} {p['p50'] / 1e3:>8.1f} {p['p99'] / 1e3:>8.1f} "
-                f"{p['p999'] / 1e3:>8.1f} {p['max'] / 1e3:>8.1f} {p['cpu_us_per_event']:>6.1f} "
-                f"{p['preemptions_per_1k_events']:>5.0f}"
-            )
-        r = np.array(res["round_p99_ratios"])
-        print(
-            f"{kind:>9} p99 feed/bare: median of rounds {res['p99_ratio_median_of_rounds']:.2f}x"
-            f" (range {r.min():.2f}-{r.max():.2f}x), pooled {res['p99_ratio_pooled']:.2f}x"
-        )
-    results["loadavg_end"] = os.getloadavg()
-    print(f"load average at end: {os.getloadavg()[0]:.1f}")
-    write_json(args.json, results)
+    session = Runs(args.runs, argv=None if argv is None else [sys.argv[0], *argv])
+    for _ in session:
+        session.add(one_run(args, ep, scale))
+    report(session.finish(args.json), args)
     return 0
+
+
+def report(a: dict, args) -> None:
+    n = args.runs
+    if "throughput" in a:
+        rows = []
+        for key, t in a["throughput"].items():
+            kind, batch = key.split("_batch")
+            rows.append([kind, batch, fmt(t["bare_events_per_s"]), fmt(t["feed_events_per_s"]),
+                         fmt(t["feed_seq_events_per_s"]), fmt(t["ratio"], ".2f", unit="x"),
+                         fmt(t["ratio_seq"], ".2f", unit="x")])  # fmt: skip
+        table(
+            f"throughput, events/s, median (min-max) of {n} runs (bare PUSH/PULL loop = 1.0x)",
+            ["transport", "batch", "bare", "feed", "feed+seq", "feed / bare", "+seq / bare"],
+            rows,
+        )
+    if "cpu_ns_per_frame" in a:
+        rows = [[b.removeprefix("batch"), fmt(c["bare_recv"], ".2f", 1e3), fmt(c["feed"], ".2f", 1e3),
+                 fmt(c["feed_seq"], ".2f", 1e3), fmt(c["ratio"], ".1f", unit="x")]
+                for b, c in a["cpu_ns_per_frame"].items()]  # fmt: skip
+        table(
+            f"receive-path CPU per frame, inproc, pre-queued, median of 60 runs of 200 (µs); "
+            f"median (min-max) of {n} runs",
+            ["batch", "bare recv", "feed", "feed+seq", "feed / bare"],
+            rows,
+        )
+    if "latency_ns" in a:
+        s = a["latency_setup"]
+        rows = []
+        for kind, r in a["latency_ns"].items():
+            for who in ("bare", "feed"):
+                p = r[who]
+                rows.append([kind, who, fmt(p["p50"], ",.0f", 1e3), fmt(p["p99"], ",.0f", 1e3),
+                             fmt(p["p999"], ",.0f", 1e3), fmt(p["cpu_us_per_event"], ".1f"),
+                             fmt(p["preemptions_per_1k_events"], ".0f")])  # fmt: skip
+        table(
+            f"one-way latency at {args.rate:,.0f} events/s, paired (bare and feed receive the same "
+            f"events at once), {s['rounds']['median']:.0f} rounds of {s['per_round']['median']:,.0f} "
+            f"pooled per run (µs; cpu: receive loop µs/event; pre: involuntary context switches "
+            f"per 1k events); median (min-max) of {n} runs",
+            ["transport", "who", "p50", "p99", "p99.9", "cpu", "pre"],
+            rows,
+        )
+        for kind, r in a["latency_ns"].items():
+            print(f"{kind} p99 feed / bare, pooled per run: {fmt(r['p99_ratio_pooled'], '.2f', unit='x')}; "
+                  f"per round, over all runs: {r['p99_ratio_round_min']['min']:.2f}-"
+                  f"{r['p99_ratio_round_max']['max']:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

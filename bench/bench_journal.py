@@ -6,7 +6,10 @@ where append never flushes on time), against the floor measured in the same
 run (a raw copy of the same batch into a preallocated buffer); one `flush()`;
 `LatencyStats.record` per batch; `LatencyStats.summary`.
 
-    .venv/bin/python bench/bench_journal.py [--calls 30000] [--json PATH]
+    .venv/bin/python bench/bench_journal.py [--calls 30000] [--runs 3] [--json PATH]
+
+Every case and its floor are measured in each of --runs runs; each figure is printed as the
+median (min-max) over the runs, the append / floor ratio taken within each run.
 """
 
 from __future__ import annotations
@@ -17,11 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from timing import percentiles, timed
+from timing import Runs, add_runs_arg, fmt, percentiles, table, timed
 
 from redline.feeds.clock import LiveClock
 from redline.feeds.events import STAGES, RecordType, empty
-from redline.pipeline.cli.json_out import write_json
 from redline.pipeline.observe.journal import Journal
 from redline.pipeline.observe.latency import LatencyStats
 
@@ -62,24 +64,18 @@ def flush_of(journal: Journal, rows: np.ndarray) -> Callable[[], int]:
     return run
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--calls", type=int, default=30_000, help="timed calls per append case")
-    ap.add_argument("--json", metavar="PATH")
-    args = ap.parse_args()
+def measure(calls: int, tmp: Path) -> dict[str, dict[str, float]]:
+    """One run: every case and its floor, ns per call."""
     res: dict[str, dict[str, float]] = {}
-    tmp = Path(tempfile.mkdtemp(prefix="bench_journal_"))
     for batch in (1, 64):
         rows = decisions(batch)
-        res[f"floor: raw copy, batch {batch}"] = percentiles(
-            timed(FloorCopy(rows), args.calls, 2000)
-        )
+        res[f"floor: raw copy, batch {batch}"] = percentiles(timed(FloorCopy(rows), calls, 2000))
         for in_append in (True, False):
             j = Journal(
                 tmp / f"a{batch}{in_append}.arrow", clock=LiveClock(), flush_in_append=in_append
             )
             name = f"append, batch {batch}" + ("" if in_append else ", hot-path mode")
-            res[name] = percentiles(timed(lambda j=j, r=rows: j.append(r), args.calls, 2000))
+            res[name] = percentiles(timed(lambda j=j, r=rows: j.append(r), calls, 2000))
             j.close()
     for n in (1024, 8192):
         rows = decisions(n, seed=1)
@@ -92,16 +88,37 @@ def main() -> None:
     stats = LatencyStats()
     stats.record(decisions(100_000, seed=2))
     res["LatencyStats.summary (8 histograms)"] = percentiles(timed(stats.summary, 200, 10))
-
-    print(f"{'case (ns per call)':38s} {'p50':>11s} {'p99':>11s} {'p99.9':>11s} {'max':>11s}")
-    for case, f in res.items():
-        print(f"{case:38s} " + " ".join(f"{f[k]:11,.0f}" for k in ("p50", "p99", "p999", "max")))
     for batch in (1, 64):
         floor = res[f"floor: raw copy, batch {batch}"]["p50"]
         for suffix in ("", ", hot-path mode"):
-            ratio = res[f"append, batch {batch}{suffix}"]["p50"] / floor
-            print(f"append{suffix} / floor, batch {batch}: {ratio:.1f}x at p50")
-    write_json(args.json, res)
+            res[f"append{suffix} / floor, batch {batch}, p50"] = {
+                "ratio": res[f"append, batch {batch}{suffix}"]["p50"] / floor
+            }
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=30_000, help="timed calls per append case")
+    add_runs_arg(ap)
+    ap.add_argument("--json", metavar="PATH")
+    args = ap.parse_args()
+    session = Runs(args.runs)
+    for _ in session:
+        tmp = Path(tempfile.mkdtemp(prefix="bench_journal_"))
+        session.add(measure(args.calls, tmp))
+    a = session.finish(args.json)
+    qs = ("p50", "p99", "p999", "max")
+    rows = [[case, *(fmt(f[q]) for q in qs)] for case, f in a.items() if "p50" in f]
+    table(
+        f"ns per call, median (min-max) of {args.runs} runs",
+        ["case", "p50", "p99", "p99.9", "max"],
+        rows,
+    )
+    print()
+    for case, f in a.items():
+        if "ratio" in f:
+            print(f"{case}: {fmt(f['ratio'], '.2f', unit='x')}")
 
 
 if __name__ == "__main__":

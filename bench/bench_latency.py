@@ -1,6 +1,7 @@
 """Tick-to-decision latency of the graph against a bare pyzmq floor, same run.
 
-    python bench/bench_latency.py [--rates 1000,10000,50000] [--seconds 3]
+    python bench/bench_latency.py [--rates 1000,10000,50000] [--seconds 3] [--runs 3]
+        [--json PATH]
 
 The bench process is the publisher: an XPUB socket sending wire frames of
 QUOTE records (instruments 1-4 round robin) at a fixed event rate, each
@@ -26,6 +27,9 @@ bench reports the ingress lag (publisher send -> feed receive: what waits in
 the sockets in front of the feed; x rate = events waiting there) and the
 tick-to-decision lag, first second vs last second and the worst second's max.
 An unbounded queue grows second by second; a bounded one does not.
+
+Each of --runs runs measures every point, floor and graph back to back; each figure is
+printed as the median (min-max) over the runs, each graph/floor ratio taken within its run.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import zmq
-from timing import percentiles
+from timing import Runs, add_runs_arg, fmt, percentiles, table
 
 from redline.feeds.events import QUOTE_DTYPE, RecordType
 from redline.feeds.wire.frames import encode, encode_end
@@ -262,27 +266,61 @@ def main() -> int:
     ap.add_argument(
         "--wait", default="await", help="how every node waits: await, block or busy (comma list)"
     )
+    add_runs_arg(ap)
+    ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     growth_rates = args.growth_rates.split(",")
+    session = Runs(args.runs)
     print(f"tick-to-decision vs bare pyzmq floor, {args.seconds:g} s per point, pid {os.getpid()}")
-    print("mode  wait   rate/s  | floor p50/p99/p99.9 µs   | graph p50/p99/p99.9 µs      | ratio p50/p99 "
-          "| decisions conflated backlog")  # fmt: skip
-    for mode, wait in ((m, w) for m in args.modes.split(",") for w in args.wait.split(",")):
-        for rate in rates:
+    points = [(m, w, r) for m in args.modes.split(",") for w in args.wait.split(",") for r in rates]
+    for _ in session:
+        run: dict = {}
+        for mode, wait, rate in points:
             with tempfile.TemporaryDirectory(prefix="redline-bench-") as tmp:
                 d = Path(tmp)
                 floor = run_floor(mode == "multi", rate, args.seconds, d)
                 g = run_graph(mode == "multi", rate, args.seconds, d, wait)
             print(
-                f"{mode:5s} {wait:5s} {rate:7d}  | {floor['p50']:7.0f} {floor['p99']:7.0f} "
-                f"{floor['p999']:7.0f} | {g['p50']:8.0f} {g['p99']:8.0f} {g['p999']:8.0f} | "
+                f"{mode:5s} {wait:5s} {rate:7d}  | floor {floor['p50']:7.0f} {floor['p99']:7.0f} "
+                f"{floor['p999']:7.0f} | graph {g['p50']:8.0f} {g['p99']:8.0f} {g['p999']:8.0f} | "
                 f"{g['p50'] / floor['p50']:5.1f} {g['p99'] / floor['p99']:5.1f} | "
                 f"{g['decisions']:6d} {g['conflated']:7d} {g['max_backlog']:5d}  {g['origins']}",
                 flush=True,
             )
             if g["growth"] and (args.growth_rates == "all" or str(rate) in growth_rates):
                 _print_growth(g["growth"])
+            g["growth"].pop("seconds", None)  # the first, last and worst second are kept
+            run[f"{mode}/{wait}/{rate}"] = {
+                "floor_us": floor,
+                "graph_us": g,
+                "ratio_p50": g["p50"] / floor["p50"],
+                "ratio_p99": g["p99"] / floor["p99"],
+            }
+        session.add(run)
+    a = session.finish(args.json, extra={"seconds_per_point": args.seconds})
+    rows = []
+    for key, r in a.items():
+        mode, wait, rate = key.split("/")
+        f, g = r["floor_us"], r["graph_us"]
+        rows.append([f"{mode} {wait}", f"{int(rate):,}", fmt(f["p50"]), fmt(f["p99"]),
+                     fmt(f["p999"]), fmt(g["p50"]), fmt(g["p99"]), fmt(g["p999"]),
+                     fmt(r["ratio_p50"], ".1f"), fmt(r["ratio_p99"], ".1f"), fmt(g["decisions"]),
+                     fmt(g["conflated"]), fmt(g["max_backlog"])])  # fmt: skip
+    table(
+        f"µs, median (min-max) of {args.runs} runs, {args.seconds:g} s per point",
+        ["mode", "events/s", "floor p50", "p99", "p99.9", "graph p50", "p99", "p99.9",
+         "ratio p50", "ratio p99", "decisions", "conflated", "max backlog"],
+        rows,
+    )  # fmt: skip
+    for key, r in a.items():
+        g = r["graph_us"]["growth"]
+        if g and "first" in g:
+            fi, la = g["first"], g["last"]
+            print(f"{key}: ingress lag p50 first -> last second {fmt(fi['ingress_p50_us'])} -> "
+                  f"{fmt(la['ingress_p50_us'])} µs, tick-to-decision p50 {fmt(fi['t2d_p50_us'])} -> "
+                  f"{fmt(la['t2d_p50_us'])} µs, worst second's max ingress "
+                  f"{fmt(g['max_ingress_us'])} µs")  # fmt: skip
     return 0
 
 

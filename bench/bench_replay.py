@@ -1,7 +1,7 @@
 """Replay throughput and memory: `redline.feeds.replay.reader` against a plain pyarrow read.
 
-    .venv/bin/python bench/bench_replay.py                      # 10M and 50M events
-    .venv/bin/python bench/bench_replay.py --sizes 2000000 --repeats 2
+    .venv/bin/python bench/bench_replay.py                      # 10M and 50M events, 3 runs
+    .venv/bin/python bench/bench_replay.py --sizes 2000000 --runs 2
 
 For each size, QUOTE files are generated (vectorised, seeded, one instrument and source
 per file, all spanning the same time range, so the merge interleaves them) and then
@@ -12,12 +12,13 @@ read, each measurement in its own subprocess so that its peak RSS is its own:
 - `single`: `replay(file)` for each file alone (the one-file path, no merge);
 - `merge`: `replay(all files)`, merged by ts_recv.
 
-Prints events/s (best and median of the repeats) and its ratio to `plain` from the
-same run ("x plain": plain's best rate / this mode's best rate, so > 1 is slower), the
-CPU time per event of all threads (median; on a shared VM the steadier figure) and
-its ratio, the consumer's wait per batch (p50/p99/p99.9, last repeat: the time the
-loop body spends waiting for the next batch), and the peak RSS per mode with the ratio
-between the largest and the smallest size.
+A run is one pass of each mode, back to back (plain, single, merge), so drift hits every
+mode alike; --runs runs (`--repeats` is the older name). Every figure is the median (min-max)
+over the runs, never the best: events/s; "x plain", the mode's time over plain's time in the
+same run (> 1 is slower); the CPU time per event of all threads (on a shared VM the steadier
+figure) and its ratio to plain's in the same run; the consumer's wait per batch
+(p50/p99/p99.9: the time the loop body spends waiting for the next batch); the peak RSS, and
+with two sizes or more the ratio of the largest size's to the smallest's.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from timing import Runs, add_runs_arg, fmt, ratio, summarize, table
 
 from redline.feeds import event_schema as es
 from redline.feeds import events as ev
@@ -126,7 +127,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000_000, 50_000_000])
     ap.add_argument("--files", type=int, default=4, help="files per size (default 4)")
-    ap.add_argument("--repeats", type=int, default=3, help="passes per mode (default 3)")
+    add_runs_arg(ap, aliases=("--repeats",))
     ap.add_argument("--compression", default="zstd", help="as the bundled data (default zstd)")
     ap.add_argument("--row-group", type=int, default=1 << 20, help="rows per row group")
     ap.add_argument("--batch-rows", type=int, default=65536)
@@ -140,6 +141,7 @@ def main() -> None:
         print(json.dumps(measure(args.child, args.paths, args.batch_rows, args.readahead)))
         return
 
+    session = Runs(args.runs)
     results: dict[int, dict[str, list[dict]]] = {}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for n in args.sizes:
@@ -150,51 +152,67 @@ def main() -> None:
             mb = sum(p.stat().st_size for p in paths) / 2**20
             print(
                 f"\n{n:,} events in {args.files} files, {mb:.0f} MB {args.compression}, "
-                f"generated in {time.perf_counter() - t0:.1f} s"
+                f"generated in {time.perf_counter() - t0:.1f} s",
+                flush=True,
             )
             child("plain", paths, args)  # warm-up: page cache and imports
             runs: dict[str, list[dict]] = {m: [] for m in MODES}
-            for _ in range(args.repeats):  # interleaved, so drift hits every mode alike
+            for _ in session:  # interleaved, so drift hits every mode alike
                 for mode in MODES:
                     runs[mode].append(child(mode, paths, args))
+            add_ratios(runs)
             results[n] = runs
-            report_size(runs)
+            report_size(n, runs)
             for p in paths:
                 p.unlink()
-    report_rss(results)
-    if args.json:
-        Path(args.json).write_text(json.dumps({str(n): r for n, r in results.items()}, indent=2))
+    rss = report_rss(results)
+    session.runs = [
+        {str(n): {m: rs[i] for m, rs in r.items()} for n, r in results.items()}
+        for i in range(args.runs)
+    ]
+    session.finish(args.json, extra={"rss_ratio_largest_to_smallest": rss})
 
 
-def report_size(runs: dict[str, list[dict]]) -> None:
-    base = max(r["events_per_s"] for r in runs["plain"])
-    base_cpu = statistics.median(r["cpu_ns_per_event"] for r in runs["plain"])
-    print(
-        f"{'mode':8} {'best Mev/s':>10} {'median':>7} {'x plain':>8} {'CPU ns/ev':>9} "
-        f"{'x plain':>8} {'wait per batch p50 / p99 / p99.9 µs':>37} {'peak RSS MB':>12}"
-    )
-    for mode, rs in runs.items():
-        rates = [r["events_per_s"] / 1e6 for r in rs]
-        best = max(rates)
-        cpu = statistics.median(r["cpu_ns_per_event"] for r in rs)
-        wait = rs[-1].get("wait_us")
-        w = f"{wait['p50']:.0f} / {wait['p99']:.0f} / {wait['p999']:.0f}" if wait else "-"
-        rss = max(r["peak_rss_mb"] for r in rs)
-        print(
-            f"{mode:8} {best:10.1f} {statistics.median(rates):7.1f} {base / 1e6 / best:8.2f} "
-            f"{cpu:9.0f} {cpu / base_cpu:8.2f} {w:>37} {rss:12.0f}"
+def add_ratios(runs: dict[str, list[dict]]) -> None:
+    """Per run: each mode against plain of the same run."""
+    for rs in runs.values():
+        x = ratio([r["seconds"] for r in rs], [p["seconds"] for p in runs["plain"]])
+        x_cpu = ratio(
+            [r["cpu_ns_per_event"] for r in rs], [p["cpu_ns_per_event"] for p in runs["plain"]]
         )
+        for r, a, b in zip(rs, x, x_cpu, strict=True):
+            r["x_plain_time"], r["x_plain_cpu"] = a, b
 
 
-def report_rss(results: dict[int, dict[str, list[dict]]]) -> None:
+def report_size(n: int, runs: dict[str, list[dict]]) -> None:
+    rows = []
+    for mode, rs in runs.items():
+        a = summarize(rs)
+        w = a.get("wait_us")
+        wait = f"{fmt(w['p50'])} / {fmt(w['p99'])} / {fmt(w['p999'])}" if w else "–"
+        rows.append([mode, fmt(a["events_per_s"], ".2f", 1e6), fmt(a["x_plain_time"], ".2f"),
+                     fmt(a["cpu_ns_per_event"]), fmt(a["x_plain_cpu"], ".2f"), wait,
+                     fmt(a["peak_rss_mb"])])  # fmt: skip
+    table(
+        f"{n:,} events, median (min-max) of {len(runs['plain'])} runs",
+        ["mode", "M events/s", "x plain (time)", "CPU ns/event", "x plain (CPU)",
+         "wait per batch p50 / p99 / p99.9 µs", "peak RSS MB"],
+        rows,
+    )  # fmt: skip
+
+
+def report_rss(results: dict[int, dict[str, list[dict]]]) -> dict:
     if len(results) < 2:
-        return
+        return {}
     lo, hi = min(results), max(results)
-    print(f"\npeak RSS {hi:,} vs {lo:,} events:")
+    print(f"\npeak RSS {hi:,} vs {lo:,} events, median (min-max) of the runs:")
+    out = {}
     for mode in MODES:
-        a = max(r["peak_rss_mb"] for r in results[lo][mode])
-        b = max(r["peak_rss_mb"] for r in results[hi][mode])
-        print(f"  {mode:8} {a:7.0f} MB -> {b:7.0f} MB   ratio {b / a:.2f}")
+        a = summarize([r["peak_rss_mb"] for r in results[lo][mode]])
+        b = summarize([r["peak_rss_mb"] for r in results[hi][mode]])
+        out[mode] = b["median"] / a["median"]
+        print(f"  {mode:8} {fmt(a)} MB -> {fmt(b)} MB   ratio of medians {out[mode]:.2f}")
+    return out
 
 
 if __name__ == "__main__":
