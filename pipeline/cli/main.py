@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "redline.pipeline.cli.sign",
     "redline.pipeline.cli.import_files",
     "redline.pipeline.cli.book_check",
+    "redline.pipeline.cli.backtest",
     "redline.pipeline.cli.worker",
 )
 
