@@ -1,15 +1,18 @@
 """The CPU path of an MLP plan: numpy for small calls, `torch.addmm` for large ones.
 
-Measured on the 2 vCPU VM, 2026-12-03 (bench/bench_cpu_mlp.py, medians of 3 runs, two
-sessions at load 2.8-4.9, so read the orders of magnitude): the bundled 14-32-32-1 ReLU
-model (1.5k multiply-adds per row) at 1 / 8 / 64 / 256 / 4096 rows: a plain numpy chain
-7.2 / 7.9-12.2 / 12.5-16.7 / 26.7-32.1 / 785-955 µs, a plain `torch.addmm` chain 12.1-12.7 /
-14.8-25.6 / 26.3-37.5 / 40.5-58.6 / 330-383 µs. The 32-64-64-16 model (7.2k per row): numpy
-ahead at 64 rows (23 vs 25, 29 vs 58 µs), addmm at 256 (49 vs 60 µs in the quieter session).
-So a call runs on numpy while its work is under NUMPY_MAX_MACS multiply-adds (at most
-NUMPY_MAX_ROWS rows), on addmm above. GELU/SiLU cost numpy ~20 array passes each, so those
-models stop at 64 rows, where numpy led addmm by 41 vs 55 µs (and trailed in a noisier run).
-Both compute in fp32 on the plan's (dequantized) weights.
+Measured on the 2 vCPU VM, 2026-12-04 00:20 UTC (bench/bench_cpu_mlp.py --runs 3, load ~1),
+µs p50 at 64 / 256 rows: the bundled 14-32-32-1 ReLU model, numpy chain 12.1 / 25.7, plain
+addmm chain 16.9 / 23.8; the 32-64-64-16 ReLU model 29.3 / 77.5 against 36.6 / 72.3. Fitting
+a fixed cost plus a cost per row to each gives a crossover near 200 rows for both, though their
+work per row differs 5x: numpy's lead is addmm's fixed cost per layer, not the arithmetic. So a
+call runs on numpy up to NUMPY_MAX_ROWS rows (and under NUMPY_MAX_MACS multiply-adds, for big
+models), on addmm above. GELU/SiLU
+cost numpy ~20 array passes each: those models stop at GELU_MAX_ROWS, where numpy still led
+(23.6 vs 25.2 µs at 8 rows; 41.7 vs 31.6 at 64). The addmm path runs outside
+`torch.inference_mode` (entering it costs ~4 µs a call; nothing here records autograd) and
+writes the last layer straight into `out`. Both compute in fp32 on the plan's
+(dequantized) weights, and the choice depends on the batch alone, so a replay and the live
+path that see the same batches compute alike.
 """
 
 from __future__ import annotations
@@ -18,20 +21,21 @@ import numpy as np
 import torch
 
 from redline.kernels.fused_mlp import MLPLayer, dequantized_weight
-from redline.kernels.numpy_mlp import MAX_BATCH, NumpyMLP
+from redline.kernels.numpy_mlp import NumpyMLP
 
-NUMPY_MAX_MACS = 800_000  # multiply-adds per call below which numpy beats addmm (see above)
-NUMPY_MAX_ROWS = 256  # scratch rows numpy keeps per layer
+NUMPY_MAX_ROWS = 160  # rows per call up to which numpy beats addmm (see above)
+NUMPY_MAX_MACS = 2_000_000  # and multiply-adds per call: wide models go to addmm sooner
+GELU_MAX_ROWS = 16
 _COSTLY = ("gelu", "silu")  # many numpy passes per element
 
 
 def numpy_rows(layers: list[MLPLayer] | tuple[MLPLayer, ...]) -> int:
     """Rows per call up to which numpy is the faster path for these layers (see above)."""
     macs = sum(layer.in_features * layer.out_features for layer in layers)
-    rows = NUMPY_MAX_MACS // macs
+    rows = min(NUMPY_MAX_ROWS, NUMPY_MAX_MACS // macs)
     if any(layer.activation in _COSTLY for layer in layers):
-        rows = min(rows, MAX_BATCH)
-    return max(1, min(rows, NUMPY_MAX_ROWS))
+        rows = min(rows, GELU_MAX_ROWS)
+    return max(1, rows)
 
 
 class CpuMLP:
@@ -40,8 +44,9 @@ class CpuMLP:
 
     def __init__(self, layers: list[MLPLayer] | tuple[MLPLayer, ...]) -> None:
         # [K, N] fp32, contiguous, so both numpy and addmm read rows in order.
-        self.weights_t = [dequantized_weight(layer).T.contiguous() for layer in layers]
-        self.biases = [layer.bias.to(torch.float32).contiguous() for layer in layers]
+        # Detached: the addmm path runs without inference_mode, so no autograd may be asked for.
+        self.weights_t = [dequantized_weight(layer).detach().T.contiguous() for layer in layers]
+        self.biases = [layer.bias.detach().to(torch.float32).contiguous() for layer in layers]
         self.activations = [layer.activation for layer in layers]
         # Small batches run on numpy buffers allocated once (the torch-free hot path).
         self._numpy = NumpyMLP(
@@ -74,5 +79,25 @@ class CpuMLP:
         """x [B, K] fp32 -> `out` [B, N] fp32 by the faster path for B (see the module doc)."""
         if len(x) <= self.max_batch:
             return self._numpy.run_into(x, out)
-        out[:] = self.forward_torch(torch.from_numpy(x)).numpy()
+        # No inference_mode here: entering it costs ~4 µs a call, and nothing in this chain
+        # records autograd history (the weights need no grad). The last layer is written
+        # straight into `out`.
+        h = torch.from_numpy(x)
+        last = len(self.weights_t) - 1
+        for i, (w, b, act) in enumerate(
+            zip(self.weights_t, self.biases, self.activations, strict=True)
+        ):
+            if i == last:
+                h = torch.addmm(b, h, w, out=torch.from_numpy(out))
+            else:
+                h = torch.addmm(b, h, w)
+            if act == "relu":
+                h.relu_()
+            elif act == "gelu":
+                if i == last:
+                    h.copy_(torch.nn.functional.gelu(h))
+                else:
+                    h = torch.nn.functional.gelu(h)
+            elif act == "silu":
+                torch.nn.functional.silu(h, inplace=True)
         return out
