@@ -22,7 +22,10 @@ from redline.replay_data import DIR
 GRAPH = """
 [graph]
 name = "workers"
-budget_us = 5000000   # decisions must come from the workers, never the deadline's default
+# Decisions must come from the workers, never the deadline's default. One deadline runs from
+# ts_recv, stamped by the feed process, which takes the whole stream while the arbiter process
+# may still be starting its workers: with every core busy that took over 5 s (all 300 late).
+budget_us = 120000000
 
 # Block edges, nothing conflated: both runs see every event. The HWMs are above the stream's
 # length: a process that exits while its reader's queue is full loses what waits in the
