@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "redline.pipeline.cli.import_files",
     "redline.pipeline.cli.book_check",
     "redline.pipeline.cli.backtest",
+    "redline.pipeline.cli.scenarios",
     "redline.pipeline.cli.worker",
 )
 

@@ -1,0 +1,45 @@
+"""The closed loop: the Euro NCAP rear-end grid with the reference planner, the minimal-risk
+path under a stale radar, a missed deadline and a fault, and a contact that physics forces."""
+
+import pytest
+
+from redline.strategies.acc_aeb import Health
+from redline.venue.driving_loop import KMH, Case, euro_ncap_grid, run_case, run_grid
+
+FRAMES = 400  # 20 s at 20 Hz
+
+
+def test_the_whole_grid_ends_without_a_collision():
+    cases = euro_ncap_grid()
+    assert len(cases) == 9 + 11 + 4  # CCRs 10-50, CCRm 30-80 in 5 km/h steps, 4 CCRb
+    out = run_grid(cases)
+    assert [o.name for o in out if o.collision] == []
+    assert all(o.min_gap_m > 1.0 and o.impact_speed_ms == 0.0 for o in out)
+    assert all(sum(o.commands.values()) == FRAMES for o in out)  # no frame uncounted
+    assert all(o.commands["model"] == 0 for o in out)  # reserved, never issued yet
+    by_name = {o.name: o for o in out}
+    hard = by_name["CCRb -6 m/s2 12 m"]  # the one case comfort braking cannot handle
+    assert hard.commands["emergency"] > 0 and hard.peak_decel_ms2 == pytest.approx(9.0, abs=0.05)
+    # Everywhere else ACC's own bound holds: never past -3.5 m/s^2.
+    assert max(o.peak_decel_ms2 for o in out if o is not hard) <= 3.5 + 1e-6
+    # CCRs starts at TTC 4 s: the min TTC is below that but the ego stops short (s0 = 2 m).
+    assert 0.0 < by_name["CCRs 50 km/h"].min_ttc_s < 4.0
+
+
+@pytest.mark.parametrize("bit", [Health.STALE_INPUT, Health.DEADLINE_MISS, Health.FAULT])
+def test_minimal_risk_engages_for_the_window_and_releases(bit):
+    # CCRm 80 km/h with the health bit set from 1 s to 3 s: 40 frames of 50 ms.
+    case = Case("CCRm 80 km/h, unhealthy 1-3 s", 80, 20, 60 * KMH * 4, health=(1.0, 3.0, int(bit)))
+    out = run_case(case)
+    assert not out.collision
+    assert out.commands["minimal_risk"] == 40
+    assert out.commands["reference"] == FRAMES - 40  # released as soon as it was healthy again
+
+
+def test_a_contact_that_physics_forces_is_reported_with_its_speed():
+    # 5 m from a stopped lead at 80 km/h (22.2 m/s): stopping needs 22.2^2 / (2 * 9) = 27 m, and
+    # the 5 m pass in ~0.23 s, while the brakes build up. So contact, at nearly full speed.
+    out = run_case(Case("too close", 80, 0, 5.0))
+    assert out.collision and out.min_gap_m == 0.0
+    assert 18.0 < out.impact_speed_ms < 80 * KMH
+    assert out.commands["emergency"] > 0

@@ -1,0 +1,143 @@
+"""Closed-loop driving replay: an ego kinematic model driven by the acc_aeb planner's commands
+behind a scripted lead, so the gap depends on what was decided; and the rear-end test grid.
+
+One compiled loop per case on a 5 ms grid. The planner decides every 50 ms (the radar's 20 Hz)
+on what its sensors saw 20 ms before (the radar's ~18 ms latency, rounded up); the ego's
+acceleration follows the command through a first-order brake/drive lag (`ACTUATOR_TAU_S`) and
+its speed never goes below zero. A health window (`Case.health`) stands for a radar outage
+(STALE_INPUT: gap and closing speed blanked, as the sync blanks them), a reported fault, or
+decisions answered by the fallback at their deadline (DEADLINE_MISS); the planner sees the bits
+on every frame inside it.
+
+The grid follows Euro NCAP's car-to-car rear tests (AEB C2C protocol): CCRs, a stationary lead,
+ego 10-50 km/h; CCRm, a lead at 20 km/h, ego 30-80 km/h; both in 5 km/h steps and starting at a
+time to collision of 4 s; CCRb, lead and ego at 50 km/h, the lead braking at -2 or -6 m/s^2 from
+the first instant, 12 or 40 m apart. The ego's set speed is its test speed.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+
+from redline.strategies import acc_aeb
+from redline.strategies.acc_aeb import CommandOrigin, PlannerSettings
+
+DT_S = 0.005  # simulation step
+DECIDE_EVERY = 10  # steps per planner frame: 50 ms, the radar's rate
+SENSE_DELAY = 4  # steps between what happened and what the planner sees: 20 ms
+ACTUATOR_TAU_S = 0.1  # the ego's acceleration reaches ~63% of a new command in 100 ms
+DURATION_S = 20.0  # long enough for every grid case to settle or stop
+START_TTC_S = 4.0  # CCRs and CCRm start this far (in time to collision) from the lead
+KMH = 1 / 3.6
+
+
+class Case(NamedTuple):
+    """One closed-loop run: speeds km/h, lead acceleration m/s^2, gap m."""
+
+    name: str
+    ego_kmh: float
+    lead_kmh: float
+    gap_m: float
+    lead_accel: float = 0.0  # applied from t = 0 until the lead stops
+    health: tuple[float, float, int] = (0.0, 0.0, 0)  # (from s, to s, Health bits)
+
+
+class Outcome(NamedTuple):
+    """What a case did; `commands` counts planner frames by CommandOrigin name."""
+
+    name: str
+    collision: bool
+    impact_speed_ms: float  # closing speed at contact, 0 without one
+    min_ttc_s: float  # inf when the ego never closed in
+    min_gap_m: float
+    peak_decel_ms2: float  # of the ego's actual acceleration
+    peak_jerk_ms3: float
+    commands: dict[str, int]
+
+
+def euro_ncap_grid() -> list[Case]:
+    """The 24 cases of the rear-end grid (module docstring)."""
+    cases = []
+    for ego in range(10, 55, 5):
+        cases.append(Case(f"CCRs {ego} km/h", ego, 0.0, ego * KMH * START_TTC_S))
+    for ego in range(30, 85, 5):
+        cases.append(Case(f"CCRm {ego} km/h", ego, 20.0, (ego - 20) * KMH * START_TTC_S))
+    for decel in (-2.0, -6.0):
+        for gap in (12.0, 40.0):
+            cases.append(Case(f"CCRb {decel:g} m/s2 {gap:g} m", 50.0, 50.0, gap, decel))
+    return cases
+
+
+@nb.njit(cache=True)
+def _run(state, p, ego_v, lead_v, gap, lead_accel, h_from, h_to, h_bits, n_steps, out_gap, out_closing,
+         out_speed, out_accel, origins):  # fmt: skip  # pragma: no cover - compiled
+    """Steps the case; fills the per-step arrays and one origin per frame (-1 if none); returns
+    the steps run (fewer than n_steps on contact)."""
+    x_e, x_l, a_e, cmd = 0.0, gap, 0.0, 0.0
+    for i in range(n_steps):
+        t = i * DT_S
+        out_gap[i] = x_l - x_e
+        out_closing[i] = ego_v - lead_v
+        out_speed[i] = ego_v
+        out_accel[i] = a_e
+        if out_gap[i] <= 0.0:
+            return i + 1
+        if i % DECIDE_EVERY == 0:
+            j = max(i - SENSE_DELAY, 0)  # what the sensors report now happened then
+            bits = h_bits if h_from <= t < h_to else 0
+            seen_gap, seen_closing = out_gap[j], out_closing[j]
+            if bits & 1:  # Health.STALE_INPUT: the sync blanked the radar
+                seen_gap, seen_closing = np.nan, np.nan
+            cmd, origin = acc_aeb.step(state, p, t, seen_gap, seen_closing, out_speed[j], bits)
+            origins[i // DECIDE_EVERY] = origin
+        a_e += (cmd - a_e) * DT_S / ACTUATOR_TAU_S
+        if ego_v <= 0.0 and a_e < 0.0:
+            a_e = 0.0  # standing: the brakes hold, no backwards roll
+        ego_v = max(ego_v + a_e * DT_S, 0.0)
+        lead_v = max(lead_v + lead_accel * DT_S, 0.0)
+        x_e += ego_v * DT_S
+        x_l += lead_v * DT_S
+    return n_steps
+
+
+def run_case(case: Case, settings: PlannerSettings | None = None) -> Outcome:
+    """One case in closed loop; the planner's set speed is the ego's test speed."""
+    base = settings or PlannerSettings()
+    p = PlannerSettings(**{**_fields(base), "set_speed": max(case.ego_kmh * KMH, 0.1)}).vector()
+    n = int(DURATION_S / DT_S)
+    gap, closing, speed, accel = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    origins = np.full(n // DECIDE_EVERY + 1, -1, np.int64)
+    h_from, h_to, h_bits = case.health
+    state = acc_aeb.new_state(cruising_since_s=-DECIDE_EVERY * DT_S)  # cruising, command 0
+    steps = _run(state, p, case.ego_kmh * KMH, case.lead_kmh * KMH, case.gap_m, case.lead_accel,
+                 h_from, h_to, h_bits, n, gap, closing, speed, accel, origins)  # fmt: skip
+    gap, closing, speed, accel = gap[:steps], closing[:steps], speed[:steps], accel[:steps]
+    # Jerk while rolling: the step to zero as the ego comes to rest is the brakes holding it.
+    rolling = (speed[1:] > 0.0) & (speed[:-1] > 0.0)
+    jerk = np.abs(np.diff(accel))[rolling] / DT_S
+    collision = bool(gap[-1] <= 0.0)
+    closing_in = (closing > 0.0) & (gap > 0.0)
+    ttc = gap[closing_in] / closing[closing_in]
+    counts = np.bincount(origins[origins >= 0], minlength=len(CommandOrigin))
+    return Outcome(
+        name=case.name,
+        collision=collision,
+        impact_speed_ms=float(closing[-1]) if collision else 0.0,
+        min_ttc_s=float(ttc.min()) if ttc.size else float("inf"),
+        min_gap_m=float(max(gap.min(), 0.0)),
+        peak_decel_ms2=float(max(-accel.min(), 0.0)),
+        peak_jerk_ms3=float(jerk.max()) if jerk.size else 0.0,
+        commands={o.name.lower(): int(counts[o]) for o in CommandOrigin},
+    )
+
+
+def _fields(s: PlannerSettings) -> dict:
+    return {f: getattr(s, f) for f in s.__struct_fields__}
+
+
+def run_grid(cases: list[Case] | None = None, settings: PlannerSettings | None = None):
+    """Every case of `cases` (the Euro NCAP grid by default), in order."""
+    return [run_case(c, settings) for c in (cases if cases is not None else euro_ncap_grid())]
