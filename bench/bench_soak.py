@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import zmq
+from timing import Runs, add_runs_arg, agg, fmt
 
 from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE
 from redline.feeds.wire.frames import encode, encode_end
@@ -170,20 +170,23 @@ def soak(seconds: float, rate: float, out_dir: Path) -> dict:
     }
 
 
+def _growth(runs: list[dict]) -> dict:
+    return agg([r["rss_mb_end"] - r["rss_mb_at_10s"] for r in runs])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--rate", type=float, default=44_000.0, help="events/s offered")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--json", type=Path)
+    add_runs_arg(ap)
+    ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args()
-    print(f"soak: {args.runs} runs of {args.seconds:g} s at {args.rate:,.0f} events/s, "
-          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-    runs = []
-    for i in range(args.runs):
+    print(f"soak: {args.seconds:g} s at {args.rate:,.0f} events/s per run")
+    session = Runs(args.runs)  # the command, the date and the load, at start and end
+    for i in session:
         with tempfile.TemporaryDirectory() as d:
             r = soak(args.seconds, args.rate, Path(d))
-        runs.append(r)
+        session.add(r)
         print(
             f"run {i + 1}: sent {r['events_sent']:,} ({r['events_per_s_sent']:,}/s), in "
             f"{r['events_in']:,}, dropped {sum(r['dropped_by_edge'].values()):,} "
@@ -193,8 +196,12 @@ def main() -> int:
             f"{r['rss_mb_end']:.0f} MB at the end (max {r['rss_mb_max']:.0f}), "
             f"max ticks backlog {r['max_backlog_ticks']}, exit {r['exit_code']}"
         )
-    if args.json:
-        args.json.write_text(json.dumps(runs, indent=1))
+    agg = session.finish(args.json)
+    print(
+        f"median (min-max): dropped {fmt(agg['overflow_drops'])} by overflow, decisions "
+        f"{fmt(agg['decisions'])}, restarts {fmt(agg['worker_restarts'])}, RSS growth from 10 s "
+        f"to the end {fmt(_growth(session.runs), '.0f')} MB"
+    )
     return 0
 
 
