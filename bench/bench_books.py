@@ -42,7 +42,7 @@ from redline.feeds.books.check import match_top_to_quotes
 from redline.feeds.books.l2 import TOP_DTYPE, L2Book
 from redline.feeds.books.l3 import L3Book
 from redline.feeds.books.reference import DictL2Book, DictL3Book
-from redline.feeds.events import Flag
+from redline.feeds.events import BookAction, Flag
 from redline.feeds.importers import binance as bi
 from redline.feeds.importers import dbn as di
 from redline.feeds.realdata import realdata_dir
@@ -51,7 +51,45 @@ BATCH = 4096
 
 
 def looped(deltas: np.ndarray, target: int) -> np.ndarray:
+    """`deltas` repeated to about `target`, each copy starting from an empty book: a CLEAR is
+    put in front when the file does not start with one (an MBO file may open with its snapshot
+    and no CLEAR; looped as it was, every copy re-added its orders and the book ended crossed
+    for a million deltas)."""
+    if deltas["action"][0] != BookAction.CLEAR:
+        clear = deltas[:1].copy()
+        clear["action"], clear["flags"], clear["sz"] = BookAction.CLEAR, Flag.LAST, 0
+        deltas = np.concatenate([clear, deltas])
     return np.concatenate([deltas] * max(1, target // len(deltas)))
+
+
+def bench_import_folder(folder: str, runs: int) -> int:
+    """`--book DIR`: any `redline import` folder's book deltas through `Books` (one L2 or L3 book
+    per instrument, by the public API), one pass per run after a warm-up: deltas/s, crossed."""
+    from redline.feeds.books.per_instrument import Books
+    from redline.feeds.events import RecordType
+    from redline.feeds.replay.reader import replay
+
+    parts = [r for t, r in replay([folder]) if t == RecordType.BOOK_DELTA]
+    if not parts:
+        raise SystemExit(f"{folder}: no book deltas (BOOK_DELTA records) to measure")
+    deltas = np.concatenate(parts)
+    Books().apply(deltas[:BATCH])
+    session = Runs(runs)
+    for _ in session:
+        books = Books()
+        t0, c0 = time.perf_counter_ns(), time.process_time_ns()
+        for i in range(0, len(deltas), BATCH):
+            books.apply(deltas[i : i + BATCH])
+        wall, cpu = time.perf_counter_ns() - t0, time.process_time_ns() - c0
+        session.add({"deltas": len(deltas), "deltas_per_s": len(deltas) / (wall / 1e9),
+                     "deltas_per_cpu_s": len(deltas) / (cpu / 1e9),
+                     "crossed": sum(books[i].stats["crossed"] for i in
+                                    np.unique(deltas["instrument_id"]).tolist())})  # fmt: skip
+    a = session.finish(None)
+    print(f"{folder}: {len(deltas):,} deltas, {len(np.unique(deltas['instrument_id']))} "
+          f"instruments: {fmt(a['deltas_per_s'], '.2f', 1e6)} M deltas/s wall, "
+          f"{fmt(a['deltas_per_cpu_s'], '.2f', 1e6)} per CPU s, crossed {fmt(a['crossed'])}")  # fmt: skip
+    return 0
 
 
 def bench_book(make, deltas: np.ndarray) -> dict:
@@ -237,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         help="a Python with hftbacktest installed: its converter is timed on the same file",
     )
     ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--book", metavar="DIR", help="only: any import folder's books, by the API")
     args = ap.parse_args(argv)
+    if args.book:
+        return bench_import_folder(args.book, args.runs)
     root = realdata_dir()
     if root is None:
         print("no ../shared/realdata (or $REDLINE_REALDATA): nothing to measure", file=sys.stderr)
