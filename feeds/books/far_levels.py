@@ -52,6 +52,32 @@ def far_set(key: np.ndarray, sz: np.ndarray, n: np.ndarray, side: int, k: int, s
     return OK
 
 
+@nb.njit(cache=True)
+def far_add(key, sz, ct, n, side: int, k: int, dsize: int, dcount: int) -> int:
+    """L3: add `dsize` lots and `dcount` orders to the level with key `k` (keys as in
+    `far_set`); the level exists while it holds orders. Returns OK, MISSING (no such level to
+    take from: nothing changes) or FULL (no room for a new level: nothing changes)."""
+    m = n[side]
+    i = np.searchsorted(key[:m], k)
+    if i < m and key[i] == k:
+        ct[i] += dcount
+        sz[i] += dsize
+        if ct[i] <= 0:
+            for j in range(i, m - 1):
+                key[j], sz[j], ct[j] = key[j + 1], sz[j + 1], ct[j + 1]
+            n[side] = m - 1
+        return OK
+    if dcount <= 0:
+        return MISSING
+    if m == key.shape[0]:
+        return FULL
+    for j in range(m, i, -1):
+        key[j], sz[j], ct[j] = key[j - 1], sz[j - 1], ct[j - 1]
+    key[i], sz[i], ct[i] = k, dsize, dcount
+    n[side] = m + 1
+    return OK
+
+
 def grown(a: np.ndarray) -> np.ndarray:
     """`a` with twice the room along its last axis, its entries kept."""
     k = a.shape[-1]

@@ -44,8 +44,8 @@ TOP_DTYPE = np.dtype(
 # whose updates cost ~170 ns (a search and a shift) against ~60 for a dense one.
 WINDOW_TICKS = 1 << 20
 
-_DONE, _REWINDOW, _FAR_FULL = range(3)  # why the compiled loop returned
-_NO_BID, _NO_ASK = np.iinfo(np.int64).min, UNDEF_PX  # a side without far levels
+DONE, REWINDOW, FAR_FULL = range(3)  # why a compiled loop returned
+NO_BID, NO_ASK = np.iinfo(np.int64).min, UNDEF_PX  # a side without far levels
 
 # Counters shared with the compiled loop.
 VALID, CROSSED, GAPS, MISSING, FIRST_CROSSED, APPLIED = range(6)
@@ -92,20 +92,20 @@ def end_delta(tc, i, top, cnt, flags) -> None:
 
 
 @nb.njit(cache=True, inline="always")
-def _best(bsz, asz, st, fb):
+def best_with_far(bsz, asz, st, fb):
     """Top of book over the dense window and the far levels' best (`fb`: bid px, bid size,
-    ask px, ask size; _NO_BID / _NO_ASK when a side has none): either may hold the best.
+    ask px, ask size; NO_BID / NO_ASK when a side has none): either may hold the best.
     Scalars, not the far arrays, so the usual delta pays two compares for far levels."""
     base, bb, ba = st[ld.BASE], st[ld.BEST_BID], st[ld.BEST_ASK]
     if bb != ld.NONE and base + bb > fb[0]:
         bpx, bs = base + bb, bsz[bb]
-    elif fb[0] != _NO_BID:
+    elif fb[0] != NO_BID:
         bpx, bs = fb[0], fb[1]
     else:
         bpx, bs = UNDEF_PX, 0
     if ba != ld.NONE and base + ba < fb[2]:
         apx, as_ = base + ba, asz[ba]
-    elif fb[2] != _NO_ASK:
+    elif fb[2] != NO_ASK:
         apx, as_ = fb[2], fb[3]
     else:
         apx, as_ = UNDEF_PX, 0
@@ -113,18 +113,18 @@ def _best(bsz, asz, st, fb):
 
 
 @nb.njit(cache=True)
-def _far_best(fkey, fsz, fn, fb) -> None:
+def far_best(fkey, fsz, fn, fb) -> None:
     """Refresh `fb` from the far arrays (their best is last: bids by px, asks by -px)."""
     k = fn[0]
-    fb[0], fb[1] = (fkey[0, k - 1], fsz[0, k - 1]) if k else (_NO_BID, 0)
+    fb[0], fb[1] = (fkey[0, k - 1], fsz[0, k - 1]) if k else (NO_BID, 0)
     k = fn[1]
-    fb[2], fb[3] = (-fkey[1, k - 1], fsz[1, k - 1]) if k else (_NO_ASK, 0)
+    fb[2], fb[3] = (-fkey[1, k - 1], fsz[1, k - 1]) if k else (NO_ASK, 0)
 
 
 @nb.njit(cache=True)
 def _apply_l2(side, action, px, sz, flags, start, bsz, asz, st, cnt, tc, fkey, fsz, fn, fb,
               window_ticks):  # fmt: skip
-    """Apply deltas[start:]; returns (index it stopped at, why): (len, _DONE) when done, else
+    """Apply deltas[start:]; returns (index it stopped at, why): (len, DONE) when done, else
     the window must grow or move to take a price, or the far levels need room (Python's)."""
     n = side.shape[0]
     base, span = st[ld.BASE], st[ld.SPAN]
@@ -135,7 +135,7 @@ def _apply_l2(side, action, px, sz, flags, start, bsz, asz, st, cnt, tc, fkey, f
         if a == _CLEAR:
             ld.clear((bsz, asz), st)
             fn[0] = fn[1] = 0
-            _far_best(fkey, fsz, fn, fb)
+            far_best(fkey, fsz, fn, fb)
             cnt[VALID] = 1
         elif a == _ADD or a == _UPDATE or a == _DELETE:  # noqa: SIM109 (numba)
             p = px[i]
@@ -149,21 +149,21 @@ def _apply_l2(side, action, px, sz, flags, start, bsz, asz, st, cnt, tc, fkey, f
                 if size > 0:
                     lo, hi = min(base, p), max(base + span, p + 1)
                     if 2 * (hi - lo) <= window_ticks:
-                        return i, _REWINDOW  # the window can still grow to take it
-                    bpx, _, apx, _ = _best(bsz, asz, st, fb)
+                        return i, REWINDOW  # the window can still grow to take it
+                    bpx, _, apx, _ = best_with_far(bsz, asz, st, fb)
                     if (apx == UNDEF_PX or p < apx) if ask else (bpx == UNDEF_PX or p > bpx):
-                        return i, _REWINDOW  # the touch moved out of the window: move it
+                        return i, REWINDOW  # the touch moved out of the window: move it
                 s = 1 if ask else 0
                 r = fl.far_set(fkey[s], fsz[s], fn, s, -p if ask else p, size)
                 if r == fl.FULL:
-                    return i, _FAR_FULL
+                    return i, FAR_FULL
                 if r == fl.MISSING:
                     cnt[MISSING] += 1
                 else:
-                    _far_best(fkey, fsz, fn, fb)
-        end_delta(tc, i, _best(bsz, asz, st, fb), cnt, f)
+                    far_best(fkey, fsz, fn, fb)
+        end_delta(tc, i, best_with_far(bsz, asz, st, fb), cnt, f)
         i += 1
-    return i, _DONE
+    return i, DONE
 
 
 class L2Book:
@@ -181,7 +181,7 @@ class L2Book:
         self._fkey = np.zeros((2, 16), np.int64)
         self._fsz = np.zeros((2, 16), np.int64)
         self._fn = np.zeros(2, np.int64)
-        self._fb = np.array([_NO_BID, 0, _NO_ASK, 0], np.int64)  # the far levels' best
+        self._fb = np.array([NO_BID, 0, NO_ASK, 0], np.int64)  # the far levels' best
         self._cnt = np.zeros(_N_COUNTERS, np.int64)
         self._cnt[VALID] = 1
         self._cnt[FIRST_CROSSED] = -1
@@ -205,9 +205,9 @@ class L2Book:
             i, why = _apply_l2(side, action, px, sz, flags, i, self._bsz, self._asz,
                                self._st, self._cnt, tc, self._fkey, self._fsz, self._fn, self._fb,
                                self.window_ticks)  # fmt: skip
-            if why == _DONE:
+            if why == DONE:
                 return top[:n]
-            if why == _FAR_FULL:
+            if why == FAR_FULL:
                 self._grow_far()
             else:
                 self._rewindow(int(px[i]))
@@ -244,7 +244,7 @@ class L2Book:
             self._fkey[s, : len(key)], self._fsz[s, : len(key)] = key[order], fsz[order]
             far_n.append(len(key))
         self._fn[:] = far_n
-        _far_best(self._fkey, self._fsz, self._fn, self._fb)
+        far_best(self._fkey, self._fsz, self._fn, self._fb)
         self._bsz, self._asz = dense
         st[ld.BASE], st[ld.SPAN] = new_base, new_span
         bids, asks = (np.flatnonzero(d) for d in dense)
@@ -310,7 +310,7 @@ class L2Book:
 
     def best(self) -> tuple[int, int, int, int]:
         """(bid_px, bid_sz, ask_px, ask_sz); UNDEF_PX and 0 for an empty side."""
-        top = _best(self._bsz, self._asz, self._st, self._fb)
+        top = best_with_far(self._bsz, self._asz, self._st, self._fb)
         return tuple(int(v) for v in top)
 
     def crossed(self) -> bool:

@@ -16,9 +16,10 @@ def deltas(rows: list[tuple]) -> np.ndarray:
     return d
 
 
-def random_orders(n: int, seed: int) -> np.ndarray:
+def random_orders(n: int, seed: int, far: float = 0.0) -> np.ndarray:
     """Adds, modifies (price and size), partial and full cancels, fills and
-    trades (no effect), unknown ids, and a rare CLEAR."""
+    trades (no effect), unknown ids, and a rare CLEAR; a share `far` of the prices
+    lies 5k-50k ticks from the touch."""
     rng = np.random.default_rng(seed)
     d = ev.empty(ev.RecordType.BOOK_DELTA, n)
     live: list[int] = []
@@ -28,7 +29,8 @@ def random_orders(n: int, seed: int) -> np.ndarray:
         rec = d[i]
         rec["flags"] = Flag.LAST
         side = int(rng.integers(1, 3))
-        px = 1000 + (1 if side == Side.ASK else -1) * int(rng.geometric(0.2))
+        dist = int(rng.integers(5_000, 50_000)) if rng.random() < far else int(rng.geometric(0.2))
+        px = 1000 + (1 if side == Side.ASK else -1) * dist
         if r < 0.45 or not live:
             rec["action"], rec["order_id"] = BookAction.ADD, next_id
             live.append(next_id)
@@ -56,12 +58,15 @@ def random_orders(n: int, seed: int) -> np.ndarray:
     return d
 
 
-@pytest.mark.parametrize("seed", [11, 12])
-def test_top_after_every_delta_matches_a_dict_of_orders(seed):
-    d = random_orders(5000, seed)
-    # a small table forces tombstone clean-ups and growth on the way
-    book, ref = L3Book(order_capacity=16), DictL3Book()
-    top = book.apply(d)
+@pytest.mark.parametrize(("seed", "far", "window"), [(11, 0.0, None), (12, 0.0, None),
+                                                   (13, 0.05, 4096), (14, 0.2, 4096)])  # fmt: skip
+def test_top_after_every_delta_matches_a_dict_of_orders(seed, far, window):
+    d = random_orders(5000, seed, far)
+    # a small table forces tombstone clean-ups and growth on the way; a small window puts
+    # the far prices among the far levels and moves the window when they become the touch
+    book = L3Book(order_capacity=16, **({"window_ticks": window} if window else {}))
+    ref = DictL3Book()
+    top = np.concatenate([book.apply(d[i : i + 331]) for i in range(0, len(d), 331)])
     for i, r in enumerate(d):
         ref.apply(int(r["side"]), int(r["action"]), int(r["px"]), int(r["sz"]), int(r["order_id"]))
         got = tuple(int(top[i][k]) for k in ("bid_px", "bid_sz", "ask_px", "ask_sz"))
@@ -133,3 +138,30 @@ def test_clear_of_a_sparse_book_leaves_no_stale_levels():
     px, sz, ct = book.levels(Side.BID, 10)
     assert (px.tolist(), sz.tolist(), ct.tolist()) == ([100], [3], [1])
     assert book.stats["orders"] == 2
+
+
+def test_orders_ten_thousand_times_apart_and_a_touch_that_walks_far():
+    # The ladder once refused a price more than 2^25 ticks from the other levels.
+    mid = 600_000
+    rows = [
+        (Side.BID, BookAction.ADD, mid // 100, 7, 1),
+        (Side.ASK, BookAction.ADD, mid * 100, 3, 2),
+    ]
+    rows += [(Side.BID, BookAction.ADD, mid - k, k, 10 + k) for k in range(1, 6)]
+    rows += [(Side.ASK, BookAction.ADD, mid + k, k, 20 + k) for k in range(1, 6)]
+    book = L3Book()
+    book.apply(deltas(rows))
+    assert book.best() == (mid - 1, 1, mid + 1, 1) and book.stats["far_levels"] == 2
+    # the near orders go: the far ones are the touch
+    book.apply(deltas([(Side.NONE, BookAction.DELETE, 0, 0, 10 + k) for k in range(1, 6)]))
+    book.apply(deltas([(Side.NONE, BookAction.DELETE, 0, 0, 20 + k) for k in range(1, 6)]))
+    assert book.best() == (mid // 100, 7, mid * 100, 3)
+    # the touch walks 50M ticks up: the window follows, the old far order stays exact
+    book.apply(deltas([(Side.BID, BookAction.ADD, 50_000_000, 4, 99)]))
+    assert book.best() == (50_000_000, 4, mid * 100, 3)
+    assert book.levels(Side.BID, 5)[0].tolist() == [50_000_000, mid // 100]
+    book.apply(deltas([(Side.NONE, BookAction.DELETE, 0, 0, 1)]))  # a far order cancelled
+    assert book.levels(Side.BID, 5)[0].tolist() == [50_000_000]
+    assert book.stats["missing_cancels"] == 0 and book.stats["orders"] == 2
+    book.apply(deltas([(Side.NONE, BookAction.CLEAR, 0, 0, 0)]))
+    assert book.stats["far_levels"] == 0 and book.best()[0] == UNDEF_PX
