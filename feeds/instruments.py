@@ -2,7 +2,9 @@
 
 Prices travel as int64 multiples of `tick_size`; `price_precision` is the
 number of decimals a price is shown with. Conversions to float are for
-display and model features only, never for the wire.
+display and model features only, never for the wire. `source` says where the
+tick, lot and multiplier came from ("definition", "exchangeInfo", "gcd of N
+prices", ...); a table written before that column existed reads with "".
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ class Instrument:
     tick_size: Decimal  # price of one tick
     price_precision: int  # decimals shown
     lot_size: Decimal  # quantity of one lot
-    multiplier: Decimal = Decimal(1)  # contract multiplier (futures)
+    multiplier: Decimal = Decimal(1)  # contract multiplier (futures), face value (inverse)
+    source: str = ""  # where tick, lot and multiplier came from
 
     def __post_init__(self) -> None:
         if self.tick_size <= 0:
@@ -58,8 +61,11 @@ _SCHEMA = pa.schema(
         ("price_precision", pa.int32()),
         ("lot_size", pa.string()),
         ("multiplier", pa.string()),
+        ("source", pa.string()),
     ]
 )
+# What a table must hold to be read (`source` came later: older tables lack it).
+REQUIRED_COLUMNS = frozenset(_SCHEMA.names) - {"source"}
 
 
 class InstrumentTable:
@@ -106,6 +112,7 @@ class InstrumentTable:
                 "price_precision": [i.price_precision for i in rows],
                 "lot_size": [str(i.lot_size) for i in rows],
                 "multiplier": [str(i.multiplier) for i in rows],
+                "source": [i.source for i in rows],
             },
             schema=_SCHEMA,
         )
@@ -116,7 +123,7 @@ class InstrumentTable:
     @classmethod
     def read(cls, path: str | Path) -> InstrumentTable:
         table = pq.read_table(path)
-        missing = set(_SCHEMA.names) - set(table.column_names)
+        missing = REQUIRED_COLUMNS - set(table.column_names)
         if missing:
             raise ValueError(f"{path}: instrument table lacks columns {sorted(missing)}")
         return cls(
@@ -128,6 +135,7 @@ class InstrumentTable:
                     price_precision=int(r["price_precision"]),
                     lot_size=Decimal(r["lot_size"]),
                     multiplier=Decimal(r["multiplier"]),
+                    source=r.get("source") or "",
                 )
                 for r in table.to_pylist()
             ]

@@ -1,4 +1,4 @@
-"""Binance USD-M futures capture -> redline quotes, trades and L2 book deltas.
+"""Binance capture (USD-M, COIN-M futures or spot) -> redline quotes, trades and L2 deltas.
 
 Input: lines of `<local receive ns> <raw JSON>` from combined streams
 (`<sym>@bookTicker`, `<sym>@trade`, `<sym>@depth@...`) plus REST depth
@@ -6,51 +6,56 @@ snapshot lines (`{"lastUpdateId": ...}`), gzip or plain.
 
 - bookTicker -> QUOTE, trade -> TRADE, depthUpdate -> BOOK_DELTA (one per level;
   qty 0 is a DELETE), snapshot -> CLEAR + ADD per level, flagged SNAPSHOT.
-- `ts_event` = the exchange's transaction time `T` (ms -> ns); `ts_recv` = the
-  local stamp; `seq` = update id `u` (depth, bookTicker, snapshot) or trade id.
-- Prices and sizes become exact integers: the tick is 10^-d for the most
-  decimals seen in the capture's prices for that symbol (lots likewise).
-- Diff-depth sync follows Binance's futures rules: events before the first
-  snapshot are held; after a snapshot with `lastUpdateId` L, events with
-  u < L are dropped, the first applied must have U <= L <= u, then each `pu`
-  must equal the previous `u`. A break is a gap: the first delta after it is
+- `ts_event` = the exchange's transaction time `T` (ms -> ns), or its event time `E` where
+  there is no `T` (spot diff-depth); a spot bookTicker carries neither: its `ts_event` is
+  0 (unknown, never invented) and latency figures leave it out. `ts_recv` = the local
+  stamp; `seq` = update id `u` (depth, bookTicker, snapshot) or trade id.
+- Prices and sizes become exact integers of the symbol's tick and lot: from an
+  exchangeInfo answer given with the capture, else the greatest common divisor of the
+  capture's prices (`binance_terms.py`); COIN-M contracts carry their face value.
+- Diff-depth sync follows Binance's rules per market (`binance_sync.py`): events before
+  the first snapshot are held; after it, futures need U <= L <= u then each `pu` equal to
+  the previous `u`, spot U <= L + 1 <= u then each U equal to the previous u + 1. A
+  break is a gap: the first delta after it is
   flagged GAP_BEFORE (the book is invalid until the next snapshot) and counted.
   Held events applied after a snapshot arrived earlier than it; they are
   emitted at the snapshot's `ts_recv` (when they could first be applied) and
   flagged BAD_TS_RECV, so files stay sorted and latency stats skip them.
 - Lines of other messages (JSON objects of another kind) are skipped and
-  counted; a line that is not a JSON object, or a gzip stream cut short,
-  stops the import with the line (or byte) and how much was read before it.
+  counted; a line that is not a JSON object, a message missing a key its kind needs, or
+  a gzip stream cut short stops the import with the line (or byte), the key, and how
+  much was read before it.
 """
 
 from __future__ import annotations
 
 import re
-import zlib
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 
 from redline.feeds import events as ev
 from redline.feeds.importers import binance_scan as sc
+from redline.feeds.importers import binance_terms as bt
 from redline.feeds.importers import compressed
+from redline.feeds.importers import semantics as sem
 from redline.feeds.importers.binance_sync import COUNTERS, sync
+from redline.feeds.importers.exchange_info import Terms
+from redline.feeds.importers.grid import Grid
 from redline.feeds.importers.output import Imported, latency_by_type
-from redline.feeds.instruments import Instrument, InstrumentTable
+from redline.feeds.instruments import InstrumentTable
 
 # source_id per stream: each has its own sequence space (`seq`), so a reader
 # that checks sequences per source (redline inspect) compares like with like.
 # Trade ids are contiguous (a jump is a missed trade); update ids `u` are not.
 SOURCE_DEPTH, SOURCE_TICKER, SOURCE_TRADE = 2, 3, 4
-VENUE = "BINANCE-FUTURES"
 _MS = 1_000_000
-
-
-def instrument_id(symbol: str) -> int:
-    """Stable id of a Binance symbol (CRC32 of venue:symbol, 31 bits)."""
-    return zlib.crc32(f"{VENUE}:{symbol}".encode()) & 0x7FFFFFFF
+SUPPORTED = (
+    "Binance USD-M/COIN-M futures and spot websocket captures (depthUpdate, bookTicker, "
+    "trade, REST depth snapshot), Databento DBN, Tardis.dev CSV"
+)
+instrument_id = bt.instrument_id
 
 
 def read_bytes(path: str | Path) -> bytes:
@@ -65,12 +70,14 @@ def read_bytes(path: str | Path) -> bytes:
         ) from None
 
 
-def import_binance(path: str | Path) -> Imported:
-    """Import one capture file (see the module doc)."""
-    return import_bytes(read_bytes(path), where=str(path))
+def import_binance(path: str | Path, info: dict[str, Terms] | None = None) -> Imported:
+    """Import one capture file (see the module doc); `info`: exchangeInfo terms by symbol."""
+    return import_bytes(read_bytes(path), where=str(path), info=info)
 
 
-def import_bytes(data: bytes, where: str = "<bytes>") -> Imported:
+def import_bytes(
+    data: bytes, where: str = "<bytes>", info: dict[str, Terms] | None = None
+) -> Imported:
     buf = np.frombuffer(data, np.uint8)
     rows, (lv_px, lv_pd, lv_sz, lv_sd, lv_side), nlv = _scan_all(data, buf, where)
     n = len(rows)
@@ -79,39 +86,41 @@ def import_bytes(data: bytes, where: str = "<bytes>") -> Imported:
     if not syms:
         raise ValueError(
             f"{where}: nothing to import: none of its {n:,} lines is a bookTicker, trade, "
-            f"depthUpdate or depth snapshot message"
+            f"depthUpdate or depth snapshot message (supported: {SUPPORTED})"
         )
     out = Imported(instruments=InstrumentTable())
     parts = []
-    stats: dict[str, int] = {
+    stats: dict[str, int | str] = {
         "lines": n,
         "skipped_lines": int((rows[:, sc.C_KIND] == sc.OTHER).sum()),
     }
     for h, symbol in syms.items():
         mine = rows if len(syms) == 1 else rows[rows[:, sc.C_SYM] == h]
-        px_dec, sz_dec = _decimals(mine, lv_pd, lv_sd, len(syms) == 1)
-        iid = instrument_id(symbol)
-        out.instruments.add(
-            Instrument(
-                instrument_id=iid,
-                symbol=symbol,
-                tick_size=Decimal(1).scaleb(-px_dec),
-                price_precision=px_dec,
-                lot_size=Decimal(1).scaleb(-sz_dec),
-            )
-        )
-        px_ticks = _scale(lv_px, lv_pd, px_dec)
-        sz_lots = _scale(lv_sz, lv_sd, sz_dec)
-        q = _quotes(mine, iid, px_dec, sz_dec)
-        t = _trades(mine, iid, px_dec, sz_dec)
-        b, counters = _book(mine, iid, px_ticks, sz_lots, lv_side)
+        idx = _symbol_levels(mine, len(syms) == 1)
+        market = bt.market_of(symbol, mine, where)
+        terms = bt.terms(symbol, market, mine, (lv_px[idx], lv_pd[idx]), (lv_sz[idx], lv_sd[idx]),
+                         (info or {}).get(symbol), where)  # fmt: skip
+        out.instruments.add(terms.instrument)
+        iid = terms.instrument.instrument_id
+        px_ticks = _steps(lv_px, lv_pd, idx, terms.price)
+        sz_lots = _steps(lv_sz, lv_sd, idx, terms.size)
+        q = _quotes(mine, iid, terms.price, terms.size)
+        t = _trades(mine, iid, terms.price, terms.size)
+        b, counters = _book(mine, iid, px_ticks, sz_lots, lv_side, market == bt.SPOT)
         parts.append((q, t, b))
+        stats[f"market {symbol}"] = market
+        stats["ts_event_unknown"] = stats.get("ts_event_unknown", 0) + int(
+            (q["ts_event"] == 0).sum()
+        )
         for k, v in zip(COUNTERS, counters, strict=True):
             stats[k] = stats.get(k, 0) + int(v)
     if parts:
         out.quotes = _merged([p[0] for p in parts])
         out.trades = _merged([p[1] for p in parts])
         out.book = _merged([p[2] for p in parts])
+    # update ids jump and are shared by an event's deltas; trade ids count up per symbol
+    out.sequence = {SOURCE_DEPTH: sem.PER_EVENT, SOURCE_TICKER: sem.PER_EVENT,
+                    SOURCE_TRADE: sem.PER_INSTRUMENT}  # fmt: skip
     stats["bytes"] = len(data)
     stats["price_levels"] = int(nlv)
     out.stats = {
@@ -173,9 +182,22 @@ def _error_text(data: bytes, buf, rows, err: int, line_idx: int, where: str) -> 
     end = data.find(b"\n", start)
     text = data[start : end if end >= 0 else len(data)][:120].decode("utf-8", "replace")
     what = sc.ERRORS.get(err, f"error {err}")
+    if err == 2:  # name the keys and the message kind that needs them
+        kind, seen = int(rows[line_idx, sc.C_KIND]), int(rows[line_idx, sc.C_SEEN])
+        need = sc.NEED[kind]
+        keys = [name for bit, name in sc.KEY_NAMES.items() if need & bit and not seen & bit]
+        what = f"a {_KIND_NAMES[kind]} message without key {', '.join(repr(k) for k in keys)}"
+        return (
+            f"{where}: read {lineno - 1} lines, then line {lineno}: {what}: {text!r}; nothing "
+            f"imported (supported: {SUPPORTED})"
+        )
     return (
         f"{where}: read {lineno - 1} lines, then line {lineno}: {what}: {text!r}; nothing imported"
     )
+
+
+_KIND_NAMES = {sc.DEPTH: "depthUpdate", sc.TICKER: "bookTicker", sc.TRADE: "trade",
+               sc.SNAPSHOT: "depth snapshot"}  # fmt: skip
 
 
 _SYM_RE = re.compile(rb'"s"\s*:\s*"([^"]*)"')
@@ -204,30 +226,12 @@ def _symbols(data: bytes, rows: np.ndarray, where: str) -> dict[int, str]:
     return syms
 
 
-def _decimals(
-    rows: np.ndarray, lv_pd: np.ndarray, lv_sd: np.ndarray, all_levels: bool
-) -> tuple[int, int]:
-    """Most price and size decimals seen for one symbol's rows (`all_levels`:
-    every level belongs to this symbol, no need to pick them out)."""
-    px, sz = [0], [0]
+def _symbol_levels(rows: np.ndarray, all_levels: bool) -> np.ndarray | slice:
+    """Indices of one symbol's book levels (`all_levels`: every level is this symbol's)."""
+    if all_levels:
+        return slice(None)
     k = rows[:, sc.C_KIND]
-    tick = rows[k == sc.TICKER]
-    trade = rows[k == sc.TRADE]
-    if len(tick):
-        px += [tick[:, sc.C_PX_DEC].max(), tick[:, sc.C_PX2_DEC].max()]
-        sz += [tick[:, sc.C_SZ_DEC].max(), tick[:, sc.C_SZ2_DEC].max()]
-    if len(trade):
-        px.append(trade[:, sc.C_PX_DEC].max())
-        sz.append(trade[:, sc.C_SZ_DEC].max())
-    books = rows[(k == sc.DEPTH) | (k == sc.SNAPSHOT)]
-    if len(books):
-        idx = slice(None) if all_levels else _level_index(books)
-        px.append(lv_pd[idx].max(initial=0))
-        sz.append(lv_sd[idx].max(initial=0))
-    d_px, d_sz = int(max(px)), int(max(sz))
-    if d_px > 12 or d_sz > 12:
-        raise ValueError(f"prices/sizes with {d_px}/{d_sz} decimals do not fit int64 ticks")
-    return d_px, d_sz
+    return _level_index(rows[(k == sc.DEPTH) | (k == sc.SNAPSHOT)])
 
 
 def _level_index(books: np.ndarray) -> np.ndarray:
@@ -236,12 +240,14 @@ def _level_index(books: np.ndarray) -> np.ndarray:
     return np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(lens.sum())
 
 
-_POW10 = 10 ** np.arange(19, dtype=np.int64)
-
-
-def _scale(mant: np.ndarray, dec: np.ndarray, to: int) -> np.ndarray:
-    """Mantissas with `dec` decimals as integers of 10^-to (exact)."""
-    return mant * _POW10[to - dec]
+def _steps(mant: np.ndarray, dec: np.ndarray, idx, grid: Grid) -> np.ndarray:
+    """All levels as steps of `grid`: this symbol's (`idx`) exact, the others' left 0
+    (their rows never point at them)."""
+    if isinstance(idx, slice):
+        return grid.steps(mant, dec)
+    out = np.zeros(len(mant), np.int64)
+    out[idx] = grid.steps(mant[idx], dec[idx])
+    return out
 
 
 def _header(recs: np.ndarray, rows: np.ndarray, iid: int, seq: np.ndarray, source: int) -> None:
@@ -252,30 +258,30 @@ def _header(recs: np.ndarray, rows: np.ndarray, iid: int, seq: np.ndarray, sourc
     recs["source_id"] = source
 
 
-def _quotes(rows: np.ndarray, iid: int, px_dec: int, sz_dec: int) -> np.ndarray:
+def _quotes(rows: np.ndarray, iid: int, px: Grid, sz: Grid) -> np.ndarray:
     r = rows[rows[:, sc.C_KIND] == sc.TICKER]
     q = ev.empty(ev.RecordType.QUOTE, len(r))
     _header(q, r, iid, r[:, sc.C_ID2], SOURCE_TICKER)
-    q["bid_px"] = _scale(r[:, sc.C_PX], r[:, sc.C_PX_DEC], px_dec)
-    q["bid_sz"] = _scale(r[:, sc.C_SZ], r[:, sc.C_SZ_DEC], sz_dec)
-    q["ask_px"] = _scale(r[:, sc.C_PX2], r[:, sc.C_PX2_DEC], px_dec)
-    q["ask_sz"] = _scale(r[:, sc.C_SZ2], r[:, sc.C_SZ2_DEC], sz_dec)
+    q["bid_px"] = px.steps(r[:, sc.C_PX], r[:, sc.C_PX_DEC])
+    q["bid_sz"] = sz.steps(r[:, sc.C_SZ], r[:, sc.C_SZ_DEC])
+    q["ask_px"] = px.steps(r[:, sc.C_PX2], r[:, sc.C_PX2_DEC])
+    q["ask_sz"] = sz.steps(r[:, sc.C_SZ2], r[:, sc.C_SZ2_DEC])
     return q
 
 
-def _trades(rows: np.ndarray, iid: int, px_dec: int, sz_dec: int) -> np.ndarray:
+def _trades(rows: np.ndarray, iid: int, px: Grid, sz: Grid) -> np.ndarray:
     r = rows[rows[:, sc.C_KIND] == sc.TRADE]
     t = ev.empty(ev.RecordType.TRADE, len(r))
     _header(t, r, iid, r[:, sc.C_ID1], SOURCE_TRADE)
-    t["px"] = _scale(r[:, sc.C_PX], r[:, sc.C_PX_DEC], px_dec)
-    t["sz"] = _scale(r[:, sc.C_SZ], r[:, sc.C_SZ_DEC], sz_dec)
+    t["px"] = px.steps(r[:, sc.C_PX], r[:, sc.C_PX_DEC])
+    t["sz"] = sz.steps(r[:, sc.C_SZ], r[:, sc.C_SZ_DEC])
     t["trade_id"] = r[:, sc.C_ID1]
     # buyer is maker -> the seller hit the bid
     t["aggressor"] = np.where(r[:, sc.C_ID3] == 1, ev.Side.ASK, ev.Side.BID)
     return t
 
 
-def _book(rows, iid, px_ticks, sz_lots, lv_side) -> tuple[np.ndarray, np.ndarray]:
+def _book(rows, iid, px_ticks, sz_lots, lv_side, spot: bool) -> tuple[np.ndarray, np.ndarray]:
     k = rows[:, sc.C_KIND]
     r = rows[(k == sc.DEPTH) | (k == sc.SNAPSHOT)]
     n_levels = int((r[:, sc.C_SZ] - r[:, sc.C_PX]).sum())
@@ -284,7 +290,7 @@ def _book(rows, iid, px_ticks, sz_lots, lv_side) -> tuple[np.ndarray, np.ndarray
     cap = n_levels + len(r) + 1
     n = -1
     while n < 0:
-        out, counters, n = _book_into(r, px_ticks, sz_lots, lv_side, cap)
+        out, counters, n = _book_into(r, px_ticks, sz_lots, lv_side, cap, spot)
         cap *= 2
     out = out[:n]
     out["instrument_id"] = iid
@@ -292,14 +298,16 @@ def _book(rows, iid, px_ticks, sz_lots, lv_side) -> tuple[np.ndarray, np.ndarray
     return out, counters
 
 
-def _book_into(r, px_ticks, sz_lots, lv_side, cap):
+def _book_into(r, px_ticks, sz_lots, lv_side, cap, spot: bool):
     out = np.zeros(cap, ev.BOOK_DELTA_DTYPE)  # zeroed: padding bytes stay deterministic
     counters = np.zeros(len(COUNTERS), np.int64)
+    # spot has no `pu`: its rule "U == previous u + 1" is the futures one with pu = U - 1
+    pu = r[:, sc.C_ID1] - 1 if spot else r[:, sc.C_ID3]
     n = sync(
         r[:, sc.C_KIND] == sc.SNAPSHOT, r[:, sc.C_TS], r[:, sc.C_T] * _MS,
-        r[:, sc.C_ID1], r[:, sc.C_ID2], r[:, sc.C_ID3], r[:, sc.C_PX], r[:, sc.C_SZ],
+        r[:, sc.C_ID1], r[:, sc.C_ID2], pu, r[:, sc.C_PX], r[:, sc.C_SZ],
         px_ticks, sz_lots, lv_side,
         out["ts_recv"], out["ts_event"], out["seq"], out["side"], out["action"], out["px"],
-        out["sz"], out["flags"], counters,
+        out["sz"], out["flags"], counters, 1 if spot else 0,
     )  # fmt: skip
     return out, counters, n

@@ -7,6 +7,11 @@ once, dispatching every `"key":` on its name and value type (any key order),
 and writes what it needs straight into columns: decimal strings become exact
 integer mantissas plus a decimal count, never floats. A line missing a key
 its kind needs, or malformed, stops the scan with an error code and the line.
+
+Futures (USD-M, COIN-M) and spot messages share the scan: spot diff-depth has no `T` or
+`pu`, spot `bookTicker` has no `e`, `E` or `T` (told by its keys), a spot REST snapshot no
+`E`/`T`. The bits of the keys each line held (`C_SEEN`) let the importer tell the market
+and name a missing key.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ DEPTH, TICKER, TRADE, SNAPSHOT, OTHER = 0, 1, 2, 3, 4
 # Error codes (0 = ok); `ERRORS` gives the message.
 ERRORS = {
     1: "no '<receive ns> ' prefix",
-    2: "missing or malformed key",
+    2: "missing key",
     3: "malformed price level list",
     4: "too many price levels for the scan buffer",
     5: "not a JSON object (the line is cut short or corrupt)",
+    6: "malformed value (a price or size that is not a decimal string)",
 }
 
 
@@ -42,8 +48,8 @@ _NOT_FOUND = -1
 # trade: ID1=t, ID3=buyer is maker, PX/SZ = price/qty
 # snapshot: ID2=lastUpdateId, levels [PX, SZ) as for depth
 C_KIND, C_TS, C_T, C_E, C_ID1, C_ID2, C_ID3, C_SYM = range(8)
-C_PX, C_PX_DEC, C_SZ, C_SZ_DEC, C_PX2, C_PX2_DEC, C_SZ2, C_SZ2_DEC, C_POS = range(8, 17)
-N_COLS = 17
+C_PX, C_PX_DEC, C_SZ, C_SZ_DEC, C_PX2, C_PX2_DEC, C_SZ2, C_SZ2_DEC, C_POS, C_SEEN = range(8, 18)
+N_COLS = 18
 
 
 @nb.njit(cache=True, inline="always")
@@ -153,12 +159,19 @@ K_T, K_E, K_UU, K_U, K_PU, K_TID, K_M, K_B, K_BB, K_A, K_AA, K_P, K_Q, K_LAST, K
     1 << k for k in range(15)
 )
 K_BIDS, K_ASKS = 1 << 15, 1 << 16
+# Keys every market sends; `T` and `pu` (futures only) are read when present.
 NEED = {
-    DEPTH: K_T | K_E | K_UU | K_U | K_PU | K_BIDS | K_ASKS | K_S,
-    TICKER: K_T | K_E | K_U | K_B | K_BB | K_A | K_AA | K_S,
+    DEPTH: K_E | K_UU | K_U | K_BIDS | K_ASKS | K_S,
+    TICKER: K_U | K_B | K_BB | K_A | K_AA | K_S,
     TRADE: K_T | K_E | K_TID | K_M | K_P | K_Q | K_S,
-    SNAPSHOT: K_LAST | K_T | K_E | K_BIDS | K_ASKS,
+    SNAPSHOT: K_LAST | K_BIDS | K_ASKS,
 }
+KEY_NAMES = {
+    K_T: "T", K_E: "E", K_UU: "U", K_U: "u", K_PU: "pu", K_TID: "t", K_M: "m", K_B: "b",
+    K_BB: "B", K_A: "a", K_AA: "A", K_P: "p", K_Q: "q", K_LAST: "lastUpdateId", K_S: "s",
+    K_BIDS: "bids (or b)", K_ASKS: "asks (or a)",
+}  # fmt: skip
+_SPOT_TICKER = K_U | K_B | K_BB | K_A | K_AA | K_S  # a spot bookTicker: these, and no `e`
 _NEED_DEPTH, _NEED_TICKER, _NEED_TRADE, _NEED_SNAPSHOT = (
     NEED[DEPTH],
     NEED[TICKER],
@@ -198,7 +211,7 @@ def _scan_line(buf, lo, hi, r, lv_px, lv_pd, lv_sz, lv_sd, lv_side, nlv):
     """One pass over a line's JSON, in any key order: every `"key":` is
     dispatched on its name and the type of its value; nested objects are
     walked through (Binance's key names do not clash across levels).
-    Returns (new level count or -3/-4, bits of keys seen, kind)."""
+    Returns (new level count or -3/-4/-6, bits of keys seen, kind)."""
     seen = 0
     kind = OTHER
     first_level = nlv
@@ -242,7 +255,7 @@ def _scan_line(buf, lo, hi, r, lv_px, lv_pd, lv_sz, lv_sd, lv_side, nlv):
             ):
                 m, d, nxt = _dec_at(buf, v, hi)
                 if nxt < 0:
-                    return -2, seen, kind
+                    return -6, seen, kind
                 if k0 == 98 or k0 == 112:  # b (bid px), p (trade px)
                     r[C_PX], r[C_PX_DEC] = m, d
                     seen |= K_B if k0 == 98 else K_P
@@ -298,6 +311,10 @@ def _scan_line(buf, lo, hi, r, lv_px, lv_pd, lv_sz, lv_sd, lv_side, nlv):
             seen |= K_M
     if kind == OTHER and (seen & K_LAST):
         kind = SNAPSHOT
+    elif kind == OTHER and (seen & _SPOT_TICKER) == _SPOT_TICKER:
+        kind = TICKER
+    if not (seen & K_T):  # spot depth: event time `E`; a spot bookTicker: none (0, unknown)
+        r[C_T] = r[C_E] if seen & K_E else 0
     if kind == DEPTH or kind == SNAPSHOT:  # noqa: SIM109 (numba); level range [C_PX, C_SZ)
         r[C_PX], r[C_SZ] = first_level, nlv
     return nlv, seen, kind
@@ -346,6 +363,7 @@ def scan(buf, out_int, out_lv_px, out_lv_pd, out_lv_sz, out_lv_sd, out_lv_side):
         if nlv < 0:
             return line, 0, -nlv, line
         r[C_KIND] = kind
+        r[C_SEEN] = seen
         need = 0
         if kind == DEPTH:
             need = _NEED_DEPTH

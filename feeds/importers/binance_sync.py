@@ -1,10 +1,12 @@
-"""Binance USD-M futures diff-depth sync, compiled: depth events and REST
-snapshots in arrival order -> the L2 deltas a book should apply.
+"""Binance diff-depth sync, compiled: depth events and REST snapshots in
+arrival order -> the L2 deltas a book should apply.
 
-The rules (Binance's futures docs): hold events until a snapshot arrives;
-drop events with u < lastUpdateId; the first applied event must have
-U <= lastUpdateId <= u; after that each event's `pu` must equal the previous
-event's `u`. A break is a gap: the first delta after it is flagged GAP_BEFORE
+The rules (Binance's docs), with L = the snapshot's lastUpdateId: hold events
+until a snapshot arrives. Futures (USD-M, COIN-M): drop events with u < L; the
+first applied must have U <= L <= u; then each event's `pu` must equal the
+previous event's `u`. Spot: drop events with u <= L; the first applied must
+have U <= L + 1 <= u; then each U must be the previous u + 1. Spot runs the
+same loop with `next_id` = 1 (L + 1 is the first id it needs) and pu = U - 1. A break is a gap: the first delta after it is flagged GAP_BEFORE
 and counted, and events keep flowing (the book is invalid) while being held
 for re-application after the next snapshot. Held events applied after a
 snapshot carry its `ts_recv` (when they could first be applied) and
@@ -55,7 +57,7 @@ def _emit(e, ts_use, flags0, action_nonzero, t_ev, seq, lstart, lend, px, sz, si
 
 @nb.njit(cache=True)
 def sync(is_snap, ts, t_ev, U, u, pu, lstart, lend, px, sz, side,
-          o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, counters):  # fmt: skip
+          o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, counters, next_id):  # fmt: skip
     """Apply the sync rules to one symbol's depth events and snapshots
     (`is_snap`, in arrival order; level ranges [lstart, lend) of px/sz/side)
     and write the deltas into the o_* columns. Returns how many, or -1 when
@@ -81,7 +83,7 @@ def sync(is_snap, ts, t_ev, U, u, pu, lstart, lend, px, sz, side,
             n = _emit(e, ts[e], _F_SNAP, _A_ADD, t_ev, u, lstart, lend, px, sz, side,
                       o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, n)  # fmt: skip
             seen_snapshot, waiting_first, valid = True, True, True
-            snap_id = u[e]
+            snap_id = u[e] + next_id
             events = held[:n_held].copy()
             n_held = 0
             replay_ts = ts[e]

@@ -5,8 +5,8 @@
   MBO -> BOOK_DELTA with order ids (A add, C cancel, M modify, R clear,
   F fill, T trade); definitions -> the instrument table (tick size, precision,
   multiplier).
-- Kept as they are: `ts_event`, `ts_recv`, `sequence` (as `seq`), the
-  publisher (as `source_id`). DBN's SNAPSHOT, BAD_TS_RECV and LAST flags map
+- Kept as they are: `ts_event`, `ts_recv`, `sequence` (as `seq`, recorded as shared
+  across instruments: `semantics.py`), the publisher (as `source_id`). DBN's SNAPSHOT, BAD_TS_RECV and LAST flags map
   onto ours; flagged records are kept, and left out of the latency figures.
 - Prices are DBN's 1e-9 fixed point divided by the instrument's tick
   (`min_price_increment` from a definition given in the same import; without
@@ -36,6 +36,7 @@ import numpy as np
 
 from redline.feeds import events as ev
 from redline.feeds.importers import compressed
+from redline.feeds.importers import semantics as sem
 from redline.feeds.importers.dbn_prices import UNDEF_PRICE, Ticks, instrument
 from redline.feeds.importers.duplicates import drop_repeats
 from redline.feeds.importers.output import Imported, latency_by_type, sort_by_recv
@@ -304,6 +305,9 @@ def import_dbn(paths: list[str | Path]) -> Imported:
         out.trades = sort_by_recv(np.concatenate(trades))
     if book:
         out.book = sort_by_recv(np.concatenate(book))
+    # a venue's sequence (a CME channel's) runs across its instruments and several records
+    sources = [np.unique(a["source_id"]) for a in (out.quotes, out.trades, out.book)]
+    out.sequence = {int(s): sem.SHARED for s in np.unique(np.concatenate(sources))}
     out.stats = {
         "dbn": stats,
         "repeats_dropped": sum(n for st in stats.values() for n in st["repeats_dropped"].values()),

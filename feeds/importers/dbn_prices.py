@@ -2,7 +2,7 @@
 
 The tick is the `min_price_increment` of the instrument's definition when the import has
 one, else the largest step that divides every price seen (exact, maybe coarser than the
-venue's). A price off the grid is an error naming the record, never rounded.
+venue's); the instrument's `source` says which. A price off the grid is an error naming the record, never rounded.
 """
 
 from __future__ import annotations
@@ -12,16 +12,12 @@ from decimal import Decimal
 import numpy as np
 
 from redline.feeds import events as ev
+from redline.feeds.importers.grid import common_step
+from redline.feeds.importers.grid import plain as _plain
 from redline.feeds.instruments import Instrument, InstrumentTable
 
 UNDEF_PRICE = np.iinfo(np.int64).max  # DBN's "no price", same value as ev.UNDEF_PX
 PX_SCALE = 10**9
-
-
-def _plain(d: Decimal) -> Decimal:
-    """Shortest exact form, never exponent notation ('50', not '5E+1')."""
-    d = d.normalize()
-    return d.quantize(Decimal(1)) if d.as_tuple().exponent > 0 else d
 
 
 def instrument(d) -> Instrument:
@@ -39,6 +35,7 @@ def instrument(d) -> Instrument:
         price_precision=max(0, -tick.as_tuple().exponent),
         lot_size=Decimal(1),
         multiplier=_plain(mult),
+        source="definition",
     )
 
 
@@ -59,8 +56,7 @@ class Ticks:
             if int(i) in self.inc:
                 continue
             p = prices[(iid == i) & ok]
-            step = int(np.gcd.reduce(p)) if len(p) else 1
-            step = abs(step) or 1
+            step = common_step(p)
             self.inc[int(i)] = step
             tick = _plain(Decimal(step) / PX_SCALE)
             self.table.add(
@@ -70,6 +66,7 @@ class Ticks:
                     tick_size=tick,
                     price_precision=max(0, -tick.as_tuple().exponent),
                     lot_size=Decimal(1),
+                    source=f"gcd of {len(p):,} prices",
                 )
             )
 

@@ -1,7 +1,10 @@
 """Which importer reads a file, told from its first bytes, and one import of many files.
 
-DBN (plain or zstd) or a Binance capture (plain or gzip); `import_files` groups the
-files by format and merges what each importer returns (`output.Imported`). A Parquet
+DBN (plain or zstd), a Binance capture (plain or gzip) or Tardis.dev CSV (plain or gzip),
+and a Binance exchangeInfo
+answer (JSON), told by its content whatever `--format` says: it gives the captures'
+symbols their tick, lot and face value. `import_files` groups the files by format and
+merges what each importer returns (`output.Imported`). A Parquet
 file is refused whatever `--format` says: one of ours needs no import, and no importer
 reads any other. The `redline import` command (pipeline/cli/import_files.py) is the
 front end.
@@ -16,17 +19,18 @@ import pyarrow.parquet as pq
 
 from redline.feeds.event_schema import SchemaError, record_type_from_schema
 from redline.feeds.importers import binance as binance_import
-from redline.feeds.importers import compressed
+from redline.feeds.importers import compressed, exchange_info
 from redline.feeds.importers import dbn as dbn_import
+from redline.feeds.importers import tardis as tardis_import
 from redline.feeds.importers.output import Imported
-from redline.feeds.instruments import InstrumentTable
+from redline.feeds.instruments import REQUIRED_COLUMNS
 
-FORMATS = ("dbn", "binance")
+FORMATS = ("dbn", "binance", "tardis")
 _PARQUET_MAGIC = b"PAR1"
 
 
 def detect_format(path: Path) -> str:
-    """'dbn' or 'binance' from the file's first bytes; ValueError otherwise."""
+    """'dbn', 'binance' or 'tardis' from the file's first bytes; ValueError otherwise."""
     head = compressed.head(path)
     if head[:4] == _PARQUET_MAGIC:
         raise ValueError(parquet_refusal(path))
@@ -36,9 +40,12 @@ def detect_format(path: Path) -> str:
     stamp, _, rest = first.partition(b" ")
     if stamp.isdigit() and rest.lstrip().startswith(b"{"):
         return "binance"
+    if tardis_import.looks_like(head):
+        return "tardis"
     raise ValueError(
-        f"{path}: cannot tell the format from its first bytes ({head[:16]!r}); "
-        f"pass --format with one of {', '.join(FORMATS)}"
+        f"{path}: cannot tell the format from its first bytes ({head[:16]!r}); pass --format "
+        f"with one of {', '.join(FORMATS)} (supported: {binance_import.SUPPORTED}, and a "
+        f"Binance exchangeInfo JSON beside a Binance capture)"
     )
 
 
@@ -57,7 +64,7 @@ def parquet_refusal(path: Path) -> str:
             f"{path}: already a redline recording ({rtype.name} records); `redline inspect` "
             f"and `redline publish` read it directly, no import needed"
         )
-    if set(InstrumentTable().to_arrow().schema.names) <= set(schema.names):
+    if set(schema.names) >= REQUIRED_COLUMNS:
         return (
             f"{path}: already a redline instrument table; it goes beside its recording as it "
             f"is, no import needed"
@@ -80,15 +87,29 @@ def import_files(paths: list[Path], fmt: str | None = None) -> Imported:
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     groups: dict[str, list[Path]] = {}
+    terms: dict[str, exchange_info.Terms] = {}
+    infos: list[Path] = []
     for p in paths:
-        if fmt is not None and compressed.head(p, 4) == _PARQUET_MAGIC:
+        head = compressed.head(p)
+        if head[:4] == _PARQUET_MAGIC:
             raise ValueError(parquet_refusal(p))
+        if exchange_info.looks_like(head):
+            terms |= exchange_info.read(p)
+            infos.append(p)
+            continue
         groups.setdefault(fmt or detect_format(p), []).append(p)
+    if infos and "binance" not in groups:
+        raise ValueError(
+            f"{', '.join(str(p) for p in infos)}: an exchangeInfo answer gives Binance symbols "
+            f"their terms, but no Binance capture is in this import; give the capture with it"
+        )
     parts: list[Imported] = []
     if "dbn" in groups:
         parts.append(dbn_import.import_dbn(groups["dbn"]))
+    if "tardis" in groups:
+        parts.append(tardis_import.import_tardis(groups["tardis"]))
     for p in groups.get("binance", []):
-        part = binance_import.import_binance(p)
+        part = binance_import.import_binance(p, terms)
         part.stats = {f"binance:{p.name}": part.stats.pop("binance"), **part.stats}
         part.stats["latency_ns"] = {
             f"{k} ({p.name})": v for k, v in part.stats["latency_ns"].items()

@@ -2,7 +2,8 @@
 
 One record type per Parquet file, each sorted by `ts_recv` (stable, so records
 with the same stamp keep the source's order), tagged with the record type in
-the schema metadata (`events.to_arrow`), plus the instrument table. Where the
+the schema metadata (`events.to_arrow`) and with what each source's `seq` means
+(`semantics.py`), plus the instrument table. Where the
 files go, and how OUT is checked and replaced, is `destination.py`.
 """
 
@@ -18,7 +19,7 @@ import pyarrow.parquet as pq
 
 from redline.feeds import event_schema as es
 from redline.feeds import events as ev
-from redline.feeds.importers import destination
+from redline.feeds.importers import destination, semantics
 from redline.feeds.importers.destination import FILE_NAMES, INSTRUMENTS_FILE
 from redline.feeds.instruments import InstrumentTable
 
@@ -34,6 +35,7 @@ class Imported:
     book: np.ndarray = field(default_factory=lambda: ev.empty(ev.RecordType.BOOK_DELTA, 0))
     instruments: InstrumentTable = field(default_factory=InstrumentTable)
     stats: dict[str, Any] = field(default_factory=dict)
+    sequence: dict[int, str] = field(default_factory=dict)  # source_id -> semantics.py name
 
     def by_type(self) -> dict[ev.RecordType, np.ndarray]:
         return {
@@ -57,6 +59,12 @@ class Imported:
                     f"instrument {i.instrument_id} defined twice with different terms: "
                     f"{inst[i.instrument_id]} vs {i}"
                 )
+        for source, s in other.sequence.items():
+            if self.sequence.get(source, s) != s:
+                raise ValueError(
+                    f"source {source} numbered two ways ({self.sequence[source]!r} and {s!r}) "
+                    f"by two inputs; import them separately"
+                )
         merged = {
             t: sort_by_recv(np.concatenate([a, other.by_type()[t]]))
             for t, a in self.by_type().items()
@@ -67,6 +75,7 @@ class Imported:
             book=merged[ev.RecordType.BOOK_DELTA],
             instruments=inst,
             stats={**self.stats, **other.stats},
+            sequence={**self.sequence, **other.sequence},
         )
 
     def write(self, out: str | Path, overwrite: bool = False) -> dict[str, Path]:
@@ -89,7 +98,10 @@ class Imported:
         else:
             paths = {t: out / FILE_NAMES[t] for t in present}
             inst_path = out / INSTRUMENTS_FILE
-        files = {paths[t]: (lambda p, r=recs: write_records(p, r)) for t, recs in present.items()}
+        seq = self.sequence
+        files = {
+            paths[t]: (lambda p, r=recs: write_records(p, r, seq)) for t, recs in present.items()
+        }
         files[inst_path] = self.instruments.write
         destination.write(out, files, overwrite)
         written = {t.name.lower(): paths[t] for t in present}
@@ -104,17 +116,30 @@ def sort_by_recv(records: np.ndarray) -> np.ndarray:
     return records[np.argsort(ts, kind="stable")]
 
 
-def write_records(path: Path, records: np.ndarray) -> None:
+def write_records(path: Path, records: np.ndarray, sequence: dict[int, str] | None = None) -> None:
+    """One record type to Parquet, with the semantics of the sources it holds."""
     table = pa.Table.from_batches([es.to_arrow(sort_by_recv(records))])
+    present = {int(s) for s in np.unique(records["source_id"])}
+    mine = {s: v for s, v in (sequence or {}).items() if s in present}
+    if mine:
+        meta = {**(table.schema.metadata or {}), semantics.KEY: semantics.encode(mine)}
+        table = table.replace_schema_metadata(meta)
     pq.write_table(table, path, compression="zstd", row_group_size=_ROW_GROUP)
 
 
 def latency_ns(records: np.ndarray) -> dict[str, int]:
-    """ts_recv - ts_event percentiles over records whose receive stamp can be
-    trusted (SNAPSHOT and BAD_TS_RECV records are excluded and counted)."""
+    """ts_recv - ts_event percentiles over records whose stamps can be trusted
+    (SNAPSHOT and BAD_TS_RECV records are excluded and counted; so are records whose
+    source gives no event time, ts_event 0, under `no_ts_event`)."""
     bad = (records["flags"] & (ev.Flag.SNAPSHOT | ev.Flag.BAD_TS_RECV)) != 0
-    lat = records["ts_recv"][~bad] - records["ts_event"][~bad]
-    out = {"excluded": int(bad.sum()), "count": len(lat)}
+    unknown = records["ts_event"] == 0
+    keep = ~bad & ~unknown
+    lat = records["ts_recv"][keep] - records["ts_event"][keep]
+    out = {
+        "excluded": int(bad.sum()),
+        "no_ts_event": int((unknown & ~bad).sum()),
+        "count": len(lat),
+    }
     if len(lat):
         p50, p99, p999 = np.percentile(lat, [50, 99, 99.9])
         out.update(p50=int(p50), p99=int(p99), p999=int(p999), max=int(lat.max()))

@@ -1,8 +1,11 @@
-"""`redline import FILE... OUT [--format dbn|binance] [--overwrite]`: recordings -> our Parquet.
+"""`redline import FILE... OUT [--format dbn|binance|tardis] [--overwrite]`: recordings -> our Parquet.
 
 Every supported source goes through this one command. The format of each
 file is read from its first bytes when `--format` is not given (DBN, plain
-or zstd; a Binance capture, plain or gzip). OUT is a new or empty folder (one
+or zstd; a Binance capture, USD-M, COIN-M or spot, plain or gzip; Tardis.dev
+CSV, plain or gzip). A Binance exchangeInfo answer (JSON) given among the files
+sets the captures' tick, lot and face value; without one they are inferred from
+the prices (the instrument table's `source` says which). OUT is a new or empty folder (one
 file per record type plus `instruments.parquet`) or a `.parquet` file when the
 import holds a single record type; `--overwrite` replaces an earlier import
 there (see `feeds/importers/destination.py`). A record two inputs both hold is
@@ -26,7 +29,7 @@ from redline.pipeline.cli.json_out import add_json_arg, write_json
 def register(sub) -> None:
     p = sub.add_parser(
         "import",
-        help="import recordings (Databento DBN, Binance capture) into redline Parquet",
+        help="import recordings (Databento DBN, Binance capture, Tardis CSV) into redline Parquet",
         description=__doc__.split("\n\n")[1],
     )
     p.add_argument("paths", nargs="+", metavar="FILE... OUT", help="input files, then OUT")
@@ -84,12 +87,24 @@ def run(args) -> int:
     for key, value in imp.stats.items():
         if key.startswith("binance"):
             print(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
+    for name, st in imp.stats.get("tardis", {}).items():
+        print(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in st.items()))
+    for inst in imp.instruments:
+        print(
+            f"  {inst.symbol}: tick {inst.tick_size}, lot {inst.lot_size}, multiplier "
+            f"{inst.multiplier} ({inst.source or 'source not recorded'})"
+        )
     for name, lat in imp.stats.get("latency_ns", {}).items():
         if "p50" in lat:
             print(
                 f"  latency {name} (ts_recv - ts_event, {lat['count']:,} records, "
                 f"{lat['excluded']:,} snapshot/bad-ts excluded): p50 {lat['p50'] / 1e3:.1f} µs, "
                 f"p99 {lat['p99'] / 1e3:.1f} µs"
+            )
+        if lat.get("no_ts_event"):
+            print(
+                f"  latency {name}: {lat['no_ts_event']:,} records without an event time "
+                f"(the source sends none: ts_event 0) left out"
             )
     write_json(args.json, figures)
     return 0

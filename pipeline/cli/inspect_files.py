@@ -17,20 +17,29 @@ JSON keys (stable; counts are ints, times int ns since the epoch unless named _s
     events       {total, by_record_type: {QUOTE: n, ...}, by_instrument: {"<id>": n}}
     span         {ts_recv_first, ts_recv_last, ts_event_min, ts_event_max, seconds}
                  (seconds: ts_recv_last - ts_recv_first; all null when there are no events)
-    sources      {"<source_id>": {events, seq_first, seq_last, gaps, missing, late,
-                  duplicates, ts_event_back}}
+    sources      {"<source_id>": {sequence, events, seq_first, seq_last, gaps, missing,
+                  late, duplicates, ts_event_back}}: `missing` null where the semantics
+                  cannot count it
     gaps         {total, missing}: summed over sources
     out_of_order {seq, ts_event}: summed over sources
     flags        {SNAPSHOT, BAD_TS_RECV, LAST, GAP_BEFORE}: records with each bit set
-    latency_ns   {count, excluded, negative, min, p50, p99, p999, max, clamped, saturated}
+    latency_ns   {count, excluded, no_ts_event, negative, min, p50, p99, p999, max, clamped,
+                  saturated, median, clock_skew}: median signed, negatives included;
+                  clock_skew the median when it is negative or beyond SKEW_BOUND_NS, else null
 
-Per source, in receive (`ts_recv`) order: `late` counts records whose `seq` is below
-one already seen (received out of sequence order); a late record fills a hole or, if
-its number was already seen, counts as a `duplicate`. `gaps` are the ranges of
-sequence numbers between the first and the last still missing at the end, `missing`
-their total length. `ts_event_back` counts records whose `ts_event` is below one
+Each source is checked by what its `seq` means (`sequence`, from the `redline.sequence`
+metadata its importer wrote: `feeds/importers/semantics.py`; "contiguous" when a file has
+none). Contiguous (per source, or per instrument of the source), in receive (`ts_recv`)
+order: `late` counts records whose `seq` is below one already seen (received out of
+sequence order); a late record fills a hole or, if its number was already seen, counts as
+a `duplicate`. `gaps` are the ranges of sequence numbers between the first and the last
+still missing at the end, `missing` their total length. "per event" (ids that jump, shared
+by one event's records): `gaps` are the records the importer flagged GAP_BEFORE by the
+venue's own rule, `late` the records whose id goes back. "shared" (one sequence across
+instruments): only `late` is counted. "none": nothing is. `ts_event_back` counts records whose `ts_event` is below one
 received earlier from the same source (events received out of event-time order).
-Latency excludes records flagged BAD_TS_RECV or SNAPSHOT (`excluded`); `negative`
+Latency excludes records flagged BAD_TS_RECV or SNAPSHOT (`excluded`) and records whose
+source gives no event time (ts_event 0: `no_ts_event`); `negative`
 counts records received before their event time (the recorder's clock is behind the
 source's; left out of the percentiles, `min` shows by how much, and the text report says
 so). Percentiles come from the HDR histogram of `redline.pipeline.observe.latency`
@@ -41,9 +50,7 @@ floor, printed as ">= 60 s"); `min` and `max` are exact.
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,81 +59,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from redline.feeds.events import HEADER_FIELDS, Flag, RecordType
-from redline.feeds.instruments import InstrumentTable
+from redline.feeds.importers import semantics as sem
+from redline.feeds.instruments import REQUIRED_COLUMNS, InstrumentTable
 from redline.feeds.replay.reader import Replay
-from redline.pipeline.cli.inspect_text import print_report
+from redline.pipeline.cli.inspect_sequence import SourceSequence, per_source
+from redline.pipeline.cli.inspect_text import SKEW_BOUND_NS, print_report
 from redline.pipeline.cli.json_out import add_json_arg, write_json
 from redline.pipeline.observe.latency import HIGHEST_NS, StageHistogram
 
 _EXCLUDED = int(Flag.BAD_TS_RECV) | int(Flag.SNAPSHOT)
-
-
-@dataclass
-class _Source:
-    """Receive-order state of one source: the highest seq seen and the holes below it."""
-
-    events: int = 0
-    seq_first: int = -1
-    seq_last: int = -1  # highest seen
-    late: int = 0
-    duplicates: int = 0
-    ts_event_back: int = 0
-    ts_event_max: int = np.iinfo(np.int64).min
-    holes: list[list[int]] = field(default_factory=list)  # sorted [first, last] missing
-
-    def add(self, seq: np.ndarray, ts_event: np.ndarray) -> None:
-        seq = seq.astype(np.int64)  # seq numbers stay below 2**63 in practice
-        self.events += len(seq)
-        self.seq_first = (
-            int(seq.min()) if self.seq_first < 0 else min(self.seq_first, int(seq.min()))
-        )
-        # highest seq seen before each record
-        before = np.empty_like(seq)
-        before[0] = self.seq_last
-        np.maximum.accumulate(seq[:-1], out=before[1:])
-        np.maximum(before[1:], self.seq_last, out=before[1:])
-        late = seq <= before
-        # in-order records: a jump opens a hole
-        jump = ~late & (seq > before + 1) & (before >= 0)
-        for a, b in zip((before[jump] + 1).tolist(), (seq[jump] - 1).tolist(), strict=True):
-            self.holes.append([a, b])  # opened in increasing order: the list stays sorted
-        self.seq_last = max(self.seq_last, int(seq.max()))
-        for s in seq[late].tolist():  # rare: one Python step per late record
-            self._fill(s)
-        self.late += int(late.sum())
-        tmax = np.empty_like(ts_event)
-        tmax[0] = self.ts_event_max
-        np.maximum.accumulate(ts_event[:-1], out=tmax[1:])
-        np.maximum(tmax[1:], self.ts_event_max, out=tmax[1:])
-        self.ts_event_back += int((ts_event < tmax).sum())
-        self.ts_event_max = max(self.ts_event_max, int(ts_event.max()))
-
-    def _fill(self, s: int) -> None:
-        i = bisect.bisect_right(self.holes, [s, np.iinfo(np.int64).max]) - 1
-        if i < 0 or self.holes[i][1] < s:
-            self.duplicates += 1
-            return
-        a, b = self.holes[i]
-        if a == b:
-            del self.holes[i]
-        elif s == a:
-            self.holes[i][0] = a + 1
-        elif s == b:
-            self.holes[i][1] = b - 1
-        else:
-            self.holes[i : i + 1] = [[a, s - 1], [s + 1, b]]
-
-    def report(self) -> dict[str, int]:
-        return {
-            "events": self.events,
-            "seq_first": self.seq_first,
-            "seq_last": self.seq_last,
-            "gaps": len(self.holes),
-            "missing": sum(b - a + 1 for a, b in self.holes),
-            "late": self.late,
-            "duplicates": self.duplicates,
-            "ts_event_back": self.ts_event_back,
-        }
 
 
 _HEADER = np.dtype(HEADER_FIELDS)  # 32 bytes at offset 0 of every record type
@@ -141,21 +82,27 @@ class Inspection:
     count reads only the common header, so headers are gathered into one buffer
     and analysed 64k at a time: a run costs ~2 µs, not ~100."""
 
-    def __init__(self) -> None:
+    def __init__(self, sequence: dict[int, str] | None = None) -> None:
+        self.sequence = sequence or {}  # source_id -> semantics; absent: contiguous
+        self._per_instrument = np.array(
+            [s for s, v in self.sequence.items() if v == sem.PER_INSTRUMENT], np.int64
+        )
         self._buf = np.empty(_CHUNK, _HEADER)
         self._buf_bytes = self._buf.view(np.uint8).reshape(_CHUNK, _HEADER.itemsize)
         self._n = 0
         self.by_type: Counter[str] = Counter()
         self.by_instrument: Counter[int] = Counter()
-        self.sources: dict[int, _Source] = {}
+        self.sources: dict[tuple[int, int], SourceSequence] = {}  # (source, instrument or -1)
         self.flags: Counter[str] = Counter()
         self.ts_recv_first: int | None = None
         self.ts_recv_last: int | None = None
         self.ts_event_min: int | None = None
         self.ts_event_max: int | None = None
         self.latency = StageHistogram()
+        self.latency_back = StageHistogram()  # -(ts_recv - ts_event) of the negative ones
         self.lat_min: int | None = None  # exact, negative ones included
         self.lat_excluded = 0
+        self.lat_no_ts_event = 0
 
     def add(self, rtype: RecordType, recs: np.ndarray) -> None:
         n = len(recs)
@@ -186,38 +133,63 @@ class Inspection:
         if self.ts_recv_first is None:
             self.ts_recv_first = int(ts_recv[0])
         self.ts_recv_last = int(ts_recv[-1])
-        lo, hi = int(ts_event.min()), int(ts_event.max())
-        self.ts_event_min = lo if self.ts_event_min is None else min(self.ts_event_min, lo)
-        self.ts_event_max = hi if self.ts_event_max is None else max(self.ts_event_max, hi)
+        known = ts_event[ts_event != 0]  # 0: the source gives no event time
+        if len(known):
+            lo, hi = int(known.min()), int(known.max())
+            self.ts_event_min = lo if self.ts_event_min is None else min(self.ts_event_min, lo)
+            self.ts_event_max = hi if self.ts_event_max is None else max(self.ts_event_max, hi)
         flags = recs["flags"]
         for f in Flag:
             self.flags[f.name] += int(np.count_nonzero(flags & int(f)))
         self._add_latency(ts_recv, ts_event, flags)
-        # per source, keeping receive order inside each source (stable sort)
-        src = recs["source_id"]
-        order = np.argsort(src, kind="stable")
-        src_sorted = src[order]
-        cuts = np.flatnonzero(src_sorted[1:] != src_sorted[:-1]) + 1
+        # per source (per instrument too where its numbers count per instrument), keeping
+        # receive order inside each (stable sort)
+        src = recs["source_id"].astype(np.int64)
+        inst = np.where(np.isin(src, self._per_instrument), recs["instrument_id"], -1)
+        key = (src << 33) + inst + 1
+        order = np.argsort(key, kind="stable")
+        key_sorted = key[order]
+        cuts = np.flatnonzero(key_sorted[1:] != key_sorted[:-1]) + 1
         for part in np.split(order, cuts):
-            s = int(src[part[0]])
-            self.sources.setdefault(s, _Source()).add(recs["seq"][part], ts_event[part])
+            s, i = int(src[part[0]]), int(inst[part[0]])
+            st = self.sources.get((s, i))
+            if st is None:
+                st = self.sources[(s, i)] = SourceSequence(self.sequence.get(s, sem.CONTIGUOUS))
+            st.add(recs["seq"][part], ts_event[part], flags[part])
 
     def _add_latency(self, ts_recv: np.ndarray, ts_event: np.ndarray, flags: np.ndarray) -> None:
-        keep = (flags & _EXCLUDED) == 0
-        self.lat_excluded += int(len(keep) - keep.sum())
-        lat = (ts_recv - ts_event)[keep]
+        excluded = (flags & _EXCLUDED) != 0
+        unknown = (ts_event == 0) & ~excluded
+        self.lat_excluded += int(excluded.sum())
+        self.lat_no_ts_event += int(unknown.sum())
+        lat = (ts_recv - ts_event)[~excluded & ~unknown]
         if len(lat):
             lo = int(lat.min())
             self.lat_min = lo if self.lat_min is None else min(self.lat_min, lo)
             self.latency.record(lat)  # vectorised HDR; negatives counted, not recorded
+            if lo < 0:
+                self.latency_back.record(-lat[lat < 0])  # for the signed median
+
+    def signed_median(self) -> int | None:
+        """Median of ts_recv - ts_event, negative ones included (None without any)."""
+        pos, neg = self.latency.count, self.latency_back.count
+        n = pos + neg
+        if n == 0:
+            return None
+        k = (n + 1) // 2  # rank of the median, 1-based, ascending
+        if k <= neg:  # among the negatives: the k-th most negative
+            return -int(self.latency_back.hdr.get_value_at_percentile(100 * (neg - k + 1) / neg))
+        return int(self.latency.hdr.get_value_at_percentile(100 * (k - neg) / pos))
 
     def report(self) -> dict[str, Any]:
         self._flush()
         span_s = None
         if self.ts_recv_first is not None:
             span_s = (self.ts_recv_last - self.ts_recv_first) / 1e9
-        sources = {str(s): src.report() for s, src in sorted(self.sources.items())}
+        sources = per_source(self.sources)
         pct = self.latency.percentiles()
+        median = self.signed_median()
+        skewed = median is not None and (median < 0 or median > SKEW_BOUND_NS)
         return {
             "events": {
                 "total": sum(self.by_type.values()),
@@ -236,7 +208,7 @@ class Inspection:
             "sources": sources,
             "gaps": {
                 "total": sum(s["gaps"] for s in sources.values()),
-                "missing": sum(s["missing"] for s in sources.values()),
+                "missing": sum(s["missing"] or 0 for s in sources.values()),
             },
             "out_of_order": {
                 "seq": sum(s["late"] for s in sources.values()),
@@ -246,6 +218,7 @@ class Inspection:
             "latency_ns": {
                 "count": self.latency.count,
                 "excluded": self.lat_excluded,
+                "no_ts_event": self.lat_no_ts_event,
                 "negative": self.latency.negative,
                 "min": self.lat_min,
                 **pct,
@@ -256,11 +229,13 @@ class Inspection:
                     for k in ("p50", "p99", "p999")
                     if self.latency.clamped and pct[k] is not None and pct[k] >= HIGHEST_NS
                 ],
+                "median": median,
+                "clock_skew": median if skewed else None,
             },
         }
 
 
-_TABLE_COLUMNS = frozenset(InstrumentTable().to_arrow().column_names)
+_TABLE_COLUMNS = REQUIRED_COLUMNS
 
 
 def _is_instrument_table(path: Path) -> bool:
@@ -281,6 +256,7 @@ def _instrument_table(path: Path) -> dict[str, Any]:
             "price_precision": i.price_precision,
             "lot_size": str(i.lot_size),
             "multiplier": str(i.multiplier),
+            "source": i.source,
         }
         for i in InstrumentTable.read(path)
     ]
@@ -311,7 +287,11 @@ def inspect_paths(paths: list[str | Path], batch_rows: int = 65536) -> dict[str,
     tables = [Path(p) for p in paths if Path(p).is_file() and _is_instrument_table(Path(p))]
     rep = Replay([p for p in paths if Path(p) not in tables], batch_rows=batch_rows)
     tables += [p for p in rep.skipped if _is_instrument_table(p)]
-    ins = Inspection()
+    sequence: dict[int, str] = {}
+    for f in rep.files:
+        for source, s in sem.decode(f.schema.metadata, str(f.path)).items():
+            sequence.setdefault(source, s)
+    ins = Inspection(sequence)
     for rtype, recs in rep:
         ins.add(rtype, recs)
     files = []

@@ -1,6 +1,8 @@
-"""The text `redline inspect` prints: times as UTC dates, spans per file, a saturated
-latency percentile named as such, records received before their event time said aloud.
-Reads the report dict of `inspect_files.inspect_paths` (its keys are documented there)."""
+"""The text `redline inspect` prints: times as UTC dates, spans per file, each source's
+sequence figures as its numbering allows, a saturated latency percentile named as such,
+the latency line always (records received before their event time said aloud), and a
+clock skew named with its size. Reads the report dict of `inspect_files.inspect_paths`
+(its keys are documented there)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from redline.pipeline.observe.latency import HIGHEST_NS
+
+# A median ts_recv - ts_event beyond this is no network delay but clocks that disagree
+# (or data received long after the fact): venue-to-recorder delays are ms, not seconds.
+SKEW_BOUND_NS = 1_000_000_000
+_GAPS = {
+    "contiguous": "{gaps} gaps ({missing} missing)",
+    "contiguous per instrument": "{gaps} gaps ({missing} missing, numbered per instrument)",
+    "per event": "{gaps} gaps (by the venue's own rule, flagged at import)",
+    "shared": "gaps not checkable (one sequence shared across instruments)",
+    "none": "no venue sequence to check",
+}
 
 
 def utc(ns: int) -> str:
@@ -49,11 +62,13 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"{t['path']}: instrument table, {len(t['instruments'])} instruments")
         print(
             f"  {'id':>4}  {'symbol':<10} {'tick':>10} {'decimals':>8} {'lot':>8} {'multiplier':>10}"
+            "  source"
         )
         for i in t["instruments"]:
             print(
                 f"  {i['instrument_id']:>4}  {i['symbol']:<10} {i['tick_size']:>10} "
-                f"{i['price_precision']:>8} {i['lot_size']:>8} {i['multiplier']:>10}"
+                f"{i['price_precision']:>8} {i['lot_size']:>8} {i['multiplier']:>10}  "
+                f"{i['source'] or 'not recorded'}"
             )
     for p in r["skipped"]:
         print(f"{p}: skipped (neither a redline event file nor an instrument table)")
@@ -65,9 +80,10 @@ def print_report(r: dict[str, Any]) -> None:
     print("  by instrument:  " + ", ".join(f"{k}: {v:,}" for k, v in ev["by_instrument"].items()))
     _print_span(r)
     for s, st in r["sources"].items():
+        gaps = _GAPS[st["sequence"]].format(**st)
         print(
-            f"source {s}: {st['events']:,} events, seq {st['seq_first']}..{st['seq_last']}, "
-            f"{st['gaps']} gaps ({st['missing']} missing), {st['late']} late, "
+            f"source {s} ({st['sequence']}): {st['events']:,} events, seq "
+            f"{st['seq_first']}..{st['seq_last']}, {gaps}, {st['late']} late, "
             f"{st['duplicates']} duplicates, {st['ts_event_back']} ts_event back"
         )
     oo = r["out_of_order"]
@@ -104,6 +120,15 @@ def _print_latency(lat: dict[str, Any]) -> None:
             f"p99.9 {_latency(lat, 'p999')}  max {lat['max']:,}  (n={lat['count']:,}, "
             f"{lat['excluded']:,} excluded, {lat['negative']:,} negative)"
         )
+    else:
+        print(
+            f"ts_recv - ts_event (ns): no record received at or after its event time "
+            f"({lat['excluded']:,} excluded, {lat['negative']:,} negative, "
+            f"{lat['no_ts_event']:,} without an event time)"
+        )
+    if lat["median"] is not None:
+        n = lat["count"] + lat["negative"]
+        print(f"  median {lat['median']:,} ns over {n:,} records, negative ones included")
     if lat["clamped"]:
         print(
             f"  {lat['clamped']:,} latencies above the histogram's {HIGHEST_NS / 1e9:g} s ceiling "
@@ -114,4 +139,22 @@ def _print_latency(lat: dict[str, Any]) -> None:
             f"ts_recv - ts_event: {lat['negative']:,} records received before their event time "
             f"(down to {lat['min']:,} ns): the recorder's clock runs at least "
             f"{duration(-lat['min'])} behind the source's; left out of the percentiles"
+        )
+    if lat["no_ts_event"]:
+        print(
+            f"  {lat['no_ts_event']:,} records carry no event time (the source sends none: "
+            f"ts_event 0): left out of the latency figures"
+        )
+    skew = lat["clock_skew"]
+    if skew is not None and skew < 0:
+        print(
+            f"clock skew: median ts_recv - ts_event is {skew:,} ns: the recorder's clock runs "
+            f"about {duration(-skew)} behind the source's; these latencies measure the clocks, "
+            f"not the network"
+        )
+    elif skew is not None:
+        print(
+            f"clock skew: median ts_recv - ts_event is {duration(skew)} ({skew:,} ns), beyond "
+            f"the {SKEW_BOUND_NS / 1e9:g} s a network delay could explain: the clocks disagree "
+            f"by about that much (or the data was received long after the fact)"
         )

@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+import pyarrow.parquet as pq
 import pytest
 
 from redline.feeds.instruments import Instrument, InstrumentTable
@@ -17,3 +18,15 @@ def test_ticks_round_trip_exactly_and_off_grid_prices_fail(tmp_path):
     assert list(back) == list(table)
     with pytest.raises(ValueError, match="duplicate instrument_id 1"):
         back.add(es)
+
+
+def test_the_source_column_round_trips_and_older_tables_read_without_it(tmp_path):
+    btc = Instrument(
+        3, "BTCUSD_PERP", Decimal("0.1"), 1, Decimal(1), Decimal(100), "exchangeInfo.json"
+    )
+    InstrumentTable([btc]).write(tmp_path / "new.parquet")
+    assert list(InstrumentTable.read(tmp_path / "new.parquet")) == [btc]
+    old = InstrumentTable([btc]).to_arrow().drop_columns(["source"])
+    pq.write_table(old, tmp_path / "old.parquet")
+    (back,) = InstrumentTable.read(tmp_path / "old.parquet")
+    assert back.source == "" and back.multiplier == 100

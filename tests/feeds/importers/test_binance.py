@@ -55,21 +55,19 @@ SMALL = [
 def test_small_capture_columns_and_sync_rules():
     imp = bi.import_bytes("\n".join(SMALL).encode() + b"\n")
     (inst,) = list(imp.instruments)
-    assert (inst.symbol, str(inst.tick_size), str(inst.lot_size)) == ("ETHUSDT", "0.01", "0.001")
+    # every price a multiple of 0.25 and every size of 0.1, whatever the decimals printed
+    assert (inst.symbol, str(inst.tick_size), str(inst.lot_size)) == ("ETHUSDT", "0.25", "0.1")
+    assert (inst.price_precision, inst.source) == (2, "gcd of 12 prices")
     assert inst.instrument_id == bi.instrument_id("ETHUSDT")
 
     q = imp.quotes
     assert len(q) == 1
-    assert (q["bid_px"][0], q["bid_sz"][0], q["ask_px"][0], q["ask_sz"][0]) == (
-        9950,
-        2500,
-        10025,
-        500,
-    )
+    # 99.50 / 0.25, 2.500 / 0.1, 100.25 / 0.25, 0.500 / 0.1
+    assert (q["bid_px"][0], q["bid_sz"][0], q["ask_px"][0], q["ask_sz"][0]) == (398, 25, 401, 5)
     assert (q["seq"][0], q["ts_recv"][0], q["ts_event"][0]) == (15, 1400, 1_700_000_000_051_000_000)
 
     t = imp.trades
-    assert t["px"].tolist() == [10025, 10025] and t["sz"].tolist() == [100, 200]
+    assert t["px"].tolist() == [401, 401] and t["sz"].tolist() == [1, 2]
     assert t["trade_id"].tolist() == [77, 78] and t["seq"].tolist() == [77, 78]
     # one source per stream: each keeps its own sequence space
     assert (q["source_id"][0], t["source_id"][0]) == (bi.SOURCE_TICKER, bi.SOURCE_TRADE)
@@ -80,13 +78,13 @@ def test_small_capture_columns_and_sync_rules():
     rows = [(int(r["action"]), int(r["side"]), int(r["px"]), int(r["sz"])) for r in b]
     assert rows == [
         (BookAction.CLEAR, 0, 0, 0),
-        (BookAction.ADD, Side.BID, 10000, 1000),
-        (BookAction.ADD, Side.BID, 9950, 2000),
-        (BookAction.ADD, Side.ASK, 10050, 1500),
-        (BookAction.UPDATE, Side.BID, 9950, 2500),  # the held event, after the snapshot
-        (BookAction.DELETE, Side.BID, 10000, 0),  # qty 0 deletes
-        (BookAction.UPDATE, Side.ASK, 10025, 500),
-        (BookAction.UPDATE, Side.ASK, 10075, 3000),
+        (BookAction.ADD, Side.BID, 400, 10),
+        (BookAction.ADD, Side.BID, 398, 20),
+        (BookAction.ADD, Side.ASK, 402, 15),
+        (BookAction.UPDATE, Side.BID, 398, 25),  # the held event, after the snapshot
+        (BookAction.DELETE, Side.BID, 400, 0),  # qty 0 deletes
+        (BookAction.UPDATE, Side.ASK, 401, 5),
+        (BookAction.UPDATE, Side.ASK, 403, 30),
     ]
     snap = (b["flags"] & Flag.SNAPSHOT) != 0
     assert snap.tolist() == [True] * 4 + [False] * 4
@@ -103,7 +101,7 @@ def test_small_capture_columns_and_sync_rules():
     book = L2Book()
     top = book.apply(b)
     assert top["valid"].tolist() == [1] * 7 + [0]
-    assert book.best()[:2] == (9950, 2500)
+    assert book.best()[:2] == (398, 25)
 
 
 def test_key_order_spacing_gzip_and_blank_lines_do_not_matter(tmp_path):
@@ -138,7 +136,8 @@ def test_key_order_spacing_gzip_and_blank_lines_do_not_matter(tmp_path):
         ('{"stream":"x"}', "line 2: no '<receive ns> ' prefix"),
         (
             '5 {"e":"bookTicker","u":1,"s":"X","b":"1.0","B":"1","a":"2.0","T":1,"E":1}',
-            "line 2: missing",
+            "line 2: a bookTicker message without key 'A': .* \\(supported: Binance USD-M/COIN-M "
+            "futures and spot",
         ),
         (
             '5 {"e":"depthUpdate","s":"X","E":1,"T":1,"U":1,"u":2,"pu":0,"b":[["1.0"]],"a":[]}',
@@ -146,7 +145,7 @@ def test_key_order_spacing_gzip_and_blank_lines_do_not_matter(tmp_path):
         ),
         (
             '5 {"e":"trade","s":"X","E":1,"T":1,"t":1,"p":"1.2.3","q":"1","m":true}',
-            "line 2: missing or malformed",
+            "line 2: malformed value",
         ),
     ],
 )
@@ -277,7 +276,10 @@ def test_two_thread_scan_of_a_split_capture_gives_the_same_import(monkeypatch):
     lines = data.split(b"\n")
     lines[-2] = b'77 {"e":"trade","s":"X"}'  # error in the second half: its physical line
     n = len(lines) - 1
-    with pytest.raises(ValueError, match=rf"cap: read {n - 1} lines, then line {n}: missing"):
+    with pytest.raises(
+        ValueError,
+        match=rf"cap: read {n - 1} lines, then line {n}: a trade message without key 'T', 'E', 't'",
+    ):
         bi.import_bytes(b"\n".join(lines), where="cap")
 
 

@@ -50,7 +50,7 @@ def test_after_a_gap_events_flow_invalid_then_resync_on_the_next_snapshot():
     top = L2Book().apply(b)
     assert top["valid"].tolist() == [1] * 4 + [0, 0] + [1] * 6
     assert top[-1][["bid_px", "bid_sz", "ask_px", "ask_sz"]].tolist() == (
-        130,
+        13,  # 1.30 on the 0.10 grid every price of the capture sits on
         5,
         np.iinfo(np.int64).max,
         0,
@@ -65,3 +65,64 @@ def test_a_capture_without_a_snapshot_emits_no_book():
     imp = bi.import_bytes("\n".join(lines).encode())
     assert len(imp.book) == 0
     assert imp.stats["binance"]["unsynced"] == 2 and imp.stats["binance"]["applied"] == 0
+
+
+def spot_depth(U, u, bids, asks=(), sym="X"):
+    data = {"e": "depthUpdate", "E": 7, "s": sym, "U": U, "u": u, "b": bids, "a": list(asks)}
+    return {"stream": "x@depth@100ms", "data": data}
+
+
+def spot_snapshot(last, bids, asks):
+    return {"lastUpdateId": last, "bids": bids, "asks": asks}
+
+
+def test_spot_syncs_on_last_update_id_plus_one_then_contiguous_update_ids():
+    lines = [
+        line(5, spot_depth(90, 100, [["1.00", "7"]])),  # u <= 100: stale for spot
+        line(10, spot_snapshot(100, [["1.00", "1"]], [["2.00", "1"]])),
+        line(20, spot_depth(101, 104, [["1.00", "2"]])),  # first: U <= 101 <= u
+        line(30, spot_depth(105, 107, [["1.10", "3"]])),  # U == 104 + 1: in sequence
+        line(40, spot_depth(109, 110, [["1.20", "4"]])),  # U 109 != 108: a gap
+    ]
+    imp = bi.import_bytes("\n".join(lines).encode())
+    s = imp.stats["binance"]
+    assert (s["snapshots"], s["dropped_stale"], s["applied"], s["gaps"]) == (1, 1, 3, 1)
+    assert s["market X"] == "spot"
+    b = imp.book
+    assert b["seq"].tolist() == [100, 100, 100, 104, 107, 110]
+    gap = (b["flags"] & Flag.GAP_BEFORE) != 0
+    assert gap.tolist() == [False] * 5 + [True]
+    # spot diff-depth has no `T`: ts_event is its event time E (7 ms); the REST snapshot
+    # has no time at all: 0, not invented
+    assert b["ts_event"].tolist() == [0, 0, 0, 7_000_000, 7_000_000, 7_000_000]
+    (inst,) = imp.instruments
+    assert inst.instrument_id == bi.instrument_id("X", "spot") != bi.instrument_id("X")
+
+
+def test_spot_first_event_must_cover_last_update_id_plus_one():
+    lines = [
+        line(10, spot_snapshot(100, [["1.00", "1"]], [])),
+        line(20, spot_depth(102, 104, [["1.00", "2"]])),  # U 102 > 101: 101 was missed
+    ]
+    b = bi.import_bytes("\n".join(lines).encode()).book
+    assert b["flags"][-1] & Flag.GAP_BEFORE
+
+
+def test_coin_m_depth_syncs_by_the_futures_rule_and_carries_face_value():
+    def coin_m(U, u, pu, bids):
+        data = {"e": "depthUpdate", "E": 5, "T": 4, "s": "ETHUSD_PERP", "ps": "ETHUSD",
+                "U": U, "u": u, "pu": pu, "b": bids, "a": []}  # fmt: skip
+        return {"stream": "ethusd_perp@depth", "data": data}
+
+    lines = [
+        line(10, snapshot(100, [["2500.10", "3"]], [["2500.20", "1"]])),
+        line(20, coin_m(99, 101, 98, [["2500.10", "4"]])),  # U <= 100 <= u
+        line(30, coin_m(102, 103, 101, [["2500.00", "2"]])),  # pu == previous u
+        line(40, coin_m(105, 106, 104, [["2500.00", "0"]])),  # pu 104 != 103: a gap
+    ]
+    imp = bi.import_bytes("\n".join(lines).encode())
+    s = imp.stats["binance"]
+    assert (s["market ETHUSD_PERP"], s["applied"], s["gaps"]) == ("coin-m", 3, 1)
+    (inst,) = imp.instruments
+    assert (str(inst.tick_size), inst.multiplier) == ("0.1", 10)  # ETHUSD: USD 10 a contract
+    assert imp.book["px"].tolist() == [0, 25001, 25002, 25001, 25000, 25000]

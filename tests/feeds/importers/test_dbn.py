@@ -74,6 +74,7 @@ def test_mbo_becomes_l3_deltas_in_our_units(tmp_path):
     imp = di.import_dbn([f, d])
     (inst,) = list(imp.instruments)
     assert (inst.symbol, str(inst.tick_size), str(inst.multiplier)) == ("ESZ5", "0.25", "50")
+    assert inst.source == "definition"
     b = imp.book
     A = BookAction
     assert b["action"].tolist() == [
@@ -127,6 +128,7 @@ def test_mbp1_gives_a_quote_per_record_and_trades_for_t(tmp_path):
     # no definition: the tick is the largest step dividing every price
     (inst,) = list(imp.instruments)
     assert str(inst.tick_size) == "0.25" and inst.symbol == "5"
+    assert inst.source == "gcd of 8 prices"  # 3 prices, 3 asks, 2 bids (the third undefined)
 
 
 def test_raw_layout_equals_the_packages_decoder(tmp_path):

@@ -142,7 +142,7 @@ def test_a_failure_while_writing_leaves_the_earlier_import_whole(tmp_path, monke
     assert run_import(mbo, out) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    def disk_full(path, records):
+    def disk_full(path, records, sequence=None):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(output, "write_records", disk_full)
@@ -177,3 +177,49 @@ def test_a_redline_parquet_file_is_named_as_ours_not_a_format_to_pass(tmp_path, 
     line = one_error_line(capsys)
     assert f"{f}: {what}" in line and "--format" not in line
     assert not (tmp_path / "out").exists()
+
+
+def _coin_m_capture(path: Path) -> Path:
+    ticker = {"e": "bookTicker", "u": 1, "s": "BTCUSD_PERP", "b": "61800.0", "B": "3",
+              "a": "61801.0", "A": "4", "T": 5, "E": 6}  # fmt: skip
+    path.write_text(f"1000 {json.dumps(ticker)}\n")
+    return path
+
+
+def test_an_exchange_info_beside_the_capture_sets_tick_and_face_value(tmp_path, capsys):
+    cap = _coin_m_capture(tmp_path / "cap.txt")
+    info = tmp_path / "exchangeInfo.json"
+    filters = [{"filterType": "PRICE_FILTER", "tickSize": "0.1"},
+               {"filterType": "LOT_SIZE", "stepSize": "1"}]  # fmt: skip
+    info.write_text(json.dumps({"timezone": "UTC", "symbols": [
+        {"symbol": "BTCUSD_PERP", "contractSize": 100, "filters": filters}]}))  # fmt: skip
+    assert run_import(cap, info, tmp_path / "out") == 0
+    text = capsys.readouterr().out
+    assert "BTCUSD_PERP: tick 0.1, lot 1, multiplier 100 (exchangeInfo.json)" in text
+    table = pq.read_table(tmp_path / "out" / "instruments.parquet").to_pylist()
+    assert [(r["tick_size"], r["multiplier"], r["source"]) for r in table] == [
+        ("0.1", "100", "exchangeInfo.json")
+    ]
+    meta = pq.read_schema(tmp_path / "out" / "quotes.parquet").metadata
+    assert meta[b"redline.sequence"] == b'{"3": "per event"}'
+    # without it: the capture's own prices (61800.0, 61801.0) say 1.0; Binance's face value
+    assert run_import(cap, tmp_path / "out2") == 0
+    assert (
+        "tick 1, lot 1, multiplier 100 (gcd of 2 prices; face value USD 100"
+        in capsys.readouterr().out
+    )
+
+
+def test_an_exchange_info_without_a_capture_is_one_line(tmp_path, capsys):
+    info = tmp_path / "exchangeInfo.json"
+    info.write_text(json.dumps({"timezone": "UTC", "symbols": []}))
+    assert run_import(info, tmp_path / "out") == 2
+    assert "no Binance capture is in this import" in one_error_line(capsys)
+
+
+def test_a_file_of_no_supported_format_names_the_formats(tmp_path, capsys):
+    f = tmp_path / "prices.csv"
+    f.write_text("date,close\n2024-01-01,1.5\n")
+    assert run_import(f, tmp_path / "out") == 2
+    line = one_error_line(capsys)
+    assert "prices.csv: cannot tell the format" in line and "Tardis.dev CSV" in line

@@ -7,6 +7,9 @@ import pytest
 
 from redline.feeds import event_schema as es
 from redline.feeds import events as ev
+from redline.feeds.importers import output
+from redline.feeds.importers import semantics as sem
+from redline.feeds.realdata import realdata_dir
 from redline.pipeline.cli import inspect_files as inspect_mod
 from redline.pipeline.cli import main as cli
 from redline.pipeline.cli.inspect_files import inspect_paths
@@ -14,6 +17,8 @@ from redline.replay_data import DIR
 
 Q, T, S = ev.RecordType.QUOTE, ev.RecordType.TRADE, ev.RecordType.SENSOR
 BAD, SNAP = int(ev.Flag.BAD_TS_RECV), int(ev.Flag.SNAPSHOT)
+REALDATA = realdata_dir()
+needs_realdata = pytest.mark.skipif(REALDATA is None, reason="no ../shared/realdata")
 
 
 def write(path, recs):
@@ -64,7 +69,7 @@ def test_counts_span_and_skipped_files(recording):
     }
     assert r["span"]["ts_recv_first"] == 1_000
     assert r["span"]["ts_recv_last"] == 10_000 + 999 * 1_000
-    assert r["span"]["ts_event_min"] == 0
+    assert r["span"]["ts_event_min"] == 990  # the flagged quote's ts_event 0 is no time
     assert r["span"]["seconds"] == pytest.approx((1_009_000 - 1_000) / 1e9)
     assert r["skipped"] == [str(recording / "instruments.parquet")]
     assert {f["record_type"] for f in r["files"]} == {"QUOTE", "TRADE", "SENSOR"}
@@ -76,6 +81,7 @@ def test_counts_span_and_skipped_files(recording):
 def test_gaps_and_out_of_order_per_source(recording):
     r = inspect_paths([recording])
     assert r["sources"]["1"] == {
+        "sequence": "contiguous",  # no semantics in the file: redline's own numbering
         "events": 8,
         "seq_first": 0,
         "seq_last": 9,
@@ -83,7 +89,7 @@ def test_gaps_and_out_of_order_per_source(recording):
         "missing": 3,
         "late": 2,  # 3 and the second 6
         "duplicates": 1,
-        "ts_event_back": 2,  # the late one and the flagged one (ts_event 0)
+        "ts_event_back": 1,  # the late one (the flagged one's ts_event 0 is no time)
     }
     assert r["sources"]["2"]["gaps"] == 0 and r["sources"]["2"]["late"] == 0
     assert r["sources"]["2"]["ts_event_back"] == 1
@@ -91,7 +97,7 @@ def test_gaps_and_out_of_order_per_source(recording):
     assert r["gaps"] == {"total": 2, "missing": 3}
     # the sensor latencies are shuffled, so its ts_event goes back often; count it apart
     back3 = r["sources"]["3"]["ts_event_back"]
-    assert r["out_of_order"] == {"seq": 2, "ts_event": 3 + back3}
+    assert r["out_of_order"] == {"seq": 2, "ts_event": 2 + back3}
 
 
 def test_latency_percentiles_exclude_flagged_records(recording):
@@ -128,8 +134,8 @@ def test_cli_writes_json_with_the_contract_keys(recording, tmp_path, capsys):
         "latency_ns",
     }  # fmt: skip
     assert set(data["latency_ns"]) == {
-        "count", "excluded", "negative", "min", "p50", "p99", "p999", "max", "clamped",
-        "saturated",
+        "count", "excluded", "no_ts_event", "negative", "min", "p50", "p99", "p999", "max",
+        "clamped", "saturated", "median", "clock_skew",
     }  # fmt: skip
     text = capsys.readouterr().out
     assert "events: 8" in text and "2 gaps (3 missing)" in text
@@ -155,7 +161,7 @@ def test_the_obvious_glob_reads_the_instrument_table_as_one(tmp_path, capsys):
     es_row = next(i for i in table["instruments"] if i["symbol"] == "ESZ6")
     assert es_row == {
         "instrument_id": 1, "symbol": "ESZ6", "tick_size": "0.25", "price_precision": 2,
-        "lot_size": "1", "multiplier": "50",
+        "lot_size": "1", "multiplier": "50", "source": "",  # a table from before `source`
     }  # fmt: skip
     assert data["skipped"] == [] and len(data["files"]) == len(paths) - 1
     assert data["events"]["total"] == sum(f["rows"] for f in data["files"])
@@ -229,3 +235,97 @@ def test_records_received_before_their_event_time_are_said_with_the_offset(tmp_p
     text = capsys.readouterr().out
     assert "5 records received before their event time (down to -3,000,000 ns)" in text
     assert "the recorder's clock runs at least 3.000 ms behind the source's" in text
+
+
+def test_all_negative_latency_still_prints_and_names_the_clock_skew(tmp_path, capsys):
+    write(tmp_path / "q.parquet", _quotes(10**18 + np.arange(5), [-3_000_000] * 4 + [5_000]))
+    out = tmp_path / "i.json"
+    assert cli.main(["inspect", str(tmp_path / "q.parquet"), "--json", str(out)]) == 0
+    lat = json.loads(out.read_text())["latency_ns"]
+    # 4 of 5 at -3 ms: the median is -3 ms (within HDR's 0.1%), negative: a skew
+    assert lat["median"] == pytest.approx(-3_000_000, rel=1e-3)
+    assert lat["clock_skew"] == lat["median"]
+    text = capsys.readouterr().out
+    assert "ts_recv - ts_event (ns): p50 5,00" in text  # the one positive, still printed
+    assert f"median {lat['median']:,} ns over 5 records, negative ones included" in text
+    assert "clock skew: median ts_recv - ts_event is -3,00" in text
+    assert "runs about 3.00" in text and "ms behind the source's" in text
+
+
+def test_a_median_beyond_the_bound_is_a_skew_and_below_it_is_not(tmp_path, capsys):
+    write(tmp_path / "q.parquet", _quotes(10**18 + np.arange(3), [2_500_000_000] * 3))
+    lat = inspect_paths([tmp_path / "q.parquet"])["latency_ns"]
+    assert lat["clock_skew"] == lat["median"] == pytest.approx(2_500_000_000, rel=1e-3)
+    assert cli.main(["inspect", str(tmp_path / "q.parquet")]) == 0
+    assert "beyond the 1 s a network delay could explain" in capsys.readouterr().out
+    write(tmp_path / "q.parquet", _quotes(10**18 + np.arange(3), [800_000] * 3))
+    lat = inspect_paths([tmp_path / "q.parquet"])["latency_ns"]
+    assert lat["clock_skew"] is None and lat["median"] == pytest.approx(800_000, rel=1e-3)
+
+
+def test_records_without_an_event_time_are_counted_apart(tmp_path, capsys):
+    q = _quotes(10**18 + np.arange(4), [1_000] * 4)
+    q["ts_event"][1:3] = 0  # a spot bookTicker carries no event time
+    write(tmp_path / "q.parquet", q)
+    assert cli.main(["inspect", str(tmp_path / "q.parquet")]) == 0
+    text = capsys.readouterr().out
+    assert "(n=2, 0 excluded, 0 negative)" in text
+    assert "2 records carry no event time" in text
+
+
+def _book(seq, flags=0, source=2, instrument=1):
+    b = ev.empty(ev.RecordType.BOOK_DELTA, len(seq))
+    b["ts_recv"] = np.arange(len(seq)) + 10**18
+    b["ts_event"] = b["ts_recv"] - 100
+    b["seq"], b["flags"], b["source_id"], b["instrument_id"] = seq, flags, source, instrument
+    return b
+
+
+def test_each_source_is_checked_by_what_its_numbers_mean(tmp_path, capsys):
+    gap = int(ev.Flag.GAP_BEFORE)
+    # per event: ids jump and repeat (one event's levels); one gap flagged at import; one back
+    per_event = _book([100, 100, 100, 107, 107, 130, 129], [0, 0, 0, 0, 0, gap, 0], source=2)
+    # shared (a CME channel): jumps are other instruments' messages; one number goes back
+    shared = _book([5, 5, 9, 12, 11], source=3)
+    # contiguous per instrument: two symbols' trade ids interleaved, each without a hole,
+    # except instrument 2's 52 -> 54
+    per_inst = _book([10, 50, 11, 51, 12, 52, 54], source=4, instrument=[1, 2, 1, 2, 1, 2, 2])
+    none = _book([0, 7, 3], source=5)  # the importer's own numbers: nothing to check
+    recs = np.concatenate([per_event, shared, per_inst, none])
+    output.write_records(tmp_path / "book.parquet", recs, {
+        2: sem.PER_EVENT, 3: sem.SHARED, 4: sem.PER_INSTRUMENT, 5: sem.NONE})  # fmt: skip
+    r = inspect_paths([tmp_path / "book.parquet"])
+    figures = {
+        s: (v["sequence"], v["gaps"], v["missing"], v["late"]) for s, v in r["sources"].items()
+    }
+    assert figures == {
+        "2": ("per event", 1, None, 1),
+        "3": ("shared", 0, None, 1),
+        "4": ("contiguous per instrument", 1, 1, 0),
+        "5": ("none", 0, None, 0),
+    }
+    assert r["gaps"] == {"total": 2, "missing": 1}
+    assert r["sources"]["4"]["seq_first"] == 10 and r["sources"]["4"]["events"] == 7
+    assert cli.main(["inspect", str(tmp_path / "book.parquet")]) == 0
+    text = capsys.readouterr().out
+    assert "source 3 (shared): 5 events, seq 5..12, gaps not checkable" in text
+    assert "source 5 (none): 3 events, seq 0..7, no venue sequence to check" in text
+
+
+@needs_realdata
+def test_real_captures_import_and_inspect_with_no_false_gaps(tmp_path):
+    cme, binance = REALDATA / "cme", REALDATA / "binance" / "ethusdt_20240808.gz"
+    imports = {
+        "binance": [binance],
+        "mbp-1": [*cme.glob("futures_*.dbn.zst")],
+        "mbo": [*cme.glob("orderbooks_*.dbn.zst")],
+    }
+    for name, files in imports.items():
+        assert cli.main(["import", *map(str, files), str(tmp_path / name)]) == 0
+        r = inspect_paths([tmp_path / name])
+        assert r["gaps"] == {"total": 0, "missing": 0}, name
+        assert r["out_of_order"]["seq"] == 0, name
+        assert all(s["duplicates"] == 0 for s in r["sources"].values()), name
+    # the Binance recorder's clock ran about 1.27 s behind the venue's: named, not hidden
+    skew = inspect_paths([tmp_path / "binance"])["latency_ns"]["clock_skew"]
+    assert -1_300_000_000 < skew < -1_240_000_000
