@@ -17,6 +17,7 @@ the first instant, 12 or 40 m apart. The ego's set speed is its test speed.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 import numba as nb
@@ -72,15 +73,16 @@ def euro_ncap_grid() -> list[Case]:
 
 
 @nb.njit(cache=True)
-def _run(state, p, ego_v, lead_v, gap, lead_accel, h_from, h_to, h_bits, n_steps, out_gap, out_closing,
+def _run(state, p, ego_v, lead_x, lead_v, h_from, h_to, h_bits, n_steps, out_gap, out_closing,
          out_speed, out_accel, origins):  # fmt: skip  # pragma: no cover - compiled
-    """Steps the case; fills the per-step arrays and one origin per frame (-1 if none); returns
-    the steps run (fewer than n_steps on contact)."""
-    x_e, x_l, a_e, cmd = 0.0, gap, 0.0, 0.0
+    """Steps the case against the lead's path (position and speed per step, ego starting at
+    0); fills the per-step arrays and one origin per frame (-1 if none); returns the steps run
+    (fewer than n_steps on contact)."""
+    x_e, a_e, cmd = 0.0, 0.0, 0.0
     for i in range(n_steps):
         t = i * DT_S
-        out_gap[i] = x_l - x_e
-        out_closing[i] = ego_v - lead_v
+        out_gap[i] = lead_x[i] - x_e
+        out_closing[i] = ego_v - lead_v[i]
         out_speed[i] = ego_v
         out_accel[i] = a_e
         if out_gap[i] <= 0.0:
@@ -97,23 +99,79 @@ def _run(state, p, ego_v, lead_v, gap, lead_accel, h_from, h_to, h_bits, n_steps
         if ego_v <= 0.0 and a_e < 0.0:
             a_e = 0.0  # standing: the brakes hold, no backwards roll
         ego_v = max(ego_v + a_e * DT_S, 0.0)
-        lead_v = max(lead_v + lead_accel * DT_S, 0.0)
         x_e += ego_v * DT_S
-        x_l += lead_v * DT_S
     return n_steps
+
+
+@nb.njit(cache=True)
+def _scripted_lead(gap, v0, accel, n_steps):  # pragma: no cover - compiled
+    """The scripted lead's position and speed per step: `accel` until it stops."""
+    x, v = np.empty(n_steps), np.empty(n_steps)
+    x[0], v[0] = gap, v0
+    for i in range(1, n_steps):
+        v[i] = max(v[i - 1] + accel * DT_S, 0.0)
+        x[i] = x[i - 1] + v[i] * DT_S
+    return x, v
 
 
 def run_case(case: Case, settings: PlannerSettings | None = None) -> Outcome:
     """One case in closed loop; the planner's set speed is the ego's test speed."""
-    base = settings or PlannerSettings()
-    p = PlannerSettings(**{**_fields(base), "set_speed": max(case.ego_kmh * KMH, 0.1)}).vector()
     n = int(DURATION_S / DT_S)
+    lead_x, lead_v = _scripted_lead(case.gap_m, case.lead_kmh * KMH, case.lead_accel, n)
+    return _closed_loop(case.name, case.ego_kmh * KMH, case.ego_kmh * KMH, lead_x, lead_v,
+                        case.health, settings)  # fmt: skip
+
+
+def run_recording(path: str | Path, settings: PlannerSettings | None = None) -> Outcome:
+    """The planner behind the lead of a driving recording (`lead_from_recording`): the lead
+    does what it did on the road, the ego what the planner decides, from the recorded ego's
+    first speed, set speed that speed."""
+    ego_v0, lead_x, lead_v = lead_from_recording(path)
+    return _closed_loop(f"recorded lead ({Path(path).name})", ego_v0, ego_v0, lead_x, lead_v,
+                        (0.0, 0.0, 0), settings)  # fmt: skip
+
+
+def lead_from_recording(path: str | Path) -> tuple[float, np.ndarray, np.ndarray]:
+    """(the recorded ego's first speed, the lead's position and speed on the DT_S grid, the ego
+    starting at 0) from a recording's radar and wheel-speed SENSOR records: the ego's position is
+    its wheel speed integrated, the lead's that plus the radar's range (median of 5, which drops
+    the multipath ghosts), its speed the ego's less the radar's closing speed."""
+    from redline.feeds.events import RecordType
+    from redline.feeds.replay.reader import replay
+    from redline.feeds.synthetic import driving as dr
+
+    parts = [r for t, r in replay([path]) if t == RecordType.SENSOR]
+    if not parts:
+        raise ValueError(f"{path}: no SENSOR records; give a driving recording")
+    rec = np.concatenate(parts)
+    radar = rec[rec["sensor_id"] == dr.RADAR_ID]
+    wheel = rec[rec["sensor_id"] == dr.WHEEL_ID]
+    if len(radar) < 5 or len(wheel) < 2:
+        raise ValueError(f"{path}: needs radar and wheel-speed records (sensor ids "
+                         f"{dr.RADAR_ID} and {dr.WHEEL_ID}) to rebuild the lead's path")  # fmt: skip
+    t0 = max(radar["ts_event"][0], wheel["ts_event"][0])
+    t_end = min(radar["ts_event"][-1], wheel["ts_event"][-1])
+    t = t0 + (np.arange(int((t_end - t0) / 1e9 / DT_S)) * DT_S * 1e9).astype(np.int64)
+    ego_v = np.interp(t, wheel["ts_event"], wheel["values"][:, dr.WHEEL_SPEED])
+    ego_x = np.concatenate([[0.0], np.cumsum(ego_v[1:] * DT_S)])
+    rng = np.lib.stride_tricks.sliding_window_view(radar["values"][:, dr.RADAR_RANGE], 5)
+    rng = np.concatenate([radar["values"][:2, dr.RADAR_RANGE], np.median(rng, axis=1),
+                          radar["values"][-2:, dr.RADAR_RANGE]])  # fmt: skip
+    closing = np.interp(t, radar["ts_event"], radar["values"][:, dr.RADAR_CLOSING_SPEED])
+    lead_x = ego_x + np.interp(t, radar["ts_event"], rng)
+    return float(ego_v[0]), lead_x, np.maximum(ego_v - closing, 0.0)
+
+
+def _closed_loop(name, ego_v0, set_speed, lead_x, lead_v, health, settings) -> Outcome:
+    base = settings or PlannerSettings()
+    p = PlannerSettings(**{**_fields(base), "set_speed": max(set_speed, 0.1)}).vector()
+    n = len(lead_x)
     gap, closing, speed, accel = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     origins = np.full(n // DECIDE_EVERY + 1, -1, np.int64)
-    h_from, h_to, h_bits = case.health
+    h_from, h_to, h_bits = health
     state = acc_aeb.new_state(cruising_since_s=-DECIDE_EVERY * DT_S)  # cruising, command 0
-    steps = _run(state, p, case.ego_kmh * KMH, case.lead_kmh * KMH, case.gap_m, case.lead_accel,
-                 h_from, h_to, h_bits, n, gap, closing, speed, accel, origins)  # fmt: skip
+    steps = _run(state, p, ego_v0, lead_x, lead_v, h_from, h_to, h_bits, n, gap, closing, speed,
+                 accel, origins)  # fmt: skip
     gap, closing, speed, accel = gap[:steps], closing[:steps], speed[:steps], accel[:steps]
     # Jerk while rolling: the step to zero as the ego comes to rest is the brakes holding it.
     rolling = (speed[1:] > 0.0) & (speed[:-1] > 0.0)
@@ -123,7 +181,7 @@ def run_case(case: Case, settings: PlannerSettings | None = None) -> Outcome:
     ttc = gap[closing_in] / closing[closing_in]
     counts = np.bincount(origins[origins >= 0], minlength=len(CommandOrigin))
     return Outcome(
-        name=case.name,
+        name=name,
         collision=collision,
         impact_speed_ms=float(closing[-1]) if collision else 0.0,
         min_ttc_s=float(ttc.min()) if ttc.size else float("inf"),

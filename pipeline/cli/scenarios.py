@@ -1,5 +1,6 @@
-"""`redline scenarios [--json PATH]`: the acc_aeb planner in closed loop over the Euro NCAP-style
-rear-end grid (venue/driving_loop.py), one line per case and the totals.
+"""`redline scenarios [--recording [PATH]] [--json PATH]`: the acc_aeb planner in closed loop over
+the Euro NCAP-style rear-end grid (venue/driving_loop.py), one line per case and the totals;
+`--recording` adds a case behind the lead of a driving recording (the bundled one by default).
 
 `--json` keys: `cases` (one row per case: `name`, `collision`, `impact_speed_ms`, `min_ttc_s`,
 `min_gap_m`, `peak_decel_ms2`, `peak_jerk_ms3`, `commands_by_origin`), `collisions` (count),
@@ -15,6 +16,8 @@ from redline.pipeline.cli.json_out import add_json_arg, write_json
 
 def register(sub) -> None:
     p = sub.add_parser("scenarios", help="the driving planner over the rear-end test grid")
+    p.add_argument("--recording", nargs="?", const="bundled", metavar="PATH",
+                   help="also run behind the lead of a driving recording (bundled by default)")  # fmt: skip
     add_json_arg(p)
     p.set_defaults(run=run)
 
@@ -24,11 +27,17 @@ def _finite(x: float) -> float | None:
 
 
 def run(args) -> int:
-    from redline.venue.driving_loop import run_grid
+    from redline.venue.driving_loop import run_grid, run_recording
 
+    outcomes = run_grid()
+    if args.recording:
+        from redline.replay_data import DIR
+
+        path = DIR / "driving_sensors.parquet" if args.recording == "bundled" else args.recording
+        outcomes.append(run_recording(path))
     rows = []
     totals: dict[str, int] = {}
-    for o in run_grid():
+    for o in outcomes:
         print(
             f"{o.name:<22} {'COLLISION' if o.collision else 'ok':<9} "
             f"impact {o.impact_speed_ms:5.2f} m/s  min TTC {o.min_ttc_s:5.2f} s  "

@@ -2,16 +2,7 @@
 
 import json
 
-from redline.pipeline.cli import main as cli_main
-from redline.pipeline.cli import scenarios
-
-
-def run_cli(argv):
-    parser = cli_main.OneLineParser(prog="redline")
-    sub = parser.add_subparsers(dest="command", required=True)
-    scenarios.register(sub)  # the command alone: main.py's COMMANDS line is the lead's to add
-    args = parser.parse_args(argv)
-    return args.run(args)
+from redline.pipeline.cli.main import main as run_cli
 
 
 def test_the_grid_is_written_with_stable_keys_and_repeats(tmp_path, capsys):
@@ -25,3 +16,11 @@ def test_the_grid_is_written_with_stable_keys_and_repeats(tmp_path, capsys):
     assert figures["min_ttc_s"] == min(c["min_ttc_s"] for c in figures["cases"])
     assert first.read_text() == second.read_text()  # replay is deterministic
     assert "24 cases, 0 collisions" in capsys.readouterr().out
+
+
+def test_the_recording_adds_a_case_behind_its_lead(tmp_path):
+    out = tmp_path / "r.json"
+    assert run_cli(["scenarios", "--recording", "--json", str(out)]) == 0
+    cases = json.loads(out.read_text())["cases"]
+    assert len(cases) == 25 and cases[-1]["name"] == "recorded lead (driving_sensors.parquet)"
+    assert not cases[-1]["collision"] and cases[-1]["min_ttc_s"] > 3
