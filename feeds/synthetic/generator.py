@@ -78,30 +78,31 @@ _WAN = dict(
 
 # book: start px (ticks), sigma, base spread, spread burst, vol burst, p trade,
 #       p adjacent level, median size, trade scale, trade alpha
+_SOURCE = "generator"  # the instrument table says where its terms came from
 SPECS: tuple[InstrumentSpec, ...] = (
     InstrumentSpec(  # equity index future: busiest, large tick, spread nearly always 1
-        Instrument(1, "ESZ6", Decimal("0.25"), 2, Decimal(1), Decimal(50)),
+        Instrument(1, "ESZ6", Decimal("0.25"), 2, Decimal(1), Decimal(50), source=_SOURCE),
         300.0,
         (23649, 0.04, 1.0, 0.35, 0.5, 0.15, 1.0, 60, 1.0, 1.3),
         Link(_us(21), _us(1.5), queue_ns=_us(2), loss_rate=1.5e-4, **_COLO),
         ev.TsSource.HARDWARE,
     ),
     InstrumentSpec(  # large-cap stock: penny tick, 1-3 tick spread
-        Instrument(2, "AAPL", Decimal("0.01"), 2, Decimal(1)),
+        Instrument(2, "AAPL", Decimal("0.01"), 2, Decimal(1), source=_SOURCE),
         150.0,
         (23147, 0.10, 1.3, 0.6, 0.7, 0.12, 0.8, 400, 20.0, 1.2),
         Link(_us(14), _us(1.0), queue_ns=_us(1.5), loss_rate=1.5e-4, **_COLO),
         ev.TsSource.HARDWARE,
     ),
     InstrumentSpec(  # crypto over a WAN: tiny tick vs price, sparse levels, ms latency
-        Instrument(3, "ETH-USD", Decimal("0.01"), 2, Decimal("0.0001")),
+        Instrument(3, "ETH-USD", Decimal("0.01"), 2, Decimal("0.0001"), source=_SOURCE),
         60.0,
         (345127, 2.0, 4.0, 1.0, 1.0, 0.18, 0.35, 5000, 100.0, 1.1),
         Link(_us(1800), _us(250), queue_ns=_us(100), loss_rate=2e-4, **_WAN),
         ev.TsSource.KERNEL,
     ),
     InstrumentSpec(  # treasury future: quietest, 1/64 tick, deep book
-        Instrument(4, "ZNH7", Decimal("0.015625"), 6, Decimal(1), Decimal(1000)),
+        Instrument(4, "ZNH7", Decimal("0.015625"), 6, Decimal(1), Decimal(1000), source=_SOURCE),
         25.0,
         (7135, 0.05, 1.0, 0.2, 0.4, 0.10, 1.0, 800, 2.0, 1.2),
         Link(_us(23), _us(1.5), queue_ns=_us(2), loss_rate=1.5e-4, **_COLO),

@@ -161,7 +161,7 @@ def test_the_obvious_glob_reads_the_instrument_table_as_one(tmp_path, capsys):
     es_row = next(i for i in table["instruments"] if i["symbol"] == "ESZ6")
     assert es_row == {
         "instrument_id": 1, "symbol": "ESZ6", "tick_size": "0.25", "price_precision": 2,
-        "lot_size": "1", "multiplier": "50", "source": "",  # a table from before `source`
+        "lot_size": "1", "multiplier": "50", "source": "generator",  # the generator says so
     }  # fmt: skip
     assert data["skipped"] == [] and len(data["files"]) == len(paths) - 1
     assert data["events"]["total"] == sum(f["rows"] for f in data["files"])
