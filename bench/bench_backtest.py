@@ -5,8 +5,9 @@ bid (seed 42, steps -1/0/+1 ticks, spread 2 ticks, quotes 1 ms apart), the EMA o
 alpha 0.01, every K quotes a flip of a fixed position when the side of the mid changed. Ours
 runs the compiled strategy and venue loop with fills, fees, PnL and the per-order log; the
 baseline, in the same run on the same arrays, is the anchors' bare loop (EMA and decisions
-only, no fills). Each size runs in its own subprocess, so its peak RSS is its own; the first
-call of a process (numba compile, ~1 s) is timed apart as `cold`.
+only, no fills). `market_maker` (post-only quotes on both sides, cancel and replace) runs on
+the same quotes after them, no baseline yet. Each size runs in its own subprocess, so its peak
+RSS is its own; the first call of a process (numba compile, ~1 s) is timed apart as `cold`.
 
     python bench/bench_backtest.py [--sizes 1000000,10000000] [--every 1000] [--runs 3]
 """
@@ -63,8 +64,8 @@ def one_size(n: int, every: int) -> dict:
     q["bid_px"], q["ask_px"], q["bid_sz"], q["ask_sz"], q["instrument_id"] = bid, ask, 10, 10, 1
     params = Params(alpha=0.01, every=every, qty=1)
 
-    def run() -> tuple[float, dict]:
-        bt = Backtest("ema_cross", params, Latency(), [1], fee_bps=0.5)
+    def run(name: str = "ema_cross", p=params) -> tuple[float, dict]:
+        bt = Backtest(name, p, Latency(), [1], fee_bps=0.5)
         t = time.perf_counter()
         for i in range(0, n, 1 << 18):  # the CLI's chunk size
             bt.feed(q[i : i + (1 << 18)])
@@ -78,6 +79,10 @@ def one_size(n: int, every: int) -> dict:
     t = time.perf_counter()
     orders = bare_loop(bl, al, every, 0.01)
     bare = time.perf_counter() - t
+    from redline.strategies import market_maker  # after the RSS figure: its log is bigger
+
+    run("market_maker", market_maker.Params())  # compile
+    mm_warm, mm = run("market_maker", market_maker.Params())
     return {
         "quotes": n,
         "ours_quotes_per_s": n / warm,
@@ -86,6 +91,8 @@ def one_size(n: int, every: int) -> dict:
         "orders": figures["orders"],
         "bare_loop_orders": orders,
         "pnl_ticks": figures["pnl"],
+        "mm_quotes_per_s": n / mm_warm,
+        "mm_orders": mm["orders"],
         "peak_rss_mb": rss_ours,  # the quotes in memory included (64 B each)
     }
 
@@ -157,10 +164,12 @@ def main(argv: list[str] | None = None) -> int:
                          ".1f", unit="x"),
                      f"{a['orders']['median']:,.0f}", fmt(a["peak_rss_mb"], ",.0f"),
                      fmt(a["cli_quotes_per_s"], ".2f", 1e6),
-                     fmt(a["cli_peak_rss_mb"], ",.0f")])  # fmt: skip
+                     fmt(a["cli_peak_rss_mb"], ",.0f"), fmt(a["mm_quotes_per_s"], ".2f", 1e6),
+                     f"{a['mm_orders']['median']:,.0f}"])  # fmt: skip
     table("ema_cross with fills and PnL vs the bare loop (M quotes/s; median (min-max))",
           ["quotes", "ours warm", "ours cold", "bare loop", "ours / bare", "orders",
-           "RSS MB (in memory)", "CLI from Parquet", "CLI RSS MB"], rows)  # fmt: skip
+           "RSS MB (in memory)", "CLI from Parquet", "CLI RSS MB", "market_maker warm",
+           "mm orders"], rows)  # fmt: skip
     return 0
 
 

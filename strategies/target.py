@@ -1,5 +1,4 @@
-"""Target-position strategies: the API the live graph and the backtest both call, and their
-registry.
+"""Strategies: the API the live graph and the backtest both call, and their registry.
 
 A target-position strategy module has:
 
@@ -12,6 +11,17 @@ A target-position strategy module has:
 The runner turns target minus position into orders, so a strategy never tracks fills itself,
 and its safe default (no answer in time, a halted venue) is to keep the position it has: no
 step, no order. `step` is called from compiled loops only, never once per event from Python.
+
+A quoting strategy module (market_maker) has `quote` in place of `step`:
+
+    quote(row, p, bid, ask, bid_sz, ask_sz, pos)
+                                   compiled: one quote of one instrument; writes the quotes it
+                                   wants into row[0:4] (bid price, bid lots, ask price, ask
+                                   lots; 0 lots: none on that side); `pos` what it has filled
+
+The runner keeps one resting order per side to match: an order at another price (or on a side
+no longer wanted) is cancelled, a side wanted and not resting gets a post-only order. Its safe
+default is to quote nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +29,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-STRATEGIES = {"ema_cross": "redline.strategies.ema_cross"}
+STRATEGIES = {
+    "ema_cross": "redline.strategies.ema_cross",
+    "market_maker": "redline.strategies.market_maker",
+}
 
 
 def strategy(name: str) -> ModuleType:
@@ -28,7 +41,7 @@ def strategy(name: str) -> ModuleType:
         return importlib.import_module(STRATEGIES[name])
     except KeyError:
         raise ValueError(
-            f"no strategy {name!r}; the target-position strategies are {', '.join(STRATEGIES)}"
+            f"no strategy {name!r}; the strategies are {', '.join(STRATEGIES)}"
         ) from None
 
 

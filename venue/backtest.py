@@ -1,18 +1,22 @@
 """A target-position strategy against the L1 venue over recorded quotes, chunk by chunk.
 
-    bt = Backtest("ema_cross", params, Latency(decision_us=50), instruments=[1], fee_bps=1.0)
+    bt = Backtest("ema_cross", params, Latency(decision_us=50), instruments=[1], fee_bps=1.0,
+                  risk=Risk(max_position=5), orders=Orders(kind="limit"))
     for quotes in chunks:            # QUOTE records in ts_recv order
         bt.feed(quotes)
     result = bt.finish()             # executions, equity bars, figures
 
-The strategy's compiled step and the venue's matching run in one compiled loop per chunk
-(venue/l1.py); between chunks Python only moves results out, so memory stays flat with length.
+The strategy's compiled step, pre-trade risk and the venue's matching run in one compiled loop
+per chunk (venue/l1.py); between chunks Python only moves results out, so memory stays flat
+with length.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import numpy as np
 
@@ -20,7 +24,9 @@ from redline.feeds.events import QUOTE_DTYPE
 from redline.strategies.target import strategy
 from redline.venue import l1
 from redline.venue.latency import Latency
+from redline.venue.orders import EXECUTION_DTYPE, REFUSED, Orders, Status
 from redline.venue.portfolio import summary
+from redline.venue.risk import Risk
 
 BAR_NS = 1_000_000_000  # equity sampled once a second of data time
 
@@ -28,36 +34,54 @@ BAR_NS = 1_000_000_000  # equity sampled once a second of data time
 @dataclass
 class Result:
     events: int
-    executions: np.ndarray  # l1.EXECUTION_DTYPE, one row per order
+    executions: np.ndarray  # orders.EXECUTION_DTYPE, one row per order (refused ones too)
     bars_ts: np.ndarray  # equity bars: data time (ns) ...
     bars_eq: np.ndarray  # ... and equity (money) then
     figures: dict = field(default_factory=dict)  # portfolio.summary plus the run's counts
 
 
 class Backtest:
-    def __init__(self, name: str, params, latency: Latency, instruments: Sequence[int],
+    def __init__(self, name: str | ModuleType, params, latency: Latency, instruments: Sequence[int],
                  value_per_tick: dict[int, float] | None = None, fee_bps: float = 0.0,
+                 maker_bps: float = 0.0, risk: Risk | None = None, orders: Orders | None = None,
                  bar_ns: int = BAR_NS) -> None:  # fmt: skip
+        """`name`: a registered strategy, or a module with its API (strategies/target.py).
+        `fee_bps`: taker fee (what crosses on arrival); `maker_bps`: on resting fills (a
+        rebate below 0)."""
         if not instruments:
             raise ValueError("backtest: no instruments")
         if not fee_bps >= 0:
             raise ValueError(f"backtest: fee_bps must be >= 0, got {fee_bps}")
-        module = strategy(name)
+        if not math.isfinite(maker_bps):
+            raise ValueError(
+                f"backtest: maker_bps must be a number (< 0: a rebate), got {maker_bps}"
+            )
+        module = strategy(name) if isinstance(name, str) else name
         self.ids = np.array(sorted(set(instruments)), np.uint32)
         self.value = {int(i): 1.0 for i in self.ids} | dict(value_per_tick or {})
         self._value = np.array([self.value[int(i)] for i in self.ids], np.float64)
-        self._step, self._p = module.step, params.vector()
+        # A quoting strategy (strategies/target.py) has `quote` in place of `step`.
+        self._quoting = hasattr(module, "quote")
+        self._step = l1.no_step if self._quoting else module.step
+        self._quote = module.quote if self._quoting else l1.no_quote
+        self._p = params.vector()
         self._state = module.new_state(params, len(self.ids))
-        self._legs, self._fee = latency.vector_ns(), fee_bps / 1e4
-        self.venue = l1.VenueState(len(self.ids), bar_ns)
+        self._legs, self._fees = latency.vector_ns(), np.array([fee_bps, maker_bps]) / 1e4
+        if self._quoting and orders is not None and orders.kind != "post_only":
+            raise ValueError(
+                f"backtest: {name if isinstance(name, str) else module.__name__} quotes post-only "
+                "orders; "
+                f"drop --orders kind={orders.kind}"
+            )
+        self.orders = orders or Orders(kind="post_only" if self._quoting else "market")
+        self.venue = l1.VenueState(len(self.ids), bar_ns, risk or Risk())
         self.bar_ns = bar_ns
         self.events = 0
         self._ex: list[np.ndarray] = []
         self._bars: list[tuple[np.ndarray, np.ndarray]] = []
         # Execution rows stay open until acked; the compiled loop writes into these buffers.
-        self._ex_buf = np.zeros((0, 7), np.int64)
+        self._ex_buf = np.zeros((0, l1.N_COLUMNS), np.int64)
         self._fee_buf = np.zeros(0, np.float64)
-        self._inst_buf = np.zeros(0, np.int64)
 
     def feed(self, quotes: np.ndarray) -> None:
         """Run the next QUOTE records (ts_recv order, continuing the previous chunk)."""
@@ -75,15 +99,24 @@ class Backtest:
             )
         v, cnt = self.venue, self.venue.cnt
         start = int(cnt[l1.N_EXEC])
-        self._grow(start + n)
+        self._grow(start + 2 * n)  # at most two new orders a quote (a bid and an ask)
         bars_ts, bars_eq = np.zeros(n + 1, np.int64), np.zeros(n + 1, np.float64)
         cnt[l1.N_BARS] = 0
-        l1.run_chunk(quotes["ts_recv"], idx.astype(np.int64), quotes["bid_px"], quotes["ask_px"],
-                     quotes["bid_sz"].astype(np.int64), quotes["ask_sz"].astype(np.int64),
-                     self._step, self._state, self._p, self._legs, self._fee, self._value,
-                     self.bar_ns, v.book, v.pos, v.seen, v.pending, v.cash, v.fees, v.orders,
-                     v.acks, cnt, self._ex_buf, self._fee_buf, self._inst_buf, bars_ts,
-                     bars_eq)  # fmt: skip
+        idx = idx.astype(np.int64)
+        ts, flags, bid, ask = quotes["ts_recv"], quotes["flags"], quotes["bid_px"], quotes["ask_px"]
+        bsz, asz = quotes["bid_sz"].astype(np.int64), quotes["ask_sz"].astype(np.int64)
+        kind, offset = self.orders.code(), self.orders.offset
+        done = 0
+        while done < n:  # more than once only when the acks in flight outgrow their ring
+            if done:
+                v.grow_acks()
+            s = slice(done, n)
+            done += l1.run_chunk(ts[s], idx[s], flags[s], bid[s], ask[s], bsz[s], asz[s],
+                                 self._quoting, self._step, self._quote, self._state, self._p,
+                                 self._legs, self._fees, kind, offset, self._value, self.bar_ns,
+                                 v.risk, v.window, v.cursor, v.book, v.pos, v.seen, v.pending,
+                                 v.working, v.rest_n, v.cash, v.fees, v.orders, v.acks, v.rest,
+                                 cnt, self._ex_buf, self._fee_buf, bars_ts, bars_eq)  # fmt: skip
         self.events += n
         k = cnt[l1.N_BARS]  # copies: a view would keep the chunk-sized buffers alive
         self._bars.append((bars_ts[:k].copy(), bars_eq[:k].copy()))
@@ -92,24 +125,28 @@ class Backtest:
         if rows <= len(self._ex_buf):
             return
         k = max(rows, 2 * len(self._ex_buf))
-        ex, fee, inst = np.zeros((k, 7), np.int64), np.zeros(k), np.zeros(k, np.int64)
+        ex, fee = np.zeros((k, l1.N_COLUMNS), np.int64), np.zeros(k)
         m = len(self._ex_buf)
-        ex[:m], fee[:m], inst[:m] = self._ex_buf, self._fee_buf, self._inst_buf
-        self._ex_buf, self._fee_buf, self._inst_buf = ex, fee, inst
+        ex[:m], fee[:m] = self._ex_buf, self._fee_buf
+        self._ex_buf, self._fee_buf = ex, fee
 
     def finish(self) -> Result:
-        """The run's result. Orders still in flight when the data ended never reached the
-        venue: they stay in the log unfilled (ts_venue 0) and are counted."""
+        """The run's result. Orders still on their way when the data ended never reached the
+        venue (status SENT); orders resting then stay RESTING; both are counted."""
         cnt, v = self.venue.cnt, self.venue
         n = int(cnt[l1.N_EXEC])
-        ex = np.zeros(n, l1.EXECUTION_DTYPE)
         buf = self._ex_buf[:n]
-        for c, name in enumerate(
-            ("ts_decision", "ts_venue", "ts_ack", None, "qty_ordered", "qty", "px")
-        ):
-            if name is not None:
-                ex[name] = buf[:, c]
-        ex["instrument_id"] = self.ids[self._inst_buf[:n]]
+        ex = np.zeros(n, EXECUTION_DTYPE)
+        ex["ts_decision"], ex["ts_venue"], ex["ts_ack"] = (
+            buf[:, l1.C_DEC], buf[:, l1.C_VENUE], buf[:, l1.C_ACK],
+        )  # fmt: skip
+        ex["instrument_id"] = self.ids[buf[:, l1.C_INST]]
+        ex["kind"], ex["status"], ex["limit_px"] = (
+            buf[:, l1.C_KIND], buf[:, l1.C_STATUS], buf[:, l1.C_LIMIT],
+        )  # fmt: skip
+        ex["qty_ordered"], ex["qty"] = buf[:, l1.C_QORD], buf[:, l1.C_QTY]
+        filled = np.abs(buf[:, l1.C_QTY])
+        ex["px"] = np.divide(buf[:, l1.C_NOTIONAL], filled, out=np.zeros(n), where=filled > 0)
         ex["fee"] = self._fee_buf[:n]
         bars_ts = (
             np.concatenate([b[0] for b in self._bars]) if self._bars else np.zeros(0, np.int64)
@@ -117,12 +154,19 @@ class Backtest:
         bars_eq = np.concatenate([b[1] for b in self._bars]) if self._bars else np.zeros(0)
         final = float(l1.equity(v.book, v.pos, v.cash, self._value))
         figures = summary(ex, bars_ts, bars_eq, final, self.value, self.bar_ns)
+        status = np.bincount(ex["status"], minlength=max(Status) + 1)
         figures |= {
             "events": self.events,
             "decisions": self.events,  # the strategy stepped once per quote
-            "refused": int(cnt[l1.REFUSED]),
-            "unfilled": int((ex["qty"] == 0).sum()),
-            "in_flight_at_end": int(cnt[l1.O_TAIL] - cnt[l1.O_HEAD]),
+            "refused": int(status[REFUSED:].sum()),
+            "refused_by_reason": {s.name.lower(): int(status[s]) for s in Status if s >= REFUSED},
+            "post_only_crossed": int(status[Status.POST_ONLY_CROSSED]),
+            "open_orders_full": int(status[Status.OPEN_ORDERS_FULL]),
+            "expired_unfilled": int(((ex["status"] == Status.EXPIRED) & (ex["qty"] == 0)).sum()),
+            "cancels": int(cnt[l1.CANCELS]),
+            "cancels_too_late": int(cnt[l1.LATE_CANCELS]),
+            "resting_at_end": int(status[Status.RESTING]),
+            "in_flight_at_end": int(status[Status.SENT]),
             "position": {int(i): int(p) for i, p in zip(self.ids, v.pos, strict=True)},
         }
         return Result(self.events, ex, bars_ts, bars_eq, figures)

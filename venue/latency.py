@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from redline.feeds.settings import NonNegativeInt, Settings
+from redline.venue.pairs import settings_from_pairs
 
 
 class Latency(Settings):
@@ -25,20 +26,8 @@ class Latency(Settings):
     @classmethod
     def parse(cls, text: str) -> Latency:
         """`decision=50,entry=120,ack=80` (µs; missing legs are 0)."""
-        import msgspec
-
-        values = {}
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            leg, eq, us = part.partition("=")
-            if not eq or leg not in ("decision", "entry", "ack"):
-                raise ValueError(
-                    f"--latency {text!r}: give decision=US,entry=US,ack=US (microseconds)"
-                )
-            values[f"{leg}_us"] = us
-        try:
-            return msgspec.convert(values, cls, strict=False)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"--latency {text!r}: {exc}") from None
+        legs = {leg: f"{leg}_us" for leg in ("decision", "entry", "ack")}
+        return settings_from_pairs("--latency", text, cls, legs)
 
     def vector_ns(self) -> np.ndarray:
         return np.array([self.decision_us, self.entry_us, self.ack_us], np.int64) * 1000

@@ -1,5 +1,6 @@
-"""`redline backtest DATA... --strategy NAME [--param k=v ...] [--latency ...] [--fee-bps X]
-[--json PATH] [--report DIR]`: a target-position strategy against the simulated L1 venue over
+"""`redline backtest DATA... --strategy NAME [--param k=v ...] [--latency ...] [--orders ...]
+[--risk ...] [--fee-bps X] [--maker-bps X] [--json PATH] [--report DIR]`: a strategy (a
+target position, or quotes) behind pre-trade risk against the simulated L1 venue over
 recorded quotes, with the latency legs given, and what it made.
 
 DATA: Parquet recordings or folders of them (`redline import` output, `replay_data/`). Money is
@@ -22,12 +23,19 @@ TABLE_NAMES = ("instruments.parquet", "market_instruments.parquet")
 def register(sub) -> None:
     p = sub.add_parser("backtest", help="a strategy against the simulated venue over recordings")
     p.add_argument("data", nargs="+", metavar="DATA", help="Parquet recordings or folders")
-    p.add_argument("--strategy", required=True, help="target-position strategy (ema_cross)")
+    p.add_argument("--strategy", required=True, help="ema_cross or market_maker")
     p.add_argument("--param", action="append", default=[], metavar="K=V",
                    help="a strategy parameter, e.g. --param alpha=0.02 (repeat)")  # fmt: skip
     p.add_argument("--latency", default="", metavar="LEGS",
                    help="decision=US,entry=US,ack=US in microseconds (default 0 each)")  # fmt: skip
+    p.add_argument("--orders", default="", metavar="K=V,...",
+                   help="kind=market|limit|ioc|post_only,offset=TICKS (default "
+                   "market; a quoting strategy sends post-only)")  # fmt: skip
+    p.add_argument("--risk", default="", metavar="K=V,...",
+                   help="pre-trade limits: max_position, max_notional, max_orders_per_s, "
+                   "band_bps, kill_loss, state=active|reducing|halted (0: no limit)")  # fmt: skip
     p.add_argument("--fee-bps", type=float, default=0.0, help="taker fee, basis points")
+    p.add_argument("--maker-bps", type=float, default=0.0, help="maker fee (< 0: a rebate)")
     p.add_argument("--report", metavar="DIR", help="write executions.parquet and equity.png")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_arg(p)
@@ -40,12 +48,17 @@ def run(args) -> int:
     from redline.strategies.target import params
     from redline.venue.backtest import Backtest
     from redline.venue.latency import Latency
+    from redline.venue.orders import Orders
+    from redline.venue.risk import Risk
 
     p = params(args.strategy, args.param)
     latency = Latency.parse(args.latency)
+    orders = Orders.parse(args.orders) if args.orders else None
+    limits = Risk.parse(args.risk)
     ids, total = _quote_instruments(args.data)
     value, unit = _value_per_tick(args.data, ids)
-    bt = Backtest(args.strategy, p, latency, ids, value, fee_bps=args.fee_bps)
+    bt = Backtest(args.strategy, p, latency, ids, value, fee_bps=args.fee_bps,
+                  maker_bps=args.maker_bps, risk=limits, orders=orders)  # fmt: skip
     t0 = time.perf_counter()
     with _progress(total, args.no_progress) as advance:
         # Chunks of 256k quotes: big enough that Python's share is noise, small enough that
@@ -64,6 +77,8 @@ def run(args) -> int:
             "entry": latency.entry_us,
             "ack": latency.ack_us,
         },
+        "orders_as": {f: getattr(bt.orders, f) for f in bt.orders.__struct_fields__},
+        "risk": {f: getattr(limits, f) for f in limits.__struct_fields__},
         "money": unit,
         "events_per_s": result.events / seconds if seconds > 0 else 0.0,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -72,7 +87,10 @@ def run(args) -> int:
     print(
         f"redline backtest: {args.strategy} on {f['events']:,} quotes "
         f"({f['events_per_s'] / 1e6:.2f} M/s): {f['orders']:,} orders, {f['fills']:,} filled, "
-        f"{f['rejections']:,} refused, {f['in_flight_at_end']} in flight at the end; "
+        f"{f['refused']:,} refused by risk {_reasons(f['refused_by_reason'])}, "
+        f"{f['rejections'] - f['refused']:,} more rejected or unfilled, "
+        f"{f['cancels']:,} cancels ({f['cancels_too_late']:,} too late), "
+        f"{f['resting_at_end']} resting and {f['in_flight_at_end']} in flight at the end; "
         f"pnl {f['pnl']:,.2f} {unit} after fees {f['fees']:,.2f}, sharpe {f['sharpe']:.2f}, "
         f"max drawdown {f['max_drawdown']:,.2f}, fill ratio {f['fill_ratio']:.2%}; "
         f"latency decision {latency.decision_us} µs, entry {latency.entry_us} µs, "
@@ -85,8 +103,15 @@ def run(args) -> int:
 
 
 def f_rejections(figures: dict) -> int:
-    """Orders the venue refused (in-flight bound) or could not fill at all."""
-    return figures["refused"] + figures["unfilled"] - figures["in_flight_at_end"]
+    """Orders refused before they left (risk, in-flight bound), refused by the venue, or that
+    found nothing to take (market and IOC)."""
+    return (figures["refused"] + figures["post_only_crossed"] + figures["open_orders_full"]
+            + figures["expired_unfilled"])  # fmt: skip
+
+
+def _reasons(by_reason: dict[str, int]) -> str:
+    shown = [f"{name} {n:,}" for name, n in by_reason.items() if n]
+    return f"({', '.join(shown)})" if shown else "(none)"
 
 
 def _quote_instruments(paths: list[str]) -> tuple[list[int], int]:

@@ -13,5 +13,7 @@ def test_params_come_from_key_value_pairs_and_are_checked():
 
 
 def test_an_unknown_strategy_names_the_known_ones():
-    with pytest.raises(ValueError, match="no strategy 'ema'; the target-position strategies are"):
+    with pytest.raises(
+        ValueError, match="no strategy 'ema'; the strategies are ema_cross, market_maker"
+    ):
         target.strategy("ema")

@@ -7,6 +7,7 @@ from redline.feeds.events import QUOTE_DTYPE
 from redline.strategies.ema_cross import Params
 from redline.venue.backtest import Backtest
 from redline.venue.latency import Latency
+from redline.venue.orders import Kind, Orders, Status
 
 US = 1_000
 
@@ -91,3 +92,33 @@ def test_an_instrument_not_in_the_run_is_refused_by_id():
     bt = Backtest("ema_cross", Params(), Latency(), [1])
     with pytest.raises(ValueError, match="instrument 7 is not in"):
         bt.feed(quotes(RISING, instrument=7))
+
+
+def test_market_maker_rests_both_sides_fills_and_requotes_by_hand():
+    from redline.strategies import market_maker
+
+    rows = [(0, 100, 104, 1, 3), (10, 100, 104, 1, 3), (20, 99, 100, 5, 2), (30, 99, 100, 5, 2)]
+    bt = Backtest("market_maker", market_maker.Params(), Latency(), [1], maker_bps=-1.0)
+    bt.feed(quotes(rows))
+    r = bt.finish()
+    ex = r.executions
+    # 0 µs: microprice 101 -> bid 1 at 100, ask 1 at 102 (post-only, both rest at 10 µs);
+    # 10 µs: the same quotes, kept. 20 µs: the ask reaches our bid: 1 filled at 100 (a maker
+    # rebate of 1 bp); long 1, microprice (99 * 2 + 100 * 5) / 7 = 99.71, fair 99.21: a new bid
+    # at 98 and the ask moved to 101 (cancel + new); both land by 30 µs.
+    assert ex["limit_px"].tolist() == [100, 102, 98, 101]
+    assert ex["qty_ordered"].tolist() == [1, -1, 1, -1]
+    assert ex["status"].tolist() == [Status.FILLED, Status.CANCELLED, Status.RESTING,
+                                     Status.RESTING]  # fmt: skip
+    assert (ex["kind"] == Kind.POST_ONLY).all()
+    assert r.figures["position"] == {1: 1} and r.figures["cancels"] == 1
+    assert r.figures["fees"] == pytest.approx(-100 * 1e-4)
+    # cash -100 + 0.01 rebate, 1 lot at the last mid 99.5
+    assert r.figures["pnl"] == pytest.approx(-100 + 0.01 + 99.5)
+
+
+def test_a_quoting_strategy_takes_no_other_order_kind():
+    from redline.strategies import market_maker
+
+    with pytest.raises(ValueError, match="market_maker quotes post-only orders; drop --orders"):
+        Backtest("market_maker", market_maker.Params(), Latency(), [1], orders=Orders())

@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 
-from redline.venue.l1 import EXECUTION_DTYPE
+from redline.venue.orders import EXECUTION_DTYPE
 from redline.venue.portfolio import YEAR_NS, summary
 
 

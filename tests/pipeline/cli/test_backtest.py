@@ -43,8 +43,33 @@ def test_latency_changes_the_fills_and_the_report_is_written(tmp_path):
     assert (tmp_path / "rep" / "equity.png").stat().st_size > 0
 
 
+def test_risk_and_limit_orders_from_the_command_line(tmp_path):
+    free = backtest(tmp_path, "free", "--param", "every=50")
+    halted = backtest(tmp_path, "halted", "--param", "every=50", "--risk", "state=halted")
+    # every decision of the free run that sent an order is refused when halted, none sent
+    assert halted["orders"] == 0 and halted["refused_by_reason"]["halted"] >= free["orders"] > 0
+    assert halted["rejections"] == halted["refused"] and halted["pnl"] == 0.0
+    limit = backtest(tmp_path, "limit", "--param", "every=50", "--orders", "kind=limit",
+                     "--maker-bps", "-0.5")  # fmt: skip
+    assert limit["orders_as"] == {"kind": "limit", "offset": 0}
+    assert limit["cancels"] > 0 and limit["journal_sha256"] != free["journal_sha256"]
+
+
+def test_market_maker_quotes_post_only_and_earns_the_rebate(tmp_path):
+    out = tmp_path / "mm.json"
+    argv = ["backtest", QUOTES, "--strategy", "market_maker", "--maker-bps", "-0.5",
+            "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    mm = json.loads(out.read_text())
+    assert mm["orders_as"]["kind"] == "post_only" and mm["fills"] > 0 and mm["cancels"] > 0
+    assert mm["fees"] < 0 and mm["post_only_crossed"] == 0  # it never quotes through the touch
+
+
 def test_bad_input_is_one_line(tmp_path, capsys):
     for argv, expect in (
+        (["--risk", "max_position=x"], "--risk 'max_position=x'"),
+        (["--orders", "kind=stop"], "valid: ioc, limit, market, post_only"),
+        (["--maker-bps", "nan"], "maker_bps must be a number"),
         (["--param", "alfa=1"], "--param 'alfa=1': give key=value with a key of ema_cross's"),
         (["--latency", "entry=-5"], "--latency 'entry=-5'"),
         (["--strategy", "nope"], "no strategy 'nope'"),
