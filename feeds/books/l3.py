@@ -267,18 +267,12 @@ class L3Book:
         """Grow the window to take price `p` while it stays within `window_ticks`, else move
         it (at that size) to centre on `p`; levels move between the window and the far arrays
         as they fall in or out."""
-        st, base, span = self._st, int(self._st[ld.BASE]), int(self._st[ld.SPAN])
+        st = self._st
         levels = [self._side_levels(s) for s in (0, 1)]
-        if not any(len(px) for px, _, _ in levels):
-            new_span, new_base = span, p - span // 2
-        else:
-            lo, hi = min(base, p), max(base + span, p + 1)
-            if 2 * (hi - lo) <= self.window_ticks:
-                new_span = min(self.window_ticks, 1 << (2 * (hi - lo) - 1).bit_length())
-                new_base = lo - (new_span - (hi - lo)) // 2
-            else:
-                new_span = self.window_ticks
-                new_base = p - new_span // 2
+        empty = not any(len(px) for px, _, _ in levels)
+        new_base, new_span = ld.next_window(
+            int(st[ld.BASE]), int(st[ld.SPAN]), p, self.window_ticks, empty
+        )
         self.moves += 1
         lad = [np.zeros(new_span, np.int64) for _ in range(4)]  # bsz bct asz act
         fkey, fsz, fct = self._far
@@ -296,13 +290,7 @@ class L3Book:
             self._fn[s] = m
         far_best(fkey, fsz, self._fn, self._fb)
         self._lad = lad
-        st[ld.BASE], st[ld.SPAN] = new_base, new_span
-        bids, asks = np.flatnonzero(lad[1]), np.flatnonzero(lad[3])
-        st[ld.N_BID], st[ld.N_ASK] = len(bids), len(asks)
-        st[ld.BEST_BID] = bids[-1] if len(bids) else ld.NONE
-        st[ld.BEST_ASK] = asks[0] if len(asks) else ld.NONE
-        used = np.concatenate([bids, asks])
-        st[ld.LO], st[ld.HI] = (used.min(), used.max()) if len(used) else (new_span, -1)
+        ld.set_window(st, new_base, new_span, np.flatnonzero(lad[1]), np.flatnonzero(lad[3]))
 
     def _side_levels(self, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every level of side `s` (0 bid, 1 ask), window and far: px, size, order count."""

@@ -204,3 +204,26 @@ def regrow(arrays: list[np.ndarray], st: np.ndarray, px: int, where: str) -> lis
             st[slot] += shift
     st[LO], st[HI] = (st[LO] + shift, st[HI] + shift) if st[LO] <= st[HI] else (new_span, -1)
     return out
+
+
+def next_window(base: int, span: int, px: int, window_ticks: int, empty: bool) -> tuple[int, int]:
+    """(base, span) of the window that takes price `px`: centred on it when the book is
+    empty; grown (a power of two, half free) to cover the old window and `px` while that stays
+    within `window_ticks`; else `window_ticks` wide, centred on `px` (the new touch)."""
+    if empty:
+        return px - span // 2, span
+    lo, hi = min(base, px), max(base + span, px + 1)
+    if 2 * (hi - lo) <= window_ticks:
+        new_span = min(window_ticks, 1 << (2 * (hi - lo) - 1).bit_length())
+        return lo - (new_span - (hi - lo)) // 2, new_span
+    return px - window_ticks // 2, window_ticks
+
+
+def set_window(st: np.ndarray, base: int, span: int, bids: np.ndarray, asks: np.ndarray) -> None:
+    """State of a rebuilt window: `bids` / `asks` the indexes holding a level, ascending."""
+    st[BASE], st[SPAN] = base, span
+    st[N_BID], st[N_ASK] = len(bids), len(asks)
+    st[BEST_BID] = bids[-1] if len(bids) else NONE
+    st[BEST_ASK] = asks[0] if len(asks) else NONE
+    used = np.concatenate([bids, asks])
+    st[LO], st[HI] = (used.min(), used.max()) if len(used) else (span, -1)
