@@ -213,7 +213,7 @@ def test_fault_in_worker_a(stream, fault):
     s.run(0, at={0: lambda: FAULTS[fault](s)}, until=tripped, batch=batch)
     assert a.last_trip.name.lower() in REASONS[fault], s.arb.stats()
     s.run(0, until=lambda: a.health == Health.UP, batch=batch)
-    assert s.links[0].pid != pid_before and a.readmissions > readmitted_before
+    assert s.links[0].pid != pid_before and a.readmissions > readmitted_before, s.arb.stats()
     st_mid = s.arb.stats()
     first_after, end = s.run(0.3, batch=batch)
     s.drain()
@@ -225,7 +225,7 @@ def test_fault_in_worker_a(stream, fault):
     assert set(recs["origin"][mine].tolist()) <= set(Origin)
     # only the safe default may come after its deadline
     late = mine & (recs["ts_decision"] > recs["deadline"])
-    assert (recs["origin"][late] == Origin.DEFAULT).all()
+    assert (recs["origin"][late] == Origin.DEFAULT).all(), np.unique(recs["origin"][late])
     # after readmission: A agrees with B (no new disagreements) and with the replica
     st = s.arb.stats()
     assert st["disagreements"] == st_mid["disagreements"], (fault, st)
@@ -236,8 +236,10 @@ def test_fault_in_worker_a(stream, fault):
             s.ref.answer_into(int(seqs[j]) + 1, ref)
             # "agrees" as the arbiter defines it: batch sizes differ by timing, so does rounding
             np.testing.assert_allclose(outs[j], ref, rtol=AGREE.rtol, atol=AGREE.atol)
-    # the readmitted A makes decisions again (under hedge it is the primary)
-    assert (recs["origin"][after] == Origin.WORKER_A).any()
+    # the readmitted A makes decisions again (under hedge it is the primary); the figures say
+    # why not when it fails (it did twice, only inside the whole suite on a loaded host)
+    origins = np.unique(recs["origin"][after], return_counts=True)
+    assert (recs["origin"][after] == Origin.WORKER_A).any(), (origins, s.arb.stats())
 
 
 @pytest.mark.parametrize("policy", list(Policy))
