@@ -151,8 +151,12 @@ def test_one_process_per_node_with_real_workers_decides_like_one_process(tmp_pat
     a, b = decisions(one, batches), decisions(multi, batches)
     # The same inputs give the same decisions, whichever worker answered first. (Not `px`:
     # the order goes at the quote current when the answer is emitted, which depends on timing.)
-    for field in ("input_seq", "side", "qty", "score", "model_version"):
+    for field in ("input_seq", "side", "qty", "model_version"):
         np.testing.assert_array_equal(a[field], b[field], err_msg=field)
+    # Scores to float32 rounding: the workers score a feed batch in one call, and how the
+    # events fall into batches depends on timing, which changes BLAS's rounding by an ulp or
+    # two (seen in CI: 2 of 300 scores 4.8e-7 apart).
+    np.testing.assert_allclose(a["score"], b["score"], rtol=1e-5, atol=1e-6)
     assert (a["side"] != 0).any()  # the strategy traded: the comparison means something
 
 
