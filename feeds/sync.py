@@ -124,7 +124,22 @@ def _match(ts, start, end, slop_ns, out, unmatched):  # pragma: no cover - compi
         n += 1
 
 
-class ApproximateSync:
+class _Counted:
+    """What both policies count about their input (`_Ordered`): per stream out of order, and
+    records of sensors no stream names."""
+
+    _order: _Ordered
+
+    @property
+    def out_of_order(self) -> np.ndarray:
+        return self._order.out_of_order
+
+    @property
+    def ignored(self) -> int:
+        return self._order.ignored
+
+
+class ApproximateSync(_Counted):
     """Sets of one record per stream, matched by `ts_event` within `slop_ns` (module docstring)."""
 
     def __init__(self, sensor_ids: tuple[int, ...], slop_ns: int):
@@ -134,14 +149,6 @@ class ApproximateSync:
         self.slop_ns = int(slop_ns)
         self.unmatched = np.zeros(len(sensor_ids), np.int64)
         self._queues = [ev.empty(ev.RecordType.SENSOR, 0) for _ in sensor_ids]
-
-    @property
-    def out_of_order(self) -> np.ndarray:
-        return self._order.out_of_order
-
-    @property
-    def ignored(self) -> int:
-        return self._order.ignored
 
     def feed(self, recs: np.ndarray) -> Frames:
         """Take SENSOR records in arrival order; return the sets now decided."""
@@ -178,7 +185,7 @@ class ApproximateSync:
         return Frames(recs["ts_event"].max(axis=1, initial=0), recs, blank, blank)
 
 
-class LatestSync:
+class LatestSync(_Counted):
     """One frame per trigger record: the latest of each stream, flagged stale past its max age."""
 
     def __init__(self, sensor_ids: tuple[int, ...], trigger: int, max_age_ns: tuple[int, ...]):
@@ -191,14 +198,6 @@ class LatestSync:
         self.max_age_ns = np.asarray(max_age_ns, np.int64)
         self._latest = ev.empty(ev.RecordType.SENSOR, len(sensor_ids))  # [K], carried over
         self._seen = np.zeros(len(sensor_ids), bool)
-
-    @property
-    def out_of_order(self) -> np.ndarray:
-        return self._order.out_of_order
-
-    @property
-    def ignored(self) -> int:
-        return self._order.ignored
 
     def feed(self, recs: np.ndarray) -> Frames:
         """Take SENSOR records in arrival order; return one frame per trigger record."""

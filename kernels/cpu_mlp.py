@@ -58,18 +58,30 @@ class CpuMLP:
         self.max_batch = self._numpy.max_batch  # rows per call on numpy; more go to addmm
 
     def forward_torch(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B, K] CPU -> new fp32 [B, N]."""
+        """x [B, K] CPU -> new fp32 [B, N] (a caller's tensor may ask for grad: inference_mode)."""
         with torch.inference_mode():
-            h = x.to(torch.float32)
-            for w, b, act in zip(self.weights_t, self.biases, self.activations, strict=True):
-                h = torch.addmm(b, h, w)
-                if act == "relu":
-                    h.relu_()
-                elif act == "gelu":
-                    h = torch.nn.functional.gelu(h)
-                elif act == "silu":
-                    h = torch.nn.functional.silu(h, inplace=True)
-            return h
+            return self._chain(x.to(torch.float32))
+
+    def _chain(self, h: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The layers on addmm; the last one written into `out` when given."""
+        last = len(self.weights_t) - 1
+        for i, (w, b, act) in enumerate(
+            zip(self.weights_t, self.biases, self.activations, strict=True)
+        ):
+            h = (
+                torch.addmm(b, h, w, out=out)
+                if i == last and out is not None
+                else torch.addmm(b, h, w)
+            )
+            if act == "relu":
+                h.relu_()
+            elif act == "gelu":
+                h = torch.nn.functional.gelu(h)
+            elif act == "silu":
+                torch.nn.functional.silu(h, inplace=True)
+        if out is not None and h is not out:  # GELU made a new tensor of the last layer
+            out.copy_(h)
+        return h
 
     def forward_numpy_into(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         """x [B, K] fp32 -> `out` [B, N] fp32, B <= max_batch, no allocation."""
@@ -80,24 +92,6 @@ class CpuMLP:
         if len(x) <= self.max_batch:
             return self._numpy.run_into(x, out)
         # No inference_mode here: entering it costs ~4 µs a call, and nothing in this chain
-        # records autograd history (the weights need no grad). The last layer is written
-        # straight into `out`.
-        h = torch.from_numpy(x)
-        last = len(self.weights_t) - 1
-        for i, (w, b, act) in enumerate(
-            zip(self.weights_t, self.biases, self.activations, strict=True)
-        ):
-            if i == last:
-                h = torch.addmm(b, h, w, out=torch.from_numpy(out))
-            else:
-                h = torch.addmm(b, h, w)
-            if act == "relu":
-                h.relu_()
-            elif act == "gelu":
-                if i == last:
-                    h.copy_(torch.nn.functional.gelu(h))
-                else:
-                    h = torch.nn.functional.gelu(h)
-            elif act == "silu":
-                torch.nn.functional.silu(h, inplace=True)
+        # records autograd history (the weights need no grad).
+        self._chain(torch.from_numpy(x), torch.from_numpy(out))
         return out

@@ -82,7 +82,7 @@ def run(args) -> int:
         "money": unit,
         "events_per_s": result.events / seconds if seconds > 0 else 0.0,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rejections": f_rejections(result.figures),
+        "rejections": _rejections(result.figures),
     }
     print(
         f"redline backtest: {args.strategy} on {f['events']:,} quotes "
@@ -102,7 +102,7 @@ def run(args) -> int:
     return 0
 
 
-def f_rejections(figures: dict) -> int:
+def _rejections(figures: dict) -> int:
     """Orders refused before they left (risk, in-flight bound), refused by the venue, or that
     found nothing to take (market and IOC)."""
     return (figures["refused"] + figures["post_only_crossed"] + figures["open_orders_full"]
