@@ -155,7 +155,10 @@ class ArbiterNode(Node):
         """Records of a kind no node of this graph decides on (sensor frames into a trading
         graph): counted, and said once, since a feed of only these gives 0 decisions."""
         name = RecordType(rtype).name if rtype in RecordType._value2member_map_ else str(rtype)
+        seen = name in self.undecided
         self.undecided[name] = self.undecided.get(name, 0) + n
+        if seen:  # said already: every later batch only counts
+            return
         which = f"instruments {sorted(self._decide_on)}" if self._decide_on else "any instrument"
         self.warn(
             f"{name} records arrive, and this graph decides only on QUOTE records ({which}): "
