@@ -38,8 +38,9 @@ def resolve_backend(backend: str, device: str | torch.device | None) -> tuple[st
     """("auto" | "triton" | "cpu", device or None) -> (backend, device), checked."""
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
-    if device is None:
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device is None:  # the CPU backend on a GPU host means the CPU, not an error
+        cuda = backend != "cpu" and torch.cuda.is_available()
+        dev = torch.device("cuda" if cuda else "cpu")
     else:
         dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:
