@@ -171,6 +171,7 @@ def test_tests_mirror_the_source_tree():
         "tests/feeds/wire/test_frames_fuzz.py",
         "tests/pipeline/workers/test_worker_faults.py",
         "tests/kernels/test_gpu.py",  # every kernel on a real GPU, compiled
+        "tests/pipeline/workers/test_cuda_engine.py",  # engines.py's CudaEngine, GPU only
     }
     orphans = []
     for t in (ROOT / "tests").rglob("test_*.py"):
