@@ -30,8 +30,9 @@ FILE_NAMES: dict[ev.RecordType, str] = {
     ev.RecordType.BOOK_DELTA: "book.parquet",
 }
 INSTRUMENTS_FILE = "instruments.parquet"
+SENSORS_FILE = "sensors.parquet"  # a ROS 2 bag import's SENSOR records (ros2_bag.py)
 _PARTIAL = ".partial"
-_OURS = {*FILE_NAMES.values(), INSTRUMENTS_FILE}
+_OURS = {*FILE_NAMES.values(), INSTRUMENTS_FILE, SENSORS_FILE}
 
 
 def instruments_beside(out: Path) -> Path:

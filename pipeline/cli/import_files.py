@@ -10,7 +10,10 @@ file per record type plus `instruments.parquet`) or a `.parquet` file when the
 import holds a single record type; `--overwrite` replaces an earlier import
 there (see `feeds/importers/destination.py`). A record two inputs both hold is
 written once and counted; a file cut short or corrupt stops the import with
-where it breaks, and nothing is written.
+where it breaks, and nothing is written. A ROS 2 bag (a folder holding metadata.yaml,
+or one .mcap/.db3 file; MCAP or sqlite3 storage) is imported alone into SENSOR records
+(`OUT/sensors.parquet`); `--topic-map TOPIC=SENSOR_ID` names a topic's sensor (see
+`feeds/importers/ros2_bag.py`), and a topic of a type not imported is named and counted.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from redline.feeds.importers import dbn as dbn_import
-from redline.feeds.importers import destination
+from redline.feeds.importers import destination, ros2_bag
 from redline.feeds.importers.detect import FORMATS, import_files
 from redline.pipeline.cli.json_out import add_json_arg, write_json
 
@@ -29,11 +32,21 @@ from redline.pipeline.cli.json_out import add_json_arg, write_json
 def register(sub) -> None:
     p = sub.add_parser(
         "import",
-        help="import recordings (Databento DBN, Binance capture, Tardis CSV) into redline Parquet",
+        help="import recordings (Databento DBN, Binance capture, Tardis CSV, ROS 2 bag) into "
+        "redline Parquet",
         description=__doc__.split("\n\n")[1],
     )
     p.add_argument("paths", nargs="+", metavar="FILE... OUT", help="input files, then OUT")
-    p.add_argument("--format", choices=FORMATS, help="input format (default: detect per file)")
+    p.add_argument(
+        "--format", choices=(*FORMATS, "ros2"), help="input format (default: detect per file)"
+    )
+    p.add_argument(
+        "--topic-map",
+        action="append",
+        metavar="TOPIC=SENSOR_ID",
+        help="ROS 2 bag: the sensor id of a Range/Imu/TwistStamped topic (repeatable; default: "
+        "by topic name, then by message type)",
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -48,6 +61,10 @@ def run(args) -> int:
         raise ValueError("give at least one FILE and the OUT directory or .parquet file")
     *files, out = (Path(p) for p in args.paths)
     destination.check(out, args.overwrite)  # before the work, not after it
+    if args.format == "ros2" or any(ros2_bag.is_bag(f) for f in files):
+        return _run_bag(args, files, out)
+    if args.topic_map:
+        raise ValueError("--topic-map maps ROS 2 bag topics; no bag is given")
     t0 = time.perf_counter()
     imp = import_files(files, args.format)
     t_import = time.perf_counter() - t0
@@ -106,5 +123,30 @@ def run(args) -> int:
                 f"  latency {name}: {lat['no_ts_event']:,} records without an event time "
                 f"(the source sends none: ts_event 0) left out"
             )
+    write_json(args.json, figures)
+    return 0
+
+
+def _run_bag(args, files: list[Path], out: Path) -> int:
+    if len(files) != 1:
+        raise ValueError(
+            f"{', '.join(map(str, files))}: a ROS 2 bag is imported alone; give one bag and OUT"
+        )
+    t0 = time.perf_counter()
+    bag = ros2_bag.import_bag(files[0], ros2_bag.parse_topic_map(args.topic_map))
+    written = bag.write(out, args.overwrite)
+    seconds = time.perf_counter() - t0
+    figures = {**bag.figures(), "total_s": round(seconds, 4), "written": str(written)}
+    skipped = figures["skipped_topics"]
+    print(
+        f"redline import: {files[0]} -> {written}: {len(bag.sensors):,} sensor records from "
+        f"{len(bag.topics) - skipped} topic(s), {skipped} topic(s) skipped "
+        f"({figures['skipped_messages']:,} messages) in {seconds:.2f} s"
+    )
+    info, skipped_lines = bag.lines()
+    for line in info:
+        print(line)
+    for line in skipped_lines:
+        print(line, file=sys.stderr)
     write_json(args.json, figures)
     return 0

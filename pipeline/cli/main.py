@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "redline.pipeline.cli.keygen",
     "redline.pipeline.cli.sign",
     "redline.pipeline.cli.import_files",
+    "redline.pipeline.cli.export_bag",
     "redline.pipeline.cli.book_check",
     "redline.pipeline.cli.backtest",
     "redline.pipeline.cli.scenarios",
