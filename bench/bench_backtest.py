@@ -9,7 +9,16 @@ only, no fills). `market_maker` (post-only quotes on both sides, cancel and repl
 the same quotes after them, no baseline yet. Each size runs in its own subprocess, so its peak
 RSS is its own; the first call of a process (numba compile, ~1 s) is timed apart as `cold`.
 
+`market_maker` on the L2 venue with the queue model (venue/l2.py) runs on a synthetic L2
+stream (`l2_stream`: a snapshot, then groups of five events: the level inside the spread
+deleted on both sides, the best bid and ask sizes set, a trade at one of them; the touch
+walks a tick one group in ten) and, when ../shared/realdata is there, on its Binance ETHUSDT
+capture imported; its baseline in the same run is our L2 book alone
+(feeds/books/l2.py `L2Book.apply`) on the same deltas. `--mm-every K` requotes every K-th
+book update (1: every one; hftbacktest's examples requote on a timer).
+
     python bench/bench_backtest.py [--sizes 1000000,10000000] [--every 1000] [--runs 3]
+        [--l2-sizes 10000000] [--mm-every 1,100]
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from timing import Runs, add_runs_arg, fmt, ratio, table
@@ -123,21 +133,153 @@ def streamed(n: int, every: int, folder: str) -> dict:
     return {"cli_quotes_per_s": fig["events_per_s"], "cli_peak_rss_mb": fig["peak_rss_mb"]}
 
 
+GROUP = 5  # events per book change in the synthetic L2 stream
+
+
+def l2_stream(n: int, seed: int = 42, depth: int = 10) -> np.ndarray:
+    """About n BOOK_DELTA records (trades as action TRADE) of one instrument, ts_recv order."""
+    from redline.feeds.events import BOOK_DELTA_DTYPE, BookAction, Flag, Side
+
+    rng = np.random.default_rng(seed)
+    g = n // GROUP
+    bid = 100_000 + np.cumsum(rng.choice([-1, 0, 0, 0, 0, 0, 0, 0, 0, 1], size=g))
+    d = np.zeros((g, GROUP), BOOK_DELTA_DTYPE)
+    d["ts_recv"] = d["ts_event"] = np.arange(g, dtype=np.int64)[:, None] * 100_000 + np.arange(
+        GROUP
+    )  # a group every 100 µs
+    cols = [  # side, px, action of each event of a group
+        (Side.BID, bid + 1, BookAction.DELETE), (Side.ASK, bid + 1, BookAction.DELETE),
+        (Side.BID, bid, BookAction.UPDATE), (Side.ASK, bid + 2, BookAction.UPDATE),
+    ]  # fmt: skip
+    for c, (side, px, action) in enumerate(cols):
+        d[:, c]["side"], d[:, c]["px"], d[:, c]["action"] = side, px, action
+    d[:, 2]["sz"], d[:, 3]["sz"] = rng.integers(1, 20, g), rng.integers(1, 20, g)
+    d[:, 3]["flags"] = Flag.LAST
+    buy = rng.random(g) < 0.5
+    d[:, 4]["side"], d[:, 4]["px"] = np.where(buy, Side.BID, Side.ASK), np.where(buy, bid + 2, bid)
+    d[:, 4]["sz"], d[:, 4]["action"] = rng.integers(1, 6, g), BookAction.TRADE
+    snap = np.zeros(2 * depth + 1, BOOK_DELTA_DTYPE)
+    snap["action"], snap[0]["action"] = BookAction.ADD, BookAction.CLEAR
+    snap[1 : depth + 1]["side"], snap[1 : depth + 1]["px"] = Side.BID, bid[0] - np.arange(depth)
+    snap[depth + 1 :]["side"], snap[depth + 1 :]["px"] = Side.ASK, bid[0] + 2 + np.arange(depth)
+    snap[1:]["sz"], snap["flags"] = 10, Flag.SNAPSHOT
+    snap[-1]["flags"] |= Flag.LAST
+    out = np.concatenate([snap, d.reshape(-1)])
+    out["instrument_id"], out["seq"] = 1, np.arange(len(out))
+    return out
+
+
+def l2_market_maker(batches: list[np.ndarray], every: int, queue: str = "risk_averse") -> dict:
+    """`market_maker` on the L2 venue over `batches` (BOOK_DELTA / TRADE, in order), warm,
+    beside L2Book.apply on the same deltas (warm, a fresh book)."""
+    from redline.feeds.books.l2 import L2Book
+    from redline.feeds.events import BOOK_DELTA_DTYPE
+    from redline.strategies import market_maker
+    from redline.venue.l2_backtest import L2Backtest
+    from redline.venue.latency import Latency
+
+    n = sum(len(b) for b in batches)
+    ids = sorted({int(i) for b in batches for i in np.unique(b["instrument_id"])})
+
+    def run() -> tuple[float, dict]:
+        bt = L2Backtest("market_maker", market_maker.Params(every=every), Latency(), ids,
+                        queue=queue)  # fmt: skip
+        t = time.perf_counter()
+        for b in batches:
+            for i in range(0, len(b), 1 << 18):  # the CLI's chunk size
+                bt.feed(b[i : i + (1 << 18)])
+        figures = bt.finish().figures
+        return time.perf_counter() - t, figures
+
+    t0 = time.perf_counter()
+    run()  # compile
+    cold = time.perf_counter() - t0
+    warm, fig = run()
+    deltas = [b for b in batches if b.dtype == BOOK_DELTA_DTYPE]
+    L2Book(ids[0]).apply(deltas[0][:1000])  # compile
+    book = L2Book(ids[0])
+    t = time.perf_counter()
+    for b in deltas:
+        book.apply(b)
+    base = time.perf_counter() - t
+    return {"rows": n, "rows_per_s": n / warm, "compile_s": cold - warm,
+            "book_only_rows_per_s": sum(len(b) for b in deltas) / base,
+            "orders": fig["orders"], "fills": fig["fills"], "pnl_ticks": fig["pnl"]}  # fmt: skip
+
+
+def one_l2(n: int, every: int) -> dict:
+    """In a subprocess: the L2 market maker on the synthetic stream of n events."""
+    out = l2_market_maker([l2_stream(n)], every)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def one_realdata(folder: str, every: int) -> dict:
+    """In a subprocess: the L2 market maker on an import of the realdata capture."""
+    from redline.feeds.events import RecordType
+    from redline.feeds.replay.reader import replay
+
+    batches = [np.array(r) for t, r in replay([folder], batch_rows=1 << 18)
+               if t in (RecordType.BOOK_DELTA, RecordType.TRADE)]  # fmt: skip
+    return l2_market_maker(batches, every) | {
+        "power_queue": l2_market_maker(batches, every, "power")["rows_per_s"]
+    }
+
+
+def realdata_import(folder: str) -> str | None:
+    """../shared/realdata's Binance capture imported into `folder` (None: not there)."""
+    from redline.feeds.importers.detect import import_files
+    from redline.feeds.realdata import realdata_dir
+
+    root = realdata_dir()
+    cap = root / "binance" / "ethusdt_20240808.gz" if root else None
+    if cap is None or not cap.is_file():
+        return None
+    import_files([cap], None).write(Path(folder) / "eth", False)
+    return str(Path(folder) / "eth")
+
+
+def _sub(*args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                         check=True)  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1000000,10000000")
     ap.add_argument("--every", type=int, default=1000, help="decide every K quotes")
+    ap.add_argument("--l2-sizes", default="10000000", help="synthetic L2 events ('' for none)")
+    ap.add_argument("--mm-every", default="1,100", help="market_maker's every, L2 runs")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the subprocess's own size
+    ap.add_argument("--one-l2", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--one-real", help=argparse.SUPPRESS)
     add_runs_arg(ap)
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args(argv)
     if args.one:
         print(json.dumps(one_size(args.one, args.every)))
         return 0
-    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.one_l2:
+        print(json.dumps(one_l2(args.one_l2, args.every)))
+        return 0
+    if args.one_real:
+        print(json.dumps(one_realdata(args.one_real, args.every)))
+        return 0
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    l2_sizes = [int(s) for s in args.l2_sizes.split(",") if s]
+    everies = [int(s) for s in args.mm_every.split(",") if s]
+    tmp = tempfile.TemporaryDirectory()
+    real = realdata_import(tmp.name)
     session = Runs(args.runs)
     for _ in session:
         run = {}
+        for n in l2_sizes:
+            for k in everies:
+                run[f"l2_{n}_every{k}"] = _sub("--one-l2", str(n), "--every", str(k))
+        if real:
+            for k in everies:
+                run[f"real_every{k}"] = _sub("--one-real", real, "--every", str(k))
         for n in sizes:
             out = subprocess.run(
                 [sys.executable, __file__, "--one", str(n), "--every", str(args.every)],
@@ -152,6 +294,22 @@ def main(argv: list[str] | None = None) -> int:
             run[str(n)] = fig
         session.add(run)
     agg = session.finish(args.json)
+    tmp.cleanup()
+    l2_rows = []
+    for key in [k for k in agg if k.startswith(("l2_", "real_"))]:
+        a = agg[key]
+        x = ratio([r[key]["rows_per_s"] for r in session.runs],
+                  [r[key]["book_only_rows_per_s"] for r in session.runs])  # fmt: skip
+        l2_rows.append([key, f"{a['rows']['median']:,.0f}", fmt(a["rows_per_s"], ".2f", 1e6),
+                        fmt(a["book_only_rows_per_s"], ".2f", 1e6),
+                        fmt({"median": float(np.median(x)), "min": min(x), "max": max(x),
+                             "runs": x}, ".2f", unit="x"),
+                        f"{a['orders']['median']:,.0f}", f"{a['fills']['median']:,.0f}",
+                        fmt(a["compile_s"], ".1f")])  # fmt: skip
+    if l2_rows:
+        table("market_maker on the L2 venue, risk-averse queue (M rows/s; median (min-max))",
+              ["stream", "rows", "ours warm", "L2 book alone", "ours / book", "orders",
+               "fills", "compile s"], l2_rows)  # fmt: skip
     rows = []
     for n in sizes:
         a = agg[str(n)]
@@ -166,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                      fmt(a["cli_quotes_per_s"], ".2f", 1e6),
                      fmt(a["cli_peak_rss_mb"], ",.0f"), fmt(a["mm_quotes_per_s"], ".2f", 1e6),
                      f"{a['mm_orders']['median']:,.0f}"])  # fmt: skip
+    if not rows:
+        return 0
     table("ema_cross with fills and PnL vs the bare loop (M quotes/s; median (min-max))",
           ["quotes", "ours warm", "ours cold", "bare loop", "ours / bare", "orders",
            "RSS MB (in memory)", "CLI from Parquet", "CLI RSS MB", "market_maker warm",

@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PACKAGES = ("feeds", "kernels", "strategies", "pipeline")  # redline.<name> = <ROOT>/<name>
+PACKAGES = ("feeds", "kernels", "strategies", "venue", "pipeline")  # redline.<name> = <ROOT>/<name>
 # The repo for the editable install, site-packages/redline otherwise.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAMP = "redline-jit-cache.stamp"  # the newest source mtime (ns) already checked

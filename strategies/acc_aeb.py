@@ -16,7 +16,8 @@ longitudinal acceleration command and its origin:
   healthy frame. Fresh range data that calls for emergency braking still gets it.
 - SAFE_DEFAULT: fresh inputs that are not finite (corrupt): the same controlled deceleration,
   tagged apart so corruption is counted, not mistaken for staleness.
-- MODEL: reserved for a learned replacement of the IDM term.
+- MODEL: a learned replacement of the IDM term (`model`, e.g. a worker's answer), clipped to
+  the same ACC bounds; everything else (emergency braking, minimal risk, limits) is unchanged.
 
 Every command is clipped to the physical limits and jerk-limited (comfort jerk, or the brake
 build-up rate for emergency braking). Speeds m/s, distances m, accelerations m/s^2.
@@ -39,7 +40,7 @@ PositiveFloat = Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)]
 class CommandOrigin(IntEnum):
     """Who made a command: every command has exactly one."""
 
-    MODEL = 0  # reserved: a learned policy in place of the IDM term
+    MODEL = 0  # a learned policy in place of the IDM term
     REFERENCE = 1  # the Intelligent Driver Model
     EMERGENCY = 2  # automatic emergency braking
     MINIMAL_RISK = 3  # stale input, missed deadline or fault
@@ -126,9 +127,25 @@ def needed_brake(p, gap, closing, speed, lead_accel) -> float:
     return closing * closing / (2.0 * max(room, 0.01))
 
 
+def reference_accel(p: np.ndarray, gap, closing, speed) -> np.ndarray:
+    """The REFERENCE term for arrays of frames: the IDM clipped to the ACC bounds, what a
+    learned `model` term replaces (and is trained on and checked against)."""
+    gap, closing, speed = np.broadcast_arrays(
+        *(np.asarray(x, np.float64) for x in (gap, closing, speed))
+    )
+    out = np.array(
+        [
+            idm(p, g, c, v)
+            for g, c, v in zip(gap.ravel(), closing.ravel(), speed.ravel(), strict=True)
+        ]
+    )
+    return np.clip(out, -p[P_ACC_BRAKE], p[P_ACC_ACCEL]).reshape(gap.shape)
+
+
 @nb.njit(cache=True)
-def step(state, p, t_s, gap, closing, speed, health):
-    """One frame: returns (acceleration command m/s^2, CommandOrigin as int)."""
+def step(state, p, t_s, gap, closing, speed, health, model=np.nan):
+    """One frame: returns (acceleration command m/s^2, CommandOrigin as int). A finite `model`
+    (m/s^2) takes the IDM term's place (origin MODEL), clipped to the same ACC bounds."""
     dt = t_s - state[S_T] if state[S_STARTED] > 0.0 else 0.0
     # gap = +inf is a free road (no lead); NaN anywhere is corrupt or blanked input.
     finite = not np.isnan(gap) and np.isfinite(closing) and np.isfinite(speed)
@@ -158,8 +175,10 @@ def step(state, p, t_s, gap, closing, speed, health):
     elif not finite:
         want, origin, jerk = p[P_MRM], 4, p[P_JERK]
     else:
-        want = min(max(idm(p, gap, closing, speed), -p[P_ACC_BRAKE]), p[P_ACC_ACCEL])
-        origin, jerk = 1, p[P_JERK]
+        learned = np.isfinite(model)
+        term = model if learned else idm(p, gap, closing, speed)
+        want = min(max(term, -p[P_ACC_BRAKE]), p[P_ACC_ACCEL])
+        origin, jerk = (0 if learned else 1), p[P_JERK]
     want = min(max(want, -p[P_PHYS_BRAKE]), p[P_PHYS_ACCEL])
     if dt > 0.0:  # jerk limit from the last command
         want = min(max(want, state[S_CMD] - jerk * dt), state[S_CMD] + jerk * dt)

@@ -6,7 +6,9 @@ ask_sz) leans toward the side showing less size, where the next trade is likelie
 price is m - skew * position (long: it offers lower to sell and bids lower to buy less); it
 bids `qty` at floor(fair - half_spread) and offers `qty` at ceil(fair + half_spread), never
 through the touch (its bid below the ask, its ask above the bid: post-only would be refused),
-and stops bidding at +max_inventory lots (offering at -max_inventory).
+and stops bidding at +max_inventory lots (offering at -max_inventory). With `every` = K it
+requotes on every K-th book update of an instrument only (and keeps its quotes, and their
+place in the queue, in between), as a quoter on a timer does; a fill still skews the next.
 
 A quoting strategy (strategies/target.py): `Params`, `new_state`, and a compiled
 `quote(row, p, bid_px, ask_px, bid_sz, ask_sz, position)` that writes the quotes it wants into
@@ -24,8 +26,8 @@ import numpy as np
 
 from redline.feeds.settings import NonNegativeFloat, PositiveInt, Settings
 
-# State row: the wanted quotes (what target.py's quoting API reads).
-BID_PX, BID_QTY, ASK_PX, ASK_QTY = range(4)
+# State row: the wanted quotes (what target.py's quoting API reads), then book updates seen.
+BID_PX, BID_QTY, ASK_PX, ASK_QTY, COUNT = range(5)
 
 
 class Params(Settings):
@@ -35,19 +37,24 @@ class Params(Settings):
     skew: NonNegativeFloat = 0.5  # ticks the fair price moves per lot held
     qty: PositiveInt = 1  # lots on each side
     max_inventory: PositiveInt = 5  # lots held long (short) past which it stops bidding (offering)
+    every: PositiveInt = 1  # requote on every `every`-th book update
 
     def vector(self) -> np.ndarray:
         """The parameters as the compiled quote reads them."""
-        return np.array([self.half_spread, self.skew, self.qty, self.max_inventory], np.float64)
+        return np.array([self.half_spread, self.skew, self.qty, self.max_inventory, self.every],
+                        np.float64)  # fmt: skip
 
 
 def new_state(params: Params, n_instruments: int) -> np.ndarray:
-    return np.zeros((n_instruments, 4), np.float64)
+    return np.zeros((n_instruments, 5), np.float64)
 
 
 @nb.njit(cache=True)
 def quote(row, p, bid_px, ask_px, bid_sz, ask_sz, position) -> None:
     """One quote of one instrument: the bid and ask it wants, into row[0:4]."""
+    row[COUNT] += 1.0
+    if (row[COUNT] - 1.0) % p[4] != 0.0:
+        return  # between requotes: what it wants stays
     shown = bid_sz + ask_sz
     micro = 0.5 * (bid_px + ask_px) if shown <= 0 else (bid_px * ask_sz + ask_px * bid_sz) / shown
     fair = micro - p[1] * position

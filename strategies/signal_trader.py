@@ -7,7 +7,8 @@ the ask or sells at the bid. Before any new risk it checks, in order:
 0. late: past its deadline (`ts_recv` + the graph's budget, stamped by the
    arbiter) a decision adds no risk: it is counted as LATE and does nothing;
 1. halted: a sequence gap (Flag.GAP_BEFORE) stops quoting the instrument
-   until a snapshot (Flag.SNAPSHOT) re-syncs it;
+   until a snapshot (Flag.SNAPSHOT) re-syncs it; the kill switch (`kill_switch`,
+   set by the graph's control plane) halts every instrument while it is on;
 2. stale: the quote is older than `stale_after_us` by the graph's clock;
 3. signal: |score| below the threshold does nothing;
 4. position limit: the order is cut to what keeps |position| <= max_position;
@@ -74,6 +75,7 @@ class SignalTrader:
         self._orders: dict[int, deque[int]] = defaultdict(deque)  # order times per instrument
         self.counts: dict[Reason, int] = dict.fromkeys(Reason, 0)
         self._seq = 0
+        self.kill_switch = False  # on: no decision adds risk (counted as HALTED)
 
     def decide(self, answers: np.ndarray) -> np.ndarray:
         """One DECISION per answer, in order; `ts_decision` is left to the emitter."""
@@ -95,6 +97,9 @@ class SignalTrader:
                 self.halted.add(inst)
             if late[i]:  # one deadline for the whole graph: after it, no new risk
                 self.counts[Reason.LATE] += 1
+                continue
+            if self.kill_switch:  # an operator stopped all new risk, flattening included
+                self.counts[Reason.HALTED] += 1
                 continue
             reason, side, qty, px = self._one(
                 inst,

@@ -32,6 +32,7 @@ from types import ModuleType
 STRATEGIES = {
     "ema_cross": "redline.strategies.ema_cross",
     "market_maker": "redline.strategies.market_maker",
+    "model_signal": "redline.strategies.model_signal",
 }
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from redline.feeds.events import QUOTE_DTYPE
 from redline.strategies.target import strategy
 from redline.venue import l1
-from redline.venue.latency import Latency
+from redline.venue.latency import Latency, Legs
 from redline.venue.orders import EXECUTION_DTYPE, REFUSED, Orders, Status
 from redline.venue.portfolio import summary
 from redline.venue.risk import Risk
@@ -41,7 +41,8 @@ class Result:
 
 
 class Backtest:
-    def __init__(self, name: str | ModuleType, params, latency: Latency, instruments: Sequence[int],
+    def __init__(self, name: str | ModuleType, params, latency: Latency | Legs,
+                 instruments: Sequence[int],
                  value_per_tick: dict[int, float] | None = None, fee_bps: float = 0.0,
                  maker_bps: float = 0.0, risk: Risk | None = None, orders: Orders | None = None,
                  bar_ns: int = BAR_NS) -> None:  # fmt: skip
@@ -66,7 +67,9 @@ class Backtest:
         self._quote = module.quote if self._quoting else l1.no_quote
         self._p = params.vector()
         self._state = module.new_state(params, len(self.ids))
-        self._legs, self._fees = latency.vector_ns(), np.array([fee_bps, maker_bps]) / 1e4
+        self.legs = latency.legs() if isinstance(latency, Latency) else latency
+        self._scratch = np.zeros(3, np.int64)  # the legs of the decision being stepped
+        self._fees = np.array([fee_bps, maker_bps]) / 1e4
         if self._quoting and orders is not None and orders.kind != "post_only":
             raise ValueError(
                 f"backtest: {name if isinstance(name, str) else module.__name__} quotes post-only "
@@ -74,14 +77,17 @@ class Backtest:
                 f"drop --orders kind={orders.kind}"
             )
         self.orders = orders or Orders(kind="post_only" if self._quoting else "market")
-        self.venue = l1.VenueState(len(self.ids), bar_ns, risk or Risk())
         self.bar_ns = bar_ns
+        self.venue = self._new_venue(risk or Risk())
         self.events = 0
         self._ex: list[np.ndarray] = []
         self._bars: list[tuple[np.ndarray, np.ndarray]] = []
         # Execution rows stay open until acked; the compiled loop writes into these buffers.
         self._ex_buf = np.zeros((0, l1.N_COLUMNS), np.int64)
         self._fee_buf = np.zeros(0, np.float64)
+
+    def _new_venue(self, limits: Risk) -> l1.VenueState:
+        return l1.VenueState(len(self.ids), self.bar_ns, limits)
 
     def feed(self, quotes: np.ndarray) -> None:
         """Run the next QUOTE records (ts_recv order, continuing the previous chunk)."""
@@ -90,19 +96,9 @@ class Backtest:
         n = len(quotes)
         if not n:
             return
-        iid = quotes["instrument_id"]
-        idx = np.searchsorted(self.ids, iid)
-        bad = (idx >= len(self.ids)) | (self.ids[np.minimum(idx, len(self.ids) - 1)] != iid)
-        if bad.any():
-            raise ValueError(
-                f"backtest: instrument {int(iid[bad][0])} is not in {self.ids.tolist()}"
-            )
+        idx = self._dense(quotes["instrument_id"])
         v, cnt = self.venue, self.venue.cnt
-        start = int(cnt[l1.N_EXEC])
-        self._grow(start + 2 * n)  # at most two new orders a quote (a bid and an ask)
-        bars_ts, bars_eq = np.zeros(n + 1, np.int64), np.zeros(n + 1, np.float64)
-        cnt[l1.N_BARS] = 0
-        idx = idx.astype(np.int64)
+        bars_ts, bars_eq = self._start_chunk(n)
         ts, flags, bid, ask = quotes["ts_recv"], quotes["flags"], quotes["bid_px"], quotes["ask_px"]
         bsz, asz = quotes["bid_sz"].astype(np.int64), quotes["ask_sz"].astype(np.int64)
         kind, offset = self.orders.code(), self.orders.offset
@@ -113,12 +109,32 @@ class Backtest:
             s = slice(done, n)
             done += l1.run_chunk(ts[s], idx[s], flags[s], bid[s], ask[s], bsz[s], asz[s],
                                  self._quoting, self._step, self._quote, self._state, self._p,
-                                 self._legs, self._fees, kind, offset, self._value, self.bar_ns,
+                                 self.legs.arrays(), self._scratch, self._fees, kind, offset,
+                                 self._value, self.bar_ns,
                                  v.risk, v.window, v.cursor, v.book, v.pos, v.seen, v.pending,
                                  v.working, v.rest_n, v.cash, v.fees, v.orders, v.acks, v.rest,
                                  cnt, self._ex_buf, self._fee_buf, bars_ts, bars_eq)  # fmt: skip
+        self._end_chunk(n, bars_ts, bars_eq)
+
+    def _dense(self, iid: np.ndarray) -> np.ndarray:
+        """Dense instrument indices of the ids `iid`; ValueError naming one not in the run."""
+        idx = np.searchsorted(self.ids, iid)
+        bad = (idx >= len(self.ids)) | (self.ids[np.minimum(idx, len(self.ids) - 1)] != iid)
+        if bad.any():
+            raise ValueError(
+                f"backtest: instrument {int(iid[bad][0])} is not in {self.ids.tolist()}"
+            )
+        return idx.astype(np.int64)
+
+    def _start_chunk(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Room for the order rows and equity bars `n` events can make."""
+        self._grow(int(self.venue.cnt[l1.N_EXEC]) + 2 * n)  # at most a bid and an ask an event
+        self.venue.cnt[l1.N_BARS] = 0
+        return np.zeros(n + 1, np.int64), np.zeros(n + 1, np.float64)
+
+    def _end_chunk(self, n: int, bars_ts: np.ndarray, bars_eq: np.ndarray) -> None:
         self.events += n
-        k = cnt[l1.N_BARS]  # copies: a view would keep the chunk-sized buffers alive
+        k = self.venue.cnt[l1.N_BARS]  # copies: a view would keep the chunk's buffers alive
         self._bars.append((bars_ts[:k].copy(), bars_eq[:k].copy()))
 
     def _grow(self, rows: int) -> None:
@@ -157,7 +173,7 @@ class Backtest:
         status = np.bincount(ex["status"], minlength=max(Status) + 1)
         figures |= {
             "events": self.events,
-            "decisions": self.events,  # the strategy stepped once per quote
+            "decisions": int(cnt[l1.DECISIONS]),  # the strategy's steps
             "refused": int(status[REFUSED:].sum()),
             "refused_by_reason": {s.name.lower(): int(status[s]) for s in Status if s >= REFUSED},
             "post_only_crossed": int(status[Status.POST_ONLY_CROSSED]),

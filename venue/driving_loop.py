@@ -13,16 +13,22 @@ The grid follows Euro NCAP's car-to-car rear tests (AEB C2C protocol): CCRs, a s
 ego 10-50 km/h; CCRm, a lead at 20 km/h, ego 30-80 km/h; both in 5 km/h steps and starting at a
 time to collision of 4 s; CCRb, lead and ego at 50 km/h, the lead braking at -2 or -6 m/s^2 from
 the first instant, 12 or 40 m apart. The ego's set speed is its test speed.
+
+`model=` (kernels/plans/driving_model.py's weights) runs the learned term in place of the IDM
+term inside the compiled loop: the grid's model path. `LiveLoop` is the same ego for a live
+graph (`redline demo --driving`), stepped as its frames come.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import NamedTuple
 
 import numba as nb
 import numpy as np
 
+from redline.kernels.plans import driving_model
 from redline.strategies import acc_aeb
 from redline.strategies.acc_aeb import CommandOrigin, PlannerSettings
 
@@ -74,7 +80,7 @@ def euro_ncap_grid() -> list[Case]:
 
 @nb.njit(cache=True)
 def _run(state, p, ego_v, lead_x, lead_v, h_from, h_to, h_bits, n_steps, out_gap, out_closing,
-         out_speed, out_accel, origins):  # fmt: skip  # pragma: no cover - compiled
+         out_speed, out_accel, origins, w):  # fmt: skip  # pragma: no cover - compiled
     """Steps the case against the lead's path (position and speed per step, ego starting at
     0); fills the per-step arrays and one origin per frame (-1 if none); returns the steps run
     (fewer than n_steps on contact)."""
@@ -93,14 +99,24 @@ def _run(state, p, ego_v, lead_x, lead_v, h_from, h_to, h_bits, n_steps, out_gap
             seen_gap, seen_closing = out_gap[j], out_closing[j]
             if bits & 1:  # Health.STALE_INPUT: the sync blanked the radar
                 seen_gap, seen_closing = np.nan, np.nan
-            cmd, origin = acc_aeb.step(state, p, t, seen_gap, seen_closing, out_speed[j], bits)
+            model = np.nan  # no weights (w[0] empty): the IDM term
+            if w[0].size:
+                model = driving_model.forward(*w, seen_gap, seen_closing, out_speed[j])
+            cmd, origin = acc_aeb.step(state, p, t, seen_gap, seen_closing, out_speed[j], bits,
+                                       model)  # fmt: skip
             origins[i // DECIDE_EVERY] = origin
-        a_e += (cmd - a_e) * DT_S / ACTUATOR_TAU_S
-        if ego_v <= 0.0 and a_e < 0.0:
-            a_e = 0.0  # standing: the brakes hold, no backwards roll
-        ego_v = max(ego_v + a_e * DT_S, 0.0)
-        x_e += ego_v * DT_S
+        x_e, ego_v, a_e = _ego_step(x_e, ego_v, a_e, cmd)
     return n_steps
+
+
+@nb.njit(cache=True)
+def _ego_step(x, v, a, cmd):  # pragma: no cover - compiled
+    """One DT_S step of the ego under `cmd`: returns (position, speed, acceleration)."""
+    a += (cmd - a) * DT_S / ACTUATOR_TAU_S
+    if v <= 0.0 and a < 0.0:
+        a = 0.0  # standing: the brakes hold, no backwards roll
+    v = max(v + a * DT_S, 0.0)
+    return x + v * DT_S, v, a
 
 
 @nb.njit(cache=True)
@@ -114,28 +130,43 @@ def _scripted_lead(gap, v0, accel, n_steps):  # pragma: no cover - compiled
     return x, v
 
 
-def run_case(case: Case, settings: PlannerSettings | None = None) -> Outcome:
-    """One case in closed loop; the planner's set speed is the ego's test speed."""
+def run_case(case: Case, settings: PlannerSettings | None = None, model=None) -> Outcome:
+    """One case in closed loop; the planner's set speed is the ego's test speed. `model`: the
+    learned term's weights (kernels/plans/driving_model.py) in place of the IDM term."""
     n = int(DURATION_S / DT_S)
     lead_x, lead_v = _scripted_lead(case.gap_m, case.lead_kmh * KMH, case.lead_accel, n)
     return _closed_loop(case.name, case.ego_kmh * KMH, case.ego_kmh * KMH, lead_x, lead_v,
-                        case.health, settings)  # fmt: skip
+                        case.health, settings, model)  # fmt: skip
 
 
 def run_recording(path: str | Path, settings: PlannerSettings | None = None) -> Outcome:
     """The planner behind the lead of a driving recording (`lead_from_recording`): the lead
     does what it did on the road, the ego what the planner decides, from the recorded ego's
     first speed, set speed that speed."""
-    ego_v0, lead_x, lead_v = lead_from_recording(path)
-    return _closed_loop(f"recorded lead ({Path(path).name})", ego_v0, ego_v0, lead_x, lead_v,
-                        (0.0, 0.0, 0), settings)  # fmt: skip
+    lead = lead_from_recording(path)
+    return _closed_loop(f"recorded lead ({Path(path).name})", lead.ego_v0, lead.ego_v0, lead.x,
+                        lead.v, (0.0, 0.0, 0), settings, None)  # fmt: skip
 
 
-def lead_from_recording(path: str | Path) -> tuple[float, np.ndarray, np.ndarray]:
-    """(the recorded ego's first speed, the lead's position and speed on the DT_S grid, the ego
-    starting at 0) from a recording's radar and wheel-speed SENSOR records: the ego's position is
-    its wheel speed integrated, the lead's that plus the radar's range (median of 5, which drops
-    the multipath ghosts), its speed the ego's less the radar's closing speed."""
+class LeadPath(NamedTuple):
+    """A recorded lead on the DT_S grid, the ego starting at 0 (`lead_from_recording`)."""
+
+    x: np.ndarray  # the lead's position per step, m
+    v: np.ndarray  # its speed per step, m/s
+    t0_ns: int  # source time (ts_event) of step 0
+    ego_x: np.ndarray  # the recorded ego's position per step, m
+    ego_v: np.ndarray  # and its speed, m/s
+
+    @property
+    def ego_v0(self) -> float:
+        """The recorded ego's first speed, m/s."""
+        return float(self.ego_v[0])
+
+
+def lead_from_recording(path: str | Path) -> LeadPath:
+    """The lead of a recording from its radar and wheel-speed SENSOR records: the ego's position
+    is its wheel speed integrated, the lead's that plus the radar's range (median of 5, which
+    drops the multipath ghosts), its speed the ego's less the radar's closing speed."""
     from redline.feeds.events import RecordType
     from redline.feeds.replay.reader import replay
     from redline.feeds.synthetic import driving as dr
@@ -159,10 +190,63 @@ def lead_from_recording(path: str | Path) -> tuple[float, np.ndarray, np.ndarray
                           radar["values"][-2:, dr.RADAR_RANGE]])  # fmt: skip
     closing = np.interp(t, radar["ts_event"], radar["values"][:, dr.RADAR_CLOSING_SPEED])
     lead_x = ego_x + np.interp(t, radar["ts_event"], rng)
-    return float(ego_v[0]), lead_x, np.maximum(ego_v - closing, 0.0)
+    return LeadPath(lead_x, np.maximum(ego_v - closing, 0.0), int(t0), ego_x, ego_v)
 
 
-def _closed_loop(name, ego_v0, set_speed, lead_x, lead_v, health, settings) -> Outcome:
+class LiveLoop:
+    """The closed loop around a live graph: the ego under the graph's commands behind a
+    recorded lead, stepped on the DT_S grid as frames come (by their source time).
+
+    The ego starts where and as fast as the recorded one was at `start_ns` (the path's start by
+    default). `sense(t_ns)` moves the world to t_ns under the last command and returns what the
+    ego's sensors see then (gap, closing speed, ego speed); `actuate(cmd)` is the graph's
+    answer. Contact is counted (`collisions`) and the run goes on; `log` keeps one row per
+    sensed frame for the plot: (t s from the path's start, gap m, ego speed m/s, lead speed
+    m/s)."""
+
+    def __init__(self, lead: LeadPath, start_ns: int | None = None) -> None:
+        self.lead = lead
+        self.i = 0 if start_ns is None else self._step_at(start_ns)  # where the world is
+        self.x, self.v = float(lead.ego_x[self.i]), float(lead.ego_v[self.i])
+        self.a, self.cmd = 0.0, 0.0
+        _ego_step(0.0, 0.0, 0.0, 0.0)  # compiled now, not while the first frame waits
+        self.commands = 0
+        self.collisions = 0
+        self._contact = False
+        self.min_gap_m = math.inf
+        self.min_ttc_s = math.inf
+        self.log: list[tuple[float, float, float, float]] = []
+
+    def _step_at(self, t_ns: int) -> int:
+        return min(max(int((t_ns - self.lead.t0_ns) / 1e9 / DT_S), 0), len(self.lead.x) - 1)
+
+    def sense(self, t_ns: int) -> tuple[float, float, float]:
+        lead = self.lead
+        target = max(self._step_at(t_ns), self.i)
+        while self.i < target:
+            self.x, self.v, self.a = _ego_step(self.x, self.v, self.a, self.cmd)
+            self.i += 1
+            gap = lead.x[self.i] - self.x
+            if gap <= 0.0 and not self._contact:
+                self.collisions += 1  # a contact, counted once until the gap opens again
+            self._contact = gap <= 0.0
+            self.min_gap_m = min(self.min_gap_m, max(gap, 0.0))
+        gap, lead_v = float(lead.x[self.i] - self.x), float(lead.v[self.i])
+        closing = self.v - lead_v
+        if closing > 0.0 and gap > 0.0:
+            self.min_ttc_s = min(self.min_ttc_s, gap / closing)
+        self.log.append((self.i * DT_S, gap, self.v, lead_v))
+        return gap, closing, self.v
+
+    def actuate(self, cmd: float) -> None:
+        self.cmd = float(cmd)
+        self.commands += 1
+
+
+_NO_MODEL = tuple(np.zeros((0,) * (2 - i % 2), np.float32) for i in range(6))  # w[0] empty
+
+
+def _closed_loop(name, ego_v0, set_speed, lead_x, lead_v, health, settings, model) -> Outcome:
     base = settings or PlannerSettings()
     p = PlannerSettings(**{**_fields(base), "set_speed": max(set_speed, 0.1)}).vector()
     n = len(lead_x)
@@ -171,7 +255,7 @@ def _closed_loop(name, ego_v0, set_speed, lead_x, lead_v, health, settings) -> O
     h_from, h_to, h_bits = health
     state = acc_aeb.new_state(cruising_since_s=-DECIDE_EVERY * DT_S)  # cruising, command 0
     steps = _run(state, p, ego_v0, lead_x, lead_v, h_from, h_to, h_bits, n, gap, closing, speed,
-                 accel, origins)  # fmt: skip
+                 accel, origins, _NO_MODEL if model is None else tuple(model))  # fmt: skip
     gap, closing, speed, accel = gap[:steps], closing[:steps], speed[:steps], accel[:steps]
     # Jerk while rolling: the step to zero as the ego comes to rest is the brakes holding it.
     rolling = (speed[1:] > 0.0) & (speed[:-1] > 0.0)
@@ -196,6 +280,9 @@ def _fields(s: PlannerSettings) -> dict:
     return {f: getattr(s, f) for f in s.__struct_fields__}
 
 
-def run_grid(cases: list[Case] | None = None, settings: PlannerSettings | None = None):
-    """Every case of `cases` (the Euro NCAP grid by default), in order."""
-    return [run_case(c, settings) for c in (cases if cases is not None else euro_ncap_grid())]
+def run_grid(cases: list[Case] | None = None, settings: PlannerSettings | None = None,
+             model=None):  # fmt: skip
+    """Every case of `cases` (the Euro NCAP grid by default), in order; `model` as `run_case`."""
+    return [
+        run_case(c, settings, model) for c in (cases if cases is not None else euro_ncap_grid())
+    ]

@@ -13,7 +13,7 @@ Per quote, in time order (`ts_recv`: when we saw it):
    quoting strategy: a bid or ask it wants at another price than ours resting (or no longer
    wants) is cancelled, and a side wanted and not resting gets a post-only order. An order
    leaves at now + decision and reaches the venue at + entry, if pre-trade risk (risk.py) lets
-   it; a cancel goes the same way, unchecked.
+   it; a cancel goes the same way, unchecked. Legs vary with time or by draw (latency.py).
 
 The L1 fill rules (prices in ticks, sizes in lots):
 - a market order takes the touch on arrival (a buy the ask), at most its displayed size; the
@@ -38,7 +38,9 @@ import numpy as np
 
 from redline.feeds.events import Flag
 from redline.venue import risk
+from redline.venue.latency import at, drawn
 from redline.venue.orders import Kind, Status
+from redline.venue.portfolio import mark, notional, paid
 
 MAX_IN_FLIGHT = 4096  # orders and cancels between decision and venue, all instruments
 MAX_RESTING = 1024  # our resting orders, all instruments (a venue's open-order limit)
@@ -47,8 +49,8 @@ GAP = int(Flag.GAP_BEFORE)
 
 # Slots of the int64 counters vector.
 (O_HEAD, O_TAIL, A_HEAD, A_TAIL, ORDERS, NEXT_BAR, N_EXEC, N_BARS, N_REST, CANCELS,
- LATE_CANCELS) = range(11)  # fmt: skip
-N_COUNTERS = 11
+ LATE_CANCELS, DECISIONS) = range(12)  # fmt: skip
+N_COUNTERS = 12
 # Columns of the per-instrument int64 book: bid, ask, bid size, ask size, has a quote.
 BID, ASK, BSZ, ASZ, HAS = range(5)
 # Columns of the int64 order rows (one per order; orders.EXECUTION_DTYPE at the end).
@@ -105,23 +107,23 @@ def equity(book, pos, cash, value) -> float:
     for j in range(pos.shape[0]):
         eq += cash[j]
         if pos[j] != 0:
-            eq += pos[j] * 0.5 * (book[j, BID] + book[j, ASK]) * value[j]
+            eq += mark(pos[j], 0.5 * (book[j, BID] + book[j, ASK]), value[j])
     return eq
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _ack(t_ack, k, dq, done, acks, cnt) -> None:
     a = cnt[A_TAIL] % acks.shape[0]
     acks[a, 0], acks[a, 1], acks[a, 2], acks[a, 3] = t_ack, k, dq, done
     cnt[A_TAIL] += 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _fill(k, f, px, rate, pos, cash, fees, value, ex, ex_fee) -> None:
     """Signed `f` lots of order row `k` at `px`: position, cash, fee and the row move."""
     j = ex[k, C_INST]
-    fee = abs(f) * px * value[j] * rate
-    cash[j] -= f * px * value[j] + fee
+    fee = notional(f, px, value[j]) * rate
+    cash[j] -= paid(f, px, value[j]) + fee
     fees[j] += fee
     pos[j] += f
     ex[k, C_QTY] += f
@@ -218,7 +220,7 @@ def room(cnt, acks) -> bool:
     return (cnt[A_TAIL] - cnt[A_HEAD]) + (cnt[O_TAIL] - cnt[O_HEAD]) + cnt[N_REST] < acks.shape[0]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def cancel_working(t_venue, j, side, working, pending, orders, ex, cnt) -> None:
     """Send the cancel of our order resting on instrument `j`'s `side` slot: its rest leaves
     what the strategy has at once (a fill before the cancel lands still counts when acked)."""
@@ -232,7 +234,7 @@ def cancel_working(t_venue, j, side, working, pending, orders, ex, cnt) -> None:
     working[j, side] = -1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def send(t, j, q, kind, lim, px, mid, legs, r, window, cursor, value, book, pos, cash, seen,
          pending, orders, ex, ex_fee, cnt) -> int:  # fmt: skip
     """Pre-trade risk on an order of `q` lots decided at `t`, then its row, sent if it passed:
@@ -256,18 +258,17 @@ def send(t, j, q, kind, lim, px, mid, legs, r, window, cursor, value, book, pos,
 
 @nb.njit(cache=True)
 def run_chunk(ts, inst, flags, bid, ask, bsz, asz, quoting, step, quote, state, p, legs,
-              fee_rates, okind, offset, value, bar_ns, r, window, cursor, book, pos, seen,
+              scratch, fee_rates, okind, offset, value, bar_ns, r, window, cursor, book, pos, seen,
               pending, working, rest_n, cash, fees, orders, acks, rest, cnt, ex, ex_fee, bars_ts,
               bars_eq) -> int:  # fmt: skip
     """One chunk of quotes (inst: dense instrument index) for a target-position strategy
     (`step`) or, when `quoting`, a quoting one (`quote`; strategies/target.py); the other is a
-    stand-in never called. Order rows go to `ex` (N_COLUMNS columns) and `ex_fee` from
-    cnt[N_EXEC]; equity bars to bars_ts/bars_eq from cnt[N_BARS]; each holds 2 * len(ts) rows
-    more than the chunk starts with. Returns how many quotes it ran: fewer than len(ts) when
-    the ack ring needs room first (VenueState.grow_acks)."""
-    # One loop body for the venue, written out: a call per quote with these ~30 arrays costs
-    # their reference counts, 4x the whole loop (measured: 22 -> 5 M quotes/s).
-    ack_ns = legs[2]
+    stand-in never called. `legs`: latency.Legs.arrays(); `scratch`: 3 int64 for the legs of
+    the decision stepped. Rows go to `ex` (N_COLUMNS) and `ex_fee` from cnt[N_EXEC], bars to
+    bars_ts/bars_eq from cnt[N_BARS], each with room for 2 * len(ts) more. Returns how many
+    quotes it ran: fewer when the ack ring needs room first (VenueState.grow_acks)."""
+    # One loop body, written out (steps 3 and 4 are venue/decide.py's): a call per quote with
+    # these ~30 arrays costs their reference counts, 4x the loop (measured: 22 -> 5 M quotes/s).
     for i in range(ts.shape[0]):
         if not room(cnt, acks):
             return i
@@ -277,17 +278,17 @@ def run_chunk(ts, inst, flags, bid, ask, bsz, asz, quoting, step, quote, state, 
             book[j, BID], book[j, ASK], book[j, BSZ], book[j, ASZ] = bid[i], ask[i], bsz[i], asz[i]
             book[j, HAS] = 1
         # 1. orders and cancels at the venue before this quote see the book before it
-        cap = orders.shape[0]
         while cnt[O_HEAD] < cnt[O_TAIL]:
-            o = cnt[O_HEAD] % cap
+            o = cnt[O_HEAD] % orders.shape[0]
             t_venue = orders[o, 0]
             if t_venue >= t:
                 break
             if orders[o, 1] == NEW:
-                _arrive(orders[o, 2], t_venue, ack_ns, fee_rates, book, pos, cash, fees, value, ex,
-                        ex_fee, acks, rest, rest_n, cnt)  # fmt: skip
+                _arrive(orders[o, 2], t_venue, at(legs[3], legs[4], t_venue), fee_rates, book,
+                        pos, cash, fees, value, ex, ex_fee, acks, rest, rest_n, cnt)  # fmt: skip
             else:
-                _cancel(orders[o, 2], t_venue, ack_ns, ex, acks, rest, rest_n, cnt)
+                _cancel(orders[o, 2], t_venue, at(legs[3], legs[4], t_venue), ex, acks, rest,
+                        rest_n, cnt)  # fmt: skip
             cnt[O_HEAD] += 1
         if t >= cnt[NEXT_BAR]:
             b = cnt[N_BARS]
@@ -299,8 +300,8 @@ def run_chunk(ts, inst, flags, bid, ask, bsz, asz, quoting, step, quote, state, 
             book[j, BID], book[j, ASK], book[j, BSZ], book[j, ASZ] = bid[i], ask[i], bsz[i], asz[i]
             book[j, HAS] = 1
         if rest_n[j] > 0:
-            _rest_fills(j, t, ack_ns, fee_rates, book, pos, cash, fees, value, ex, ex_fee, acks,
-                        rest, rest_n, cnt)  # fmt: skip
+            _rest_fills(j, t, at(legs[3], legs[4], t), fee_rates, book, pos, cash, fees, value,
+                        ex, ex_fee, acks, rest, rest_n, cnt)  # fmt: skip
         # 3. acks due by now
         while cnt[A_HEAD] < cnt[A_TAIL]:
             a = cnt[A_HEAD] % acks.shape[0]
@@ -320,10 +321,12 @@ def run_chunk(ts, inst, flags, bid, ask, bsz, asz, quoting, step, quote, state, 
                         working[jk, side] = -1
             ex[k, C_ACK] = acks[a, 0]
             cnt[A_HEAD] += 1
-        # 4. the strategy, then pre-trade risk
+        cnt[DECISIONS] += 1  # 4. the strategy, then pre-trade risk
+        scratch[0] = drawn(legs[0], cnt[DECISIONS])  # this decision's legs
+        scratch[1] = at(legs[1], legs[2], t + scratch[0])
         if quoting:
             quote(state[j], p, bid[i], ask[i], bsz[i], asz[i], seen[j])
-            _requote(t, j, state[j], 0.5 * (bid[i] + ask[i]), legs, r, window, cursor, value,
+            _requote(t, j, state[j], 0.5 * (bid[i] + ask[i]), scratch, r, window, cursor, value,
                      book, pos, cash, seen, pending, working, orders, ex, ex_fee, cnt)  # fmt: skip
             continue
         have = seen[j] + pending[j]
@@ -332,17 +335,17 @@ def run_chunk(ts, inst, flags, bid, ask, bsz, asz, quoting, step, quote, state, 
         if want == 0:
             continue
         if cnt[O_TAIL] - cnt[O_HEAD] + 2 > orders.shape[0]:  # no room for a cancel and an order
-            _new_row(t + legs[0], j, want, okind, _IN_FLIGHT, ex, ex_fee, cnt)
+            _new_row(t + scratch[0], j, want, okind, _IN_FLIGHT, ex, ex_fee, cnt)
             continue
         if working[j, 0] >= 0:  # cancel + new: ours resting here goes first
-            cancel_working(t + legs[0] + legs[1], j, 0, working, pending, orders, ex, cnt)
+            cancel_working(t + scratch[0] + scratch[1], j, 0, working, pending, orders, ex, cnt)
             want = target - (seen[j] + pending[j])
             if want == 0:
                 continue
         buy = want > 0
         lim = 0 if okind == _MARKET else (bid[i] + offset if buy else ask[i] - offset)
         px = (ask[i] if buy else bid[i]) if okind == _MARKET else lim
-        k = send(t, j, want, okind, lim, px, 0.5 * (bid[i] + ask[i]), legs, r, window, cursor,
+        k = send(t, j, want, okind, lim, px, 0.5 * (bid[i] + ask[i]), scratch, r, window, cursor,
                  value, book, pos, cash, seen, pending, orders, ex, ex_fee, cnt)  # fmt: skip
         if ex[k, C_STATUS] == 0 and okind in (_LIMIT, _POST):
             working[j, 0] = k
@@ -373,7 +376,7 @@ def _requote(t, j, row, mid, legs, r, window, cursor, value, book, pos, cash, se
                 working[j, side] = k
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _new_row(t_decision, j, q, kind, status, ex, ex_fee, cnt) -> int:
     """A new order row with `status` (0: sent, else the refusal's reason); its index."""
     k = cnt[N_EXEC]

@@ -4,8 +4,9 @@ it is sent; a refused order is logged with its reason (orders.Status) and never 
 In order: the trading state (halted refuses all; reducing lets through only an order that
 brings |position| toward 0 without crossing it), the kill switch (equity at or below
 -kill_loss trips it for the rest of the run), max position (|what the strategy has, filled and
-in flight, plus this order|), max notional per order (|qty| * price * value of a tick; a market
-order is priced at the touch it would take), the price band (a limit price within band_bps of
+in flight, plus this order|), max notional per order (|qty| * price * value of a tick, or
+|qty| * face / price for an inverse contract: portfolio.notional; a market order is priced at
+the touch it would take), the price band (a limit price within band_bps of
 the mid), then the order rate (at most max_orders_per_s sent per instrument in any 1 s of data
 time). A limit of 0 is no limit.
 """
@@ -21,6 +22,7 @@ import numpy as np
 from redline.feeds.settings import NonNegativeFloat, NonNegativeInt, Settings
 from redline.venue.orders import Status
 from redline.venue.pairs import settings_from_pairs
+from redline.venue.portfolio import notional
 
 MAX_RATE = 4096  # orders per second per instrument the rate window can hold
 STATES = ("active", "reducing", "halted")
@@ -85,7 +87,7 @@ def check(r, j, have, q, px, limit, mid, value, equity, t, window, cursor) -> in
         return _KILL_SWITCH
     if r[R_POS] > 0 and abs(have + q) > r[R_POS]:
         return _MAX_POSITION
-    if r[R_NOTIONAL] > 0 and abs(q) * px * value > r[R_NOTIONAL]:
+    if r[R_NOTIONAL] > 0 and notional(q, px, value) > r[R_NOTIONAL]:
         return _MAX_NOTIONAL
     if limit and r[R_BAND] > 0 and abs(px - mid) > r[R_BAND] * 1e-4 * mid:
         return _PRICE_BAND

@@ -160,10 +160,12 @@ def _emit_levels(keys, sizes, sign, side, ev, out, n_out) -> int:
 
 
 @numba.njit(cache=True)
-def simulate_book(params, ratio, book_lost, pool_u, pool_n, deltas, quotes, trades):
+def simulate_book(params, ratio, book_lost, pool_u, pool_n, deltas, quotes, trades, drift, lean):
     """Run one instrument's book over its arrivals.
 
     ratio[j]: local arrival intensity / mean intensity at arrival j (bursts > 1).
+    drift[j]: ticks added to the latent mid at arrival j; lean[j]: added to the probability
+    that a trade at arrival j is a buy (the generator's informed flow; zeros: none).
     book_lost[j]: the delta batch of arrival j is lost on the wire (it is still
     emitted, with column 6 = 1, so the caller can burn its sequence numbers);
     the next batch that is not lost is replaced by a snapshot.
@@ -197,6 +199,7 @@ def simulate_book(params, ratio, book_lost, pool_u, pool_n, deltas, quotes, trad
             for _ in range(3):
                 chi += _draw(pool_n, cursor) ** 2
             m += params[P_SIGMA] * (1.0 + params[P_VOL_BURST] * excess) * z / np.sqrt(chi / 3.0)
+            m += drift[ev]
             target = base * (1.0 + params[P_SPREAD_BURST] * excess)
             s_cont += 0.1 * (target - s_cont) + 0.05 * base * _draw(pool_n, cursor)
         spread = min(max(1, int(s_cont + 0.5)), int(6 * base + 2))
@@ -215,7 +218,7 @@ def simulate_book(params, ratio, book_lost, pool_u, pool_n, deltas, quotes, trad
             if u < params[P_TRADE]:
                 # Buyers lean in when the latent mid sits above the book's mid.
                 mid = 0.5 * (ask_k[0] - bid_k[0])  # keys: ask = +px, bid = -px
-                p_buy = min(max(0.5 + (m - mid) / (ask_k[0] + bid_k[0]), 0.1), 0.9)
+                p_buy = min(max(0.5 + (m - mid) / (ask_k[0] + bid_k[0]) + lean[ev], 0.1), 0.9)
                 buy = _draw(pool_u, cursor) < p_buy
                 keys, sizes = (ask_k, ask_s) if buy else (bid_k, bid_s)
                 draw = params[P_TRADE_SCALE] * _draw(pool_u, cursor) ** (

@@ -70,3 +70,17 @@ def numpy_plan(checked: PlanFile) -> NumpyMLPPlan | None:
     names = manifest.get("input_features")
     return NumpyMLPPlan(weights_t, biases, [layer["activation"] for layer in layers],
                         manifest["version"], tuple(names) if names else None)  # fmt: skip
+
+
+def load_cpu_plan(
+    directory: str | Path, *, features: str | None = None, trust: Trust | None = None
+):
+    """The plan in `directory` for a CPU engine: on numpy, through `redline.kernels` (torch)
+    only where numpy cannot run it; checked as `load_numpy_plan` checks."""
+    checked = read_plan(directory, features=features, trust=trust)
+    plan = numpy_plan(checked)
+    if plan is None:
+        from redline.kernels.plans.storage import build_plan
+
+        plan = build_plan(checked, "cpu", "cpu")
+    return plan

@@ -10,85 +10,19 @@ fp32's. A plan over its bound is refused with `PrecisionRefusedError`.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
 
+from redline.kernels.plans.gate_core import (  # re-exported: the gate's API
+    DEFAULT_BOUNDS,
+    GateReport,
+    PrecisionBound,
+    PrecisionRefusedError,
+    measure_arrays,
+)
+
 PRECISION_ORDER = ("fp16", "bf16", "int8")
-
-
-@dataclass(frozen=True)
-class PrecisionBound:
-    """How far a plan may drift from fp32: both limits must hold."""
-
-    max_abs_error: float
-    min_agreement: float = 0.99  # fraction of equal decisions
-    decision_threshold: float = 0.0  # single-score dead zone: |y| <= t is "no action"
-
-    def __post_init__(self) -> None:
-        if not (self.max_abs_error >= 0 and math.isfinite(self.max_abs_error)):
-            raise ValueError(
-                f"max_abs_error must be a finite number >= 0, got {self.max_abs_error}"
-            )
-        if not 0.0 <= self.min_agreement <= 1.0:
-            raise ValueError(f"min_agreement must be in [0, 1], got {self.min_agreement}")
-        if not self.decision_threshold >= 0:
-            raise ValueError(f"decision_threshold must be >= 0, got {self.decision_threshold}")
-
-
-# Presets for outputs of order 1 (the demo model's score: int8 measured 0.06 max error).
-DEFAULT_BOUNDS: dict[str, PrecisionBound] = {
-    "fp32": PrecisionBound(1e-5, 1.0),
-    "fp16": PrecisionBound(1e-2, 0.99),
-    "bf16": PrecisionBound(5e-2, 0.98),
-    "int8": PrecisionBound(1e-1, 0.98),
-}
-
-
-@dataclass(frozen=True)
-class GateReport:
-    precision: str
-    rows: int
-    max_abs_error: float
-    mean_abs_error: float
-    agreement: float
-    bound: PrecisionBound
-
-    @property
-    def passed(self) -> bool:
-        return (
-            self.max_abs_error <= self.bound.max_abs_error
-            and self.agreement >= self.bound.min_agreement
-        )
-
-    def as_dict(self) -> dict[str, float | int | str | bool]:
-        return {
-            "precision": self.precision,
-            "rows": self.rows,
-            "max_abs_error": self.max_abs_error,
-            "mean_abs_error": self.mean_abs_error,
-            "agreement": self.agreement,
-            "bound_max_abs_error": self.bound.max_abs_error,
-            "bound_min_agreement": self.bound.min_agreement,
-            "passed": self.passed,
-        }
-
-
-class PrecisionRefusedError(ValueError):
-    """A plan drifted past its bound; `.report` holds the figures."""
-
-    def __init__(self, report: GateReport) -> None:
-        self.report = report
-        b = report.bound
-        super().__init__(
-            f"{report.precision} plan refused: max abs error {report.max_abs_error:.3g} "
-            f"(bound {b.max_abs_error:.3g}), decision agreement {report.agreement:.4f} "
-            f"(bound {b.min_agreement:.4f}) over {report.rows} calibration rows; use a wider "
-            "precision or loosen the bound"
-        )
 
 
 def decisions(y: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
@@ -102,26 +36,12 @@ def decisions(y: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
 def measure(
     candidate: torch.Tensor, reference: torch.Tensor, precision: str, bound: PrecisionBound
 ) -> GateReport:
-    """Compare two [B, N] outputs of the same inputs. Non-finite outputs count as
-    an infinite error (a NaN must never pass as small)."""
-    if candidate.shape != reference.shape or candidate.ndim != 2 or not len(candidate):
-        raise ValueError(
-            f"outputs must be equal non-empty [B, N], got {tuple(candidate.shape)} and "
-            f"{tuple(reference.shape)}"
-        )
-    err = (candidate.double() - reference.double()).abs()
-    err = torch.where(torch.isfinite(err), err, torch.full_like(err, math.inf))
-    agree = decisions(candidate, bound.decision_threshold) == decisions(
-        reference, bound.decision_threshold
-    )
-    return GateReport(
-        precision=precision,
-        rows=len(candidate),
-        max_abs_error=float(err.max()),
-        mean_abs_error=float(err.mean()),
-        agreement=float(agree.double().mean()),
-        bound=bound,
-    )
+    """Compare two [B, N] outputs of the same inputs (gate_core.measure_arrays: non-finite
+    outputs count as an infinite error, a NaN never passes as small)."""
+    return measure_arrays(
+        candidate.detach().cpu().float().numpy(), reference.detach().cpu().float().numpy(),
+        precision, bound,
+    )  # fmt: skip
 
 
 def gate_plan(plan, module: nn.Module, calibration: np.ndarray | torch.Tensor, bound=None):

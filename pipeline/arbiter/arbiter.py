@@ -42,7 +42,8 @@ is refereed by the fallback (2-out-of-3) and the outvoted worker is tripped (DIV
 The parts, one concept each: intake.py (numbering, the event ring, fan-out), inflight.py (the
 requests and their deadlines), policy.py (whom to ask), checks.py (valid answers, agreement),
 outbox.py (decisions until the next poll), referee.py (who is right when answers differ),
-recovery.py (worker health: trips, restarts, rebuilds, readmission; breaker.py per worker).
+recovery.py (worker health: trips, restarts, rebuilds, readmission; breaker.py per worker),
+versions.py (which model version answers which event: the hot swap's flips, swap.py).
 This file is the request state machine that joins them: answers in, decisions out.
 """
 
@@ -65,6 +66,7 @@ from redline.pipeline.arbiter.outbox import Outbox
 from redline.pipeline.arbiter.policy import AskPolicy
 from redline.pipeline.arbiter.recovery import Recovery
 from redline.pipeline.arbiter.referee import Referee
+from redline.pipeline.arbiter.versions import ModelVersions
 from redline.pipeline.transport.waiting import wait_any
 from redline.pipeline.workers.protocol import Kind, Reply, answer_array, header, unpack_answers
 
@@ -121,6 +123,8 @@ class Arbiter:
             on_out=self._worker_out,
         )
         self.versions = self.recovery.versions  # model version per worker, from READY
+        self.models = ModelVersions(self.links)  # hot swap: which version answers which event
+        self.by_version: dict[int, int] = {}  # decisions per model version (0: the default)
         self.referee = Referee(self.table, self.check, fallback, self.breakers, self.recovery)
         for link in links:
             link.start()
@@ -259,8 +263,16 @@ class Arbiter:
         out["decisions_by_origin"] = {o.name.lower(): n for o, n in self.by_origin.items()}
         out["policy"] = str(self.cfg.policy)
         out["hedge_delay_ns"] = self.policy.delay_ns
+        out["decisions_by_version"] = {
+            self.models.label(v): n for v, n in sorted(self.by_version.items())
+        }
+        out["wrong_version_answers"] = self.models.wrong_version
         out["workers"] = {
-            link.name: {**b.stats(), "pid": link.pid, "model_version": self.versions[w]}
+            link.name: {
+                **b.stats(),
+                "pid": link.pid,
+                "model_version": self.models.current or self.versions[w],
+            }
             for w, (link, b) in enumerate(zip(self.links, self.breakers, strict=True))
         }
         return out
@@ -320,12 +332,18 @@ class Arbiter:
             self._read_late(w, msg.stamps[_SENT_AT[msg.kind]], now)
         if msg.kind == Kind.ANSWER:
             out = answer_array(msg.payload)
-            ok = self.check.valid_one(out)
+            ok = self.check.valid_one(out) and self.models.tag_ok(msg.id, msg.version)
             self._on_answer(w, msg.id, msg.stamps, out, now, ok)
         elif msg.kind == Kind.ANSWERS:
             self._on_answers(w, msg, now)
         elif msg.kind == Kind.READY:
+            if self.breakers[w].health == Health.STARTING and self.models.schedule:
+                self.models.replay(w, msg.version)  # before its state is rebuilt
             self.recovery.on_ready(w, msg, now)
+        elif msg.kind == Kind.LOADED:
+            if why := self.models.on_loaded(w, msg):  # a restarted worker could not reload
+                self._log(now, w, "error", f"reloading a model version: {why}")
+                self.recovery.trip(w, Trip.START_TIMEOUT, now)
         elif msg.kind == Kind.STATE:
             self.recovery.on_state(w, msg, now)
         elif msg.kind == Kind.ERROR:
@@ -345,6 +363,14 @@ class Arbiter:
             self._read_late(w, int(stamps[-1, 3]), now)
         ok = self.check.valid(outs).tolist()
         ids = ans["id"].tolist()
+        if ids:  # each answer from the version serving its event (versions.py)
+            tags = self.models.tags_ok(ids[0], ids[-1], msg.version)
+            if tags is None:
+                ok = [
+                    o and self.models.tag_ok(no, msg.version) for o, no in zip(ok, ids, strict=True)
+                ]
+            elif not tags:
+                ok = [False] * len(ids)
         # Under race most answers come after their decision (the peer was first): the
         # agreement rule against the decided outputs for all at once. Only for requests
         # decided before this message; their decided outputs do not change while it is handled.
@@ -469,10 +495,13 @@ class Arbiter:
             rec["ts_worker_start"] = ts[1]
             rec["ts_worker_end"] = ts[2]
             rec["ts_answer"] = ts[4]
-            rec["model_version"] = self.versions[w]
+            version = self.models.expected(req.event_no) or self.versions[w]
+            rec["model_version"] = version
         elif origin == Origin.DEFAULT:
             decided[slot] = self.default
-            rec["model_version"] = 0
+            rec["model_version"] = version = 0
+        else:  # the fallback: its caller set the version
+            version = int(rec["model_version"])
         req.decided = True
         req.origin = origin
         rec["origin"] = origin
@@ -481,6 +510,7 @@ class Arbiter:
             assert origin == Origin.DEFAULT, "only the safe default may be late"
             self.counts["late_decisions"] += 1
         rec["seq"] = self.counts["decisions"]
+        self.by_version[version] = self.by_version.get(version, 0) + 1
         self.outbox.add(rec, decided[slot], req.alarm)
         self.counts["decisions"] += 1
         self.by_origin[origin] += 1
@@ -501,7 +531,7 @@ class Arbiter:
                     rec = req.rec
                     rec["ts_worker_start"] = t0 + self._wall
                     rec["ts_worker_end"] = rec["ts_answer"] = t1 + self._wall
-                    rec["model_version"] = self.fallback.version
+                    rec["model_version"] = self.fallback.version_of(req.event_no)
                     self._decide(req, NONE, t1, Origin.FALLBACK)
                     return
                 self.counts["fallback_too_slow"] += 1

@@ -60,6 +60,12 @@ class CpuFallback:
     def version(self) -> int:
         return self.engine.version
 
+    def version_of(self, event_no: int) -> int:
+        """The model version that answers `event_no` (engines.py: after a hot swap's flip, the
+        new one; engines without versions: their one)."""
+        of = getattr(self.engine, "version_of", None)
+        return self.engine.version if of is None else of(event_no)
+
     @property
     def out_features(self) -> int:
         return self.engine.out_features

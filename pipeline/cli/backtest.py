@@ -1,11 +1,22 @@
-"""`redline backtest DATA... --strategy NAME [--param k=v ...] [--latency ...] [--orders ...]
-[--risk ...] [--fee-bps X] [--maker-bps X] [--json PATH] [--report DIR]`: a strategy (a
-target position, or quotes) behind pre-trade risk against the simulated L1 venue over
-recorded quotes, with the latency legs given, and what it made.
+"""`redline backtest DATA... --strategy NAME [--param k=v ...] [--venue auto|l1|l2]
+[--queue MODEL] [--latency ...] [--orders ...] [--risk ...] [--fee-bps X] [--maker-bps X]
+[--json PATH] [--report DIR]`: a strategy (a target position, or quotes) behind pre-trade risk
+against the simulated venue over recordings, with the latency legs given, and what it made.
 
-DATA: Parquet recordings or folders of them (`redline import` output, `replay_data/`). Money is
-the quote currency where an instrument table lies beside the data (`instruments.parquet`,
-`market_instruments.parquet`, `NAME.instruments.parquet`), else ticks; the summary says which.
+DATA: Parquet recordings or folders of them (`redline import` output, `replay_data/`). The
+venue (`--venue auto`): the L2 book with a queue model (venue/l2.py) where the data hold
+BOOK_DELTA records, else the recorded top of book (venue/l1.py, QUOTE records). Money is the
+quote currency where an instrument table lies beside the data (`instruments.parquet`,
+`market_instruments.parquet`, `NAME.instruments.parquet`), the coin for an inverse (COIN-M)
+contract, else ticks; the summary says which.
+
+`--latency` legs, comma-separated (missing ones are 0):
+    decision=US | decision=journal:PATH   constant µs, or drawn from the tick-to-decision
+                                          latencies a decision journal measured (whole
+                                          decisions, so its stages keep their correlation)
+    entry=US | entry=file:PATH            constant µs, or interpolated from a recorded
+    ack=US | ack=file:PATH                order-latency file (venue/latency.py: CSV or Parquet,
+                                          columns ts_ns, entry_ns, response_ns)
 """
 
 from __future__ import annotations
@@ -23,11 +34,19 @@ TABLE_NAMES = ("instruments.parquet", "market_instruments.parquet")
 def register(sub) -> None:
     p = sub.add_parser("backtest", help="a strategy against the simulated venue over recordings")
     p.add_argument("data", nargs="+", metavar="DATA", help="Parquet recordings or folders")
-    p.add_argument("--strategy", required=True, help="ema_cross or market_maker")
+    p.add_argument("--strategy", required=True, help="ema_cross, market_maker or model_signal")
     p.add_argument("--param", action="append", default=[], metavar="K=V",
                    help="a strategy parameter, e.g. --param alpha=0.02 (repeat)")  # fmt: skip
     p.add_argument("--latency", default="", metavar="LEGS",
-                   help="decision=US,entry=US,ack=US in microseconds (default 0 each)")  # fmt: skip
+                   help="decision=US|journal:PATH,entry=US|file:PATH,ack=US|file:PATH "
+                   "(µs; default 0 each)")  # fmt: skip
+    p.add_argument("--venue", choices=("auto", "l1", "l2"), default="auto",
+                   help="fills against the top of book (l1, QUOTE records) or the L2 book with "
+                   "a queue model (l2, BOOK_DELTA and TRADE records); auto: l2 where the data "
+                   "hold book deltas")  # fmt: skip
+    p.add_argument("--queue", default="risk_averse", metavar="MODEL",
+                   help="L2 queue model: risk_averse (only trades advance us), power[:N] (a "
+                   "cancel is ahead of us with weight ahead^N, N=2 by default) or log")  # fmt: skip
     p.add_argument("--orders", default="", metavar="K=V,...",
                    help="kind=market|limit|ioc|post_only,offset=TICKS (default "
                    "market; a quoting strategy sends post-only)")  # fmt: skip
@@ -43,28 +62,38 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from redline.feeds.events import RecordType
     from redline.feeds.replay.reader import replay
-    from redline.strategies.target import params
+    from redline.strategies.target import params, strategy
     from redline.venue.backtest import Backtest
-    from redline.venue.latency import Latency
+    from redline.venue.l2_backtest import L2Backtest
     from redline.venue.orders import Orders
     from redline.venue.risk import Risk
 
     p = params(args.strategy, args.param)
-    latency = Latency.parse(args.latency)
+    legs = _legs(args.latency)
     orders = Orders.parse(args.orders) if args.orders else None
     limits = Risk.parse(args.risk)
-    ids, total = _quote_instruments(args.data)
+    venue, kinds = _venue(args.data, args.venue)
+    ids, total = _instruments(args.data, kinds)
     value, unit = _value_per_tick(args.data, ids)
-    bt = Backtest(args.strategy, p, latency, ids, value, fee_bps=args.fee_bps,
-                  maker_bps=args.maker_bps, risk=limits, orders=orders)  # fmt: skip
+    module = strategy(args.strategy)
+    common = dict(value_per_tick=value, fee_bps=args.fee_bps, maker_bps=args.maker_bps,
+                  risk=limits, orders=orders)  # fmt: skip
+    if venue == "l2":
+        if hasattr(module, "bind"):
+            raise ValueError(f"--strategy {args.strategy} steps on quotes: give --venue l1")
+        model, power = _queue(args.queue)
+        bt = L2Backtest(module, p, legs, ids, queue=model, power=power, **common)
+    else:
+        if hasattr(module, "bind"):  # model_signal: features and predictions over the data first
+            module = module.bind(p, args.data, ids)
+        bt = Backtest(module, p, legs, ids, **common)
     t0 = time.perf_counter()
     with _progress(total, args.no_progress) as advance:
-        # Chunks of 256k quotes: big enough that Python's share is noise, small enough that
+        # Chunks of 256k events: big enough that Python's share is noise, small enough that
         # the read-ahead and the order buffer stay a few tens of MB whatever the length.
         for rtype, recs in replay(args.data, batch_rows=1 << 18):
-            if rtype == RecordType.QUOTE:
+            if rtype in kinds:
                 bt.feed(recs)
                 advance(len(recs))
     result = bt.finish()
@@ -72,11 +101,8 @@ def run(args) -> int:
     f = result.figures | {
         "strategy": args.strategy,
         "params": {k: getattr(p, k) for k in p.__struct_fields__},
-        "latency_us": {
-            "decision": latency.decision_us,
-            "entry": latency.entry_us,
-            "ack": latency.ack_us,
-        },
+        "venue": venue,
+        "latency": legs.describe() | {"given": args.latency},
         "orders_as": {f: getattr(bt.orders, f) for f in bt.orders.__struct_fields__},
         "risk": {f: getattr(limits, f) for f in limits.__struct_fields__},
         "money": unit,
@@ -85,7 +111,8 @@ def run(args) -> int:
         "rejections": _rejections(result.figures),
     }
     print(
-        f"redline backtest: {args.strategy} on {f['events']:,} quotes "
+        f"redline backtest: {args.strategy} on {f['events']:,} events ({venue}"
+        f"{', queue ' + args.queue if venue == 'l2' else ''}) "
         f"({f['events_per_s'] / 1e6:.2f} M/s): {f['orders']:,} orders, {f['fills']:,} filled, "
         f"{f['refused']:,} refused by risk {_reasons(f['refused_by_reason'])}, "
         f"{f['rejections'] - f['refused']:,} more rejected or unfilled, "
@@ -93,8 +120,7 @@ def run(args) -> int:
         f"{f['resting_at_end']} resting and {f['in_flight_at_end']} in flight at the end; "
         f"pnl {f['pnl']:,.2f} {unit} after fees {f['fees']:,.2f}, sharpe {f['sharpe']:.2f}, "
         f"max drawdown {f['max_drawdown']:,.2f}, fill ratio {f['fill_ratio']:.2%}; "
-        f"latency decision {latency.decision_us} µs, entry {latency.entry_us} µs, "
-        f"ack {latency.ack_us} µs; journal sha256 {f['journal_sha256'][:16]}"
+        f"latency {_legs_text(f['latency'])}; journal sha256 {f['journal_sha256'][:16]}"
     )
     if args.report:
         _report(Path(args.report), result, unit)
@@ -114,23 +140,100 @@ def _reasons(by_reason: dict[str, int]) -> str:
     return f"({', '.join(shown)})" if shown else "(none)"
 
 
-def _quote_instruments(paths: list[str]) -> tuple[list[int], int]:
-    """Instrument ids and the number of QUOTE records in `paths`, from the id column only."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
+def _venue(paths: list[str], venue: str) -> tuple[str, tuple]:
+    """The venue to fill on and the record types it reads, checked against the data."""
     from redline.feeds.events import RecordType
     from redline.feeds.replay.files import event_files
 
     files, _ = event_files(paths)
-    quotes = [f for f in files if f.rtype == RecordType.QUOTE]
-    if not quotes:
-        raise ValueError(f"{' '.join(paths)}: no QUOTE records to backtest on")
+    held = {f.rtype for f in files}
+    if venue == "auto":
+        venue = "l2" if RecordType.BOOK_DELTA in held else "l1"
+    kinds = (RecordType.BOOK_DELTA, RecordType.TRADE) if venue == "l2" else (RecordType.QUOTE,)
+    if kinds[0] not in held:
+        fix = "give book deltas or --venue l1" if venue == "l2" else "give quotes or --venue l2"
+        raise ValueError(f"{' '.join(paths)}: no {kinds[0].name} records to backtest on; {fix}")
+    return venue, kinds
+
+
+def _instruments(paths: list[str], kinds: tuple) -> tuple[list[int], int]:
+    """Instrument ids and the number of records of `kinds` in `paths`, from the id column."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from redline.feeds.replay.files import event_files
+
+    files, _ = event_files(paths)
+    used = [f for f in files if f.rtype in kinds]
     ids: set[int] = set()
-    for f in quotes:
+    for f in used:
         col = pq.read_table(f.path, columns=["instrument_id"])["instrument_id"]
         ids.update(pc.unique(col).to_pylist())
-    return sorted(ids), sum(f.num_rows for f in quotes)
+    return sorted(ids), sum(f.num_rows for f in used)
+
+
+def _queue(text: str) -> tuple[str, float]:
+    """`risk_averse`, `log`, `power` or `power:N` -> (model, N)."""
+    model, colon, n = text.partition(":")
+    if model in ("risk_averse", "power", "log") and not colon:
+        return model, 2.0
+    if model == "power" and colon:
+        try:
+            if float(n) > 0:
+                return model, float(n)
+        except ValueError:
+            pass
+    raise ValueError(f"--queue {text!r}: give risk_averse, log, power or power:N (N > 0)")
+
+
+def _legs(text: str):
+    """--latency: constant µs legs, a journal's decisions, recorded order latencies."""
+    from redline.venue.latency import Latency
+
+    constant, recorded = [], []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = (x.strip() for x in part.partition("="))
+        kind, colon, path = value.partition(":")
+        if not colon:
+            constant.append(part)
+            continue
+        if (key, kind) not in (("decision", "journal"), ("entry", "file"), ("ack", "file")):
+            raise ValueError(
+                f"--latency {part!r}: give decision=journal:PATH, entry=file:PATH, "
+                "ack=file:PATH or a leg in µs"
+            )
+        recorded.append((key, path))
+    legs = Latency.parse(",".join(constant)).legs()
+    for leg, path in recorded:
+        if leg == "decision":
+            legs = legs.with_decision(_journal_latencies(path), f"journal {path}")
+        else:
+            legs = legs.with_recorded(leg, path)
+    return legs
+
+
+def _journal_latencies(path: str):
+    """Tick-to-decision (ns) of each decision a journal counts for latency (the sum of its
+    stages, by `redline report`'s rules; stamps out of order are left out there too)."""
+    from redline.pipeline.observe.journal import read_journal
+    from redline.pipeline.observe.latency import TICK_TO_DECISION, stage_durations
+
+    if not Path(path).is_file():
+        raise ValueError(f"--latency decision=journal:{path}: no such journal")
+    ns = stage_durations(read_journal(path))[TICK_TO_DECISION]
+    return ns[ns >= 0]
+
+
+def _legs_text(described: dict) -> str:
+    parts = []
+    for leg in ("decision", "entry", "ack"):
+        d = described[leg]
+        if "constant_us" in d:
+            parts.append(f"{leg} {d['constant_us']:g} µs")
+        else:
+            parts.append(f"{leg} p50 {d['p50_us']:,.1f} p99 {d['p99_us']:,.1f} µs "
+                         f"({d['points']:,} points)")  # fmt: skip
+    return ", ".join(parts)
 
 
 def _value_per_tick(paths: list[str], ids: list[int]) -> tuple[dict[int, float], str]:
@@ -146,10 +249,26 @@ def _value_per_tick(paths: list[str], ids: list[int]) -> tuple[dict[int, float],
             if table_path.is_file():
                 table = InstrumentTable.read(table_path)
                 if all(i in table for i in ids):
-                    return {i: float(table[i].tick_size * table[i].multiplier) for i in ids}, (
-                        "quote currency"
-                    )
+                    return {i: _per_tick(table[i]) for i in ids}, (
+                        "coin (inverse)" if any(_inverse(table[i]) for i in ids)
+                        else "quote currency"
+                    )  # fmt: skip
     return {}, "ticks"
+
+
+def _inverse(instrument) -> bool:
+    """A Binance COIN-M contract (`ETHUSD_PERP`, `BTCUSD_240927`): priced in USD, settled in
+    the coin (the importer's own rule, feeds/importers/binance_terms.py)."""
+    from redline.feeds.importers.binance_terms import _COINM_SYMBOL
+
+    return bool(_COINM_SYMBOL.fullmatch(instrument.symbol))
+
+
+def _per_tick(instrument) -> float:
+    """Money per tick per lot; for an inverse contract -face / tick_size (venue/portfolio.py)."""
+    if _inverse(instrument):
+        return -float(instrument.multiplier / instrument.tick_size)
+    return float(instrument.tick_size * instrument.multiplier)
 
 
 class _progress:

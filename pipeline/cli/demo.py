@@ -9,6 +9,9 @@ prints the summary (events, decisions by origin, lost decisions, deadline
 misses, failovers, tick-to-decision and per-stage p50/p99/p99.9), writes the
 journal report (PNG plots) and, with `--json PATH`, the figures.
 
+`--swap`: halfway, a hot swap from demo@1 (the bundled model) to demo@2 (pipeline/arbiter/
+swap.py); the chaos kill moves to 3/4. Summary and JSON: `decisions_by_version`, the journal's.
+
 Sized for a 2-vCPU VM: by default 40 s of the recording at 2x speed, the
 events of instrument 1 (ES: ~190 quotes/s and its trades), and a decision for
 every quote (the ticks edge blocks: a graph that falls behind holds the
@@ -29,6 +32,7 @@ from typing import Any
 
 import msgspec
 
+from redline.pipeline.arbiter.swap import ScheduledSwap
 from redline.pipeline.cli.folders import output_folder
 from redline.pipeline.cli.json_out import add_json_arg, write_json
 from redline.pipeline.graph import config as gc
@@ -82,11 +86,16 @@ def register(sub) -> None:
         help="instruments replayed, each quote asking for a decision (comma separated)",
     )
     p.add_argument("--no-chaos", action="store_true", help="don't kill a worker halfway")
+    p.add_argument(
+        "--swap", action="store_true", help="hot-swap the model to demo@2 halfway through"
+    )
     p.add_argument("--model", default="", help="model plan folder (empty: the bundled one)")
     p.add_argument(
         "--out", type=Path, default=None, help="folder for the journal and plots (None: a new one)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--driving", action="store_true",
+                   help="the driving graph on the bundled drive, closed loop (demo_driving.py)")  # fmt: skip
     add_json_arg(p)
     p.set_defaults(run=run)
 
@@ -175,6 +184,10 @@ def demo_graph(
 
 
 def run(args) -> int:
+    if args.driving:
+        from redline.pipeline.cli.demo_driving import run as run_driving
+
+        return run_driving(args)
     from rich.console import Console
 
     console = Console(stderr=True)  # progress and events as they happen
@@ -209,20 +222,32 @@ def run(args) -> int:
     )
     t0 = time.monotonic()
     rt = Runtime(spec)  # starts both workers and waits until they are warm
-    kill_at = None if args.no_chaos else max(1, total // 2)
+    kill_at = None if args.no_chaos else max(1, total * (3 if args.swap else 2) // 4)
+    swap = ScheduledSwap("demo", "2", at=max(1, total // 2)) if args.swap else None
     pub = multiprocessing.get_context("spawn").Process(
         target=_publish,
         args=(paths, f"tcp://127.0.0.1:{port}", args.seconds, args.speed, args.instruments),
     )
     pub.start()
     try:
-        code = _run_with_progress(rt, pub, total, kill_at, console, show=not args.no_progress)
+        code = _run_with_progress(
+            rt, pub, total, kill_at, console, show=not args.no_progress, swap=swap
+        )
     finally:
         pub.join(30)
         if pub.is_alive():
             pub.kill()
     wall = time.monotonic() - t0
     figures = summary(rt, wall)
+    from redline.pipeline.observe.journal import read_journal
+
+    decisions = read_journal(journal)
+    figures["decisions_by_version"] = rt.nodes["arbiter"].by_version(decisions["model_version"])
+    from redline.kernels.training import edge
+
+    figures["model_edge"] = edge(args.model)  # out of sample, from the plan's manifest
+    if swap is not None:
+        figures["swap"] = swap.reply
     if pub.exitcode:
         console.print(
             f"redline demo: error: the publisher process failed (exit {pub.exitcode}, its "
@@ -230,18 +255,24 @@ def run(args) -> int:
         )
         return 1
     _print_summary(figures, result)
+    if figures["model_edge"]:
+        e = figures["model_edge"]
+        result.print(
+            f"model edge out of sample ({e['horizon_s']:g} s mid move, {e['test_rows']:,} "
+            f"rows): corr {e['model_oos_corr']:.3f}, hit rate {e['model_hit_rate']:.1%} (last-move "
+            f"baseline {e['baseline_oos_corr']:.3f}, {e['baseline_hit_rate']:.1%})"
+        )
     from redline.pipeline.cli.report import write_plots
-    from redline.pipeline.observe.journal import read_journal
     from redline.pipeline.observe.worker_log import read_worker_log
 
-    plots = write_plots(read_journal(journal), out, read_worker_log(journal) or ())
+    plots = write_plots(decisions, out, read_worker_log(journal) or ())
     result.print(f"report: {journal} and {', '.join(p.name for p in plots)} in {out}")
     write_json(args.json, figures)
     return code if figures["lost_decisions"] == 0 else 1
 
 
 def _run_with_progress(
-    rt: Runtime, pub, total: int, kill_at: int | None, console, show: bool
+    rt: Runtime, pub, total: int, kill_at: int | None, console, show: bool, swap=None
 ) -> int:
     """Run the graph; on the same loop, show progress, kill worker A at `kill_at` events, and
     stop at once if the publisher process dies (its error is already on stderr)."""
@@ -261,8 +292,14 @@ def _run_with_progress(
                 if kill_at is not None and not arb.killed_pid and feed.events >= kill_at:
                     pid = arb.kill_worker(0)
                     console.print(f"chaos: worker A (pid {pid}) killed at {feed.events:,} events")
+                if swap is not None:
+                    swap.maybe_start(arb, feed.events, console.print)
                 bar.update(task, completed=feed.events, note=f"decisions {sink.events:,}")
                 if graph.done():
+                    if swap is not None and swap.task is not None:
+                        if not swap.task.done():  # the run ended mid-swap: its reply says so
+                            swap.task.cancel()
+                        arb.swapper.close()
                     return graph.result()
                 if pub.exitcode:  # nothing more will come: end the graph now
                     rt.stop()
@@ -319,6 +356,7 @@ def _print_summary(f: dict[str, Any], console) -> None:
         f"events {f['events']:,} ({f['events_per_s']:,.0f}/s), decisions {f['decisions']:,} "
         f"({origins}), lost {f['lost_decisions']}, deadline misses {f['deadline_misses']}, "
         f"failovers {f['failovers']}, worker restarts {f['restarts']}, "
+        f"decisions_by_version {f['decisions_by_version']}, "
         f"dropped by backpressure {sum(f['drops_by_edge'].values()):,} "
         f"({', '.join(f'{e} {n:,}' for e, n in f['drops_by_edge'].items())}; "
         f"sequence gaps before the feed {f['ingress_drops']:,}), {f['seconds']:.1f} s"

@@ -24,8 +24,11 @@ COMMANDS: tuple[str, ...] = (
     "redline.pipeline.cli.export_bag",
     "redline.pipeline.cli.book_check",
     "redline.pipeline.cli.backtest",
+    "redline.pipeline.cli.train",
     "redline.pipeline.cli.scenarios",
     "redline.pipeline.cli.worker",
+    "redline.pipeline.cli.keys",
+    "redline.pipeline.cli.ctl",
 )
 
 

@@ -4,7 +4,10 @@ the Euro NCAP-style rear-end grid (venue/driving_loop.py), one line per case and
 
 `--json` keys: `cases` (one row per case: `name`, `collision`, `impact_speed_ms`, `min_ttc_s`,
 `min_gap_m`, `peak_decel_ms2`, `peak_jerk_ms3`, `commands_by_origin`), `collisions` (count),
-`min_ttc_s` (over the grid) and `commands_by_origin` (summed). An infinite TTC is written null.
+`min_ttc_s` (over the grid), `commands_by_origin` (summed), `frames` (planner frames, the sum of
+the commands) and `latency_ns` (null: the grid runs the planner inside the simulation, with no
+graph to time; `redline demo --driving` has the same keys with a graph). An infinite TTC is
+written null.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ def run(args) -> int:
             "collisions": collisions,
             "min_ttc_s": min(ttcs) if ttcs else None,
             "commands_by_origin": totals,
+            "frames": sum(totals.values()),
+            "latency_ns": None,
         },
     )
     return 0

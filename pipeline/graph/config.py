@@ -34,42 +34,62 @@ import msgspec
 from redline.feeds.settings import (
     DurationMs,
     DurationUs,
-    InstrumentId,
     Port,
     Settings,
     plain,
 )
-from redline.kernels.plans.signing import PUBLIC_KEY_PATTERN, Trust
-from redline.pipeline.arbiter.config import ArbiterConfig, ArbiterSettings
+from redline.pipeline.control.config import ControlSpec
+from redline.pipeline.graph.node_specs import (
+    _KIND_TYPES,
+    KINDS,
+    ArbiterSpec,
+    BaseNodeSpec,
+    FeaturesSpec,
+    FeedSpec,
+    FrameArbiterSpec,
+    JournalSpec,
+    NodeSpec,
+    PlannerSpec,
+    StrategySpec,
+    SyncSpec,
+    Wait,
+    WorkerSpec,
+)
 from redline.pipeline.transport.address import address_problem, feed_source_problem
-from redline.strategies.signal_trader import SignalTraderConfig
+from redline.pipeline.transport.security import SecuritySpec
 
-Wait = Literal["await", "busy", "block"]  # how a node waits for input; see runtime.py
+# The node kinds live in node_specs.py; callers read them here too (gc.ArbiterSpec, ...).
+__all__ = [
+    "KINDS",
+    "ArbiterSpec",
+    "BaseNodeSpec",
+    "EdgeSpec",
+    "FeaturesSpec",
+    "FeedSpec",
+    "FrameArbiterSpec",
+    "GraphError",
+    "GraphHead",
+    "GraphSpec",
+    "JournalSpec",
+    "NodeSpec",
+    "PlannerSpec",
+    "StrategySpec",
+    "SyncSpec",
+    "Wait",
+    "WorkerSpec",
+    "load",
+    "parse",
+    "preset_text",
+    "presets",
+    "with_addresses",
+]
+
 EdgePolicy = Literal["block", "conflate"]
 Hwm = Annotated[int, msgspec.Meta(gt=0, le=2**31 - 1)]  # ZeroMQ takes an int
-MaxInstruments = Annotated[int, msgspec.Meta(gt=0, le=1 << 20)]  # rows preallocated per state
-PublicKey = Annotated[str, msgspec.Meta(pattern=PUBLIC_KEY_PATTERN)]  # ed25519, hex (keygen)
 
 
 class GraphError(ValueError):
     """A graph file is wrong; the message names the file, node or edge, and field."""
-
-
-class BaseNodeSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
-                tag_field="kind"):  # fmt: skip
-    """What every node kind has: its edges (`in`, `out`) and how it waits (`wait`). No fields
-    here: a node kind's fields come from its own declaration and, where the stage has settings
-    of its own, from that stage's settings struct (a Struct may inherit fields from one base)."""
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        src = getattr(self, "in_", None)
-        return (src,) if src else ()
-
-    @property
-    def outputs(self) -> tuple[str, ...]:
-        dst = getattr(self, "out", None)
-        return (dst,) if dst else ()
 
 
 class EdgeSpec(Settings):
@@ -86,104 +106,8 @@ class EdgeSpec(Settings):
     # (counted) or held, holding the writer back
 
 
-class FeedSpec(BaseNodeSpec, tag="feed", kw_only=True):
-    """Ingress: subscribes to a publisher (stamps `ts_recv`), checks sequence
-    numbers (flags gaps) and stamps `ts_feed` as it hands events on.
-
-    The ingress follows the out edge's policy (see nodes/feed.py):
-    `conflate` drains eagerly and keeps the latest quote per instrument;
-    `block` queues at most `hwm` messages (RCVHWM) and stops reading while
-    downstream is full, so a PUSH publisher with a send HWM blocks. A SUB
-    socket cannot push back (a full queue drops at the publisher), so `block`
-    needs `socket = "pull"`."""
-
-    source: str  # the publisher's address: ZeroMQ (tcp, ipc, inproc) or udp://HOST:PORT
-    out: str
-    socket: Literal["sub", "pull"] = "sub"  # sub: XPUB/PUB publisher; pull: PUSH publisher
-    wait: Wait = "await"
-
-
-class FeaturesSpec(BaseNodeSpec, tag="features", kw_only=True):
-    """Keeps every instrument's features current as events pass (the kernels'
-    feature state) and stamps `ts_features`; optional, between feed and arbiter."""
-
-    in_: str = msgspec.field(name="in")
-    out: str
-    max_instruments: MaxInstruments = 1024  # rows of feature state
-    wait: Wait = "await"
-
-
-class WorkerSpec(Settings):
-    """One inference worker process of an arbiter node."""
-
-    name: str
-    device: str = "auto"  # auto: CUDA when present, else CPU; or "cpu", "cuda:N"
-    heartbeat_us: DurationUs = 5_000  # idle heartbeat period (answers count as heartbeats)
-    max_instruments: MaxInstruments = 1024  # rows of resident feature state
-    # auto: the state the plan's input_features name, else kernel features (14 wide)
-    features: Literal["auto", "kernels", "window"] = "auto"
-    scale: Annotated[float, msgspec.Meta(gt=0.0)] = 1.0  # multiplies window feature values
-
-
-class ArbiterSpec(ArbiterSettings, BaseNodeSpec, tag="arbiter", kw_only=True):
-    """Sends every event of `instruments` (all when empty) to both workers (hot
-    standby: their feature state is resident and current), asks for a decision
-    on each of their quotes and picks an answer by the deadline (budget).
-
-    The arbiter's own settings (policy, tolerances, output range, breaker ...) are
-    `ArbiterSettings` fields, set in this table and in `[nodes.NAME.breaker]`."""
-
-    in_: str = msgspec.field(name="in")
-    out: str
-    workers: tuple[WorkerSpec, ...] = (WorkerSpec(name="a"), WorkerSpec(name="b"))
-    model: str = ""  # model folder; empty = the bundled demo model
-    instruments: tuple[InstrumentId, ...] = ()  # whose events go to the workers; empty = all
-    fallback: bool = True  # in-process CPU fallback before the safe default
-    require_signed: bool = False  # refuse a model plan not signed by one of trusted_keys
-    trusted_keys: tuple[PublicKey, ...] = ()  # public keys (hex lines of `redline keygen`)
-    wait: Wait = "await"
-
-    def check(self) -> None:
-        super().check()
-        self.plan_trust()  # require_signed needs a key to check against
-
-    def plan_trust(self) -> Trust:
-        """Whose model plans the workers and the fallback accept (kernels/plans/signing.py)."""
-        return Trust(self.require_signed, tuple(self.trusted_keys))
-
-    def arbiter_config(self, budget_ns: int) -> ArbiterConfig:
-        """The arbiter's settings with the graph's budget."""
-        fields = {f: getattr(self, f) for f in ArbiterSettings.__struct_fields__}
-        return ArbiterConfig(budget_ns=budget_ns, **fields)
-
-
-class StrategySpec(SignalTraderConfig, BaseNodeSpec, tag="strategy", kw_only=True):
-    """Model answer -> order decision with risk checks; stamps `ts_decision`. The trader's
-    settings are `SignalTraderConfig` fields (strategies/signal_trader.py)."""
-
-    in_: str = msgspec.field(name="in")
-    out: str = ""  # empty: decisions end here (counted, not forwarded)
-    wait: Wait = "await"
-
-
-class JournalSpec(BaseNodeSpec, tag="journal", kw_only=True):
-    """Sink: appends every decision to the journal, flushed on an interval."""
-
-    in_: str = msgspec.field(name="in")
-    path: str = ""  # empty: count decisions, write nothing
-    flush_interval_ms: DurationMs = 100
-    wait: Wait = "await"
-
-
-NodeSpec = FeedSpec | FeaturesSpec | ArbiterSpec | StrategySpec | JournalSpec
-_KIND_TYPES: dict[str, type] = {
-    "feed": FeedSpec,
-    "features": FeaturesSpec,
-    "arbiter": ArbiterSpec,
-    "strategy": StrategySpec,
-    "journal": JournalSpec,
-}
-KINDS: tuple[str, ...] = tuple(_KIND_TYPES)
+_OPTIONAL_TABLES = {"control": ControlSpec, "security": SecuritySpec}  # [control], [security]
+_TABLES = ("graph", "nodes", "edges", *_OPTIONAL_TABLES)
 
 
 class GraphHead(Settings):
@@ -197,6 +121,8 @@ class GraphSpec(msgspec.Struct, frozen=True, kw_only=True):
     graph: GraphHead
     nodes: dict[str, NodeSpec]
     edges: dict[str, EdgeSpec]
+    control: ControlSpec = ControlSpec()  # the control endpoint (pipeline/control/config.py)
+    security: SecuritySpec = SecuritySpec()  # tcp edges' CURVE (pipeline/transport/security.py)
 
     @property
     def budget_ns(self) -> int:
@@ -308,12 +234,10 @@ def parse(text: str, where: str = "graph") -> GraphSpec:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _fail(where, f"not valid TOML: {exc}") from None
-    extra = set(raw) - {"graph", "nodes", "edges"}
+    extra = set(raw) - set(_TABLES)
     if extra:
-        raise _fail(
-            where, f"unknown table(s) {sorted(extra)}; valid: [graph], [nodes.*], [edges.*]"
-        )
-    for table in ("graph", "nodes", "edges"):
+        raise _fail(where, f"unknown table(s) {sorted(extra)}; valid: {', '.join(_TABLES)}")
+    for table in _TABLES:
         if not isinstance(raw.get(table, {}), dict):
             raise _fail(where, f"'{table}' must be a table, got {type(raw[table]).__name__}")
     if "graph" not in raw:
@@ -325,7 +249,8 @@ def parse(text: str, where: str = "graph") -> GraphSpec:
     edges = {
         n: _convert(v, EdgeSpec, where, f"edge '{n}'") for n, v in raw.get("edges", {}).items()
     }
-    spec = GraphSpec(graph=head, nodes=nodes, edges=edges)
+    more = {t: _convert(raw.get(t, {}), c, where, f"[{t}]") for t, c in _OPTIONAL_TABLES.items()}
+    spec = GraphSpec(graph=head, nodes=nodes, edges=edges, **more)
     _check(spec, where)
     return spec
 

@@ -20,6 +20,7 @@ for every decision it asked for); the journal flushes and closes; `run()`
 returns 0. The drain lasts at most `drain_timeout_s` (an overloaded or stuck
 downstream cannot hold it forever): then every node ends anyway, what they
 still held is counted per node in `lost`, and `run()` returns EXIT_LOST.
+The control endpoint (pipeline/control/, verbs on `control_handlers`) is served on the loop.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from typing import Any
 
 from redline.feeds.clock import Clock, LiveClock
 from redline.feeds.sequence import SequenceTracker
+from redline.pipeline.control.commands import Handlers
+from redline.pipeline.control.endpoint import open_control
 from redline.pipeline.graph import config as gc
 from redline.pipeline.graph import nodes as gn
 from redline.pipeline.graph.arbiter_build import build_arbiter
@@ -55,7 +58,7 @@ class Runtime:
         *,
         only: Sequence[str] = (),
         clock: Clock | None = None,
-        context: Any = None,
+        context: Any = None,  # a zmq.Context to share (tests)
         drain_timeout_s: float | None = None,
         arbiter_factory: Callable[[gc.ArbiterSpec, Clock, gc.GraphSpec], Any] | None = None,
         metrics_port: int | None = None,
@@ -70,7 +73,7 @@ class Runtime:
         if only:
             _check_split(spec, self.local)
         self.clock = clock or LiveClock()
-        self.transport = Transport(context)  # context: a zmq.Context to share (tests)
+        self.transport = Transport(context, spec.security.curve(), spec.security.insecure)
         self.drain_timeout_s = (
             spec.graph.drain_timeout_ms / 1000 if drain_timeout_s is None else drain_timeout_s
         )
@@ -91,7 +94,11 @@ class Runtime:
         self.ended_ns = 0
         self.forced: set[str] = set()  # nodes cut off at the drain timeout
         self.lost: dict[str, int] = {}  # node -> records it accepted and could not deliver
+        self.control_handlers = Handlers()  # control verbs -> what carries them out
         self._build()
+        order = spec.order()  # one process serves the endpoint: the arbiter's, or the first's
+        host = next((n for n in order if isinstance(spec.nodes[n], gc.ArbiterSpec)), order[0])
+        self.control = open_control(self) if spec.control.enabled and host in self.local else None
 
     def _build(self) -> None:
         spec = self.spec
@@ -132,7 +139,12 @@ class Runtime:
             return gn.FeaturesNode(name, s, self.clock)
         if isinstance(s, gc.ArbiterSpec):
             arbiter = self._arbiter_factory(s, self.clock, self.spec)
-            return gn.ArbiterNode(name, s, self.clock, arbiter)
+            kind = gn.FrameArbiterNode if isinstance(s, gc.FrameArbiterSpec) else gn.ArbiterNode
+            return kind(name, s, self.clock, arbiter)
+        if isinstance(s, gc.SyncSpec):
+            return gn.SyncNode(name, s, self.clock)
+        if isinstance(s, gc.PlannerSpec):
+            return gn.PlannerNode(name, s, self.clock)
         if isinstance(s, gc.StrategySpec):
             return gn.StrategyNode(name, s, self.clock)
         if isinstance(s, gc.JournalSpec):
@@ -157,6 +169,7 @@ class Runtime:
         metrics = None
         if self.metrics_port:
             metrics = asyncio.create_task(self._metrics_loop(), name="metrics")
+        control = self.control and asyncio.create_task(self.control.serve(), name="control")
         self._wakes = {
             name: asyncio.Event() for name, n in self.nodes.items() if n.spec.wait == "await"
         }
@@ -171,10 +184,11 @@ class Runtime:
         finally:
             # The control plane ends with the nodes, whether they drained or were cut off at
             # the drain timeout (it once waited forever for a node that could never flush).
-            if metrics is not None:
-                metrics.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await metrics
+            for task in (metrics, control):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if self.metrics is not None:
                 self.metrics.stop()
             self.ended_ns = self.clock.now_ns()
@@ -253,6 +267,10 @@ class Runtime:
                     m.set_worker_health(link.name, b.serving)
                     m.set_model_version(link.name, a.arb.versions[w])
             await asyncio.sleep(period_s)
+
+    @property
+    def draining(self) -> bool:
+        return self._stop_at is not None
 
     def stop(self) -> None:
         """Graceful stop: the feed ends intake; the rest drain (see module doc)."""
@@ -333,6 +351,8 @@ class Runtime:
             node.step()
 
     def close(self) -> None:
+        if self.control is not None:
+            self.control.close()  # and withdrawn from discovery; closing twice is harmless
         for node in self.nodes.values():
             node.close()
         for s in self.senders.values():
@@ -356,6 +376,8 @@ class Runtime:
             )
         for name, r in self.receivers.items():
             edges.setdefault(name, {}).update(received=r.received, receiver_drops=r.drops)
+            if self.spec.edges[name].address.startswith("tcp://"):  # peers without our key
+                edges[name]["refused"] = r.port.refused
         for e in edges.values():
             e["drops"] = e.get("sender_drops", 0) + e.get("receiver_drops", 0)
         return {

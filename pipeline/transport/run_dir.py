@@ -41,6 +41,12 @@ def run_dir() -> Path:
     return _RUN_DIR
 
 
+def control_dir() -> Path:
+    """`redline-UID/control`, private like the run directories: where each running graph says
+    where its control endpoint is (pipeline/control/discovery.py), so `redline ctl` finds it."""
+    return _private(_private(base_dir()) / "control")
+
+
 def sweep(base: Path) -> list[Path]:
     """Remove the run directories under `base` whose process is gone; returns them."""
     removed = []

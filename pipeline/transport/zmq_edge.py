@@ -1,6 +1,11 @@
 """Edges over ZeroMQ PUSH/PULL (inproc://, ipc://, tcp://): the ports behind edge.Sender and
 edge.Receiver. A message is the three parts of an edge message (feeds/wire/frames.py), sent
-without a copy and read back as a view of the received frame."""
+without a copy and read back as a view of the received frame.
+
+A tcp edge given a `Curve` is authenticated: the reader is a CURVE server that lets in only
+the graph's allowed keys (zap.py) and counts every refused handshake in `refused`; the writer
+is a CURVE client with the graph's key. Without it any process that reaches the port could
+send a forged DECISION or end the stream (both were journaled as genuine)."""
 
 from __future__ import annotations
 
@@ -8,6 +13,10 @@ import numpy as np
 import zmq
 
 from redline.feeds.wire.frames import EDGE_EOS, EDGE_STAMPS, dtype_tag, tag_dtype
+from redline.pipeline.transport.curve import Curve
+from redline.pipeline.transport.zap import Refusals, curve_client, curve_server
+
+GRAPH_DOMAIN = "redline-graph"  # the ZAP domain of data-plane sockets
 
 _EOS_PARTS = [EDGE_EOS, b"", b""]
 
@@ -15,10 +24,14 @@ _EOS_PARTS = [EDGE_EOS, b"", b""]
 class ZmqSendPort:
     """The writer's PUSH socket; connects, so the reader may start later."""
 
-    def __init__(self, ctx: zmq.Context, address: str, hwm: int) -> None:
+    def __init__(
+        self, ctx: zmq.Context, address: str, hwm: int, curve: Curve | None = None
+    ) -> None:
         self.sock = ctx.socket(zmq.PUSH)
         self.sock.setsockopt(zmq.LINGER, 2000)  # let a drain reach the reader
         self.sock.setsockopt(zmq.SNDHWM, hwm)
+        if curve is not None:
+            curve_client(self.sock, curve, curve.public)  # the reader holds the graph's key too
         self.sock.connect(address)
 
     def try_send(self, records: np.ndarray | None, stamp_ns: int, feed_ns: int) -> bool:
@@ -43,11 +56,19 @@ class ZmqSendPort:
 class ZmqRecvPort:
     """The reader's PULL socket; binds its address."""
 
-    def __init__(self, ctx: zmq.Context, address: str, hwm: int) -> None:
+    def __init__(
+        self, ctx: zmq.Context, address: str, hwm: int, curve: Curve | None = None
+    ) -> None:
         self.sock = ctx.socket(zmq.PULL)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVHWM, hwm)
+        # handshakes refused: peers without an allowed key, their messages never read
+        self.refusals = curve_server(self.sock, curve, GRAPH_DOMAIN) if curve else Refusals()
         self.sock.bind(address)
+
+    @property
+    def refused(self) -> int:
+        return self.refusals.count
 
     def ready(self) -> bool:
         # Nothing waiting is the common case: ZMQ_EVENTS (~1-3 µs) instead of a zmq.Again

@@ -20,16 +20,28 @@ memory, and never calls `.item()` or copies from pageable memory on the hot path
 GPU to run; none here, so it is written to the CUDA rules but untested).
 
 Snapshots are bytes: int64 instrument ids [n], then the kind's state arrays for those n rows.
+
+Hot swap (issue 19; the arbiter side is pipeline/arbiter/swap.py): `CpuEngine` holds more than
+one model version over the same feature state (a version must take the same inputs, by name,
+to share it). LOAD adds one beside the serving one, warms it and runs the canary: both versions
+on the last rows the engine holds, the real inputs the arbiter sent. USE says from which event
+number on a version answers; answers are computed with, and tagged by, the version of their
+event's number, so a late ASK for an event before the flip is still answered by the old
+version. DROP unloads one. `on_version_message` serves the three messages for the worker loop.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
 from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE, RecordType
 from redline.kernels.feature_state import event_values, make_features, record1
+from redline.pipeline.workers.protocol import Kind, header
 
 ROW_RING = 4096  # late ASKs are answerable for this many events
+WARM_CALLS = 20  # model calls per batch size when a version is loaded beside a serving one
 
 
 def warm_up(engine, n: int = 200) -> None:
@@ -67,6 +79,10 @@ class CpuEngine:
         self.max_batch = int(getattr(plan, "max_batch", 1))
         self._xb = np.zeros((self.max_batch, k), np.float32)  # [B, K] gathered rows
         self._yb = np.zeros((self.max_batch, self.out_features), np.float32)  # [B, N]
+        self.plans = {self.version: plan}  # every loaded version, by version id
+        self._schedule = [(0, self.version)]  # (first event number, version), ascending
+        self._cut = 0  # events from here on are answered by `self.plan` (the newest USE)
+        self.plan_check: dict = {}  # read_plan's features/trust for LOAD (set by its builder)
 
     def apply(self, event_no: int, rtype: int, record) -> None:
         r = event_no % ROW_RING
@@ -83,7 +99,8 @@ class CpuEngine:
         r = event_no % ROW_RING
         if self._row_no[r] != event_no:
             raise LookupError(f"engine: features of event {event_no} are no longer held")
-        self.plan.run_into(self._rows[r : r + 1], self._y)  # [1, K] -> [1, N]
+        plan = self.plan if event_no >= self._cut else self._plan_of(event_no)
+        plan.run_into(self._rows[r : r + 1], self._y)  # [1, K] -> [1, N]
         out[:] = self._y[0]
 
     def answer_batch_into(self, event_nos: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -92,14 +109,103 @@ class CpuEngine:
         event's row is no longer held, and its out row is then meaningless."""
         r = event_nos % ROW_RING
         held = self._row_no[r] == event_nos
-        mb, k = self.max_batch, len(event_nos)
+        if not len(event_nos) or int(event_nos.min()) >= self._cut:  # the usual case
+            self._run_rows(self.plan, r, out)
+            return held
+        for a, b, v in self.version_spans(event_nos):  # spans a flip (a late batch)
+            plan = self.plans.get(v)
+            if plan is None:
+                held[a:b] = False  # that version is unloaded: answered as not held
+            else:
+                self._run_rows(plan, r[a:b], out[a:b])
+        return held
+
+    def _run_rows(self, plan, r: np.ndarray, out: np.ndarray) -> None:
+        """`plan` on the ring rows `r` -> out [len(r), N], `max_batch` rows per call."""
+        mb, k = min(self.max_batch, int(getattr(plan, "max_batch", 1))), len(r)
         for i in range(0, k, mb):
             n = min(mb, k - i)
             x, y = self._xb[:n], self._yb[:n]
             np.take(self._rows, r[i : i + n], axis=0, out=x)  # [n, K]
-            self.plan.run_into(x, y)  # [n, K] -> [n, N]
+            plan.run_into(x, y)  # [n, K] -> [n, N]
             out[i : i + n] = y
-        return held
+
+    # -- model versions (hot swap) --------------------------------------------------------------
+
+    def version_of(self, event_no: int) -> int:
+        """The version that answers event `event_no` (the last USE at or before it)."""
+        if event_no >= self._cut:
+            return self.version
+        for first, v in reversed(self._schedule):
+            if event_no >= first:
+                return v
+        return self._schedule[0][1]
+
+    def version_spans(self, event_nos: np.ndarray) -> list[tuple[int, int, int]]:
+        """Ascending `event_nos` -> [(start, stop, version)]: the runs of one version."""
+        if not len(event_nos) or int(event_nos[0]) >= self._cut:  # the usual case: one span
+            return [(0, len(event_nos), self.version)]
+        spans: list[tuple[int, int, int]] = []
+        for i, no in enumerate(event_nos.tolist()):
+            v = self.version_of(no)
+            if spans and spans[-1][2] == v:
+                spans[-1] = (spans[-1][0], i + 1, v)
+            else:
+                spans.append((i, i + 1, v))
+        return spans
+
+    def _plan_of(self, event_no: int):
+        v = self.version_of(event_no)
+        plan = self.plans.get(v)
+        if plan is None:
+            raise LookupError(f"engine: model version {v} of event {event_no} is unloaded")
+        return plan
+
+    def add_plan(self, plan) -> None:
+        """Load `plan` beside the serving version (not used until `use`); ValueError when it
+        cannot share the feature state or the outputs' shape."""
+        have, new = self.plan, plan
+        for what in ("in_features", "out_features", "input_features"):
+            if getattr(new, what, None) != getattr(have, what, None):
+                raise ValueError(
+                    f"model version {new.version!r}: {what} {getattr(new, what, None)} differ "
+                    f"from the serving version's {getattr(have, what, None)}; a swap keeps the "
+                    "inputs and outputs: publish a model trained on the same features"
+                )
+        self.plans[int(new.version_id)] = new
+
+    def warm(self, plan) -> None:
+        """Every batch size the engine will call `plan` with, WARM_CALLS times, on zeros."""
+        mb = min(self.max_batch, int(getattr(plan, "max_batch", 1)))
+        for n in sorted({1, 2, 4, 8, 16, 32, 64, mb} & set(range(1, mb + 1))):
+            for _ in range(WARM_CALLS):
+                plan.run_into(np.zeros((n, self.features.k), np.float32), self._yb[:n])
+
+    def canary(self, plan, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The newest `n` held rows (real events) through the serving version and `plan`:
+        (event numbers u8 [m], serving outputs [m, N], plan's outputs [m, N]), m <= n."""
+        held = np.flatnonzero(self._row_no)
+        order = held[np.argsort(self._row_no[held])][-n:] if n > 0 else held[:0]
+        old = np.zeros((len(order), self.out_features), np.float32)
+        new = np.zeros_like(old)
+        self._run_rows(self.plan, order, old)
+        self._run_rows(plan, order, new)
+        return self._row_no[order].copy(), old, new
+
+    def use(self, first_event: int, version: int) -> None:
+        """From event `first_event` on, `version` answers (the flip, or the flip back)."""
+        plan = self.plans.get(version)
+        if plan is None:
+            raise ValueError(f"USE: model version {version} is not loaded; LOAD it first")
+        self._schedule.append((first_event, version))
+        self._cut = first_event
+        self.plan, self.version = plan, version
+
+    def drop(self, version: int) -> None:
+        """Unload `version` (never the serving one)."""
+        if version == self.version:
+            raise ValueError(f"DROP: model version {version} is serving; flip away from it first")
+        self.plans.pop(version, None)
 
     def snapshot(self) -> bytes:
         return self.features.snapshot()
@@ -227,6 +333,16 @@ class CudaEngine:
             self.answer_into(int(event_nos[j]), out[j])
         return held
 
+    def version_of(self, event_no: int) -> int:
+        return self.version
+
+    def version_spans(self, event_nos: np.ndarray) -> list[tuple[int, int, int]]:
+        return [(0, len(event_nos), self.version)]
+
+    def add_plan(self, plan) -> None:
+        # A second version needs its own captured graphs; not built yet.
+        raise ValueError("hot swap on the CUDA engine is not supported yet; use CPU workers")
+
     def snapshot(self) -> bytes:
         if not self.resident:
             return self.features.snapshot()
@@ -243,3 +359,38 @@ class CudaEngine:
         self.features.restore(blob)  # parses and checks; the host copy is the source
         self._win.copy_(self.torch.from_numpy(self.features.win))  # off the hot path
         self.stream.synchronize()
+
+
+def on_version_message(engine, kind: int, version: int, no: int, payload) -> list | None:
+    """A LOAD, USE or DROP for this worker's engine -> the reply frames (LOADED) or None.
+
+    LOAD (payload: the plan directory, utf-8; no: canary rows wanted; version: the version id
+    the arbiter expects, 0: any) loads through the same check as the first model (`read_plan`
+    with the worker's features and trust), warms it and runs the canary. A refused version is
+    a LOADED with s3 = 1 and the reason as payload: the worker goes on serving the old one."""
+    if kind == Kind.USE:
+        engine.use(no, version)
+        return None
+    if kind == Kind.DROP:
+        engine.drop(version)
+        return None
+    t0 = time.perf_counter_ns()
+    try:
+        from redline.kernels.plans.numpy_loader import load_cpu_plan
+
+        plan = load_cpu_plan(bytes(payload).decode(), **getattr(engine, "plan_check", {}))
+        if version and int(plan.version_id) != version:
+            raise ValueError(
+                f"{bytes(payload).decode()}: holds model version {plan.version!r} "
+                f"(id {plan.version_id}), not the expected id {version}"
+            )
+        engine.add_plan(plan)
+        engine.warm(plan)
+    except (ValueError, OSError) as exc:
+        return [header(Kind.LOADED, 0, s3=1), str(exc).encode()]
+    t1 = time.perf_counter_ns()
+    nos, old, new = engine.canary(plan, no)
+    t2 = time.perf_counter_ns()
+    vid = int(plan.version_id)
+    head = header(Kind.LOADED, len(nos), version=vid, s0=t1 - t0, s1=t2 - t1)
+    return [head, np.ascontiguousarray(np.stack([old, new]))]  # float32 [2, m, N]

@@ -10,6 +10,10 @@ here, see FLOORS.md) and connects a channel (transport/channel.py) whose sends f
 dead worker, which is how a crash is detected within one event. `stop()` SIGKILLs: a worker
 taken out is not trusted to shut down cleanly. `close_all` stops every link and removes their
 ipc files.
+
+A tcp endpoint needs the graph's CURVE key (`curve_file`, a `redline keys` secret file): the
+worker lets in only that key and the link proves it (transport/channel.py). `refused` is the
+worker's count of foreign peers turned away, as its last HEARTBEAT said.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from redline.pipeline.transport.channel import Channel
+from redline.pipeline.transport.curve import Curve, read_secret
 from redline.pipeline.transport.run_dir import run_dir
-from redline.pipeline.workers.protocol import Reply, decode_reply
+from redline.pipeline.workers.protocol import Kind, Reply, decode_reply
 
 
 class ProcessLink:
@@ -41,6 +46,8 @@ class ProcessLink:
         heartbeat_ms: float = 5.0,
         extra_args: tuple[str, ...] = (),
         ctx: Any = None,
+        curve_file: str = "",
+        insecure: bool = False,
     ) -> None:
         if not Path(model_dir).is_dir():
             raise FileNotFoundError(f"worker {name}: {model_dir} is not a plan directory")
@@ -68,6 +75,16 @@ class ProcessLink:
         self.ctx = ctx  # a zmq.Context to share; None: the process-wide one
         self.proc: subprocess.Popen | None = None
         self.channel: Channel | None = None
+        self.curve: Curve | None = None
+        self._env: dict[str, str] = {}  # the worker's own CURVE settings, on top of ours
+        if curve_file:
+            public, secret = read_secret(curve_file)  # a bad file fails here, not in the child
+            self.curve = Curve(public, secret, frozenset({public}))
+            self._env["REDLINE_WORKER_CURVE_SECRET_FILE"] = str(Path(curve_file).resolve())
+        self.insecure = insecure
+        if insecure:
+            self._env["REDLINE_WORKER_INSECURE"] = "1"
+        self.refused = 0  # foreign peers the worker refused (its last HEARTBEAT's s1)
 
     @property
     def pid(self) -> int | None:
@@ -79,8 +96,9 @@ class ProcessLink:
         if self._first_fault:
             cmd += ["--fault", self._first_fault]
             self._first_fault = ""
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-        self.channel = Channel.connect(self.endpoint, self.ctx)
+        env = {**os.environ, **self._env} if self._env else None
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env)
+        self.channel = Channel.connect(self.endpoint, self.ctx, self.curve, self.insecure)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -103,7 +121,10 @@ class ProcessLink:
         out: list[Reply] = []
         ch = self.channel
         while ch is not None and (parts := ch.recv()) is not None:
-            out.append(decode_reply(parts))
+            reply = decode_reply(parts)
+            if reply.kind == Kind.HEARTBEAT:
+                self.refused = max(self.refused, reply.stamps[1])  # a restart counts from 0
+            out.append(reply)
         return out
 
     def waitable(self) -> Channel | None:

@@ -13,6 +13,10 @@ answers go back as one ANSWERS message: one send instead of k (each ~20 µs here
 A worker is a separate process so that a crashing CUDA context cannot take the pipeline with
 it. It blocks in `poll` between messages instead of spinning: on 2 cores a spinning worker
 starves libzmq's I/O thread (FLOORS.md: 62 µs p50 but ~3 ms p99).
+
+On a tcp endpoint the worker is a CURVE server that lets in only the graph's key, read from
+the file its link names in $REDLINE_WORKER_CURVE_SECRET_FILE (a path, never the key, in the
+environment); a foreign peer's handshake is refused, and the count rides on HEARTBEAT s1.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 from redline.feeds.events import DTYPES
 from redline.feeds.wire.frames import record_runs, unpack_slots
 from redline.pipeline.transport.channel import Channel
+from redline.pipeline.workers.engines import on_version_message
 from redline.pipeline.workers.faults import FaultPlan
 from redline.pipeline.workers.protocol import (
     ASK_FLAG,
@@ -69,7 +74,9 @@ def build_engine(
             from redline.kernels.plans.storage import build_plan
 
             plan = build_plan(checked, "cpu", "cpu")
-        return CpuEngine(plan, make_features(plan, checked.features, max_instruments, scale))
+        engine = CpuEngine(plan, make_features(plan, checked.features, max_instruments, scale))
+        engine.plan_check = {"features": features, "trust": trust}  # for a hot swap's LOAD
+        return engine
     from redline.kernels.plans.storage import build_plan
 
     plan = build_plan(checked, f"cuda:{device}")
@@ -92,7 +99,7 @@ def _check_cuda(device: int) -> None:
 def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int, parent: int = 0) -> int:
     """The worker loop; returns on STOP, or when `parent` (if given) is no longer our parent:
     an arbiter that died without STOP must not leave its workers running."""
-    ch = Channel.bind(endpoint)
+    ch = Channel.bind(endpoint, *worker_curve())
     out = _Out(engine.out_features)
     version = engine.version
     last = 0  # last event number applied
@@ -111,7 +118,7 @@ def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int, parent: i
                 while (parts := ch.recv()) is not None:
                     t_recv = now()
                     try:
-                        last, sent = _handle(ch, engine, faults, parts, t_recv, out, version, last)
+                        last, sent = _handle(ch, engine, faults, parts, t_recv, out, last)
                         replied |= sent
                     except (ValueError, LookupError, struct.error) as exc:  # bad message: say so
                         ch.send([header(Kind.ERROR, last), str(exc).encode()], wait=True, copy=True)
@@ -126,11 +133,23 @@ def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int, parent: i
                 # So messages are at most two intervals apart (the breaker allows ten).
                 # Never block on one: with no arbiter connected, drop it.
                 if not replied:
-                    ch.send([header(Kind.HEARTBEAT, last, s0=t)])
+                    ch.send([header(Kind.HEARTBEAT, last, s0=t, s1=ch.refused)])
                 replied = False
                 next_hb = t + heartbeat_ns
     finally:
         ch.close()
+
+
+def worker_curve():
+    """(Curve | None, insecure) for this worker's endpoint, as its link set them."""
+    path = os.environ.get("REDLINE_WORKER_CURVE_SECRET_FILE", "")
+    insecure = os.environ.get("REDLINE_WORKER_INSECURE", "") == "1"
+    if not path:
+        return None, insecure
+    from redline.pipeline.transport.curve import Curve, read_secret
+
+    public, secret = read_secret(path)
+    return Curve(public, secret, frozenset({public})), insecure  # the arbiter holds the same key
 
 
 class _Out:
@@ -150,14 +169,14 @@ class _Out:
         return self.many[:k]
 
 
-def _handle(ch, engine, faults, parts, t_recv: int, out: _Out, version: int, last: int):
+def _handle(ch, engine, faults, parts, t_recv: int, out: _Out, last: int):
     """One arbiter message; returns (last event applied or -1 on STOP, whether it answered)."""
     kind, rtype, flags, _v, no, *_ = HEADER.unpack(parts[0])
     if kind == Kind.EVENT:
         # a 1-element view: the engine takes it as is, no scalar made per event
         engine.apply(no, rtype, np.frombuffer(parts[1], DTYPES[rtype], 1))
         if flags & ASK_FLAG:
-            _answer(ch, engine, faults, no, t_recv, out.one, version)
+            _answer(ch, engine, faults, no, t_recv, out.one)
             return no, True
         return no, False
     if kind == Kind.EVENTS:
@@ -166,10 +185,10 @@ def _handle(ch, engine, faults, parts, t_recv: int, out: _Out, version: int, las
             engine.apply_many(nos_, rt, recs)
         asked = nos[(flags_ & ASK_FLAG).astype(bool)]  # uint64 [k]
         if len(asked):
-            _answer_batch(ch, engine, faults, asked, t_recv, out.batch(len(asked)), version)
+            _answer_batch(ch, engine, faults, asked, t_recv, out.batch(len(asked)))
         return int(nos[-1]), bool(len(asked))
     if kind == Kind.ASK:
-        _answer(ch, engine, faults, no, t_recv, out.one, version)
+        _answer(ch, engine, faults, no, t_recv, out.one)
         return last, True
     if kind == Kind.SNAPSHOT:
         ch.send([header(Kind.STATE, last), engine.snapshot()], wait=True)
@@ -183,12 +202,16 @@ def _handle(ch, engine, faults, parts, t_recv: int, out: _Out, version: int, las
         faults.arm(bytes(parts[1]).decode())
     elif kind == Kind.STOP:
         return -1, False
+    elif kind in (Kind.LOAD, Kind.USE, Kind.DROP):  # hot swap: engines.on_version_message
+        reply = on_version_message(engine, kind, _v, no, parts[1] if len(parts) > 1 else b"")
+        if reply is not None:
+            ch.send(reply, wait=True, copy=True)
     else:
         raise ValueError(f"worker: unexpected message kind {kind}")
     return last, False
 
 
-def _answer(ch, engine, faults: FaultPlan, no: int, t_recv: int, out, version: int) -> None:
+def _answer(ch, engine, faults: FaultPlan, no: int, t_recv: int, out) -> None:
     faults.before_answer()
     t_start = time.time_ns()
     try:
@@ -199,11 +222,12 @@ def _answer(ch, engine, faults: FaultPlan, no: int, t_recv: int, out, version: i
     t_end = time.time_ns()
     faults.after_answer(out)
     t_send = time.time_ns()
+    version = engine.version_of(no)  # the version serving this event (hot swap)
     head = header(Kind.ANSWER, no, version=version, s0=t_recv, s1=t_start, s2=t_end, s3=t_send)
     ch.send([head, out], wait=True, copy=True)  # 4 * N bytes: copied, so `out` is reusable
 
 
-def _answer_batch(ch, engine, faults, nos: np.ndarray, t_recv: int, ans: np.ndarray, version):
+def _answer_batch(ch, engine, faults, nos: np.ndarray, t_recv: int, ans: np.ndarray):
     """The asked events of one EVENTS message -> one model call (engine.answer_batch_into) ->
     one ANSWERS message, built in `ans` (answers_dtype [k]). Faults count per answer, as in
     `_answer`: a crash or hang mid-batch means none of the batch's answers is sent."""
@@ -225,4 +249,5 @@ def _answer_batch(ch, engine, faults, nos: np.ndarray, t_recv: int, ans: np.ndar
     stamps[:, 1] = t_start
     stamps[:, 2] = t_end
     stamps[:, 3] = time.time_ns()
-    ch.send([header(Kind.ANSWERS, version=version, s0=len(ans)), ans], wait=True, copy=True)
+    for a, b, v in engine.version_spans(ans["id"]):  # one message per model version (hot swap)
+        ch.send([header(Kind.ANSWERS, version=v, s0=b - a), ans[a:b]], wait=True, copy=True)

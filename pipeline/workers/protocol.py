@@ -15,6 +15,11 @@ arbiter -> worker
               [hdr, state blob, rtypes u1[n], event numbers u8[n], records [n, SLOT] bytes]
     FAULT     inject a fault (faults.FaultSpec text)            ; [hdr, utf-8 spec]
     STOP      exit cleanly                                      ; [hdr]
+    LOAD      load a model version beside the serving one, warm it, run the canary on the last
+              id rows held; version = the expected version id (0: any) ; [hdr, plan dir utf-8]
+    USE       from event number id on, answer with model version `version` (the swap's flip)
+                                                                ; [hdr]
+    DROP      unload model version `version` (not the serving one) ; [hdr]
 worker -> arbiter
     READY     version = model version, id = pid, s0 = out_features ; [hdr]
     HEARTBEAT id = last event number applied, s0 = wall time     ; [hdr]
@@ -24,6 +29,13 @@ worker -> arbiter
               [hdr, answers_dtype(out_features)[k]: id, the four stamps, outputs]
     STATE     id = event number the state is as of               ; [hdr, state blob]
     ERROR     id = event number or 0                             ; [hdr, utf-8 message]
+    LOADED    the LOAD's outcome: version = the loaded version id, id = m canary rows, s0 = load
+              and warm ns, s1 = canary ns; [hdr, float32 [2, m, out_features]: the serving
+              version's outputs, then the new one's]. s3 = 1: refused; [hdr, utf-8 reason]
+
+Every ANSWER and ANSWERS carries in `version` the id of the model version that computed it
+(the version serving its event number: engines.py), which the arbiter checks against its own
+record of the flips.
 
 The header layout and the slots events travel in are framing, kept with every other framing in
 feeds/wire/frames.py; this module says what each kind of message means. Frames go out without
@@ -49,12 +61,16 @@ class Kind(IntEnum):
     FAULT = 5
     STOP = 6
     EVENTS = 7
+    LOAD = 8
+    USE = 9
+    DROP = 10
     READY = 16
     HEARTBEAT = 17
     ANSWER = 18
     STATE = 19
     ERROR = 20
     ANSWERS = 21
+    LOADED = 22
 
 
 ASK_FLAG = 1

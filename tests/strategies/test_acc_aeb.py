@@ -101,3 +101,68 @@ def test_bad_settings_name_the_field():
         PlannerSettings(mrm_accel=0.0)
     with pytest.raises(ValueError, match="physical_brake"):
         PlannerSettings(mrm_accel=-9.5)
+
+
+def test_a_model_term_replaces_the_idm_and_is_clipped_like_it():
+    # Gap 60 m at 20 m/s, not closing: nothing for emergency braking; the model's term is used.
+    state = acc_aeb.new_state(cruising_since_s=-0.05)
+    cmd, origin = acc_aeb.step(state, P, 0.0, 60.0, 0.0, 20.0, 0, 0.1)
+    assert origin == O.MODEL and cmd == pytest.approx(0.1)
+    state = acc_aeb.new_state()  # no jerk limit on the first frame: the clip alone shows
+    assert acc_aeb.step(state, P, 0.0, 60.0, 0.0, 20.0, 0, -7.0) == (-3.5, O.MODEL)
+    state = acc_aeb.new_state()
+    assert acc_aeb.step(state, P, 0.0, 60.0, 0.0, 20.0, 0, 5.0) == (2.0, O.MODEL)
+    # A stale input still engages the maneuver whatever the model says; no model: the IDM.
+    state = acc_aeb.new_state()
+    assert (
+        acc_aeb.step(state, P, 0.0, 60.0, 0.0, 20.0, Health.STALE_INPUT, 0.1)[1] == O.MINIMAL_RISK
+    )
+    state = acc_aeb.new_state()
+    cmd, origin = acc_aeb.step(state, P, 0.0, 60.0, 0.0, 20.0, 0)
+    assert origin == O.REFERENCE and cmd == pytest.approx(
+        acc_aeb.reference_accel(P, 60.0, 0.0, 20.0)
+    )
+
+
+def test_the_shipped_driving_model_matches_the_idm_reference_where_acc_decides():
+    # kernels/plans/driving_model.py's fixed weights against the clipped IDM term on states it
+    # was not fitted on, where the planner uses the term: outside emergency braking (TTC over
+    # 1.5 s, no more than the ACC brake limit needed). Bounds: what the 4-32-32-1 MLP reaches.
+    from redline.kernels.plans import driving_model as dm
+
+    s = dm.sample_states(8192, seed=7)
+    gap, closing, speed = s.T
+    room = np.maximum(gap - 1.0, 0.01)
+    closing_in = closing > 0
+    acc = ~(closing_in & (gap < 1.5 * closing)) & ~(closing_in & (closing**2 / (2 * room) > 3.5))
+    err = np.abs(
+        dm.predict(dm.fixed(), dm.inputs(gap, closing, speed))
+        - acc_aeb.reference_accel(P, gap, closing, speed)
+    )[acc]
+    assert acc.mean() > 0.4 and np.isfinite(err).all()
+    assert np.sqrt(np.mean(err**2)) < 0.15 and np.quantile(err, 0.99) < 0.6 and err.max() < 2.0
+    # The plan the workers load computes the same as `predict`.
+    import tempfile
+
+    from redline.kernels.plans.numpy_loader import load_numpy_plan
+
+    with tempfile.TemporaryDirectory() as d:
+        plan = load_numpy_plan(dm.save(dm.fixed(), d))
+        x = dm.inputs(gap[:64], closing[:64], speed[:64])
+        y = np.zeros((64, 1), np.float32)
+        for i in range(64):
+            plan.run_into(x[i : i + 1], y[i : i + 1])
+    np.testing.assert_allclose(y[:, 0], dm.predict(dm.fixed(), x), rtol=1e-5, atol=1e-5)
+
+
+def test_the_driving_model_fit_is_deterministic_and_learns_the_reference():
+    from redline.kernels.plans import driving_model as dm
+
+    s = dm.sample_states(256, seed=0)
+    y = acc_aeb.reference_accel(P, *s.T)
+    a, b = dm.fit(s, y, seed=0, steps=60), dm.fit(s, y, seed=0, steps=60)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+    untrained = dm.fit(s, y, seed=0, steps=1)
+    x = dm.inputs(*s.T)
+    assert np.abs(dm.predict(a, x) - y).mean() < np.abs(dm.predict(untrained, x) - y).mean()
+    assert dm.decode(dm.encode(a))[0].tobytes() == a[0].tobytes()

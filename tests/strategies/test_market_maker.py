@@ -10,7 +10,7 @@ def quotes(bid, ask, bsz, asz, position, **params):
     p = mm.Params(**params)
     row = mm.new_state(p, 1)[0]
     mm.quote(row, p.vector(), bid, ask, bsz, asz, position)
-    return row.tolist()
+    return row[: mm.COUNT].tolist()
 
 
 def test_quotes_around_the_microprice_skewed_by_inventory():
@@ -33,3 +33,13 @@ def test_params_are_checked():
     with pytest.raises(ValueError, match="half_spread"):
         mm.Params(half_spread=-1.0)
     assert mm.Params().vector().dtype == np.float64
+
+
+def test_with_every_it_requotes_on_every_kth_update_only():
+    p = mm.Params(every=3)
+    row = mm.new_state(p, 1)[0]
+    wanted = []
+    for bid in (100, 101, 102, 103):  # updates 1 and 4 requote; 2 and 3 keep the first quotes
+        mm.quote(row, p.vector(), bid, bid + 4, 1, 1, 0)
+        wanted.append(row[mm.BID_PX])
+    assert wanted == [101, 101, 101, 104]

@@ -1,6 +1,7 @@
 """The closed loop: the Euro NCAP rear-end grid with the reference planner, the minimal-risk
 path under a stale radar, a missed deadline and a fault, and a contact that physics forces."""
 
+import numpy as np
 import pytest
 
 from redline.strategies.acc_aeb import Health
@@ -52,11 +53,11 @@ def test_the_planner_behind_the_recorded_lead_keeps_its_distance():
     from redline.replay_data import DIR
     from redline.venue.driving_loop import lead_from_recording, run_recording
 
-    ego_v0, lead_x, lead_v = lead_from_recording(DIR / "driving_sensors.parquet")
-    assert 26 < ego_v0 < 28 and lead_v.min() < 5  # cruising at ~97 km/h; the lead stopped hard
+    lead = lead_from_recording(DIR / "driving_sensors.parquet")
+    assert 26 < lead.ego_v0 < 28 and lead.v.min() < 5  # cruising at ~97 km/h; the lead stopped hard
     o = run_recording(DIR / "driving_sensors.parquet")
     assert not o.collision and o.min_gap_m > 20 and o.min_ttc_s > 3
-    assert sum(o.commands.values()) == len(lead_x) // 10 + (len(lead_x) % 10 > 0)
+    assert sum(o.commands.values()) == len(lead.x) // 10 + (len(lead.x) % 10 > 0)
 
 
 def test_a_recording_without_sensors_is_refused_by_name():
@@ -65,3 +66,34 @@ def test_a_recording_without_sensors_is_refused_by_name():
 
     with pytest.raises(ValueError, match="no SENSOR records; give a driving recording"):
         run_recording(DIR / "market_quotes.parquet")
+
+
+def test_the_live_loop_moves_the_ego_by_its_commands_and_counts_a_contact_once():
+    # A lead standing 10 m ahead; the ego at 10 m/s. Sensed every 50 ms of source time.
+    from redline.venue.driving_loop import DT_S, LeadPath, LiveLoop
+
+    n = 2000
+    lead = LeadPath(np.full(n, 10.0), np.zeros(n), 1_000, np.zeros(n), np.full(n, 10.0))
+    braking, coasting = LiveLoop(lead), LiveLoop(lead)
+    for k in range(60):
+        t = 1_000 + int(k * 0.05e9)
+        braking.sense(t)
+        braking.actuate(-9.0)  # stops within 10^2 / 18 = 5.6 m plus the actuator lag
+        coasting.sense(t)
+        coasting.actuate(0.0)
+    assert braking.collisions == 0 and 2.0 < braking.min_gap_m < 5.0 and braking.v == 0.0
+    assert coasting.collisions == 1 and coasting.min_gap_m == 0.0  # contact at 1 s, once
+    assert coasting.log[0] == (0.0, 10.0, 10.0, 0.0)
+    assert coasting.log[-1][0] == pytest.approx(59 * 0.05, abs=DT_S)
+    assert braking.commands == 60
+
+
+def test_the_grid_with_the_learned_term_in_place_of_the_idm_has_no_collision():
+    # The model path: kernels/plans/driving_model.py's shipped weights decide every frame that
+    # emergency braking does not; it stops behind a standing lead near the IDM's 2 m.
+    from redline.kernels.plans import driving_model
+
+    outcomes = run_grid(model=driving_model.fixed())
+    assert [o.name for o in outcomes if o.collision] == []
+    assert all(o.commands["reference"] == 0 and o.commands["model"] > 0 for o in outcomes)
+    assert min(o.min_gap_m for o in outcomes) > 1.0

@@ -56,6 +56,7 @@ class ArbiterNode(Node):
         self.killed_pid = 0
         self._rtypes: dict[np.dtype, int] = {}
         self.undecided: dict[str, int] = {}  # record kind -> records no decision can come from
+        self._swapper = None  # the hot swap's coordinator, made on the first swap
 
     def waitables(self) -> list[Waitable]:
         # A restarted worker brings a new channel: the runtime re-reads this list.
@@ -165,19 +166,26 @@ class ArbiterNode(Node):
             f"they are counted as undecided and start no decision; is this the feed you meant?"
         )
 
+    def _answers(self, batch, dtype: np.dtype) -> np.ndarray:
+        """A batch's decisions as `dtype` rows (DECISION_DTYPE plus fields at the end), with
+        `score`; the node's own fields are left to fill."""
+        recs = batch.records
+        n = len(recs)
+        self.answered += n
+        out = np.empty(n, dtype)
+        # Copy the decisions as raw bytes: one memcpy instead of one strided copy per field.
+        out.view(np.uint8).reshape(n, -1)[:, :_DECISION_SIZE] = (
+            np.ascontiguousarray(recs).view(np.uint8).reshape(n, -1)
+        )
+        out["score"] = batch.outputs[:, 0]
+        return out
+
     def _emit(self, batch) -> int:
         recs = batch.records
         n = len(recs)
         if not n:
             return 0
-        self.answered += n
-        out = np.empty(n, ANSWER_DTYPE)
-        # ANSWER_DTYPE is DECISION_DTYPE plus two fields at the end: copy the decisions as
-        # raw bytes, one memcpy instead of one strided copy per field.
-        out.view(np.uint8).reshape(n, -1)[:, :_DECISION_SIZE] = (
-            np.ascontiguousarray(recs).view(np.uint8).reshape(n, -1)
-        )
-        out["score"] = batch.outputs[:, 0]
+        out = self._answers(batch, ANSWER_DTYPE)
         quote = self._quote
         px = [quote.get(inst, (0, 0)) for inst in recs["instrument_id"].tolist()]
         out["bid_px"] = [p[0] for p in px]
@@ -198,6 +206,46 @@ class ArbiterNode(Node):
             os.kill(pid, signal.SIGKILL)
             self.killed_pid = pid
         return pid or 0
+
+    # -- hot swap (issue 19): what the control plane's swap / rollback / confirm call ----------
+
+    @property
+    def swapper(self):
+        """The SwapCoordinator (pipeline/arbiter/swap.py) over the bundled registry (demo@1,
+        demo@2: kernels/plans/demo_versions.py); the bundled model is demo@1."""
+        if self._swapper is None:
+            from redline.kernels.plans.demo_versions import demo_registry
+            from redline.pipeline.arbiter.swap import SwapCoordinator
+
+            features = self.spec.workers[0].features
+            base = "" if self.spec.model else "demo@1"
+            self._swapper = SwapCoordinator(
+                self.arb, demo_registry(), base_label=base, features=features
+            )
+        return self._swapper
+
+    def version_label(self, version: int) -> str:
+        """A decision's `model_version` as the registry names it ("demo@2"; "none": the safe
+        default; the number where no name is known)."""
+        models = self.arb.models
+        bundled = not self.spec.model and version in self.arb.versions
+        if version and bundled and version not in models.labels:
+            return "demo@1"  # the bundled model, whether or not a swap has happened yet
+        return models.label(version)
+
+    def by_version(self, model_versions: np.ndarray) -> dict[str, int]:
+        """Decisions (their `model_version` column) counted per version label."""
+        versions, counts = np.unique(model_versions, return_counts=True)
+        return {self.version_label(int(v)): int(n) for v, n in zip(versions, counts, strict=True)}
+
+    async def swap(self, model: str, version: str) -> dict:
+        return await self.swapper.swap(model, version)
+
+    async def rollback(self) -> dict:
+        return await self.swapper.rollback()
+
+    async def confirm(self) -> dict:
+        return await self.swapper.confirm()
 
     def _end(self) -> None:
         self._emit(self.arb.poll())

@@ -3,9 +3,16 @@ latency that changes what is filled, and one-line errors."""
 
 import json
 
+import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
+from redline.feeds.clock import ReplayClock
+from redline.feeds.events import DECISION_DTYPE, Flag
+from redline.feeds.instruments import Instrument
+from redline.pipeline.cli import backtest as backtest_cli
 from redline.pipeline.cli.main import main
+from redline.pipeline.observe.journal import Journal
 from redline.replay_data import DIR
 
 QUOTES = str(DIR / "market_quotes.parquet")
@@ -62,7 +69,9 @@ def test_market_maker_quotes_post_only_and_earns_the_rebate(tmp_path):
     assert main(argv) == 0
     mm = json.loads(out.read_text())
     assert mm["orders_as"]["kind"] == "post_only" and mm["fills"] > 0 and mm["cancels"] > 0
-    assert mm["fees"] < 0 and mm["post_only_crossed"] == 0  # it never quotes through the touch
+    # it never quotes through the touch it decided on; the venue refused 1 of 47,340 on the
+    # bundled data (the book it met at arrival had moved): counted, and rare
+    assert mm["fees"] < 0 and mm["post_only_crossed"] * 10_000 <= mm["orders"]
 
 
 def test_bad_input_is_one_line(tmp_path, capsys):
@@ -80,3 +89,54 @@ def test_bad_input_is_one_line(tmp_path, capsys):
         assert len(err) == 1 and expect in err[0], err
     assert main(["backtest", str(DIR / "market_trades.parquet"), "--strategy", "ema_cross"]) == 2
     assert "no QUOTE records to backtest on" in capsys.readouterr().err
+
+
+# --venue, --queue and --latency (venue/l2.py, venue/latency.py): parsing, one-line errors, and
+# the legs read from a journal and a recorded order-latency file.
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("risk_averse", ("risk_averse", 2.0)),
+        ("log", ("log", 2.0)),
+        ("power", ("power", 2.0)),
+        ("power:3", ("power", 3.0)),
+    ],
+)
+def test_queue_models_parse(text, want):
+    assert backtest_cli._queue(text) == want
+
+
+@pytest.mark.parametrize("text", ["fifo", "power:x", "power:-1", "log:2"])
+def test_a_bad_queue_model_is_named(text):
+    with pytest.raises(ValueError, match=f"--queue '{text}': give risk_averse, log, power"):
+        backtest_cli._queue(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["entry=journal:x.arrow", "decision=file:x.csv", "wire=file:x.csv"]
+)
+def test_a_leg_from_the_wrong_kind_of_file_is_named(text):
+    with pytest.raises(ValueError, match="give decision=journal:PATH, entry=file:PATH"):
+        backtest_cli._legs(text)
+
+
+def test_the_decision_leg_comes_from_a_journal_and_constants_mix_in(tmp_path):
+    d = np.zeros(4, DECISION_DTYPE)
+    d["ts_recv"] = [100, 200, 300, 400]
+    d["ts_decision"] = [150, 230, 290, 900]  # 50, 30, out of order (left out), 500
+    d["flags"][3] = Flag.BAD_TS_RECV  # not counted for latency either
+    with Journal(tmp_path / "j.arrow", clock=ReplayClock()) as j:
+        j.append(d)
+    legs = backtest_cli._legs(f"decision=journal:{tmp_path / 'j.arrow'},entry=7")
+    assert legs.decision.tolist() == [30, 50]
+    assert legs.entry_ns.tolist() == [7000]
+    with pytest.raises(ValueError, match="no such journal"):
+        backtest_cli._legs(f"decision=journal:{tmp_path / 'none.arrow'}")
+
+
+def test_an_inverse_contract_is_valued_by_face_over_tick():
+    from decimal import Decimal
+
+    coinm = Instrument(1, "ETHUSD_PERP", Decimal("0.01"), 2, Decimal(1), Decimal(10))
+    usdm = Instrument(2, "ETHUSDT", Decimal("0.01"), 2, Decimal("0.001"))
+    assert backtest_cli._per_tick(coinm) == -1000.0 and backtest_cli._per_tick(usdm) == 0.01

@@ -10,7 +10,9 @@ def test_the_grid_is_written_with_stable_keys_and_repeats(tmp_path, capsys):
     assert run_cli(["scenarios", "--json", str(first)]) == 0
     assert run_cli(["scenarios", "--json", str(second)]) == 0
     figures = json.loads(first.read_text())
-    assert list(figures) == ["cases", "collisions", "min_ttc_s", "commands_by_origin"]
+    assert list(figures) == [
+        "cases", "collisions", "min_ttc_s", "commands_by_origin", "frames", "latency_ns",
+    ]  # fmt: skip
     assert len(figures["cases"]) == 24 and figures["collisions"] == 0
     assert figures["commands_by_origin"]["emergency"] > 0
     assert figures["min_ttc_s"] == min(c["min_ttc_s"] for c in figures["cases"])

@@ -1,0 +1,141 @@
+"""Backtest throughput of `model_signal` (fast replay) on the bundled trained model, beside the
+plain torch forward of the same model over the same rows.
+
+The data: the bundled market quotes and trades (replay_data, 4 instruments), tiled in time to
+`--events` events (each copy starts a second after the previous one ends; seqs continue) and
+written once as Parquet. One run is what `redline backtest DATA --venue l1 --strategy
+model_signal` does: `bind` (replay of the files, the feature kernel over every quote and trade
+in chunks, one numpy forward per chunk), then the compiled strategy + risk + venue loop over
+the quotes in the CLI's 256k chunks. Events/s counts quotes and trades over both phases. The
+baseline, in the same run: the bundled model as a torch nn.Sequential (one thread per core,
+eval, no_grad) over the same quote feature rows in the same chunks: the forward alone, no
+features, no replay, no venue. Numba compiles before the runs (a small warm-up run).
+
+    python bench/bench_model_signal.py [--events 10000000] [--runs 3] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from timing import Runs, add_runs_arg, fmt, ratio, table
+
+CHUNK = 1 << 18  # the CLI's
+
+
+def tiled(folder: Path, events: int) -> tuple[int, int]:
+    """Write quotes and trades tiled to >= `events` events into `folder`; (quotes, trades)."""
+    from redline.feeds.synthetic.network import write_records
+    from redline.kernels.training import read_recording
+    from redline.replay_data import DIR
+
+    q, t = read_recording([str(DIR)])
+    t0 = min(q["ts_event"].min(), t["ts_event"].min())
+    span = max(q["ts_recv"].max(), t["ts_recv"].max()) - t0 + 1_000_000_000
+    copies = -(-events // (len(q) + len(t)))
+    parts = {}
+    for name, recs in (("quotes", q), ("trades", t)):
+        out = np.concatenate([recs] * copies)
+        k = np.repeat(np.arange(copies, dtype=np.int64), len(recs))
+        out["ts_event"] += k * span
+        out["ts_recv"] += k * span
+        out["seq"] += (k * (recs["seq"].max() + 1)).astype(out["seq"].dtype)
+        write_records(folder / f"market_{name}.parquet", out, "bench_model_signal tiled")
+        parts[name] = len(out)
+    return parts["quotes"], parts["trades"]
+
+
+def backtest(folder: Path) -> dict:
+    from redline.feeds.events import RecordType
+    from redline.feeds.replay.reader import replay
+    from redline.strategies import model_signal
+    from redline.venue.backtest import Backtest
+    from redline.venue.latency import Latency
+
+    p = model_signal.Params()
+    t0 = time.perf_counter()
+    ids = [1, 2, 3, 4]
+    module = model_signal.bind(p, [str(folder)], ids)
+    t1 = time.perf_counter()
+    bt = Backtest(module, p, Latency(), ids)
+    for rtype, recs in replay([str(folder / "market_quotes.parquet")], batch_rows=CHUNK):
+        if rtype == RecordType.QUOTE:
+            bt.feed(recs)
+    r = bt.finish()
+    t2 = time.perf_counter()
+    return {"bind_s": t1 - t0, "loop_s": t2 - t1, "orders": r.figures["orders"],
+            "pnl": r.figures["pnl"]}  # fmt: skip
+
+
+def torch_forward(folder: Path) -> float:
+    """Seconds for the bundled model in torch over every quote's features, CHUNK rows a call."""
+    import torch
+
+    from redline.kernels.plans.demo_model import bundled_model
+    from redline.kernels.training import quote_features, read_recording
+
+    q, t = read_recording([str(folder)])
+    x = torch.from_numpy(quote_features(q, t))
+    model = bundled_model()
+    with torch.no_grad():
+        model(x[:CHUNK])  # warm
+        t0 = time.perf_counter()
+        for s in range(0, len(x), CHUNK):
+            model(x[s : s + CHUNK])
+        return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=10_000_000)
+    add_runs_arg(ap)
+    ap.add_argument("--json", metavar="PATH")
+    args = ap.parse_args(argv)
+    session = Runs(args.runs)
+    with tempfile.TemporaryDirectory() as tmp:
+        small, big = Path(tmp, "small"), Path(tmp, "big")
+        small.mkdir()
+        big.mkdir()
+        tiled(small, 1)
+        backtest(small)  # numba compiles here, not in a timed run
+        n_q, n_t = tiled(big, args.events)
+        print(f"data: {n_q:,} quotes + {n_t:,} trades = {n_q + n_t:,} events", flush=True)
+        for _ in session:
+            bt = backtest(big)
+            fwd = torch_forward(big)
+            total = bt["bind_s"] + bt["loop_s"]
+            session.add({
+                "events_per_s": (n_q + n_t) / total, "seconds": total, "bind_s": bt["bind_s"],
+                "loop_s": bt["loop_s"], "torch_forward_s": fwd,
+                "torch_forward_rows_per_s": n_q / fwd, "orders": bt["orders"], "pnl": bt["pnl"],
+            })  # fmt: skip
+        agg = session.finish(args.json, {"events": n_q + n_t, "quotes": n_q})
+    runs = session.runs
+    vs = summary_ratio([r["seconds"] for r in runs], [r["torch_forward_s"] for r in runs])
+    table(
+        f"model_signal on {n_q + n_t:,} events (median (min-max) of {args.runs} runs)",
+        ["figure", "value"],
+        [
+            ["events/s, whole backtest", fmt(agg["events_per_s"], ",.0f")],
+            ["bind: replay + features + forward (s)", fmt(agg["bind_s"], ".2f")],
+            ["compiled strategy + venue loop (s)", fmt(agg["loop_s"], ".2f")],
+            ["baseline: torch forward alone (s)", fmt(agg["torch_forward_s"], ".2f")],
+            ["whole backtest / torch forward alone", fmt(vs, ".2f", unit="x")],
+            ["orders", fmt(agg["orders"], ",.0f")],
+        ],
+    )
+    return 0
+
+
+def summary_ratio(num: list, den: list) -> dict:
+    from timing import agg
+
+    return agg(ratio(num, den))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

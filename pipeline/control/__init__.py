@@ -1,0 +1,1 @@
+"""The graph's control plane: commands from `redline ctl` over an authenticated endpoint."""
