@@ -248,6 +248,14 @@ def run(args) -> int:
     figures["model_edge"] = edge(args.model)  # out of sample, from the plan's manifest
     if swap is not None:
         figures["swap"] = swap.reply
+        # what followed the flip: an automatic rollback (and its reason) is part of the story
+        figures["swap_history"] = list(rt.nodes["arbiter"].swapper.history)
+        for h in figures["swap_history"][1:]:
+            if h.get("action") == "rollback":
+                console.print(
+                    f"swap: rolled back to {h['serving']} from event {h['flipped_at_event']:,}: "
+                    f"{h['reason']}"
+                )
     if pub.exitcode:
         console.print(
             f"redline demo: error: the publisher process failed (exit {pub.exitcode}, its "
