@@ -43,7 +43,7 @@ def register(sub) -> None:
     p.add_argument("--venue", choices=("auto", "l1", "l2"), default="auto",
                    help="fills against the top of book (l1, QUOTE records) or the L2 book with "
                    "a queue model (l2, BOOK_DELTA and TRADE records); auto: l2 where the data "
-                   "hold book deltas")  # fmt: skip
+                   "hold book deltas, unless the strategy steps on quotes")  # fmt: skip
     p.add_argument("--queue", default="risk_averse", metavar="MODEL",
                    help="L2 queue model: risk_averse (only trades advance us), power[:N] (a "
                    "cancel is ahead of us with weight ahead^N, N=2 by default) or log")  # fmt: skip
@@ -73,10 +73,10 @@ def run(args) -> int:
     legs = _legs(args.latency)
     orders = Orders.parse(args.orders) if args.orders else None
     limits = Risk.parse(args.risk)
-    venue, kinds = _venue(args.data, args.venue)
+    module = strategy(args.strategy)
+    venue, kinds = _venue(args.data, args.venue, on_quotes=hasattr(module, "bind"))
     ids, total = _instruments(args.data, kinds)
     value, unit = _value_per_tick(args.data, ids)
-    module = strategy(args.strategy)
     common = dict(value_per_tick=value, fee_bps=args.fee_bps, maker_bps=args.maker_bps,
                   risk=limits, orders=orders)  # fmt: skip
     if venue == "l2":
@@ -140,15 +140,16 @@ def _reasons(by_reason: dict[str, int]) -> str:
     return f"({', '.join(shown)})" if shown else "(none)"
 
 
-def _venue(paths: list[str], venue: str) -> tuple[str, tuple]:
-    """The venue to fill on and the record types it reads, checked against the data."""
+def _venue(paths: list[str], venue: str, on_quotes: bool = False) -> tuple[str, tuple]:
+    """The venue to fill on and the record types it reads, checked against the data.
+    `on_quotes`: the strategy steps on quotes (model_signal), so auto picks l1 for it."""
     from redline.feeds.events import RecordType
     from redline.feeds.replay.files import event_files
 
     files, _ = event_files(paths)
     held = {f.rtype for f in files}
     if venue == "auto":
-        venue = "l2" if RecordType.BOOK_DELTA in held else "l1"
+        venue = "l2" if RecordType.BOOK_DELTA in held and not on_quotes else "l1"
     kinds = (RecordType.BOOK_DELTA, RecordType.TRADE) if venue == "l2" else (RecordType.QUOTE,)
     if kinds[0] not in held:
         fix = "give book deltas or --venue l1" if venue == "l2" else "give quotes or --venue l2"

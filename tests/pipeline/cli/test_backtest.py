@@ -140,3 +140,13 @@ def test_an_inverse_contract_is_valued_by_face_over_tick():
     coinm = Instrument(1, "ETHUSD_PERP", Decimal("0.01"), 2, Decimal(1), Decimal(10))
     usdm = Instrument(2, "ETHUSDT", Decimal("0.01"), 2, Decimal("0.001"))
     assert backtest_cli._per_tick(coinm) == -1000.0 and backtest_cli._per_tick(usdm) == 0.01
+
+
+def test_auto_picks_the_l1_venue_for_a_strategy_that_steps_on_quotes():
+    from redline.feeds.events import RecordType
+
+    # replay_data holds book deltas as well as quotes: l2 for a quoter, l1 for model_signal
+    assert backtest_cli._venue([str(DIR)], "auto")[0] == "l2"
+    venue, kinds = backtest_cli._venue([str(DIR)], "auto", on_quotes=True)
+    assert (venue, kinds) == ("l1", (RecordType.QUOTE,))
+    assert backtest_cli._venue([str(DIR)], "l2", on_quotes=True)[0] == "l2"  # asked: refused later
