@@ -43,6 +43,7 @@ The parts, one concept each: intake.py (numbering, the event ring, fan-out), inf
 requests and their deadlines), policy.py (whom to ask), checks.py (valid answers, agreement),
 outbox.py (decisions until the next poll), referee.py (who is right when answers differ),
 recovery.py (worker health: trips, restarts, rebuilds, readmission; breaker.py per worker),
+report.py (what `stats()` returns),
 versions.py (which model version answers which event: the hot swap's flips, swap.py).
 This file is the request state machine that joins them: answers in, decisions out.
 """
@@ -66,6 +67,7 @@ from redline.pipeline.arbiter.outbox import Outbox
 from redline.pipeline.arbiter.policy import AskPolicy
 from redline.pipeline.arbiter.recovery import Recovery
 from redline.pipeline.arbiter.referee import Referee
+from redline.pipeline.arbiter.report import arbiter_stats
 from redline.pipeline.arbiter.versions import ModelVersions
 from redline.pipeline.transport.waiting import wait_any
 from redline.pipeline.workers.protocol import Kind, Reply, answer_array, header, unpack_answers
@@ -259,23 +261,7 @@ class Arbiter:
 
     def stats(self) -> dict:
         """Counters with the stable keys of the --json reports, plus per-worker health."""
-        out = {**self.counts, **self.recovery.counts, "audits": self.policy.audits}
-        out["decisions_by_origin"] = {o.name.lower(): n for o, n in self.by_origin.items()}
-        out["policy"] = str(self.cfg.policy)
-        out["hedge_delay_ns"] = self.policy.delay_ns
-        out["decisions_by_version"] = {
-            self.models.label(v): n for v, n in sorted(self.by_version.items())
-        }
-        out["wrong_version_answers"] = self.models.wrong_version
-        out["workers"] = {
-            link.name: {
-                **b.stats(),
-                "pid": link.pid,
-                "model_version": self.models.current or self.versions[w],
-            }
-            for w, (link, b) in enumerate(zip(self.links, self.breakers, strict=True))
-        }
-        return out
+        return arbiter_stats(self)
 
     @property
     def wall_offset_ns(self) -> int:
