@@ -95,10 +95,14 @@ def _publish(path: str, endpoint: str, start: int, end: int, speed: float | None
         raise SystemExit(f"redline demo --driving: publisher: {stats.undelivered}")
 
 
-def driving_graph(port: int, journal: Path, model: Path, fallback: bool = True) -> gc.GraphSpec:
-    """The bundled `driving` preset, pointed at this run's publisher, model and journal."""
+def driving_graph(port: int, journal: Path, model: Path, fallback: bool = True,
+                  paced: bool = False) -> gc.GraphSpec:  # fmt: skip
+    """The bundled `driving` preset, pointed at this run's publisher, model and journal.
+    Unpaced (`--speed max`) the sync keeps lockstep, so the outcome never depends on the host;
+    paced it supersedes frames the planner fell behind on, as the live preset does."""
     spec = gc.load("driving")
     nodes = dict(spec.nodes)
+    nodes["sync"] = msgspec.structs.replace(nodes["sync"], behind="latest" if paced else "wait")
     nodes["feed"] = msgspec.structs.replace(nodes["feed"], source=f"tcp://127.0.0.1:{port}")
     nodes["arbiter"] = msgspec.structs.replace(nodes["arbiter"], model=str(model),
                                                fallback=fallback)  # fmt: skip
@@ -128,7 +132,7 @@ def run_driving(seconds: float, speed: float | None, out: Path, faults: Faults |
     if model is None:  # ~1 s (torch, for the plan file); tests write it once
         model = driving_model.save(driving_model.fixed(), out / "driving_model")
     port = _free_port()
-    spec = driving_graph(port, journal, model, fallback)
+    spec = driving_graph(port, journal, model, fallback, paced=speed is not None)
     loop = LiveLoop(lead_from_recording(path), start_ns=start)
     t0 = time.monotonic()
     rt = Runtime(spec, metrics_port=0)  # starts both workers and waits until they are warm
@@ -204,7 +208,7 @@ def summary(rt: Runtime, loop, wall_s: float, killed: list[int]) -> dict[str, An
         "failovers": arb_stats.get("failovers", 0),
         "restarts": arb_stats.get("restarts", 0),
         "killed_worker_pids": killed,
-        "sync": {k: sync[k] for k in ("stale", "missing", "out_of_order", "ignored")},
+        "sync": {k: sync[k] for k in ("stale", "missing", "out_of_order", "ignored", "superseded")},
         "seconds": wall_s,
     }
 
@@ -282,3 +286,6 @@ def _print_summary(f: dict[str, Any]) -> None:
     print(f"sensor frame to command (µs): {us}")
     print(f"lost {f['lost']}, deadline misses {f['deadline_misses']}, failovers "
           f"{f['failovers']}, worker restarts {f['restarts']}, {f['seconds']:.1f} s")  # fmt: skip
+    if f["sync"]["superseded"]:
+        print(f"frames superseded by newer ones while the planner was behind: "
+              f"{f['sync']['superseded']:,} (paced: the sync's behind = latest)")  # fmt: skip

@@ -145,6 +145,10 @@ class SyncSpec(BaseNodeSpec, tag="sync", kw_only=True):
     trigger: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 4  # latest: frames on this sensor
     max_age_ms: tuple[DurationMs, DurationMs] = (150, 60)  # latest: (range, speed)
     slop_ms: DurationMs = 25  # approximate
+    # Closed loop, frames waiting for the planner: "wait" sends each in turn (lockstep, a
+    # replay's outcome never depends on speed); "latest" sends only the newest and counts the
+    # others as superseded (a live planner acts on the world as it is now, never falls behind).
+    behind: Literal["wait", "latest"] = "wait"
     wait: Wait = "await"
 
     def check(self) -> None:

@@ -12,8 +12,10 @@ deadline runs from when its last input came) carries in `values`:
 With a closed loop attached (`attach`, venue/driving_loop.LiveLoop) the node is the loop's
 sensor model: each frame's gap, closing and ego speed are what the simulated ego sees at the
 frame's source time, and a frame goes out only once every earlier frame was commanded, so the
-world moves in step with the graph's decisions (a simulator waiting on its controller). Without
-one the recorded readings go through as they are.
+world moves in step with the graph's decisions (a simulator waiting on its controller). With
+`behind = "latest"` a frame that a newer one overtook while both waited is superseded (counted,
+never sent): the planner always gets the newest world, so a slow host costs frames, not a lag
+that grows. Without a loop the recorded readings go through as they are.
 
 Records of other kinds, or of sensors the frame does not use, are counted (`ignored`), never
 silently dropped.
@@ -56,6 +58,7 @@ class SyncNode(Node):
             self.sync = ApproximateSync(ids, spec.slop_ms * 1_000_000)
         self.loop = None  # venue.driving_loop.LiveLoop when the loop is closed
         self.frames = 0  # fused frames sent
+        self.superseded = 0  # behind = "latest": frames a newer one overtook, never sent
         self.stale = np.zeros(2, np.int64)  # frames with (range, speed) stale ...
         self.missing = np.zeros(2, np.int64)  # ... or missing
         self.ignored = 0  # records of other kinds
@@ -118,6 +121,10 @@ class SyncNode(Node):
         sent = []
         loop = self.loop
         while self._waiting and (loop is None or loop.commands >= self.frames + len(sent)):
+            if loop is not None and self.spec.behind == "latest":
+                while len(self._waiting) > 1:
+                    self._waiting.popleft()
+                    self.superseded += 1
             frame = self._waiting.popleft()
             v = frame["values"][0]
             if loop is not None:  # what the simulated ego's sensors see now; blanks stay blank
@@ -151,6 +158,7 @@ class SyncNode(Node):
         return {
             **super().stats(),
             "frames": self.frames,
+            "superseded": self.superseded,
             "stale": dict(zip(names, self.stale.tolist(), strict=True)),
             "missing": dict(zip(names, self.missing.tolist(), strict=True)),
             "out_of_order": dict(zip(names, sync.out_of_order.tolist(), strict=True)),

@@ -34,7 +34,10 @@ def test_the_driving_demo_runs_closed_loop_with_a_worker_killed_and_writes_its_f
     f = json.loads(js.read_text())
     assert code == 0, f
     assert set(f) >= KEYS
-    assert f["frames"] == f["commands"] == sum(f["commands_by_origin"].values()) == 300
+    assert f["frames"] == f["commands"] == sum(f["commands_by_origin"].values())
+    # Paced, a frame the planner fell behind on is superseded by a newer one (a loaded host):
+    # every one of the 300 either got its command or was counted.
+    assert f["frames"] + f["sync"]["superseded"] == 300
     assert f["lost"] == 0 and f["collisions"] == 0
     assert set(f["latency_ns"]) == {"p50", "p99", "p999", "max"} and f["latency_ns"]["p50"] > 0
     # Worker A was killed halfway: both workers' answers became commands, A was restarted.

@@ -110,6 +110,34 @@ def test_in_closed_loop_each_frame_waits_for_the_last_command_and_sees_the_world
     assert out["values"][:, V_SPEED].tolist() == [20.0] * 3  # ... not the recording's
 
 
+def test_behind_latest_sends_the_newest_waiting_frame_and_counts_the_ones_it_overtook():
+    # A live planner slower than the sensors: while frame 1 waits for its command, frames 2-4
+    # arrive. Lockstep would send 2, 3, 4 one command each, ever further behind; "latest"
+    # sends 4 and counts 2 and 3 as superseded.
+    clock = ReplayClock(T0)
+    h = node(clock, behind="latest")
+    loop = _Loop()
+    h.node.attach(loop)
+    h.push(sensor(RADAR, [0], [(40.0, 1.5)]))
+    h.push(sensor(WHEEL, [20], [(27.0, 0)]))
+    h.run()
+    h.push(sensor(WHEEL, [40, 60, 80], [(27.0, 0)] * 3))
+    h.end()
+    h.run()
+    assert len(h.records()) == 1 and h.node.held() == 3
+    loop.actuate(-1.0)
+    h.run()
+    out = h.records()
+    assert out["seq"].tolist() == [1, 2]
+    assert out["ts_event"].tolist() == [T0 + 20 * MS, T0 + 80 * MS]
+    assert loop.sensed == [T0 + 20 * MS, T0 + 80 * MS]  # the world stepped to the newest frame
+    stats = h.node.stats()
+    assert (stats["frames"], stats["superseded"]) == (2, 2)
+    loop.actuate(-1.0)
+    h.run()
+    assert h.node.done
+
+
 def test_frames_piling_up_for_the_loop_hold_the_node_back_instead_of_reading_on():
     # The graph fell behind: frames wait for commands. Past 64 the node reads no more input and
     # says it is held back, so the runtime waits on it (reading on as "work" spun the loop and
