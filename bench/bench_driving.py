@@ -105,18 +105,17 @@ def main() -> int:
 
     session = Runs(args.runs)
     recs = sensor_records()
-    with tempfile.TemporaryDirectory(prefix="redline-bench-model-") as tmp:
-        model = driving_model.save(driving_model.fixed(), Path(tmp) / "model")
-        for _ in session:
-            run = {"graph": graph_latency(args.seconds, model), "align": alignment(recs),
-                   "loop": closed_loop(driving_model.fixed())}  # fmt: skip
-            g = run["graph"]
-            print(f"graph p50 {g['graph_us']['p50']:,.0f} p99 {g['graph_us']['p99']:,.0f} µs "
-                  f"(floor p50 {g['floor_us']['p50']:,.0f} p99 {g['floor_us']['p99']:,.0f}), "
-                  f"{g['frames']} frames, lost {g['lost']}, deadline misses "
-                  f"{g['deadline_misses']}", flush=True)  # fmt: skip
-            session.add(run)
-        a = session.finish(args.json, extra={"seconds": args.seconds})
+    model = driving_model.bundled_dir()
+    for _ in session:
+        run = {"graph": graph_latency(args.seconds, model), "align": alignment(recs),
+               "loop": closed_loop(driving_model.fixed())}  # fmt: skip
+        g = run["graph"]
+        print(f"graph p50 {g['graph_us']['p50']:,.0f} p99 {g['graph_us']['p99']:,.0f} µs "
+              f"(floor p50 {g['floor_us']['p50']:,.0f} p99 {g['floor_us']['p99']:,.0f}), "
+              f"{g['frames']} frames, lost {g['lost']}, deadline misses "
+              f"{g['deadline_misses']}", flush=True)  # fmt: skip
+        session.add(run)
+    a = session.finish(args.json, extra={"seconds": args.seconds})
     g, al, lp = a["graph"], a["align"], a["loop"]
     table(
         f"sensor frame -> command, µs, median (min-max) of {args.runs} runs, {args.seconds:g} s "

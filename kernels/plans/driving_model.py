@@ -137,6 +137,14 @@ def fixed() -> list[np.ndarray]:
     return decode(FIXED)
 
 
+def bundled_dir() -> Path:
+    """The shipped weights as a plan (replay_data/driving_model, written by `save(fixed(), ...)`):
+    what a frame arbiter loads when its `model` is empty."""
+    from redline.replay_data import DIR
+
+    return DIR / "driving_model"
+
+
 def save(weights: list[np.ndarray], directory: str | Path, version: str = VERSION) -> Path:
     """The weights as an fp32 plan in `directory` (safetensors, what the workers load), its
     inputs named as the one-event window the workers feed it."""

@@ -5,7 +5,7 @@ speeds 50 Hz, camera, IMU), centred on the lead's emergency stop, over a real Ze
 (tcp, PUSH) into the `driving` graph (pipeline/graph/presets/driving.toml): feed -> sync (radar
 and wheel speeds aligned into fused frames, latest value with a maximum age, stale or missing
 inputs flagged per frame) -> frame arbiter with two workers running the learned planner term
-(kernels/plans/driving_model.py, written into the output folder) -> acc_aeb planner -> journal.
+(kernels/plans/driving_model.py, its weights bundled in replay_data/driving_model) -> acc_aeb planner -> journal.
 The loop is closed (venue/driving_loop.LiveLoop): the ego moves by the graph's commands, the
 lead as recorded, and the sync hands the planner what the simulated ego sees, so the gap
 depends on what the graph decided. Halfway, worker A is SIGKILLed (`--no-chaos` to skip).
@@ -114,7 +114,7 @@ def run_driving(seconds: float, speed: float | None, out: Path, faults: Faults |
                 fallback: bool = True, model: Path | None = None,
                 log=print) -> tuple[dict[str, Any], Runtime, Any]:  # fmt: skip
     """One closed-loop run; returns (the figures, the finished runtime, the loop). `model`: a
-    driving plan folder (None: the shipped weights written into `out`)."""
+    driving plan folder (None: the bundled one)."""
     import uvloop
 
     from redline.kernels.plans import driving_model
@@ -129,8 +129,8 @@ def run_driving(seconds: float, speed: float | None, out: Path, faults: Faults |
     journal = out / "journal.arrow"
     journal.unlink(missing_ok=True)
     worker_log_path(journal).unlink(missing_ok=True)
-    if model is None:  # ~1 s (torch, for the plan file); tests write it once
-        model = driving_model.save(driving_model.fixed(), out / "driving_model")
+    if model is None:
+        model = driving_model.bundled_dir()
     port = _free_port()
     spec = driving_graph(port, journal, model, fallback, paced=speed is not None)
     loop = LiveLoop(lead_from_recording(path), start_ns=start)

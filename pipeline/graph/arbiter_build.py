@@ -20,7 +20,7 @@ def build_arbiter(node: gc.ArbiterSpec, clock: Clock, graph: gc.GraphSpec):
     from redline.pipeline.arbiter.fallback import CpuFallback, safe_default
     from redline.pipeline.workers.link import ProcessLink, ipc_endpoints
 
-    model_dir = node.model or default_model_dir()
+    model_dir = node.model or default_model_dir(node)
     trust = node.plan_trust()
     checked = check_model(node, model_dir)
     backend, devices = _worker_devices(node)
@@ -112,7 +112,10 @@ def cuda_device_count() -> int:
     return len(list(gpus.iterdir())) if gpus.is_dir() else 0
 
 
-def default_model_dir() -> str:
+def default_model_dir(node: gc.ArbiterSpec) -> str:
+    """The bundled model for the node's kind: the trading demo model, or for a frame arbiter
+    the driving planner's learned term (kernels/plans/driving_model.py, its shipped weights)."""
+    from redline.kernels.plans.driving_model import bundled_dir
     from redline.replay_data import DIR
 
-    return str(DIR / "model")
+    return str(bundled_dir() if isinstance(node, gc.FrameArbiterSpec) else DIR / "model")

@@ -17,10 +17,10 @@ SAFE = (CommandOrigin.MINIMAL_RISK, CommandOrigin.EMERGENCY)  # AEB may override
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
+def model():
     from redline.kernels.plans import driving_model
 
-    return driving_model.save(driving_model.fixed(), tmp_path_factory.mktemp("driving_model"))
+    return driving_model.bundled_dir()
 
 
 def _quiet(_: str) -> None:
