@@ -43,11 +43,15 @@ def build_arbiter(node: gc.ArbiterSpec, clock: Clock, graph: gc.GraphSpec):
     if node.fallback:
         from redline.kernels.feature_state import make_features
         from redline.kernels.plans.numpy_loader import numpy_plan
-        from redline.kernels.plans.storage import build_plan
         from redline.pipeline.workers.engines import CpuEngine
 
-        # the workers' CPU path: no torch import (~2-10 s) unless numpy cannot run the plan
-        plan = numpy_plan(checked) or build_plan(checked, "cpu", "cpu")
+        # the workers' CPU path: torch (~2-10 s to import, ~250 MB) only for a plan numpy
+        # cannot run
+        plan = numpy_plan(checked)
+        if plan is None:
+            from redline.kernels.plans.storage import build_plan
+
+            plan = build_plan(checked, "cpu", "cpu")
         capacity = min(w.max_instruments for w in node.workers)  # as the node admits
         features = make_features(plan, checked.features, capacity, node.workers[0].scale)
         fallback = CpuFallback(CpuEngine(plan, features), clock)
