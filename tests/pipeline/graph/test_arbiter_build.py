@@ -6,15 +6,23 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from redline import kernels
 from redline.feeds.clock import ReplayClock
 from redline.kernels.feature_names import FEATURE_NAMES
+from redline.kernels.plans import driving_model
+from redline.kernels.plans.numpy_loader import load_numpy_plan
 from redline.kernels.plans.signing import PlanSignatureError, generate_key, sign_plan
 from redline.pipeline.graph import config as gc
-from redline.pipeline.graph.arbiter_build import _worker_args, build_arbiter
+from redline.pipeline.graph.arbiter_build import (
+    _worker_args,
+    build_arbiter,
+    check_model,
+    default_model_dir,
+)
 from redline.replay_data import DIR
 
 
@@ -89,3 +97,27 @@ def test_redline_run_refuses_an_unsigned_plan_in_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "plan is not signed (no signature.json) and require_signed is set" in proc.stderr
+
+
+# The bundled driving plan is the code's shipped weights, and a frame arbiter with no model gets
+# it (so `redline run driving` starts as it is).
+def test_the_bundled_driving_plan_answers_as_the_shipped_weights():
+    plan = load_numpy_plan(driving_model.bundled_dir(), features="window")
+    states = driving_model.sample_states(64, seed=3)
+    x = np.concatenate([driving_model.inputs(*s) for s in states]).astype(np.float32)
+    want = driving_model.predict(driving_model.fixed(), x)
+    got = np.zeros((len(x), 1), np.float32)
+    for s in range(0, len(x), plan.max_batch):
+        plan.run_into(x[s : s + plan.max_batch], got[s : s + plan.max_batch])
+    np.testing.assert_allclose(got[:, 0], want.reshape(-1), rtol=1e-5, atol=1e-5)
+
+
+def test_the_driving_preset_starts_without_a_model_and_the_trading_one_keeps_its_own():
+    spec = gc.load("driving")
+    arb = spec.nodes["arbiter"]
+    assert arb.model == "" and default_model_dir(arb) == str(driving_model.bundled_dir())
+    check_model(arb, default_model_dir(arb))  # the window inputs the driving workers feed
+    trading = gc.load("demo").nodes["arbiter"]
+    assert default_model_dir(trading).endswith("model") and "driving" not in default_model_dir(
+        trading
+    )
