@@ -25,14 +25,6 @@ from redline.kernels.plans.gate_core import (  # re-exported: the gate's API
 PRECISION_ORDER = ("fp16", "bf16", "int8")
 
 
-def decisions(y: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
-    """[B, N] outputs -> [B] decisions: sign beyond `threshold` for N == 1, else argmax."""
-    if y.shape[1] == 1:
-        s = y[:, 0]
-        return (s > threshold).to(torch.int8) - (s < -threshold).to(torch.int8)
-    return y.argmax(dim=1)
-
-
 def measure(
     candidate: torch.Tensor, reference: torch.Tensor, precision: str, bound: PrecisionBound
 ) -> GateReport:

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from redline.kernels.plans.gate_core import PrecisionBound, measure_arrays
+from redline.kernels.plans.gate_core import PrecisionBound, decisions_np, measure_arrays
 
 
 def test_nan_is_an_infinite_error_and_a_disagreement():
@@ -29,3 +29,9 @@ def test_decisions_use_the_dead_zone_and_argmax():
 def test_shapes_must_match():
     with pytest.raises(ValueError, match="equal non-empty"):
         measure_arrays(np.zeros((2, 1)), np.zeros((3, 1)), "canary", PrecisionBound(1.0))
+
+
+def test_decisions_sign_with_dead_zone_and_argmax():
+    y = np.array([[0.5], [-0.2], [0.05], [-0.05]], np.float32)
+    assert decisions_np(y, 0.1).tolist() == [1, -1, 0, 0]
+    assert decisions_np(np.array([[0.1, 0.9, 0.0], [2.0, 1.0, 3.0]])).tolist() == [1, 2]

@@ -13,7 +13,6 @@ from redline.kernels.plans.demo_model import demo_model
 from redline.kernels.plans.precision_gate import (
     PrecisionBound,
     PrecisionRefusedError,
-    decisions,
     measure,
     precision_report,
 )
@@ -70,12 +69,6 @@ def test_int8_refused_on_weights_it_cannot_represent(calib):
 def test_gru_gets_fp16_and_bf16_reports(calib):
     reports = precision_report(nn.GRU(N_FEATURES, 8), calib)
     assert [r.precision for r in reports] == ["fp16", "bf16"]
-
-
-def test_decisions_sign_with_dead_zone_and_argmax():
-    y = torch.tensor([[0.5], [-0.2], [0.05], [-0.05]])
-    assert decisions(y, 0.1).tolist() == [1, -1, 0, 0]
-    assert decisions(torch.tensor([[0.1, 0.9, 0.0], [2.0, 1.0, 3.0]])).tolist() == [1, 2]
 
 
 def test_nan_output_counts_as_infinite_error():
