@@ -3,7 +3,8 @@
 A plan's manifest lists the inputs its model was trained on (`input_features`); the loader
 compares them with these names before a worker starts (kernels/plans/inputs.py), so a model
 trained on other features is refused instead of run. `kernels/features.py` computes the kernel
-features in FEATURE_NAMES order; `kernels/feature_state.py` keeps the event window.
+features in FEATURE_NAMES order, `kernels/book_features.py` the book features in
+BOOK_FEATURE_NAMES order; `kernels/feature_state.py` keeps the event window.
 """
 
 from __future__ import annotations
@@ -27,6 +28,21 @@ FEATURE_NAMES: tuple[str, ...] = (
     "log_quote_dt_ms",  # log1p(ms since the previous quote)
 )
 N_FEATURES = len(FEATURE_NAMES)
+
+BOOK_LEVELS = 5  # levels per side the book features read: past the touch, within reach
+
+# What the resident L2 book adds (kernels/book_features.py), in this order. The touch is the
+# book's own best bid and ask; "lots" are the levels' sizes.
+BOOK_FEATURE_NAMES: tuple[str, ...] = (
+    "book_imbalance_5",  # (bid lots - ask lots) / (bid lots + ask lots), best 5 levels each side
+    "book_micro_vs_mid_5",  # (microprice of the 5 levels' average prices - mid) / spread
+    "book_log_depth_5",  # log1p(lots in the best 5 levels of both sides)
+    "book_spread_ticks",  # best ask - best bid, in ticks
+)
+N_BOOK_FEATURES = len(BOOK_FEATURE_NAMES)
+
+# The inputs of a book-featured model: the kernel features, then the book features.
+BOOK_INPUT_NAMES: tuple[str, ...] = FEATURE_NAMES + BOOK_FEATURE_NAMES
 
 VALUES_PER_EVENT = 4  # an event window holds four payload numbers per event
 

@@ -1,4 +1,5 @@
-"""Per-instrument feature state that a model reads: the kernels' features or an event window.
+"""Per-instrument feature state that a model reads: the kernels' features (with or without the
+book's) or an event window.
 
 - `KernelFeatures` (models with in_features == kernels.features.N_FEATURES): the kernels'
   rolling per-instrument features (EMAs, realised vol, imbalance, flow, ...) updated by each
@@ -9,13 +10,19 @@
   four payload numbers (QUOTE bid/ask px/sz, TRADE px/sz/aggressor/0, BOOK_DELTA
   px/sz/side/action, SENSOR values[:4]), newest first. Finite, so a replay of the last events
   rebuilds it exactly.
+- `BookFeatures` (models whose manifest names BOOK_INPUT_NAMES): the kernel features, then the
+  book features of one L2 book per instrument kept resident and updated by each BOOK_DELTA
+  (kernels/book_features.py).
 
-Both map instrument ids to dense rows (bounded: `max_instruments`) and snapshot to bytes: int64
-instrument ids [n], then the kind's state arrays for those n rows. The workers' engines
-(pipeline/workers/engines.py) and the training script read the same state.
+All map instrument ids to dense rows (bounded: `max_instruments`) and snapshot to bytes: int64
+instrument ids [n], then the kind's state arrays for those n rows (`BookFeatures`: see its
+doc). The workers' engines (pipeline/workers/engines.py) and `redline train` (`quote_rows`)
+read the same state.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -184,6 +191,118 @@ class KernelFeatures:
         si[:n] = np.frombuffer(blob, np.int64, n * si.shape[1], off).reshape(n, si.shape[1])
 
 
+class BookFeatures:
+    """`KernelFeatures` followed by the book features of one resident L2 book per instrument
+    (BOOK_INPUT_NAMES): QUOTE/TRADE update the kernel part, BOOK_DELTA the instrument's book,
+    and every row carries both as of its event. L2 deltas only (level sizes): a delta with an
+    order id belongs to an L3 feed, which this state does not keep; it is counted in `l3_deltas`
+    and not applied, never read as a level.
+
+    Snapshots: int64 n, the kernel state of the n rows (`KernelFeatures.snapshot`), then per row
+    its book's levels and validity (`book_features.book_words`): what the features read, not
+    the book's counters."""
+
+    kind = "book"
+
+    def __init__(self, max_instruments: int = 1024) -> None:
+        from redline.feeds.books.l2 import TOP_DTYPE, L2Book
+        from redline.kernels.book_features import book_features, warm
+        from redline.kernels.feature_names import N_BOOK_FEATURES
+
+        self.kernel = KernelFeatures(max_instruments)
+        self.inst = self.kernel.inst  # one row per instrument for both parts
+        self.nk = self.kernel.k
+        self.k = self.nk + N_BOOK_FEATURES
+        self.books: dict[int, object] = {}  # row -> L2Book, made by the row's first delta
+        self.book = np.zeros((max_instruments, N_BOOK_FEATURES), np.float32)  # [I, 4] now
+        self._top = np.empty(1, TOP_DTYPE)  # the book's top after a delta: read, not kept
+        self.l3_deltas = 0
+        self._new_book, self._book_features = L2Book, book_features  # imported once: per delta
+        warm()
+
+    def update(self, rtype: int, rec1: np.ndarray, out: np.ndarray) -> None:
+        nk = self.nk
+        if rtype != RecordType.BOOK_DELTA:
+            self.kernel.update(rtype, rec1, out[:nk])
+            row = self.inst.index.get(int(rec1["instrument_id"][0]), -1)
+            out[nk:] = self.book[row] if row >= 0 else 0.0
+            return
+        row = self.inst.row(int(rec1["instrument_id"][0]))
+        if row < 0:  # no room: no state for it (counted)
+            out[:] = 0.0
+            return
+        self._apply_delta(row, rec1)
+        out[:nk] = self.kernel.state.features(row)
+        out[nk:] = self.book[row]
+
+    def _apply_delta(self, row: int, rec1: np.ndarray) -> None:
+        if rec1["order_id"][0] != 0:
+            self.l3_deltas += 1
+            return
+        book = self.books.get(row)
+        if book is None:
+            book = self.books[row] = self._new_book(int(rec1["instrument_id"][0]))
+        book.apply(rec1, self._top)
+        self._book_features(book, self.book[row])
+
+    def update_many(self, rtype: int, records: np.ndarray, rows: np.ndarray, at: list[int]):
+        """`update` of each of records [n] (one type), in order, into rows[at[j]]; quotes and
+        trades through `KernelFeatures.update_many` (one numba call each, no record view)."""
+        if rtype == RecordType.BOOK_DELTA:
+            for j, r in enumerate(at):
+                self.update(rtype, records[j : j + 1], rows[r])
+            return
+        nk, index = self.nk, self.inst.index
+        self.kernel.update_many(rtype, records, rows[:, :nk], at)
+        for i, r in zip(records["instrument_id"].tolist(), at, strict=True):
+            k = index.get(i, -1)
+            rows[r, nk:] = self.book[k] if k >= 0 else 0.0
+
+    def snapshot(self) -> bytes:
+        from redline.kernels.book_features import book_words
+
+        n = len(self.inst.index)
+        books = [book_words(self.books.get(row)) for row in range(n)]
+        return np.int64(n).tobytes() + self.kernel.snapshot() + b"".join(w.tobytes() for w in books)
+
+    def restore(self, blob) -> None:
+        from redline.kernels.book_features import read_book
+
+        blob = memoryview(blob).cast("B")
+        self.books.clear()
+        self.book[:] = 0.0
+        if not len(blob):  # the empty state
+            self.kernel.restore(b"")
+            return
+        n = int(np.frombuffer(blob, np.int64, 1)[0]) if len(blob) >= 8 else -1
+        kf = self.kernel.state
+        end = 8 + n * (8 + 8 * kf.sf.shape[1] + 8 * kf.si.shape[1])
+        if not 0 <= n <= self.inst.max or len(blob) < end or (len(blob) - end) % 8:
+            raise ValueError(f"engine: book state blob of {len(blob)} bytes does not hold {n} rows")
+        self.kernel.restore(blob[8:end])
+        words = np.frombuffer(blob, np.int64, (len(blob) - end) // 8, end)
+        at = 0
+        for row in range(n):
+            book, at = read_book(words, at, int(self.inst.ids[row]))
+            if book is not None:
+                self.books[row] = book
+                self._book_features(book, self.book[row])
+        if at != len(words):
+            raise ValueError(f"engine: book state blob has {8 * (len(words) - at)} bytes left")
+
+
+def quote_rows(state, batches) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Replay through a feature state: each (rtype, records) of `batches` (replay order, one
+    record type per batch, as `feeds.replay.reader.replay` yields them) goes through
+    `state.update_many` as a worker applies an EVENTS batch; yields (quotes, rows float32
+    [len(quotes), state.k]) per batch of quotes, the model's inputs as of each quote."""
+    for rtype, records in batches:
+        rows = np.zeros((len(records), state.k), np.float32)  # [n, K]
+        state.update_many(rtype, records, rows, list(range(len(records))))
+        if rtype == RecordType.QUOTE:
+            yield records, rows
+
+
 def kernel_features_module():
     """`redline.kernels.features`, imported on first use: it pulls in numba, which only
     kernel-feature models need. `redline.kernels` exports lazily, so this never imports torch
@@ -194,9 +313,24 @@ def kernel_features_module():
 
 
 def make_features(plan, kind: str = "auto", max_instruments: int = 1024, scale: float = 1.0):
-    """The feature state a plan needs: "kernels" when in_features == N_FEATURES ("auto")."""
+    """The feature state a plan needs: "book" when its input_features are BOOK_INPUT_NAMES,
+    else "kernels" when in_features == N_FEATURES ("auto"), else "window"."""
+    from redline.kernels.feature_names import BOOK_INPUT_NAMES
+
     if kind == "auto":
-        kind = "kernels" if plan.in_features == kernel_features_module().N_FEATURES else "window"
+        if tuple(getattr(plan, "input_features", None) or ()) == BOOK_INPUT_NAMES:
+            kind = "book"
+        elif plan.in_features == kernel_features_module().N_FEATURES:
+            kind = "kernels"
+        else:
+            kind = "window"
+    if kind == "book":
+        f = BookFeatures(max_instruments)
+        if f.k != plan.in_features:
+            raise ValueError(
+                f"engine: book features are {f.k} wide, model takes {plan.in_features}"
+            )
+        return f
     if kind == "kernels":
         f = KernelFeatures(max_instruments)
         if f.k != plan.in_features:
@@ -206,4 +340,4 @@ def make_features(plan, kind: str = "auto", max_instruments: int = 1024, scale: 
         return f
     if kind == "window":
         return WindowFeatures(plan.in_features, max_instruments, scale)
-    raise ValueError(f"engine: features {kind!r}, expected auto, kernels or window")
+    raise ValueError(f"engine: features {kind!r}, expected auto, kernels, book or window")

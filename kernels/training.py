@@ -3,9 +3,15 @@ its out-of-sample report (what `redline train` runs; the bundled demo model is i
 
 Inputs: the feature kernel (`FeatureState.scan`, FEATURE_NAMES) after each quote, quotes and
 trades applied in replay order, tick 1 for every instrument as the workers' engine keeps them
-(the features are ratios: ticks cancel). Label: the instrument's mid move over the next
-`horizon_ns` of data time (the first quote at or after t + horizon), in spreads at t, clipped to
-+-LABEL_CLIP. Rows whose horizon runs past the instrument's last quote have no label.
+(the features are ratios: ticks cancel). With `features="book"` (BOOK_INPUT_NAMES), the kernel
+features and those of one L2 book per instrument: the recording's quotes, trades and book deltas
+replayed in the reader's order through the workers' own state (`feature_state.BookFeatures`,
+applied batch by batch as a worker applies an EVENTS batch), so the model is fitted on what the
+workers will feed it.
+
+Label: the instrument's mid move over the next `horizon_ns` of data time (the first quote at or
+after t + horizon), in spreads at t, clipped to +-LABEL_CLIP. Rows whose horizon runs past the
+instrument's last quote have no label.
 
 Split: by time, no leakage. Quotes before the cut (the first `train_fraction` of the span) whose
 label ends before the cut train (the last quarter of them, a horizon apart, validates the early
@@ -23,7 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from redline.feeds.events import QUOTE_DTYPE, TRADE_DTYPE, RecordType
-from redline.kernels.feature_names import FEATURE_NAMES, N_FEATURES
+from redline.kernels.feature_names import BOOK_INPUT_NAMES, FEATURE_NAMES
+
+INPUTS = {"kernels": FEATURE_NAMES, "book": BOOK_INPUT_NAMES}  # --features -> the model's inputs
 
 HORIZON_NS = 5_000_000_000  # the label: the mid 5 s ahead (the informed flow's half-life)
 LABEL_CLIP = 3.0  # spreads: heavy-tailed moves would dominate a squared loss
@@ -71,6 +79,34 @@ def quote_features(quotes: np.ndarray, trades: np.ndarray) -> np.ndarray:
     )
     fq, _ = state.scan(quotes, rows[0], trades, rows[1])
     return fq
+
+
+def book_quote_features(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(quotes in replay order, float32 [len(quotes), len(BOOK_INPUT_NAMES)] the kernel and
+    book features after each): the quotes, trades and book deltas of `paths` through the
+    workers' `BookFeatures`. TrainingError when the recording holds no book deltas."""
+    from redline.feeds.replay.files import event_files
+    from redline.feeds.replay.reader import replay
+    from redline.kernels.feature_state import BookFeatures, quote_rows
+
+    files, _ = event_files(paths)
+    kinds = (RecordType.QUOTE, RecordType.TRADE, RecordType.BOOK_DELTA)
+    if not any(f.rtype == RecordType.BOOK_DELTA for f in files):
+        raise TrainingError(
+            f"{' '.join(map(str, paths))}: no BOOK_DELTA records for the book features; give a "
+            "recording with a book file, or train on the kernel features (--features kernels)"
+        )
+    state = BookFeatures()
+    quotes, rows = [np.zeros(0, QUOTE_DTYPE)], [np.zeros((0, state.k), np.float32)]
+    for q, x in quote_rows(state, replay([f.path for f in files if f.rtype in kinds])):
+        quotes.append(q.copy())
+        rows.append(x)
+    if state.inst.overflow:
+        raise TrainingError(
+            f"{state.inst.overflow} events of instruments past the workers' "
+            f"{state.inst.max}: train on a recording of fewer instruments"
+        )
+    return np.concatenate(quotes), np.concatenate(rows)
 
 
 def _mid_spread(quotes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -190,16 +226,22 @@ def scores(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def train(paths: list[str], horizon_ns: int = HORIZON_NS, epochs: int = EPOCHS,
-          seed: int = SEED):  # fmt: skip
-    """(nn.Sequential, report dict) from the recordings at `paths` (module docstring)."""
+          seed: int = SEED, features: str = "kernels"):  # fmt: skip
+    """(nn.Sequential, report dict) from the recordings at `paths` (module docstring);
+    `features`: "kernels" or "book", the inputs of INPUTS."""
     import torch
 
     if horizon_ns <= 0:
         raise TrainingError(f"horizon {horizon_ns} ns: give a horizon > 0")
-    quotes, trades = read_recording(paths)
+    if features not in INPUTS:
+        raise TrainingError(f"features {features!r}: expected one of {tuple(INPUTS)}")
+    if features == "book":
+        quotes, x = book_quote_features(paths)
+    else:
+        quotes, trades = read_recording(paths)
+        x = quote_features(quotes, trades) if len(quotes) else None
     if len(quotes) == 0:
         raise TrainingError(f"{' '.join(map(str, paths))}: no QUOTE records to train on")
-    x = quote_features(quotes, trades)
     y = labels(quotes, horizon_ns)
     split = time_split(quotes, y, x, horizon_ns)
     rng = np.random.default_rng(seed)
@@ -218,7 +260,7 @@ def train(paths: list[str], horizon_ns: int = HORIZON_NS, epochs: int = EPOCHS,
     report = {
         "horizon_ns": int(horizon_ns),
         "label": f"mid move over the horizon in spreads, clipped to +-{LABEL_CLIP:g}",
-        "input_features": list(FEATURE_NAMES),
+        "input_features": list(INPUTS[features]),
         "train_rows": len(rows),
         "test_rows": len(split.test),
         "cut_ns": int(split.cut_ns),
@@ -231,7 +273,7 @@ def train(paths: list[str], horizon_ns: int = HORIZON_NS, epochs: int = EPOCHS,
         "baseline_last_move": scores(last_move(quotes, horizon_ns)[split.test], y_test),
         "baseline_zero": {"corr": 0.0, "hit_rate": 0.5, "signals": 0},
     }
-    assert x.shape[1] == N_FEATURES
+    assert x.shape[1] == len(INPUTS[features])
     return model, report
 
 
@@ -244,7 +286,8 @@ def save(model, report: dict, out) -> str:
     from redline.kernels.plans.from_torch import compile as compile_plan
     from redline.kernels.plans.plan_file import MANIFEST
 
-    plan = compile_plan(model, precision="fp32", device="cpu", input_features=FEATURE_NAMES)
+    names = tuple(report["input_features"])
+    plan = compile_plan(model, precision="fp32", device="cpu", input_features=names)
     plan.save(out)
     path = Path(out) / MANIFEST
     manifest = json.loads(path.read_text())

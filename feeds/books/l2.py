@@ -69,15 +69,17 @@ def top_columns(top: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 @nb.njit(cache=True, inline="always")
-def end_delta(tc, i, top, cnt, flags) -> None:
+def end_delta(tc, i, top, cnt, flags, action) -> None:
     """What every book does after applying delta `i`, given its top of book `top` (bid_px,
-    bid_sz, ask_px, ask_sz): a gap invalidates the book until the next CLEAR, a crossed book
-    at a batch end is counted, the top of book is written."""
+    bid_sz, ask_px, ask_sz): a gap invalidates the book until the next CLEAR (a gap flagged on
+    the CLEAR itself is counted and already healed: the snapshot it starts follows), a crossed
+    book at a batch end is counted, the top of book is written."""
     bpx, bs, apx, as_ = top
     crossed = bpx != UNDEF_PX and apx != UNDEF_PX and bpx >= apx
     if flags & _GAP:
         cnt[GAPS] += 1
-        cnt[VALID] = 0
+        if action != _CLEAR:
+            cnt[VALID] = 0
     if (flags & _LAST) and cnt[VALID] and crossed:
         if cnt[CROSSED] == 0:
             cnt[FIRST_CROSSED] = cnt[APPLIED]
@@ -161,7 +163,7 @@ def _apply_l2(side, action, px, sz, flags, start, bsz, asz, st, cnt, tc, fkey, f
                     cnt[MISSING] += 1
                 else:
                     far_best(fkey, fsz, fn, fb)
-        end_delta(tc, i, best_with_far(bsz, asz, st, fb), cnt, f)
+        end_delta(tc, i, best_with_far(bsz, asz, st, fb), cnt, f, a)
         i += 1
     return i, DONE
 

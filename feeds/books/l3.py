@@ -198,7 +198,7 @@ def _apply_l3(side, action, px, sz, oid, flags, start, bsz, bct, asz, act, st,
                 o[_ID], o[_PX], o[_SZ], o[_SIDE] = np.int64(oid[i]), px[i], sz[i], side[i]
                 cnt[ORDERS] += 1
         f = flags[i]
-        end_delta(tc, i, best_with_far(bsz, asz, st, fb), cnt, f)
+        end_delta(tc, i, best_with_far(bsz, asz, st, fb), cnt, f, a)
         i += 1
     return i, DONE
 

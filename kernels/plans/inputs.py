@@ -1,28 +1,32 @@
 """What a plan takes against what the graph feeds it: input width and feature names.
 
-A worker feeds its model one of two feature states (kernels/feature_state.py): the kernels'
-features (FEATURE_NAMES) or an event window (`window_feature_names(k)`). `features` is the
-worker's setting: "kernels", "window", or "auto". A plan whose manifest names its inputs
-(`input_features`) must be fed exactly those names; "auto" picks the state they name. A plan
-without names is checked by width only: "auto" feeds the kernel features to a model exactly
-their width and refuses any other width, because guessing "a window" for a 16-input model is
-how a model trained on other features ran silently; set features = "window" to mean it.
+A worker feeds its model one of three feature states (kernels/feature_state.py): the kernels'
+features (FEATURE_NAMES), those and the L2 book's (BOOK_INPUT_NAMES), or an event window
+(`window_feature_names(k)`). `features` is the worker's setting: "kernels", "book", "window", or
+"auto". A plan whose manifest names its inputs (`input_features`) must be fed exactly those
+names; "auto" picks the state they name. A plan without names is checked by width only: "auto"
+feeds the kernel features to a model exactly their width and refuses any other width, because
+guessing "a window" for a 16-input model is how a model trained on other features ran
+silently; set features = "window" (or "book") to mean it.
 """
 
 from __future__ import annotations
 
 from redline.kernels.feature_names import (
+    BOOK_INPUT_NAMES,
     FEATURE_NAMES,
     N_FEATURES,
     VALUES_PER_EVENT,
     window_feature_names,
 )
 
-FEATURE_KINDS = ("auto", "kernels", "window")
+FEATURE_KINDS = ("auto", "kernels", "book", "window")
 
 
 def _names_of(kind: str, k: int) -> tuple[str, ...]:
-    return FEATURE_NAMES if kind == "kernels" else window_feature_names(k)
+    if kind == "kernels":
+        return FEATURE_NAMES
+    return BOOK_INPUT_NAMES if kind == "book" else window_feature_names(k)
 
 
 def _short(names) -> str:
@@ -31,8 +35,9 @@ def _short(names) -> str:
 
 
 def resolve_features(where: str, in_features: int, names: list[str] | None, features: str) -> str:
-    """The feature state ("kernels" | "window") that feeds this plan, or PlanFileError naming
-    the expected and the actual inputs and the fix. `names` is the manifest's input_features."""
+    """The feature state ("kernels" | "book" | "window") that feeds this plan, or PlanFileError
+    naming the expected and the actual inputs and the fix. `names`: the manifest's
+    input_features."""
     from redline.kernels.plans.plan_file import PlanFileError
 
     if features not in FEATURE_KINDS:
@@ -48,10 +53,11 @@ def resolve_features(where: str, in_features: int, names: list[str] | None, feat
             window = in_features % VALUES_PER_EVENT == 0 and tuple(names) == _names_of(
                 "window", in_features
             )
-            kind = "window" if window else "kernels"
+            book = tuple(names) == BOOK_INPUT_NAMES
+            kind = "window" if window else "book" if book else "kernels"
         else:
             kind = features
-        want = _names_of(kind, in_features) if kind == "window" else FEATURE_NAMES
+        want = _names_of(kind, in_features)
         if tuple(names) != want:
             first = next(
                 (i for i, (a, b) in enumerate(zip(names, want, strict=False)) if a != b), None
@@ -67,6 +73,15 @@ def resolve_features(where: str, in_features: int, names: list[str] | None, feat
         return kind
     if features == "window":
         return "window"
+    if features == "book":
+        if in_features != len(BOOK_INPUT_NAMES):
+            raise PlanFileError(
+                f"{where}: the plan takes {in_features} inputs but the workers feed the kernel "
+                f"and book features, {len(BOOK_INPUT_NAMES)} inputs "
+                f"[{_short(BOOK_INPUT_NAMES)}]; retrain the model on them "
+                "(redline train --features book)"
+            )
+        return "book"
     if in_features != N_FEATURES:
         hint = (
             f', or set the workers\' features = "window" to feed it its last '

@@ -1,12 +1,16 @@
-"""`redline train DATA... --out DIR [--horizon S] [--epochs N] [--seed N] [--json PATH]`: fit the
-model_signal MLP on recordings (kernels/training.py) and say whether it has an edge.
+"""`redline train DATA... --out DIR [--features kernels|book] [--horizon S] [--epochs N] [--seed N]
+[--json PATH]`: fit the model_signal MLP on recordings (kernels/training.py) and say whether it
+has an edge.
 
-Inputs are the feature kernel's (FEATURE_NAMES) after each quote; the label is the mid move
-over the horizon in spreads. The split is by time: the model is scored on the last 30% of the
-data, which it never saw, against the naive last-move and zero predictors. DIR receives a plan
-directory (weights.safetensors + manifest.json, the report under "training") that
-`redline run`, `redline backtest --strategy model_signal --param model=DIR` and a model
-registry take as it is. Deterministic: the same data and seed give the same weights.
+Inputs are the feature kernel's (FEATURE_NAMES) after each quote, with `--features book` also
+the book features of each instrument's L2 book (BOOK_INPUT_NAMES; the data must hold book
+deltas); the manifest's input_features name them, and workers on "auto" feed the model the
+state it names. The label is the mid move over the horizon in spreads. The split is by time:
+the model is scored on the last 30% of the data, which it never saw, against the naive
+last-move and zero predictors. DIR receives a plan directory (weights.safetensors +
+manifest.json, the report under "training") that `redline run`, `redline backtest --strategy
+model_signal --param model=DIR` and a model registry take as it is. Deterministic: the same
+data and seed give the same weights.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ def register(sub) -> None:
                    help="label: the mid move over this many seconds of data time")  # fmt: skip
     p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
                    help="at most this many full-batch epochs (early stop on validation)")  # fmt: skip
+    p.add_argument("--features", choices=("kernels", "book"), default="kernels",
+                   help="model inputs: the feature kernel's, or those and the L2 book's "
+                   "(needs BOOK_DELTA records in DATA)")  # fmt: skip
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
     add_json_arg(p)
     p.set_defaults(run=run)
@@ -46,7 +53,9 @@ def run(args) -> int:
     from redline.kernels import training
 
     t0 = time.perf_counter()
-    model, report = training.train(args.data, round(args.horizon * 1e9), args.epochs, args.seed)
+    model, report = training.train(
+        args.data, round(args.horizon * 1e9), args.epochs, args.seed, args.features
+    )
     version = training.save(model, report, args.out)
     seconds = time.perf_counter() - t0
     m, last = report["model"], report["baseline_last_move"]

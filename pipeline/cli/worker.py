@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from redline.kernels.plans.inputs import FEATURE_KINDS
 from redline.pipeline.workers.engines import warm_up
 from redline.pipeline.workers.faults import FaultPlan, FaultSpec
 from redline.pipeline.workers.process import BACKENDS, build_engine, serve
@@ -30,7 +31,7 @@ def register(sub) -> None:
     p.add_argument("--scale", type=float, default=1.0, help="multiplies window feature values")
     p.add_argument(
         "--features",
-        choices=("auto", "kernels", "window"),
+        choices=FEATURE_KINDS,
         default="auto",
         help="what feeds the model; auto: what the plan's input_features name, else the kernel "
         "features (kernels/plans/inputs.py)",

@@ -72,7 +72,7 @@ class WorkerSpec(Settings):
     heartbeat_us: DurationUs = 5_000  # idle heartbeat period (answers count as heartbeats)
     max_instruments: MaxInstruments = 1024  # rows of resident feature state
     # auto: the state the plan's input_features name, else kernel features (14 wide)
-    features: Literal["auto", "kernels", "window"] = "auto"
+    features: Literal["auto", "kernels", "book", "window"] = "auto"
     scale: Annotated[float, msgspec.Meta(gt=0.0)] = 1.0  # multiplies window feature values
 
 

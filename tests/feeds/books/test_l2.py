@@ -90,6 +90,24 @@ def test_gap_marks_the_book_invalid_until_the_next_clear():
     assert book.best() == (99, 1, UNDEF_PX, 0)
 
 
+def test_a_gap_flagged_on_the_clear_itself_is_counted_and_healed_by_its_snapshot():
+    # Recorders flag the re-snapshot that follows a gap on its CLEAR (the bundled recording's
+    # 23 do): the book was left invalid until the next CLEAR, so features read zeros.
+    d = deltas(
+        [
+            (Side.BID, BookAction.ADD, 100, 5),
+            (Side.NONE, BookAction.CLEAR, 0, 0, Flag.SNAPSHOT | Flag.GAP_BEFORE),
+            (Side.BID, BookAction.ADD, 99, 1, Flag.SNAPSHOT),
+            (Side.ASK, BookAction.ADD, 101, 2, Flag.SNAPSHOT | Flag.LAST),
+            (Side.ASK, BookAction.UPDATE, 101, 3, Flag.LAST),
+        ]
+    )
+    book = L2Book()
+    top = book.apply(d)
+    assert top["valid"].tolist() == [1, 1, 1, 1, 1]
+    assert book.stats["gaps"] == 1 and book.valid and book.best() == (99, 1, 101, 3)
+
+
 def test_features_from_the_levels():
     d = deltas(
         [

@@ -113,6 +113,21 @@ def test_order_lifecycle_and_counters():
     assert book.order(1) is None
 
 
+def test_a_gap_flagged_on_the_clear_is_counted_and_healed_by_its_snapshot():
+    d = deltas(
+        [
+            (Side.BID, BookAction.ADD, 100, 5, 1),
+            (Side.NONE, BookAction.CLEAR, 0, 0, 0, Flag.SNAPSHOT | Flag.GAP_BEFORE),
+            (Side.BID, BookAction.ADD, 99, 1, 2, Flag.SNAPSHOT | Flag.LAST),
+            (Side.BID, BookAction.ADD, 98, 1, 3, Flag.GAP_BEFORE | Flag.LAST),
+        ]
+    )
+    book = L3Book()
+    top = book.apply(d)
+    assert top["valid"].tolist() == [1, 1, 1, 0]  # a gap on any other delta still invalidates
+    assert book.stats["gaps"] == 2
+
+
 def test_crossing_order_is_reported_not_removed():
     d = deltas(
         [

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from redline.feeds import event_schema as es
 from redline.feeds.events import DTYPES, QUOTE_DTYPE, TRADE_DTYPE, RecordType
-from redline.kernels.feature_state import make_features
-from redline.pipeline.workers.engines import CpuEngine
+from redline.feeds.replay.reader import replay
+from redline.kernels import training
+from redline.kernels.feature_state import BookFeatures, make_features
+from redline.kernels.plans.numpy_loader import load_numpy_plan
+from redline.pipeline.workers.engines import CpuEngine, warm_up
+from redline.pipeline.workers.process import build_engine
+from redline.replay_data import DIR
 
 
 class Identity:
@@ -204,3 +212,82 @@ def test_an_instrument_past_the_capacity_is_counted_not_raised():
             state.update(1, q[i : i + 1], out)
         assert state.inst.overflow == 1 and (out == 0).all()  # no state, no stale row
         assert sorted(state.inst.index) == [1, 2]
+
+
+# -- the book model: quotes, trades and book deltas in, the training replay's predictions out --
+
+MODEL_BOOK = DIR / "model_book"
+FILES = {
+    "market_quotes.parquet": RecordType.QUOTE,
+    "market_trades.parquet": RecordType.TRADE,
+    "market_book.parquet": RecordType.BOOK_DELTA,
+}
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """The first 5 s of the bundled market recording: ~2k quotes, ~4.7k book deltas (two
+    re-snapshots after a gap among them: CLEARs flagged GAP_BEFORE), a few hundred trades."""
+    out = tmp_path_factory.mktemp("book_recording")
+    t0 = None
+    for name, rtype in FILES.items():
+        recs = es.from_arrow(pq.read_table(DIR / name), rtype)
+        t0 = int(recs["ts_recv"][0]) if t0 is None else t0
+        recs = recs[recs["ts_recv"] < t0 + 5_000_000_000]
+        pq.write_table(pa.Table.from_batches([es.to_arrow(recs)]), out / name)
+    return out
+
+
+def worker_batches(recording, size: int = 13):
+    """The recording in replay order as a worker's EVENTS batches: up to `size` events of mixed
+    types in read-only slots, split into runs of one type (`record_runs`), numbered from 1."""
+    from redline.feeds.wire.frames import SLOT, record_runs
+
+    events = [(rt, recs[j : j + 1]) for rt, recs in replay(sorted(recording.iterdir()))
+              for j in range(len(recs))]  # fmt: skip
+    for start in range(0, len(events), size):
+        chunk = events[start : start + size]
+        slots = np.zeros((len(chunk), SLOT), np.uint8)
+        for j, (_, r) in enumerate(chunk):
+            slots[j, : r.itemsize] = r.view(np.uint8)
+        slots.flags.writeable = False  # as a worker's receive buffer
+        rtypes = np.array([rt for rt, _ in chunk], np.uint8)
+        nos = np.arange(start + 1, start + 1 + len(chunk), dtype=np.uint64)
+        yield list(record_runs(rtypes, nos, slots))
+
+
+def test_the_bundled_book_model_gets_the_book_state():
+    engine = build_engine("cpu", str(MODEL_BOOK), 0)
+    assert isinstance(engine.features, BookFeatures)
+    assert engine.plan.input_features == tuple(training.INPUTS["book"])
+
+
+def test_worker_answers_equal_the_training_replay_and_survive_a_snapshot(recording):
+    quotes, x = training.book_quote_features([str(recording)])
+    plan = load_numpy_plan(MODEL_BOOK)
+    want = np.zeros(len(x), np.float32)
+    y = np.zeros((1, 1), np.float32)
+    for i in range(len(x)):
+        plan.run_into(x[i : i + 1], y)  # [1, K] -> [1, 1], as a worker answers one event
+        want[i] = y[0, 0]
+    assert len(quotes) > 1000 and np.count_nonzero(x[:, -4:].any(1)) > 0.9 * len(x)
+
+    engine = build_engine("cpu", str(MODEL_BOOK), 0)
+    warm_up(engine)  # as the worker does before READY: it must leave no state behind
+    got, out = [], np.zeros(1, np.float32)
+    batches = list(worker_batches(recording))
+    half = len(batches) // 2
+    for b, runs in enumerate(batches):
+        if b == half:  # failover: a fresh standby restored from the live worker's snapshot
+            standby = build_engine("cpu", str(MODEL_BOOK), 0)
+            warm_up(standby)
+            standby.restore(engine.snapshot())
+            engine = standby
+        for rt, nos, recs in runs:
+            engine.apply_many(nos, rt, recs)
+            if rt == RecordType.QUOTE:
+                for no in nos.tolist():
+                    engine.answer_into(no, out)
+                    got.append(out[0])
+    np.testing.assert_array_equal(np.array(got, np.float32), want)
+    assert all(b.valid for b in engine.features.books.values())  # the re-snapshots healed them
