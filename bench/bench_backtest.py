@@ -15,10 +15,13 @@ deleted on both sides, the best bid and ask sizes set, a trade at one of them; t
 walks a tick one group in ten) and, when ../shared/realdata is there, on its Binance ETHUSDT
 capture imported; its baseline in the same run is our L2 book alone
 (feeds/books/l2.py `L2Book.apply`) on the same deltas. `--mm-every K` requotes every K-th
-book update (1: every one; hftbacktest's examples requote on a timer).
+book update (1: every one); `--mm-step-ms T` requotes on a timer, at most once per T ms of
+data time (`L2Backtest(step_ns=...)`, as hftbacktest's market makers wake every 100 ms). Each
+L2 figure is given in wall and in CPU time of the process (a shared machine's load shows in
+the first more than in the second).
 
     python bench/bench_backtest.py [--sizes 1000000,10000000] [--every 1000] [--runs 3]
-        [--l2-sizes 10000000] [--mm-every 1,100]
+        [--l2-sizes 10000000] [--mm-every 1,100] [--mm-step-ms 100]
 """
 
 from __future__ import annotations
@@ -169,7 +172,8 @@ def l2_stream(n: int, seed: int = 42, depth: int = 10) -> np.ndarray:
     return out
 
 
-def l2_market_maker(batches: list[np.ndarray], every: int, queue: str = "risk_averse") -> dict:
+def l2_market_maker(batches: list[np.ndarray], every: int, queue: str = "risk_averse",
+                    step_ns: int = 0) -> dict:  # fmt: skip
     """`market_maker` on the L2 venue over `batches` (BOOK_DELTA / TRADE, in order), warm,
     beside L2Book.apply on the same deltas (warm, a fresh book)."""
     from redline.feeds.books.l2 import L2Book
@@ -181,48 +185,50 @@ def l2_market_maker(batches: list[np.ndarray], every: int, queue: str = "risk_av
     n = sum(len(b) for b in batches)
     ids = sorted({int(i) for b in batches for i in np.unique(b["instrument_id"])})
 
-    def run() -> tuple[float, dict]:
+    def run() -> tuple[float, float, dict]:
         bt = L2Backtest("market_maker", market_maker.Params(every=every), Latency(), ids,
-                        queue=queue)  # fmt: skip
-        t = time.perf_counter()
+                        queue=queue, step_ns=step_ns)  # fmt: skip
+        t, c = time.perf_counter(), time.process_time()
         for b in batches:
             for i in range(0, len(b), 1 << 18):  # the CLI's chunk size
                 bt.feed(b[i : i + (1 << 18)])
         figures = bt.finish().figures
-        return time.perf_counter() - t, figures
+        return time.perf_counter() - t, time.process_time() - c, figures
 
     t0 = time.perf_counter()
     run()  # compile
     cold = time.perf_counter() - t0
-    warm, fig = run()
+    warm, cpu, fig = run()
     deltas = [b for b in batches if b.dtype == BOOK_DELTA_DTYPE]
     L2Book(ids[0]).apply(deltas[0][:1000])  # compile
     book = L2Book(ids[0])
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for b in deltas:
         book.apply(b)
-    base = time.perf_counter() - t
-    return {"rows": n, "rows_per_s": n / warm, "compile_s": cold - warm,
-            "book_only_rows_per_s": sum(len(b) for b in deltas) / base,
+    base, base_cpu = time.perf_counter() - t, time.process_time() - c
+    m = sum(len(b) for b in deltas)
+    return {"rows": n, "rows_per_s": n / warm, "cpu_rows_per_s": n / cpu,
+            "compile_s": cold - warm, "book_only_rows_per_s": m / base,
+            "book_only_cpu_rows_per_s": m / base_cpu, "decisions": fig["decisions"],
             "orders": fig["orders"], "fills": fig["fills"], "pnl_ticks": fig["pnl"]}  # fmt: skip
 
 
-def one_l2(n: int, every: int) -> dict:
+def one_l2(n: int, every: int, step_ns: int) -> dict:
     """In a subprocess: the L2 market maker on the synthetic stream of n events."""
-    out = l2_market_maker([l2_stream(n)], every)
+    out = l2_market_maker([l2_stream(n)], every, step_ns=step_ns)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
 
-def one_realdata(folder: str, every: int) -> dict:
+def one_realdata(folder: str, every: int, step_ns: int) -> dict:
     """In a subprocess: the L2 market maker on an import of the realdata capture."""
     from redline.feeds.events import RecordType
     from redline.feeds.replay.reader import replay
 
     batches = [np.array(r) for t, r in replay([folder], batch_rows=1 << 18)
                if t in (RecordType.BOOK_DELTA, RecordType.TRADE)]  # fmt: skip
-    return l2_market_maker(batches, every) | {
-        "power_queue": l2_market_maker(batches, every, "power")["rows_per_s"]
+    return l2_market_maker(batches, every, step_ns=step_ns) | {
+        "power_queue": l2_market_maker(batches, every, "power", step_ns)["rows_per_s"]
     }
 
 
@@ -251,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=int, default=1000, help="decide every K quotes")
     ap.add_argument("--l2-sizes", default="10000000", help="synthetic L2 events ('' for none)")
     ap.add_argument("--mm-every", default="1,100", help="market_maker's every, L2 runs")
+    ap.add_argument("--mm-step-ms", default="100", help="L2 runs on a timer of T ms ('': none)")
+    ap.add_argument("--step-ns", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the subprocess's own size
     ap.add_argument("--one-l2", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--one-real", help=argparse.SUPPRESS)
@@ -261,25 +269,27 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(one_size(args.one, args.every)))
         return 0
     if args.one_l2:
-        print(json.dumps(one_l2(args.one_l2, args.every)))
+        print(json.dumps(one_l2(args.one_l2, args.every, args.step_ns)))
         return 0
     if args.one_real:
-        print(json.dumps(one_realdata(args.one_real, args.every)))
+        print(json.dumps(one_realdata(args.one_real, args.every, args.step_ns)))
         return 0
     sizes = [int(s) for s in args.sizes.split(",") if s]
     l2_sizes = [int(s) for s in args.l2_sizes.split(",") if s]
-    everies = [int(s) for s in args.mm_every.split(",") if s]
+    # (row name, every, step_ns): every K-th update, then a timer of T ms requoting each time
+    l2_runs = [(f"every{k}", k, 0) for s in args.mm_every.split(",") if s for k in [int(s)]]
+    l2_runs += [(f"timer{s}ms", 1, int(float(s) * 1e6)) for s in args.mm_step_ms.split(",") if s]
     tmp = tempfile.TemporaryDirectory()
     real = realdata_import(tmp.name)
     session = Runs(args.runs)
     for _ in session:
         run = {}
-        for n in l2_sizes:
-            for k in everies:
-                run[f"l2_{n}_every{k}"] = _sub("--one-l2", str(n), "--every", str(k))
-        if real:
-            for k in everies:
-                run[f"real_every{k}"] = _sub("--one-real", real, "--every", str(k))
+        for name, k, step_ns in l2_runs:
+            step = ("--every", str(k), "--step-ns", str(step_ns))
+            for n in l2_sizes:
+                run[f"l2_{n}_{name}"] = _sub("--one-l2", str(n), *step)
+            if real:
+                run[f"real_{name}"] = _sub("--one-real", real, *step)
         for n in sizes:
             out = subprocess.run(
                 [sys.executable, __file__, "--one", str(n), "--every", str(args.every)],
@@ -298,18 +308,20 @@ def main(argv: list[str] | None = None) -> int:
     l2_rows = []
     for key in [k for k in agg if k.startswith(("l2_", "real_"))]:
         a = agg[key]
-        x = ratio([r[key]["rows_per_s"] for r in session.runs],
-                  [r[key]["book_only_rows_per_s"] for r in session.runs])  # fmt: skip
+        x = ratio([r[key]["cpu_rows_per_s"] for r in session.runs],
+                  [r[key]["book_only_cpu_rows_per_s"] for r in session.runs])  # fmt: skip
         l2_rows.append([key, f"{a['rows']['median']:,.0f}", fmt(a["rows_per_s"], ".2f", 1e6),
-                        fmt(a["book_only_rows_per_s"], ".2f", 1e6),
+                        fmt(a["cpu_rows_per_s"], ".2f", 1e6),
+                        fmt(a["book_only_cpu_rows_per_s"], ".2f", 1e6),
                         fmt({"median": float(np.median(x)), "min": min(x), "max": max(x),
                              "runs": x}, ".2f", unit="x"),
-                        f"{a['orders']['median']:,.0f}", f"{a['fills']['median']:,.0f}",
-                        fmt(a["compile_s"], ".1f")])  # fmt: skip
+                        f"{a['decisions']['median']:,.0f}", f"{a['orders']['median']:,.0f}",
+                        f"{a['fills']['median']:,.0f}", fmt(a["compile_s"], ".1f")])  # fmt: skip
     if l2_rows:
         table("market_maker on the L2 venue, risk-averse queue (M rows/s; median (min-max))",
-              ["stream", "rows", "ours warm", "L2 book alone", "ours / book", "orders",
-               "fills", "compile s"], l2_rows)  # fmt: skip
+              ["stream", "rows", "ours warm (wall)", "ours warm (CPU)", "L2 book alone (CPU)",
+               "ours / book (CPU)", "decisions", "orders", "fills", "compile s"],
+              l2_rows)  # fmt: skip
     rows = []
     for n in sizes:
         a = agg[str(n)]

@@ -22,7 +22,7 @@ import numpy as np
 
 from redline.feeds.events import QUOTE_DTYPE
 from redline.strategies.target import strategy
-from redline.venue import l1
+from redline.venue import l1, loops
 from redline.venue.latency import Latency, Legs
 from redline.venue.orders import EXECUTION_DTYPE, REFUSED, Orders, Status
 from redline.venue.portfolio import summary
@@ -41,6 +41,8 @@ class Result:
 
 
 class Backtest:
+    VENUE = "l1"  # which compiled loop (venue/loops.py)
+
     def __init__(self, name: str | ModuleType, params, latency: Latency | Legs,
                  instruments: Sequence[int],
                  value_per_tick: dict[int, float] | None = None, fee_bps: float = 0.0,
@@ -63,8 +65,7 @@ class Backtest:
         self._value = np.array([self.value[int(i)] for i in self.ids], np.float64)
         # A quoting strategy (strategies/target.py) has `quote` in place of `step`.
         self._quoting = hasattr(module, "quote")
-        self._step = l1.no_step if self._quoting else module.step
-        self._quote = module.quote if self._quoting else l1.no_quote
+        self._loop = loops.loop(self.VENUE, module)
         self._p = params.vector()
         self._state = module.new_state(params, len(self.ids))
         self.legs = latency.legs() if isinstance(latency, Latency) else latency
@@ -107,14 +108,20 @@ class Backtest:
             if done:
                 v.grow_acks()
             s = slice(done, n)
-            done += l1.run_chunk(ts[s], idx[s], flags[s], bid[s], ask[s], bsz[s], asz[s],
-                                 self._quoting, self._step, self._quote, self._state, self._p,
-                                 self.legs.arrays(), self._scratch, self._fees, kind, offset,
-                                 self._value, self.bar_ns,
-                                 v.risk, v.window, v.cursor, v.book, v.pos, v.seen, v.pending,
-                                 v.working, v.rest_n, v.cash, v.fees, v.orders, v.acks, v.rest,
-                                 cnt, self._ex_buf, self._fee_buf, bars_ts, bars_eq)  # fmt: skip
+            done += self._loop(
+                (ts[s], idx[s], flags[s], bid[s], ask[s], bsz[s], asz[s], self._state, self._p,
+                 self.legs.arrays(), self._scratch, self._fees, kind, offset, self._value,
+                 self.bar_ns, v.risk, v.window, v.cursor, v.book, v.pos, v.seen, v.pending,
+                 v.working, v.rest_n, v.cash, v.fees, v.orders, v.acks, v.rest, cnt,
+                 self._ex_buf, self._fee_buf, bars_ts, bars_eq)
+            )  # fmt: skip
         self._end_chunk(n, bars_ts, bars_eq)
+
+    def orders_since(self, start: int) -> np.ndarray:
+        """The int64 order rows (l1's C_* columns, C_INST a dense index) made since row
+        `start`, as a view valid until the next `feed`: what a caller that streams quotes in
+        (the graph's strategy node) reports per decision."""
+        return self._ex_buf[start : int(self.venue.cnt[l1.N_EXEC])]
 
     def _dense(self, iid: np.ndarray) -> np.ndarray:
         """Dense instrument indices of the ids `iid`; ValueError naming one not in the run."""
@@ -186,3 +193,10 @@ class Backtest:
             "position": {int(i): int(p) for i, p in zip(self.ids, v.pos, strict=True)},
         }
         return Result(self.events, ex, bars_ts, bars_eq, figures)
+
+
+def rejections(figures: dict) -> int:
+    """Orders refused before they left (risk, in-flight bound), refused by the venue, or that
+    found nothing to take (market and IOC), from `Result.figures`."""
+    return (figures["refused"] + figures["post_only_crossed"] + figures["open_orders_full"]
+            + figures["expired_unfilled"])  # fmt: skip

@@ -256,17 +256,17 @@ def send(t, j, q, kind, lim, px, mid, legs, r, window, cursor, value, book, pos,
     return k
 
 
-@nb.njit(cache=True)
-def run_chunk(ts, inst, flags, bid, ask, bsz, asz, quoting, step, quote, state, p, legs,
-              scratch, fee_rates, okind, offset, value, bar_ns, r, window, cursor, book, pos, seen,
-              pending, working, rest_n, cash, fees, orders, acks, rest, cnt, ex, ex_fee, bars_ts,
-              bars_eq) -> int:  # fmt: skip
+@nb.njit
+def run_chunk(quoting, step, quote, args) -> int:
     """One chunk of quotes (inst: dense instrument index) for a target-position strategy
     (`step`) or, when `quoting`, a quoting one (`quote`; strategies/target.py); the other is a
-    stand-in never called. `legs`: latency.Legs.arrays(); `scratch`: 3 int64 for the legs of
+    stand-in never called; venue/loops.py caches one entry per strategy. `legs`: latency.Legs.arrays(); `scratch`: 3 int64 for the legs of
     the decision stepped. Rows go to `ex` (N_COLUMNS) and `ex_fee` from cnt[N_EXEC], bars to
     bars_ts/bars_eq from cnt[N_BARS], each with room for 2 * len(ts) more. Returns how many
     quotes it ran: fewer when the ack ring needs room first (VenueState.grow_acks)."""
+    (ts, inst, flags, bid, ask, bsz, asz, state, p, legs, scratch, fee_rates, okind, offset,
+     value, bar_ns, r, window, cursor, book, pos, seen, pending, working, rest_n, cash,
+     fees, orders, acks, rest, cnt, ex, ex_fee, bars_ts, bars_eq) = args  # fmt: skip
     # One loop body, written out (steps 3 and 4 are venue/decide.py's): a call per quote with
     # these ~30 arrays costs their reference counts, 4x the loop (measured: 22 -> 5 M quotes/s).
     for i in range(ts.shape[0]):

@@ -11,8 +11,8 @@ is the aggressor's), merged in `ts_recv` order. Per event:
    reaches our price fills what the queue ahead does not take; at the end of an atomic batch
    (flag LAST) an opposite side that reached our price (a level crossing) fills us;
 3. acks due by now move the position the strategy sees;
-4. at the end of an atomic batch of deltas, with both sides shown, the strategy steps on the
-   touch (as on a quote in l1.py), and its orders leave as there.
+4. at the end of an atomic batch of deltas, with both sides shown (and on a timer, the first
+   such in each window), the strategy steps on the touch as on a quote in l1.py.
 
 Marketable orders walk the levels: a market buy takes the best ask, then the next level up,
 until it is filled (what is left expires); a limit buy the same, up to its price (GTC rests the
@@ -55,8 +55,8 @@ WINDOW_TICKS = 1 << 16  # ±32,768 ticks around the first price: ±12% of ETHUSD
 MODELS = ("risk_averse", "power", "log")
 RISK_AVERSE, POWER, LOG = range(3)
 
-# Columns of the per-instrument level state.
-L_BASE, L_BB, L_BA, L_VALID, L_REBUILD, L_INIT, L_SINCE = range(7)
+# Columns of the per-instrument level state (L_STEP: when the strategy's timer is next due).
+L_BASE, L_BB, L_BA, L_VALID, L_REBUILD, L_INIT, L_SINCE, L_STEP = range(8)
 # Slots of the L2 counters vector.
 OUTSIDE, HELD, N_L2 = 0, 1, 2
 
@@ -84,8 +84,9 @@ class L2State(l1.VenueState):
         if window_ticks < 16:
             raise ValueError(f"window_ticks must be >= 16, got {window_ticks}")
         self.levels = np.zeros((n_instruments, 2, window_ticks), np.int64)
-        self.lstate = np.zeros((n_instruments, 7), np.int64)
+        self.lstate = np.zeros((n_instruments, 8), np.int64)
         self.lstate[:, L_BB] = self.lstate[:, L_BA] = -1
+        self.lstate[:, L_STEP] = np.iinfo(np.int64).min
         self.lstate[:, L_VALID] = 1
         self.queue = np.array([MODELS.index(model), power], np.float64)
         self.cnt2 = np.zeros(N_L2, np.int64)
@@ -237,7 +238,7 @@ def _crossings(j, t, legs, fee_rates, lv, ls, pos, cash, fees, value, ex, ex_fee
     cnt[l1.N_REST] = m
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _arrive(k, t_venue, t_match, legs, fee_rates, lv, ls, book, pos, cash, fees, value, ex,
             ex_fee, qa, qt, acks, rest, rest_n, cnt) -> None:  # fmt: skip
     """Order row `k` reaches the venue at `t_venue` and meets the book at `t_match` (later
@@ -310,20 +311,23 @@ def _arrivals(t, legs, fee_rates, lv, ls, book, pos, cash, fees, value, ex, ex_f
         cnt[l1.O_HEAD] += 1
 
 
-@nb.njit(cache=True)
-def run_chunk(ts, inst, flags, side, action, px, sz, quoting, step, quote, state, p, legs,
-              scratch, fee_rates, okind, offset, value, bar_ns, r, window, cursor, lv, ls, qm,
-              book, pos, seen, pending, working, rest_n, cash, fees, orders, acks, rest, cnt,
-              cnt2, ex, ex_fee, qa, qt, bars_ts, bars_eq) -> int:  # fmt: skip
-    """One chunk of L2 events (inst: dense instrument index; action TRADE: a trade, `side` its
-    aggressor). `legs`: latency.Legs.arrays(); the rest as l1.run_chunk, with the levels
-    (`lv`, `ls`), the queue model `qm` and each order row's queue ahead and traded volume
-    (`qa`, `qt`). Returns how many events it ran (fewer when the ack ring needs room)."""
+@nb.njit
+def run_chunk(quoting, step, quote, args) -> int:
+    """One chunk of L2 events (`iid`: instrument ids, each in the sorted `ids`; action TRADE:
+    a trade, `side` its aggressor). `step_ns` > 0: the strategy steps on an instrument at most
+    once per `step_ns` of data time (a timer, as hftbacktest's elapse), on its first whole
+    book in each such window; 0: on every one. `legs`: latency.Legs.arrays(); the rest as
+    l1.run_chunk, with the levels (`lv`, `ls`), the queue model `qm` and each order row's
+    queue ahead and traded volume (`qa`, `qt`). Returns how many events it ran."""
+    (ts, iid, ids, flags, side, action, px, sz, step_ns, state, p, legs, scratch, fee_rates,
+     okind, offset, value, bar_ns, r, window, cursor, lv, ls, qm, book, pos, seen, pending,
+     working, rest_n, cash, fees, orders, acks, rest, cnt, cnt2, ex, ex_fee, qa, qt,
+     bars_ts, bars_eq) = args  # fmt: skip
     w = lv.shape[2]
     for i in range(ts.shape[0]):
         if not l1.room(cnt, acks):
             return i
-        t, j, a, f = ts[i], inst[i], action[i], flags[i]
+        t, j, a, f = ts[i], np.searchsorted(ids, iid[i]), action[i], flags[i]
         if f & _GAP:
             ls[j, L_VALID] = 0
         # 1. arrivals before this event meet the book before it, once the book is known
@@ -378,11 +382,14 @@ def run_chunk(ts, inst, flags, side, action, px, sz, quoting, step, quote, state
                 _crossings(j, t, legs, fee_rates, lv, ls, pos, cash, fees, value, ex, ex_fee,
                            acks, rest, rest_n, cnt)  # fmt: skip
             _touch(lv, ls, book, j)
-        # 3. acks due by now
-        take_acks(t, seen, pending, working, acks, ex, cnt)
-        # 4. the strategy, at the end of a batch, on a whole book with both sides
-        if not (batch_end and known and book[j, HAS] == 1):
+        # 3. acks due by now (the test first: a call per event costs its ~7 arrays' refcounts)
+        if cnt[l1.A_HEAD] < cnt[l1.A_TAIL] and acks[cnt[l1.A_HEAD] % acks.shape[0], 0] <= t:
+            take_acks(t, seen, pending, working, acks, ex, cnt)
+        # 4. the strategy, at the end of a batch, on a whole book with both sides, when due
+        if not (batch_end and known and book[j, HAS] == 1 and t >= ls[j, L_STEP]):
             continue
+        if step_ns > 0:
+            ls[j, L_STEP] = (t // step_ns + 1) * step_ns
         dec = drawn(legs[0], cnt[l1.DECISIONS])
         cnt[l1.DECISIONS] += 1
         scratch[0] = dec

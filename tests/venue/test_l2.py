@@ -70,12 +70,12 @@ def events(rows):
 
 
 def run(rows, targets, kind="limit", offset=0, latency=None, queue="risk_averse", power=2.0,
-        maker_bps=0.0, fee_bps=0.0):  # fmt: skip
+        maker_bps=0.0, fee_bps=0.0, step_ns=0, batches=None):  # fmt: skip
     params = SimpleNamespace(vector=lambda: np.zeros(0))
     bt = L2Backtest(scripted(targets), params, latency or Latency(), [1], queue=queue,
                     power=power, window_ticks=1024, orders=Orders(kind=kind, offset=offset),
-                    maker_bps=maker_bps, fee_bps=fee_bps)  # fmt: skip
-    for batch in events(rows):
+                    maker_bps=maker_bps, fee_bps=fee_bps, step_ns=step_ns)  # fmt: skip
+    for batch in events(rows) if batches is None else batches:
         bt.feed(batch)
     return bt.finish()
 
@@ -221,3 +221,64 @@ def test_a_sampled_decision_leg_and_a_recorded_entry_leg_move_the_fill(tmp_path)
     assert (o["ts_decision"], o["ts_venue"], o["px"]) == (5 * US, 15 * US, 104.0)
     without_file = run(moved, [1, 1, 1], kind="market", latency=decided)
     assert without_file.executions["px"].tolist() == [102.0]  # at the venue at 5 µs
+
+
+# A book update every 10 µs from 0 to 90 µs, then at 100, 150 and 250 µs.
+TICKS = START + [r for t in (*range(10, 100, 10), 100, 150, 250) for r in level(t, B, 100, 6)]
+
+
+def test_a_timer_steps_the_strategy_once_per_window_of_data_time():
+    # 100 µs windows: the first whole book in [0, 100), [100, 200) and [200, 300) steps it
+    every = run(TICKS, [1, 2, 3], kind="market")
+    timed = run(TICKS, [1, 2, 3], kind="market", step_ns=100 * US)
+    assert every.figures["decisions"] == 13
+    assert every.executions["ts_decision"].tolist() == [0, 10 * US, 20 * US]
+    assert timed.figures["decisions"] == 3
+    assert timed.executions["ts_decision"].tolist() == [0, 100 * US, 250 * US]
+    assert timed.figures["position"] == {1: 2}  # the last order meets no book after it
+
+
+def test_a_timer_below_the_updates_spacing_steps_on_every_update():
+    same = run(TICKS, [1, 2, 3], kind="market", step_ns=1)
+    assert (
+        same.figures["journal_sha256"]
+        == run(TICKS, [1, 2, 3], kind="market").figures["journal_sha256"]
+    )
+
+
+@pytest.mark.parametrize("step_ns", [-1, 1.5])
+def test_a_bad_timer_is_named(step_ns):
+    params = SimpleNamespace(vector=lambda: np.zeros(0))
+    with pytest.raises(ValueError, match=f"step_ns={step_ns}: give an int >= 0"):
+        L2Backtest(scripted([1]), params, Latency(), [1], step_ns=step_ns)
+
+
+def test_batches_in_any_cut_or_stride_give_the_same_run():
+    # the queue test's events: one batch of deltas run as it is, batches of one record each
+    # (merged as bytes, trades among them), and a strided view all give one journal
+    rows = (book(0, [(100, 10)], [(102, 5)]) + level(10, B, 100, 16) + trade(15, A, 100, 2)
+            + level(20, B, 100, 11) + trade(25, A, 100, 9))  # fmt: skip
+    one_by_one = [b[i : i + 1] for b in events(rows) for i in range(len(b))]
+    spaced = []
+    for b in events(rows):
+        twice = np.repeat(b, 2)
+        spaced.append(twice[::2])  # not contiguous
+    want = run(rows, [1], queue="power")
+    assert want.executions["qty"].tolist() == [1]  # the last trade fills us
+    for batches in (one_by_one, spaced):
+        got = run(rows, [1], queue="power", batches=batches)
+        assert got.figures["journal_sha256"] == want.figures["journal_sha256"]
+        assert got.figures["queue_ahead_at_end"] == want.figures["queue_ahead_at_end"]
+    deltas = events(book(0, [(100, 10)], [(102, 5)]) + level(10, B, 100, 16))
+    (whole,) = deltas
+    assert (
+        run([], [1], batches=[whole]).figures["journal_sha256"]
+        == run([], [1], batches=[whole[:3], whole[3:]]).figures["journal_sha256"]
+    )
+
+
+def test_an_instrument_not_in_the_run_is_named():
+    (snap,) = events(START)
+    snap["instrument_id"][-1] = 7
+    with pytest.raises(ValueError, match=r"instrument 7 is not in \[1\]"):
+        run([], [1], batches=[snap])
