@@ -1,7 +1,13 @@
-"""`redline backtest DATA... --strategy NAME [--param k=v ...] [--venue auto|l1|l2]
-[--queue MODEL] [--latency ...] [--orders ...] [--risk ...] [--fee-bps X] [--maker-bps X]
-[--json PATH] [--report DIR]`: a strategy (a target position, or quotes) behind pre-trade risk
-against the simulated venue over recordings, with the latency legs given, and what it made.
+"""`redline backtest DATA... --strategy NAME [--param k=v ...] [--mode fast|faithful]
+[--venue auto|l1|l2] [--queue MODEL] [--latency ...] [--orders ...] [--risk ...]
+[--fee-bps X] [--maker-bps X] [--json PATH] [--report DIR]`: a strategy (a target position, or
+quotes) behind pre-trade risk against the simulated venue over recordings, with the latency
+legs given, and what it made.
+
+`--mode fast` (the default) runs the strategy, risk and venue in one compiled loop over the
+data; `--mode faithful` pushes the same quotes and trades through the live graph (two worker
+processes, the arbiter, the strategy node on the same venue: backtest_faithful.py). Both
+report the same figures, `journal_sha256` included, so the two can be compared.
 
 DATA: Parquet recordings or folders of them (`redline import` output, `replay_data/`). The
 venue (`--venue auto`): the L2 book with a queue model (venue/l2.py) where the data hold
@@ -40,6 +46,9 @@ def register(sub) -> None:
     p.add_argument("--latency", default="", metavar="LEGS",
                    help="decision=US|journal:PATH,entry=US|file:PATH,ack=US|file:PATH "
                    "(µs; default 0 each)")  # fmt: skip
+    p.add_argument("--mode", choices=("fast", "faithful"), default="fast",
+                   help="fast: one compiled loop over the data; faithful: through the live "
+                   "graph with two worker processes (L1 venue)")  # fmt: skip
     p.add_argument("--venue", choices=("auto", "l1", "l2"), default="auto",
                    help="fills against the top of book (l1, QUOTE records) or the L2 book with "
                    "a queue model (l2, BOOK_DELTA and TRADE records); auto: l2 where the data "
@@ -62,10 +71,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from redline.feeds.replay.reader import replay
     from redline.strategies.target import params, strategy
-    from redline.venue.backtest import Backtest
-    from redline.venue.l2_backtest import L2Backtest
     from redline.venue.orders import Orders
     from redline.venue.risk import Risk
 
@@ -79,6 +85,63 @@ def run(args) -> int:
     value, unit = _value_per_tick(args.data, ids)
     common = dict(value_per_tick=value, fee_bps=args.fee_bps, maker_bps=args.maker_bps,
                   risk=limits, orders=orders)  # fmt: skip
+    if args.mode == "faithful":
+        if venue != "l1":
+            raise ValueError("--mode faithful: the graph's strategy node trades the L1 venue; "
+                             "give --venue l1")  # fmt: skip
+        from redline.pipeline.cli.backtest_faithful import run_faithful
+
+        t0 = time.perf_counter()
+        bt, result, graph = run_faithful(args.data, args.strategy, module, p, legs, ids, common)
+        seconds = time.perf_counter() - t0
+    else:
+        bt, result, seconds = _fast(args, module, p, legs, ids, common, venue, kinds, total)
+        graph = {}
+    f = (
+        result.figures
+        | graph
+        | {
+            "strategy": args.strategy,
+            "params": {k: getattr(p, k) for k in p.__struct_fields__},
+            "venue": venue,
+            "mode": args.mode,
+            "latency": legs.describe() | {"given": args.latency},
+            "orders_as": {f: getattr(bt.orders, f) for f in bt.orders.__struct_fields__},
+            "risk": {f: getattr(limits, f) for f in limits.__struct_fields__},
+            "money": unit,
+            "events_per_s": result.events / seconds if seconds > 0 else 0.0,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rejections": _rejections(result.figures),
+        }
+    )
+    print(
+        f"redline backtest: {args.strategy} on {f['events']:,} events ({venue}"
+        f"{', queue ' + args.queue if venue == 'l2' else ''}) "
+        f"({f['events_per_s'] / 1e6:.2f} M/s): {f['orders']:,} orders, {f['fills']:,} filled, "
+        f"{f['refused']:,} refused by risk {_reasons(f['refused_by_reason'])}, "
+        f"{f['rejections'] - f['refused']:,} more rejected or unfilled, "
+        f"{f['cancels']:,} cancels ({f['cancels_too_late']:,} too late), "
+        f"{f['resting_at_end']} resting and {f['in_flight_at_end']} in flight at the end; "
+        f"pnl {f['pnl']:,.2f} {unit} after fees {f['fees']:,.2f}, sharpe {f['sharpe']:.2f}, "
+        f"max drawdown {f['max_drawdown']:,.2f}, fill ratio {f['fill_ratio']:.2%}; "
+        f"latency {_legs_text(f['latency'])}; journal sha256 {f['journal_sha256'][:16]}"
+    )
+    if graph:
+        origins = ", ".join(f"{k} {n:,}" for k, n in graph["decisions_by_origin"].items())
+        print(f"redline backtest: faithful graph: decisions by origin {origins}; lost decisions "
+              f"{graph['lost_decisions']:,}; worker restarts {graph['restarts']}")  # fmt: skip
+    if args.report:
+        _report(Path(args.report), result, unit)
+    write_json(args.json, f)
+    return _faithful_losses(graph)
+
+
+def _fast(args, module, p, legs, ids, common, venue, kinds, total):
+    """Fast mode: the compiled loop over the data; (the backtest, its result, seconds)."""
+    from redline.feeds.replay.reader import replay
+    from redline.venue.backtest import Backtest
+    from redline.venue.l2_backtest import L2Backtest
+
     if venue == "l2":
         if hasattr(module, "bind"):
             raise ValueError(f"--strategy {args.strategy} steps on quotes: give --venue l1")
@@ -97,42 +160,27 @@ def run(args) -> int:
                 bt.feed(recs)
                 advance(len(recs))
     result = bt.finish()
-    seconds = time.perf_counter() - t0
-    f = result.figures | {
-        "strategy": args.strategy,
-        "params": {k: getattr(p, k) for k in p.__struct_fields__},
-        "venue": venue,
-        "latency": legs.describe() | {"given": args.latency},
-        "orders_as": {f: getattr(bt.orders, f) for f in bt.orders.__struct_fields__},
-        "risk": {f: getattr(limits, f) for f in limits.__struct_fields__},
-        "money": unit,
-        "events_per_s": result.events / seconds if seconds > 0 else 0.0,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rejections": _rejections(result.figures),
-    }
-    print(
-        f"redline backtest: {args.strategy} on {f['events']:,} events ({venue}"
-        f"{', queue ' + args.queue if venue == 'l2' else ''}) "
-        f"({f['events_per_s'] / 1e6:.2f} M/s): {f['orders']:,} orders, {f['fills']:,} filled, "
-        f"{f['refused']:,} refused by risk {_reasons(f['refused_by_reason'])}, "
-        f"{f['rejections'] - f['refused']:,} more rejected or unfilled, "
-        f"{f['cancels']:,} cancels ({f['cancels_too_late']:,} too late), "
-        f"{f['resting_at_end']} resting and {f['in_flight_at_end']} in flight at the end; "
-        f"pnl {f['pnl']:,.2f} {unit} after fees {f['fees']:,.2f}, sharpe {f['sharpe']:.2f}, "
-        f"max drawdown {f['max_drawdown']:,.2f}, fill ratio {f['fill_ratio']:.2%}; "
-        f"latency {_legs_text(f['latency'])}; journal sha256 {f['journal_sha256'][:16]}"
-    )
-    if args.report:
-        _report(Path(args.report), result, unit)
-    write_json(args.json, f)
-    return 0
+    return bt, result, time.perf_counter() - t0
+
+
+def _faithful_losses(graph: dict) -> int:
+    """Exit status of a run: 3 (said on stderr) when the faithful graph lost, dropped or did
+    not step anything it took in, else 0."""
+    lost = {k: graph.get(k, 0) for k in ("lost_decisions", "lost", "drops", "missing_quote")}
+    if not any(lost.values()) and not graph.get("graph_exit"):
+        return 0
+    shown = ", ".join(f"{k} {v:,}" for k, v in lost.items())
+    print(f"redline backtest: the faithful graph lost input ({shown}); its figures miss it",
+          file=sys.stderr)  # fmt: skip
+    return 3
 
 
 def _rejections(figures: dict) -> int:
-    """Orders refused before they left (risk, in-flight bound), refused by the venue, or that
-    found nothing to take (market and IOC)."""
-    return (figures["refused"] + figures["post_only_crossed"] + figures["open_orders_full"]
-            + figures["expired_unfilled"])  # fmt: skip
+    """Orders refused before they left, refused by the venue, or that found nothing to take
+    (venue/backtest.py)."""
+    from redline.venue.backtest import rejections
+
+    return rejections(figures)
 
 
 def _reasons(by_reason: dict[str, int]) -> str:

@@ -9,7 +9,13 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from redline.feeds.settings import DurationMs, DurationUs, InstrumentId, Settings
+from redline.feeds.settings import (
+    DurationMs,
+    DurationUs,
+    InstrumentId,
+    NonNegativeFloat,
+    Settings,
+)
 from redline.kernels.plans.signing import PUBLIC_KEY_PATTERN, Trust
 from redline.pipeline.arbiter.config import ArbiterConfig, ArbiterSettings
 from redline.strategies.acc_aeb import PlannerSettings
@@ -108,13 +114,46 @@ class ArbiterSpec(ArbiterSettings, BaseNodeSpec, tag="arbiter", kw_only=True):
         return ArbiterConfig(budget_ns=budget_ns, **fields)
 
 
+SIGNAL_TRADER = "signal_trader"  # a strategy node's default: strategies/signal_trader.py
+
+
 class StrategySpec(SignalTraderConfig, BaseNodeSpec, tag="strategy", kw_only=True):
-    """Model answer -> order decision with risk checks; stamps `ts_decision`. The trader's
-    settings are `SignalTraderConfig` fields (strategies/signal_trader.py)."""
+    """Model answer -> order decision with risk checks; stamps `ts_decision`. By default the
+    signal trader, its settings the `SignalTraderConfig` fields (strategies/signal_trader.py);
+    `strategy = "ema_cross"` (or another of strategies/target.py) runs that strategy against
+    the simulated L1 venue instead, as `redline backtest` does (nodes/paper_trader.py), with
+    its `params` and the venue's `instruments`, latency legs, orders, risk and fees."""
 
     in_: str = msgspec.field(name="in")
     out: str = ""  # empty: decisions end here (counted, not forwarded)
     wait: Wait = "await"
+    strategy: str = SIGNAL_TRADER  # or a registered strategy: ema_cross, market_maker, ...
+    params: dict[str, str | int | float | bool] = {}  # its Params, as `--param` gives them
+    instruments: tuple[InstrumentId, ...] = ()  # the venue's (every one the answers bring)
+    latency: str = ""  # constant legs in µs, as `--latency`: "decision=50,entry=100,ack=80"
+    orders: str = ""  # as `--orders`: "kind=limit,offset=1" (default market; quoting: post-only)
+    risk: str = ""  # pre-trade limits, as `--risk`: "max_position=5,max_orders_per_s=20"
+    fee_bps: NonNegativeFloat = 0.0  # taker fee
+    maker_bps: float = 0.0  # maker fee (< 0: a rebate)
+
+    def check(self) -> None:
+        super().check()
+        if self.strategy == SIGNAL_TRADER:
+            return
+        from redline.pipeline.graph.nodes.paper_trader import parts
+        from redline.strategies.target import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"field 'strategy' is {self.strategy!r}; valid: {SIGNAL_TRADER}, "
+                f"{', '.join(STRATEGIES)}"
+            )
+        parts(self)  # the strategy, its params and the venue's settings, or the one-line error
+        if not self.instruments:
+            raise ValueError(
+                f"field 'instruments' is empty; strategy {self.strategy!r} trades the simulated "
+                "venue, which needs the instrument ids up front (e.g. instruments = [1, 2])"
+            )
 
 
 class JournalSpec(BaseNodeSpec, tag="journal", kw_only=True):

@@ -9,6 +9,7 @@ import numpy as np
 
 from redline.feeds.events import DECISION_DTYPE, RecordType, record_type_of
 from redline.pipeline.graph import config as gc
+from redline.pipeline.graph.nodes.answer_quote import ANSWER_QUOTE_DTYPE, AskedQuotes
 from redline.pipeline.graph.nodes.base import Node
 from redline.pipeline.transport.waiting import Waitable
 from redline.strategies.signal_trader import ANSWER_DTYPE
@@ -49,6 +50,7 @@ class ArbiterNode(Node):
         self._admitted: set[int] = set()
         self.instrument_overflow = 0  # events of instruments past the capacity, not sent
         self._quote: dict[int, tuple[int, int]] = {}  # instrument -> latest (bid, ask)
+        self._asked_quotes = AskedQuotes()  # each asked quote, until its answer leaves
         self.asked = 0
         self.answered = 0
         # (records, ts_feed, ts_features or 0 = stamp when taken, next)
@@ -148,6 +150,7 @@ class ArbiterNode(Node):
             for i, inst in enumerate(insts):
                 self._quote[inst] = (bids[i], asks[i])
                 decide[i] = not self._decide_on or inst in self._decide_on
+            self._asked_quotes.keep(records, decide)
         self.arb.submit_batch(records, decide=decide, ts_feed=ts_feed, ts_features=taken,
                               rtype=rtype)  # fmt: skip
         self.asked += sum(decide)
@@ -185,7 +188,8 @@ class ArbiterNode(Node):
         n = len(recs)
         if not n:
             return 0
-        out = self._answers(batch, ANSWER_DTYPE)
+        out = self._answers(batch, ANSWER_QUOTE_DTYPE)
+        self._asked_quotes.fill(out)
         quote = self._quote
         px = [quote.get(inst, (0, 0)) for inst in recs["instrument_id"].tolist()]
         out["bid_px"] = [p[0] for p in px]

@@ -5,18 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from redline.pipeline.graph import config as gc
+from redline.pipeline.graph.node_specs import SIGNAL_TRADER
 from redline.pipeline.graph.nodes.base import Node
+from redline.pipeline.graph.nodes.paper_trader import PaperTrader
 from redline.strategies.signal_trader import SignalTrader
 
 
 class StrategyNode(Node):
-    """Answers -> decisions (SignalTrader); stamps `ts_decision` as it emits."""
+    """Answers -> decisions; stamps `ts_decision` as it emits. The signal trader by default;
+    a registered strategy (`strategy = "ema_cross"`, ...) trades the simulated L1 venue
+    (nodes/paper_trader.py): `trader` is then a PaperTrader."""
 
     kind = "strategy"
 
     def __init__(self, name, spec: gc.StrategySpec, clock) -> None:
         super().__init__(name, spec, clock)
-        self.trader = SignalTrader(spec, clock)
+        self.trader: SignalTrader | PaperTrader = (
+            SignalTrader(spec, clock) if spec.strategy == SIGNAL_TRADER
+            else PaperTrader.from_spec(spec)
+        )  # fmt: skip
         self.decisions = 0
 
     def step(self) -> int:
@@ -38,6 +45,9 @@ class StrategyNode(Node):
 
     def stats(self) -> dict[str, Any]:
         t = self.trader
+        if isinstance(t, PaperTrader):
+            return {**super().stats(), "decisions": self.decisions, "strategy": self.spec.strategy,
+                    **t.stats()}  # fmt: skip
         return {
             **super().stats(),
             "decisions": self.decisions,
