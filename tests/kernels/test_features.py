@@ -186,3 +186,42 @@ def test_live_update_bounds_are_checked():
         with pytest.raises(IndexError, match="feature update"):
             call()
     assert state.si.sum() == 0  # nothing was applied
+
+
+def test_unsorted_input_is_merged_by_ts_recv_as_live(market):
+    # Out-of-order input takes the argsort merge; it must still equal the live updates.
+    quotes, qrows, trades, trows = market
+    rng = np.random.default_rng(3)
+    qp, tp = rng.permutation(len(quotes)), rng.permutation(len(trades))
+    shuffled = quotes[qp], qrows[qp], trades[tp], trows[tp]
+    scan = FeatureState(TICKS).scan(*shuffled)
+    live = _live(FeatureState(TICKS), *shuffled)
+    assert np.array_equal(scan[0], live[0]) and np.array_equal(scan[1], live[1])
+
+
+def test_scan_writes_into_the_callers_buffers(market):
+    quotes, _, trades, _ = market
+    want = FeatureState(TICKS).scan(*market)
+    bufs = (np.full((len(quotes) + 5, N_FEATURES), np.nan, np.float32),
+            np.full((len(trades) + 1, N_FEATURES), np.nan, np.float32))  # fmt: skip
+    got = FeatureState(TICKS).scan(*market, out=bufs)
+    assert np.shares_memory(got[0], bufs[0]) and np.shares_memory(got[1], bufs[1])
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert np.isnan(bufs[0][len(quotes) :]).all()  # nothing written past the rows
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((299, N_FEATURES), np.float32),  # a row short
+        np.zeros((300, N_FEATURES), np.float64),
+        np.zeros((300, N_FEATURES + 1), np.float32),
+        np.zeros((N_FEATURES, 300), np.float32).T,  # not C-contiguous
+    ],
+)
+def test_scan_refuses_a_buffer_the_kernel_would_overrun(market, bad):
+    trades_buf = np.zeros((len(market[2]), N_FEATURES), np.float32)
+    state = FeatureState(TICKS)
+    with pytest.raises(ValueError, match="scan out"):
+        state.scan(*market, out=(bad, trades_buf))
+    assert state.si.sum() == 0  # refused before anything was applied

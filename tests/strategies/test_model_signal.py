@@ -2,7 +2,9 @@
 with the replay, and a trained model that makes money on held-out data where a random one
 does not."""
 
+import hashlib
 import json
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -71,6 +73,50 @@ def test_predictions_are_the_model_on_the_kernel_features_of_each_quote(monkeypa
         plan.run_into(x[s : s + plan.max_batch], want[s : s + plan.max_batch])
     for j, i in enumerate(ids):
         np.testing.assert_allclose(got[j], want[quotes["instrument_id"] == i, 0], atol=2e-5)
+
+
+def test_decisions_on_the_bundled_recording_are_unchanged(monkeypatch):
+    # Pinned from the code before issue 17 (BLAS forward, argsort merge): the targets the step
+    # takes on every quote. The faster kernels change predictions in the last float32 bits
+    # only; no decision may move. An odd chunk size: the state and the forwards carry over.
+    from redline.replay_data import DIR
+
+    monkeypatch.setattr(ms, "CHUNK_ROWS", 7919)
+    preds = ms.predictions(ms.Params(), [str(DIR)], [1, 2, 3, 4])
+    state, p = ms.state_from(preds), ms.Params().vector()
+    digest, changes = hashlib.sha256(), []
+    for j, pred in enumerate(preds):
+        targets = np.array([ms.step(state[j], p, 0, 0, 0) for _ in pred], np.int8)
+        digest.update(targets.tobytes())
+        changes.append(int((np.diff(targets) != 0).sum()))
+    assert [len(x) for x in preds] == [56846, 31243, 17404, 4642]
+    assert changes == [38, 73, 69, 151]
+    assert digest.hexdigest() == "21b48b62af9397470253dc169eac9db59ff442c80a2266d5ae6e84fab5a8364e"
+
+
+@pytest.mark.parametrize("acts", [["relu", "none", "relu"], ["relu", "silu", "none"]])
+def test_the_forward_lays_each_quotes_output_into_its_instruments_row(acts):
+    # Odd layer widths, 3 outputs (the prediction is the first), a last block of 37 rows, an
+    # instrument with no rows: against the plan's own path.
+    from redline.kernels.numpy_mlp import NumpyMLP
+
+    rng = np.random.default_rng(11)
+    dims = [14, 7, 5, 3]
+    plan = NumpyMLP([rng.normal(size=(a, b)) for a, b in pairwise(dims)],
+                    [rng.normal(size=b) for b in dims[1:]], acts)  # fmt: skip
+    x = rng.normal(size=(2 * 1024 + 37, 14)).astype(np.float32)
+    rows = np.where(np.arange(len(x)) % 5 == 0, 2, 0)  # instrument 1 has none
+    want = np.zeros((len(x), 3), np.float32)
+    for s in range(0, len(x), plan.max_batch):
+        plan.run_into(x[s : s + plan.max_batch], want[s : s + plan.max_batch])
+    out = ms._PerInstrument(3)
+    model = ms._Model(plan)
+    model.predict_into(x[:1000], rows[:1000], out)  # two chunks: the rows continue
+    model.predict_into(x[1000:], rows[1000:], out)
+    got = out.arrays()
+    assert [len(g) for g in got] == [int((rows == j).sum()) for j in range(3)]
+    for j in (0, 2):
+        np.testing.assert_allclose(got[j], want[rows == j, 0], rtol=1e-5, atol=1e-5)
 
 
 def _held_out(tmp_path, seed=5, minutes=6.0):
