@@ -74,7 +74,7 @@ def engines(cuda: bool):
     for label, model in models.items():
         yield f"cpu, {label}", lambda m=model: CpuEngine(rk.compile(m, device="cpu", backend="cpu"))
         if cuda:
-            from redline.pipeline.workers.engines import CudaEngine
+            from redline.pipeline.workers.cuda_engine import CudaEngine
 
             yield f"cuda, {label}", lambda m=model: CudaEngine(rk.compile(m, device="cuda"))
 

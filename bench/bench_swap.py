@@ -1,7 +1,7 @@
 """Hot swap benchmark: time from command to flip, and decision latency in the swap window.
 
     .venv/bin/python bench/bench_swap.py [--rate 400] [--seconds 8] [--budget-ms 20]
-        [--window-s 1] [--runs 3] [--json PATH]
+        [--window-s 1] [--shadow-every 1] [--runs 3] [--json PATH]
 
 Each run: an Arbiter (race) with two CPU worker processes and the in-process fallback serving
 demo@1 (kernels/plans/demo_versions.py) on a live clock, fed recorded quotes of instrument 1 at
@@ -17,6 +17,8 @@ Figures per run:
   p99s. Targets: flip <= 100 ms on CPU workers, window p99 within 1.5x of steady state;
 - lost decisions (requests without exactly one decision: must be 0), safe defaults in the
   window and in the steady state.
+The window includes the watch's cost: during it each worker also times demo@1 beside demo@2 on
+one model call in --shadow-every (pipeline/arbiter/watch.py); a huge value leaves it out.
 Every figure is the median (min-max) of --runs runs, each run with fresh worker processes.
 """
 
@@ -38,7 +40,8 @@ from redline.kernels.plans.numpy_loader import load_cpu_plan
 from redline.pipeline.arbiter.arbiter import Arbiter
 from redline.pipeline.arbiter.config import ArbiterConfig
 from redline.pipeline.arbiter.fallback import CpuFallback, safe_default
-from redline.pipeline.arbiter.swap import SwapCoordinator, WatchRules
+from redline.pipeline.arbiter.swap import SwapCoordinator
+from redline.pipeline.arbiter.watch import WatchRules
 from redline.pipeline.workers.engines import CpuEngine
 from redline.pipeline.workers.link import close_all, spawn_pair
 from redline.replay_data import DIR
@@ -55,7 +58,9 @@ def quotes(n: int) -> np.ndarray:
     raise SystemExit("no quotes in the bundled recording")
 
 
-async def one_run(registry, q: np.ndarray, rate: float, budget_ms: float, window_s: float):
+async def one_run(
+    registry, q: np.ndarray, rate: float, budget_ms: float, window_s: float, shadow_every: int
+):
     clock = LiveClock()
     v1 = registry.resolve("demo@1")
     fallback = CpuFallback(CpuEngine(load_cpu_plan(v1, features="auto")), clock)
@@ -66,7 +71,8 @@ async def one_run(registry, q: np.ndarray, rate: float, budget_ms: float, window
         arb.wait_ready(timeout_s=60)
         # Watch for 2 windows; a rollback would show in the reply's history, not here.
         swapper = SwapCoordinator(arb, registry, base_label="demo@1",
-                                  watch=WatchRules(window_s=2 * window_s))  # fmt: skip
+                                  watch=WatchRules(window_s=2 * window_s,
+                                                   shadow_every=shadow_every))  # fmt: skip
         recs = []
         reply: dict = {}
         marks: dict[str, int] = {}
@@ -137,6 +143,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0, help="stream length per run")
     ap.add_argument("--budget-ms", type=float, default=20.0, help="decision budget (the demo's)")
     ap.add_argument("--window-s", type=float, default=1.0, help="swap window after the flip")
+    ap.add_argument("--shadow-every", type=int, default=1,
+                    help="the watch times the old version on one model call in N")  # fmt: skip
     ap.add_argument("--json", default=None)
     add_runs_arg(ap)
     args = ap.parse_args()
@@ -146,7 +154,9 @@ def main() -> None:
     print(f"load: {len(q):,} recorded quotes at {args.rate:g}/s, budget {args.budget_ms:g} ms, "
           f"race, 2 CPU workers + fallback; swap demo@1 -> demo@2 at the midpoint")  # fmt: skip
     for _ in session:
-        fig = asyncio.run(one_run(registry, q, args.rate, args.budget_ms, args.window_s))
+        fig = asyncio.run(
+            one_run(registry, q, args.rate, args.budget_ms, args.window_s, args.shadow_every)
+        )
         session.add(fig)
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in fig.items()}, flush=True)
     runs = session.runs

@@ -33,6 +33,10 @@ LONG_FILES: dict[str, str] = {
     "pipeline/arbiter/arbiter.py": "the request state machine, answers in and decisions out: "
     "every transition reads and writes the same request; intake, the in-flight table, policy, "
     "checks, referee, outbox and recovery are files of their own",
+    "pipeline/graph/runtime.py": "one run's lifecycle: builds the nodes, runs them (all or some "
+    "per process, three wait modes) with the control plane they share (signals, the /metrics "
+    "loop, the control endpoint) and drains them, counting losses; each node kind, the metrics "
+    "and the endpoint are files of their own",
 }
 
 

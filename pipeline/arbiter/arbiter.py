@@ -326,7 +326,7 @@ class Arbiter:
             if self.breakers[w].health == Health.STARTING and self.models.schedule:
                 self.models.replay(w, msg.version)  # before its state is rebuilt
             self.recovery.on_ready(w, msg, now)
-        elif msg.kind == Kind.LOADED:
+        elif msg.kind in (Kind.LOADED, Kind.SHADOWED):  # hot swap: versions.py
             if why := self.models.on_loaded(w, msg):  # a restarted worker could not reload
                 self._log(now, w, "error", f"reloading a model version: {why}")
                 self.recovery.trip(w, Trip.START_TIMEOUT, now)

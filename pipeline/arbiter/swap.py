@@ -23,50 +23,32 @@ the decisions a poll returns are the node's). A swap:
    both workers (USE) and the fallback, and every decision carries its tag (versions.py).
    It happens here, between two of the node's steps, so between two requests.
 
-After the flip the old version stays loaded. For `watch.window_s` the arbiter's counters are
-watched: a bad output (NaN, out of range), a disagreement between the workers, or more than
-`watch.max_misses` deadline misses flip back at once (automatic rollback), with the reason in
-the arbiter's events log (the worker log beside the journal). `confirm()`, or `keep_warm_s`
-after the flip, drops every version but the serving one; after that there is nothing to roll
-back to (swap to it again instead).
+After the flip the old version stays loaded. For `watch.window_s` the new one is watched
+(watch.py): a bad output (NaN, out of range) or a disagreement between the workers flips back
+at once (automatic rollback), and so do deadline misses when the new version causes them,
+judged against the old version timed beside it in the workers on the same requests in the
+same window (a slower host slows both alike; that leaves a "kept" line, not a rollback). The
+reason goes to the arbiter's events log (the worker log beside the journal). `confirm()`, or
+`keep_warm_s` after the flip, drops every version but the serving one; after that there is
+nothing to roll back to (swap to it again instead).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from redline.kernels.plans.gate_core import PrecisionBound, measure_arrays
 from redline.kernels.plans.registry import Registry, RegistryError
+from redline.pipeline.arbiter.watch import Watch, WatchRules
 
 # Outputs of order 1 (the demo model's score); the dead zone is the demo strategy's threshold.
 CANARY_BOUND = PrecisionBound(max_abs_error=0.5, min_agreement=0.9, decision_threshold=0.2)
 CANARY_ROWS = 256
 LOAD_TIMEOUT_S = 30.0
 WHO = "swap"  # the events log's "worker" column for what the swap does
-
-
-@dataclass(frozen=True)
-class WatchRules:
-    """What rolls a new version back, within `window_s` after its flip."""
-
-    window_s: float = 10.0
-    max_bad_outputs: int = 0  # NaN / out-of-range answers
-    max_disagreements: int = 0  # the workers' answers differ beyond the arbiter's rtol/atol
-    # Deadline misses (the safe default for want of an answer in time): a fraction of the window's decisions, judged
-    # after `min_decisions`, above both `max_miss_fraction` and twice the run's own rate before
-    # the swap: an overloaded host misses deadlines whatever the version, and a rollback would
-    # not help it.
-    max_miss_fraction: float = 0.05
-    min_decisions: int = 50
-
-
-# unanswered: decisions that were the safe default for want of an answer in time (the late
-# ones among them too): the arbiter's deadline misses
-_WATCHED = ("bad_outputs", "disagreements", "unanswered", "decisions")
 
 
 class SwapCoordinator:
@@ -278,12 +260,17 @@ class SwapCoordinator:
 
     def _start_watch(self, vid: int) -> None:
         self._stop_watch()
+        rules = self.watch
+        if self.previous:  # the old version answers in shadow until the watch ends
+            self.arb.models.shadow(self.previous, rules.shadow_every, int(rules.report_ms * 1e6))
         self._watcher = asyncio.get_running_loop().create_task(self._watch(vid))
 
     def _stop_watch(self, confirming: bool = False) -> None:
         task, self._watcher = self._watcher, None
         if task is not None and not task.done() and task is not _current_task():
             task.cancel()
+        if self.arb.models.shadowing[0]:
+            self.arb.models.shadow(0)
         if confirming and self._confirmer is not None:
             self._confirmer.cancel()
             self._confirmer = None
@@ -297,31 +284,23 @@ class SwapCoordinator:
         )
 
     async def _watch(self, vid: int) -> None:
-        """Roll back when the new version raises alarms within the watch window."""
-        counts, rules = self.arb.counts, self.watch
-        base = {k: counts[k] for k in _WATCHED}
-        before = base["unanswered"] / max(1, base["decisions"])
-        allowed = max(rules.max_miss_fraction, 2 * before)
-        end = time.monotonic() + rules.window_s
-        while time.monotonic() < end and self.arb.models.current == vid:
-            d = {k: counts[k] - base[k] for k in _WATCHED}
-            misses = d["unanswered"]
-            missed = misses / max(1, d["decisions"])
-            why = ""
-            if d["bad_outputs"] > rules.max_bad_outputs:
-                why = f"{d['bad_outputs']} bad outputs (NaN or out of range) after the flip"
-            elif d["disagreements"] > rules.max_disagreements:
-                why = f"{d['disagreements']} disagreements between the workers after the flip"
-            elif d["decisions"] >= rules.min_decisions and missed > allowed:
-                why = (
-                    f"{misses} deadline misses in {d['decisions']} decisions after the flip "
-                    f"({missed:.1%}; allowed {allowed:.1%}, {before:.1%} before the swap)"
-                )
-            if why:
+        """Roll back when the new version raises alarms within the watch window (watch.py)."""
+        watch = Watch(self.arb, self.watch, vid, self.previous)
+        end = time.monotonic() + self.watch.window_s
+        try:
+            while time.monotonic() < end and self.arb.models.current == vid:
+                why, kept = watch.verdict()
+                if kept:
+                    self._log("kept", kept)
+                if why:
+                    self._watcher = None
+                    await self.rollback(reason=f"automatic: {why}")
+                    return
+                await asyncio.sleep(0.002)
+        finally:
+            if self._watcher is _current_task() and self.arb.models.shadowing[0]:
                 self._watcher = None
-                await self.rollback(reason=f"automatic: {why}")
-                return
-            await asyncio.sleep(0.002)
+                self.arb.models.shadow(0)  # the window is over: the workers stop timing
 
     # -- records --------------------------------------------------------------------------------
 

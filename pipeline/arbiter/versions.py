@@ -6,6 +6,8 @@
     models.expected(event_no)             # the version that must have answered it (0: any)
     models.replay(w)                      # a restarted worker: LOAD + USE again, before RESTORE
     models.drop(vid)                      # DROP: the old version leaves the workers
+    models.shadow(old, every, period_ns)  # SHADOW: time the old one beside the new (the watch)
+    models.take_shadowed()                # the paired times the workers reported since
 
 The flip is a point in the event numbers: every event from `first_event` on is answered by the
 new version, every event before by the old one, whoever answers and whenever (a late ASK, a
@@ -15,6 +17,8 @@ The swap's sequencing (canary, confirm, rollback) is swap.py's; this only keeps 
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from redline.pipeline.arbiter.config import WorkerLink
 from redline.pipeline.workers.protocol import Kind, Reply, header
@@ -29,6 +33,10 @@ class ModelVersions:
         self.loads: list[Reply | None] = [None, None]  # the latest LOADED of each worker
         self.replaying = [0, 0]  # LOADs replayed to a restarted worker, not yet answered
         self.wrong_version = 0  # answers refused: tagged with another version than expected
+        self.shadowing = (0, 1, 0)  # (version, every, period ns) the workers time in shadow
+        # SHADOWED reports not taken yet: (worker, shadow version, serving version, [m, 3]
+        # int64 rows, serving ns, shadow ns per model call)
+        self.shadowed: list[tuple[int, int, int, np.ndarray]] = []
         self._cut = 0  # events from here on: `_current`
         self._current = 0  # 0: no flip yet, any version is accepted
 
@@ -72,7 +80,13 @@ class ModelVersions:
         return self.links[w].send([head, str(plan_dir).encode()])
 
     def on_loaded(self, w: int, msg: Reply) -> str:
-        """A LOADED from worker w; returns why a replayed load failed ("" otherwise)."""
+        """A LOADED or SHADOWED from worker w; returns why a replayed load failed (else "")."""
+        if msg.kind == Kind.SHADOWED:
+            size = len(msg.payload or b"")
+            if self.shadowing[0] and size == msg.id * 24:  # else late, or malformed: dropped
+                pairs = np.frombuffer(msg.payload, np.int64).reshape(-1, 3).copy()
+                self.shadowed.append((w, msg.version, msg.stamps[0], pairs))
+            return ""
         if self.replaying[w]:  # a restarted worker's LOADs are not a swap's
             self.replaying[w] -= 1
             return bytes(msg.payload or b"").decode(errors="replace") if msg.stamps[3] else ""
@@ -88,6 +102,23 @@ class ModelVersions:
         self._cut, self._current = first_event, version
         for link in self.links:
             link.send([header(Kind.USE, first_event, version=version)])
+
+    def shadow(self, version: int, every: int = 1, period_ns: int = 50_000_000) -> None:
+        """SHADOW to both workers: time `version` beside the serving one on one model call in
+        `every`, report every `period_ns` (workers/versions.py); version 0 stops."""
+        self.shadowing = (version, every, period_ns)
+        if not version:
+            self.shadowed.clear()
+        for link in self.links:
+            link.send(self._shadow_frames())
+
+    def take_shadowed(self) -> list[tuple[int, int, int, np.ndarray]]:
+        out, self.shadowed = self.shadowed, []
+        return out
+
+    def _shadow_frames(self) -> list:
+        version, every, period_ns = self.shadowing
+        return [header(Kind.SHADOW, period_ns, version=version), np.uint32(every).tobytes()]
 
     def drop(self, version: int) -> None:
         self.loaded.pop(version, None)
@@ -105,3 +136,5 @@ class ModelVersions:
         for first, version in self.schedule:
             if version in self.loaded or version == base:
                 link.send([header(Kind.USE, first, version=version)])
+        if self.shadowing[0] in self.loaded or self.shadowing[0] == base != 0:
+            link.send(self._shadow_frames())  # the swap's watch goes on in the new process

@@ -64,3 +64,17 @@ def _journal(spec: Any) -> Path:
     if paths:
         return control_journal_path(paths[0])
     return run_dir() / "commands.jsonl"
+
+
+def refusals(runtime: Any) -> list[tuple[str, str, int]]:
+    """(plane, endpoint, handshakes refused so far) of each endpoint of `runtime`'s graph that
+    counts them: the control endpoint, tcp edges read here, and the worker links (a worker's
+    count of foreign peers, from its heartbeats). /metrics shows them (graph/runtime.py)."""
+    out = [("control", "control", runtime.control.refused)] if runtime.control else []
+    out += [
+        ("data", e, r.port.refused)
+        for e, r in runtime.receivers.items()
+        if runtime.spec.edges[e].address.startswith("tcp://")
+    ]
+    arbiters = [n.arb for n in runtime.nodes.values() if n.kind == "arbiter"]
+    return out + [("data", link.name, link.refused) for a in arbiters for link in a.links]

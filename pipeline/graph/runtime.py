@@ -36,7 +36,7 @@ from typing import Any
 from redline.feeds.clock import Clock, LiveClock
 from redline.feeds.sequence import SequenceTracker
 from redline.pipeline.control.commands import Handlers
-from redline.pipeline.control.endpoint import open_control
+from redline.pipeline.control.endpoint import open_control, refusals
 from redline.pipeline.graph import config as gc
 from redline.pipeline.graph import nodes as gn
 from redline.pipeline.graph.arbiter_build import build_arbiter
@@ -261,6 +261,8 @@ class Runtime:
                 bump(f"drop:s:{e}", snd.drops, lambda k, e=e: m.drop(e, k))
             for e, rcv in self.receivers.items():
                 bump(f"drop:r:{e}", rcv.drops, lambda k, e=e: m.drop(e, k))
+            for plane, endpoint, total in refusals(self):
+                m.refused_total(plane, endpoint, total)
             for a in arbiters:
                 bump(f"failovers:{a.name}", a.arb.stats().get("failovers", 0), m.failover)
                 for w, (link, b) in enumerate(zip(a.arb.links, a.arb.breakers, strict=True)):

@@ -15,13 +15,16 @@ Exposed (units: seconds, the Prometheus convention):
 | redline_deadline_misses_total | counter | |
 | redline_drops_total | counter | edge |
 | redline_failovers_total | counter | |
+| redline_refused_handshakes_total | counter | plane (control, data), endpoint |
 | redline_worker_up | gauge (1 healthy, 0 not) | worker |
 | redline_model_version | gauge | worker |
 | redline_uptime_seconds | gauge (graph clock) | |
 | redline_stage_latency_seconds | summary, quantile 0.5/0.99/0.999 | stage |
 | redline_stage_latency_max_seconds | gauge | stage |
 
-`stage` is `tick_to_decision` or a stage of `latency.SPANS`.
+`stage` is `tick_to_decision` or a stage of `latency.SPANS`. Refused handshakes are peers
+turned away without an allowed CURVE key (transport/zap.py): `endpoint` is `control` (the
+control plane), a tcp edge's name, or a worker's name (the foreign peers its link refused).
 """
 
 from __future__ import annotations
@@ -80,12 +83,19 @@ class Metrics:
         self.failovers = Counter(
             "redline_failovers", "Answers taken from a backup after the primary failed", registry=r
         )
+        self.refused = Counter(
+            "redline_refused_handshakes",
+            "Handshakes refused to peers without an allowed key",
+            ["plane", "endpoint"],
+            registry=r,
+        )
         self.worker_up = Gauge(
             "redline_worker_up", "1 while the worker is healthy, 0 when not", ["worker"], registry=r
         )
         self.model_version = Gauge(
             "redline_model_version", "Model version each worker serves", ["worker"], registry=r
         )
+        self._refused_seen: dict[tuple[str, str], int] = {}
         # Declared up front so a scrape shows zeros, not missing series.
         self._origin_children = [self.decisions.labels(o.name.lower()) for o in Origin]
         for edge in edges:
@@ -119,6 +129,15 @@ class Metrics:
 
     def failover(self, n: int = 1) -> None:
         self.failovers.inc(n)
+
+    def refused_total(self, plane: str, endpoint: str, total: int) -> None:
+        """`endpoint` of `plane` ("control" or "data") has refused `total` handshakes so far
+        (its own count); the first call shows the series, at 0 when nothing was refused."""
+        key = (plane, endpoint)
+        child = self.refused.labels(plane, endpoint)
+        if total > self._refused_seen.get(key, 0):
+            child.inc(total - self._refused_seen.get(key, 0))
+            self._refused_seen[key] = total
 
     def set_worker_health(self, worker: str, healthy: bool) -> None:
         self.worker_up.labels(worker).set(1 if healthy else 0)

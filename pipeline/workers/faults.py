@@ -2,9 +2,12 @@
 
 A fault is written `KIND@N[:ARG]`, several joined by commas: `crash@100`, `hang@50`,
 `delay@10:0.02` (sleep 20 ms on every answer from the 10th on), `nan@5`, `wrong@5:0.5` (add 0.5
-to every output from the 5th answer on). N counts answers this worker computed since it started
-(or since the fault was sent, for `FAULT` messages: N is then relative). Given on the worker's
-command line (`--fault`) or sent at run time (`Arbiter.inject`).
+to every output from the 5th answer on), `slow@10:0.02` (every model call, of any version, takes
+20 ms longer: a host whose compute slowed down), `slow_new@10:0.02` (the same for the versions a
+hot swap loaded, not the one the worker started with: a slower new model). N counts answers
+this worker computed since it started (or since the fault was sent, for `FAULT` messages: N is
+then relative). Given on the worker's command line (`--fault`) or sent at run time
+(`Arbiter.inject`).
 """
 
 from __future__ import annotations
@@ -24,9 +27,17 @@ class FaultKind(StrEnum):
     DELAY = "delay"  # sleep ARG seconds before each answer
     NAN = "nan"  # answers are NaN
     WRONG = "wrong"  # answers are off by ARG (a silent wrong value)
+    SLOW = "slow"  # each model call sleeps ARG seconds (engines.py calls `model_call`)
+    SLOW_NEW = "slow_new"  # the same, only for versions loaded by a hot swap's LOAD
 
 
-_DEFAULT_ARG = {FaultKind.DELAY: 0.01, FaultKind.WRONG: 1.0}
+_DEFAULT_ARG = {
+    FaultKind.DELAY: 0.01,
+    FaultKind.WRONG: 1.0,
+    FaultKind.SLOW: 0.01,
+    FaultKind.SLOW_NEW: 0.01,
+}
+_MODEL = (FaultKind.SLOW, FaultKind.SLOW_NEW)  # faults of the model call, not of the answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +71,29 @@ class FaultSpec:
 class FaultPlan:
     """The faults armed in one worker; `before_answer`/`after_answer` wrap each answer."""
 
-    __slots__ = ("answers", "specs")
+    __slots__ = ("answers", "slow", "specs")
 
     def __init__(self, specs: list[FaultSpec] | None = None) -> None:
-        self.specs: list[FaultSpec] = list(specs or [])
+        self.specs: list[FaultSpec] = []
+        self.slow: list[FaultSpec] = []  # the model-call faults: engines check it per call
         self.answers = 0
+        self._add(specs or [])
 
     def arm(self, text: str, relative: bool = True) -> None:
         """Add faults; with `relative`, N counts from now."""
         base = self.answers if relative else 0
-        self.specs += [FaultSpec(s.kind, s.at + base, s.arg) for s in FaultSpec.parse(text)]
+        self._add([FaultSpec(s.kind, s.at + base, s.arg) for s in FaultSpec.parse(text)])
+
+    def _add(self, specs: list[FaultSpec]) -> None:
+        self.specs += [s for s in specs if s.kind not in _MODEL]
+        self.slow.extend(s for s in specs if s.kind in _MODEL)  # in place: engines hold it
+
+    def model_call(self, new: bool) -> None:
+        """Called by an engine before a model call while `slow` is not empty; `new`: the
+        call is of a version loaded by LOAD."""
+        for s in self.slow:
+            if self.answers >= s.at and (new or s.kind == FaultKind.SLOW):
+                time.sleep(s.arg)
 
     def before_answer(self) -> None:
         """Called before computing an answer: crash, hang or delay here."""

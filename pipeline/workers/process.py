@@ -2,13 +2,15 @@
 pipeline/cli/worker.py, starts it).
 
 Checks and loads the model plan (kernels/plans/plan_file.py: the one check every loader runs,
-with the worker's features and trusted keys), builds its engine (engines.py: resident feature
-state; CUDA graphs captured here, once), warms up, and only then binds its endpoint and reports
+with the worker's features and trusted keys), builds its engine (engines.py, cuda_engine.py:
+resident feature state; CUDA graphs captured here, once), warms up, and only then binds its endpoint and reports
 READY. Then it serves the protocol of workers/protocol.py on one channel (transport/channel.py): applies every
 EVENT (or EVENTS batch) to its state, answers the ones flagged ASK (and later ASKs), snapshots
 and restores its state, and sends a HEARTBEAT every `--heartbeat-ms` while idle. Each answer
 carries the worker's own wall-clock stamps: received, compute start, compute end, sent. A batch's
-answers go back as one ANSWERS message: one send instead of k (each ~20 µs here).
+answers go back as one ANSWERS message: one send instead of k (each ~20 µs here). During a hot
+swap's watch a SHADOWED (the old version timed beside the new, workers/versions.py) follows an
+answer when one is due.
 
 A worker is a separate process so that a crashing CUDA context cannot take the pipeline with
 it. It blocks in `poll` between messages instead of spinning: on 2 cores a spinning worker
@@ -61,7 +63,7 @@ def build_engine(
     from redline.kernels.feature_state import make_features
     from redline.kernels.plans.numpy_loader import numpy_plan
     from redline.kernels.plans.plan_file import read_plan
-    from redline.pipeline.workers.engines import CpuEngine, CudaEngine
+    from redline.pipeline.workers.engines import CpuEngine
 
     if backend not in BACKENDS:
         raise ValueError(f"--backend {backend!r}: expected one of {BACKENDS}")
@@ -78,9 +80,12 @@ def build_engine(
         engine.plan_check = {"features": features, "trust": trust}  # for a hot swap's LOAD
         return engine
     from redline.kernels.plans.storage import build_plan
+    from redline.pipeline.workers.cuda_engine import CudaEngine
 
     plan = build_plan(checked, f"cuda:{device}")
-    return CudaEngine(plan, make_features(plan, checked.features, max_instruments, scale), device)
+    engine = CudaEngine(plan, make_features(plan, checked.features, max_instruments, scale), device)
+    engine.plan_check = {"features": features, "trust": trust}  # for a hot swap's LOAD
+    return engine
 
 
 def _check_cuda(device: int) -> None:
@@ -100,6 +105,7 @@ def serve(engine, endpoint: str, faults: FaultPlan, heartbeat_ns: int, parent: i
     """The worker loop; returns on STOP, or when `parent` (if given) is no longer our parent:
     an arbiter that died without STOP must not leave its workers running."""
     ch = Channel.bind(endpoint, *worker_curve())
+    engine.faults = faults  # its model-call faults (slow, slow_new) act inside the engine
     out = _Out(engine.out_features)
     version = engine.version
     last = 0  # last event number applied
@@ -202,7 +208,7 @@ def _handle(ch, engine, faults, parts, t_recv: int, out: _Out, last: int):
         faults.arm(bytes(parts[1]).decode())
     elif kind == Kind.STOP:
         return -1, False
-    elif kind in (Kind.LOAD, Kind.USE, Kind.DROP):  # hot swap: engines.on_version_message
+    elif kind in (Kind.LOAD, Kind.USE, Kind.DROP, Kind.SHADOW):  # hot swap: engines.py
         reply = on_version_message(engine, kind, _v, no, parts[1] if len(parts) > 1 else b"")
         if reply is not None:
             ch.send(reply, wait=True, copy=True)
@@ -225,6 +231,8 @@ def _answer(ch, engine, faults: FaultPlan, no: int, t_recv: int, out) -> None:
     version = engine.version_of(no)  # the version serving this event (hot swap)
     head = header(Kind.ANSWER, no, version=version, s0=t_recv, s1=t_start, s2=t_end, s3=t_send)
     ch.send([head, out], wait=True, copy=True)  # 4 * N bytes: copied, so `out` is reusable
+    if engine.shadow.n:  # only during a swap's watch
+        _report_shadow(ch, engine)
 
 
 def _answer_batch(ch, engine, faults, nos: np.ndarray, t_recv: int, ans: np.ndarray):
@@ -251,3 +259,12 @@ def _answer_batch(ch, engine, faults, nos: np.ndarray, t_recv: int, ans: np.ndar
     stamps[:, 3] = time.time_ns()
     for a, b, v in engine.version_spans(ans["id"]):  # one message per model version (hot swap)
         ch.send([header(Kind.ANSWERS, version=v, s0=b - a), ans[a:b]], wait=True, copy=True)
+    if engine.shadow.n:
+        _report_shadow(ch, engine)
+
+
+def _report_shadow(ch, engine) -> None:
+    """During a swap's watch: the paired times (SHADOWED) right after an answer when due, so
+    they reach the arbiter even while a backlog of requests waits here."""
+    if engine.shadow.due(time.time_ns()):
+        ch.send(engine.shadow_report(), wait=True, copy=True)

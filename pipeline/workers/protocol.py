@@ -20,6 +20,8 @@ arbiter -> worker
     USE       from event number id on, answer with model version `version` (the swap's flip)
                                                                 ; [hdr]
     DROP      unload model version `version` (not the serving one) ; [hdr]
+    SHADOW    time model version `version` beside the serving one on the rows of each answer,
+              report every id ns (workers/versions.py); version 0: stop ; [hdr, u4 every]
 worker -> arbiter
     READY     version = model version, id = pid, s0 = out_features ; [hdr]
     HEARTBEAT id = last event number applied, s0 = wall time     ; [hdr]
@@ -32,6 +34,8 @@ worker -> arbiter
     LOADED    the LOAD's outcome: version = the loaded version id, id = m canary rows, s0 = load
               and warm ns, s1 = canary ns; [hdr, float32 [2, m, out_features]: the serving
               version's outputs, then the new one's]. s3 = 1: refused; [hdr, utf-8 reason]
+    SHADOWED  paired times since the last: version = the shadow version, id = m model calls,
+              s0 = the serving version; [hdr, int64 [m, 3]: rows, serving ns, shadow ns]
 
 Every ANSWER and ANSWERS carries in `version` the id of the model version that computed it
 (the version serving its event number: engines.py), which the arbiter checks against its own
@@ -64,6 +68,7 @@ class Kind(IntEnum):
     LOAD = 8
     USE = 9
     DROP = 10
+    SHADOW = 11
     READY = 16
     HEARTBEAT = 17
     ANSWER = 18
@@ -71,6 +76,7 @@ class Kind(IntEnum):
     ERROR = 20
     ANSWERS = 21
     LOADED = 22
+    SHADOWED = 23
 
 
 ASK_FLAG = 1

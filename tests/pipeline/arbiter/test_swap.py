@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,7 +32,8 @@ from redline.kernels.plans.plan_file import MANIFEST, WEIGHTS
 from redline.pipeline.arbiter.arbiter import Arbiter
 from redline.pipeline.arbiter.config import ArbiterConfig, BreakerConfig
 from redline.pipeline.arbiter.fallback import CpuFallback, safe_default
-from redline.pipeline.arbiter.swap import SwapCoordinator, WatchRules
+from redline.pipeline.arbiter.swap import SwapCoordinator
+from redline.pipeline.arbiter.watch import WatchRules
 from redline.pipeline.observe.journal import read_journal
 from redline.pipeline.observe.worker_log import read_worker_log
 from redline.pipeline.workers.engines import CpuEngine
@@ -63,14 +65,15 @@ def quotes():
 class Graph:
     """The arbiter, its workers and a coordinator over `registry`."""
 
-    def __init__(self, registry, **swap_args) -> None:
+    def __init__(self, registry, budget_ms: int = BUDGET_MS, rate: int = RATE, **swap_args) -> None:
         self.clock = LiveClock()
         v1 = registry.resolve("demo@1")
         fallback = CpuFallback(CpuEngine(load_cpu_plan(v1, features="auto")), self.clock)
         breaker = BreakerConfig(heartbeat_timeout_ns=1000 * MS, slow_max_misses=24, backoff_ns=0)
         # A budget that a host pause of the busy CI box (~100 ms seen) does not exceed: a late
         # decision in these tests is then the swap's doing.
-        cfg = ArbiterConfig(policy="race", budget_ns=BUDGET_MS * MS, breaker=breaker)
+        cfg = ArbiterConfig(policy="race", budget_ns=budget_ms * MS, breaker=breaker)
+        self.rate = rate
         self.links = spawn_pair(v1)
         self.arb = Arbiter(self.links, cfg, self.clock, safe_default(1), fallback)
         self.arb.wait_ready(timeout_s=60)
@@ -95,12 +98,12 @@ class Graph:
             self.outs.append(batch.outputs.copy())
 
     async def stream(self, quotes: np.ndarray, at: dict) -> None:
-        """Submit `quotes` at RATE, one per event; `at[i]` (a coroutine function) starts as
+        """Submit `quotes` at `self.rate`, one per event; `at[i]` (a coroutine function) starts as
         a task when event i + 1 is submitted. Then wait for every decision."""
         t0 = time.monotonic()
         tasks = []
         for i in range(len(quotes)):
-            while time.monotonic() < t0 + i / RATE:
+            while time.monotonic() < t0 + i / self.rate:
                 self.take()
                 await asyncio.sleep(0.0005)  # the coordinator runs here, between requests
             self.arb.submit(quotes[i : i + 1])
@@ -329,6 +332,48 @@ def test_nan_after_the_flip_rolls_back_automatically_and_says_why(graph, registr
     last = recs[np.argsort(recs["input_seq"])][-100:]
     assert set(last["model_version"].tolist()) <= {v1, 0}  # demo@1 serves again
     assert g.swapper.status()["serving"] == "demo@1"
+
+
+@pytest.mark.parametrize(
+    ("fault", "rolled_back"),
+    [("slow_new@0:0.04", True), ("slow@0:0.02", False)],
+    ids=["new-version-slower", "host-slower"],
+)
+def test_deadline_misses_roll_back_only_a_version_slower_on_the_same_requests(
+    graph, registry, quotes, fault, rolled_back
+):
+    # A 30 ms budget at 20 events/s. slow_new: each call of demo@2 takes 40 ms more, so every
+    # answer misses (the fallback decides). slow: every call of either version takes 20 ms
+    # more, as on a host that slowed down; the answer (20 ms) and the old version timed beside
+    # it (20 ms) miss just as often, and the version is not to blame.
+    rules = WatchRules(window_s=30.0, min_decisions=20, min_calls=10)
+    g = graph(budget_ms=30, rate=20, watch=rules)
+    replies = {}
+
+    async def swap():
+        replies["swap"] = await g.swap("demo", "2")
+
+    async def slow():
+        while "swap" not in replies:  # after the flip: demo@2 serves, demo@1 is timed beside
+            await asyncio.sleep(0.01)
+        for w in (0, 1):
+            g.arb.inject(w, fault)
+
+    _run(g, quotes[:200], {40: swap, 41: slow})
+    assert replies["swap"]["flipped"], replies["swap"]
+    backs = [h for h in g.swapper.history if h.get("action") == "rollback"]
+    log = [e[2:] for e in g.arb.events_log() if e[1] == "swap"]
+    if rolled_back:
+        assert len(backs) == 1 and g.swapper.status()["serving"] == "demo@1", log
+        why = backs[0]["reason"]
+        m = re.search(r"demo@2 took ([\d.]+)x as long as demo@1 on the same (\d+) model calls", why)
+        assert why.startswith("automatic: ") and "got no worker answer in time" in why and m, why
+        assert float(m[1]) > 10 and int(m[2]) >= 10  # 40 ms against tens of µs
+    else:
+        assert not backs and g.swapper.status()["serving"] == "demo@2", log
+        (kept,) = [why for what, why in log if what == "kept"]
+        m = re.search(r"demo@2 took ([\d.]+)x as long as demo@1", kept)
+        assert m and 0.5 < float(m[1]) < 1.5 and "got no worker answer in time" in kept, kept
 
 
 def test_demo_swap_json_counts_decisions_by_version(tmp_path):

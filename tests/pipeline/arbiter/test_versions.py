@@ -1,12 +1,9 @@
-"""ModelVersions (which version answers which event) and the swap's watch flipping back through
-it, on a fake arbiter: no worker processes, so the rules are exercised exactly."""
+"""ModelVersions (which version answers which event), on fake links: no worker processes."""
 
-import asyncio
+import numpy as np
 
-from redline.feeds.clock import LiveClock
-from redline.pipeline.arbiter.swap import SwapCoordinator, WatchRules
 from redline.pipeline.arbiter.versions import ModelVersions
-from redline.pipeline.workers.protocol import Kind, decode_reply
+from redline.pipeline.workers.protocol import Kind, decode_reply, header
 
 
 def test_flips_are_points_in_the_event_numbers_and_a_restart_replays_them():
@@ -32,6 +29,31 @@ def test_flips_are_points_in_the_event_numbers_and_a_restart_replays_them():
     assert bytes(links[0].sent[0][1]) == b"/models/demo/2"
 
 
+def test_the_watch_s_shadow_reaches_both_workers_and_a_restarted_one_and_stops():
+    links = (_Link(), _Link())
+    m = ModelVersions(links)
+    m.loaded[22] = "/models/demo/2"
+    m.flip(22, 100, base=11)
+    m.shadow(11, every=2, period_ns=5_000_000)  # time 11 beside 22
+    for link in links:
+        head = decode_reply(link.sent[-1])
+        assert (head.kind, head.version, head.id) == (Kind.SHADOW, 11, 5_000_000)
+        assert np.frombuffer(link.sent[-1][1], np.uint32).tolist() == [2]
+    links[1].sent.clear()
+    m.replay(1, base=11)  # B restarted mid-watch: it times 11 again, after the flips
+    assert [decode_reply(f).kind for f in links[1].sent][-2:] == [Kind.USE, Kind.SHADOW]
+    pairs = np.array([[1, 300, 100], [2, 500, 250]], np.int64)
+    report = decode_reply([header(Kind.SHADOWED, 2, version=11, s0=22), pairs.tobytes()])
+    assert m.on_loaded(1, report) == "" and m.replaying == [0, 1]  # not a replayed LOAD's
+    ((w, shadow, serving, got),) = m.take_shadowed()
+    assert (w, shadow, serving) == (1, 11, 22) and got.tolist() == pairs.tolist()
+    bad = decode_reply([header(Kind.SHADOWED, 3, version=11, s0=22), pairs.tobytes()])
+    assert m.on_loaded(0, bad) == "" and m.take_shadowed() == []  # 3 said, 2 sent: dropped
+    m.shadow(0)
+    assert decode_reply(links[0].sent[-1]).version == 0
+    assert m.on_loaded(0, report) == "" and m.take_shadowed() == []  # after the stop: dropped
+
+
 class _Link:
     name = "A"
 
@@ -41,61 +63,3 @@ class _Link:
     def send(self, frames) -> bool:
         self.sent.append(frames)
         return True
-
-
-class _Arb:
-    """What the coordinator's watch reads and its rollback writes, without workers."""
-
-    def __init__(self) -> None:
-        self.links = (_Link(), _Link())
-        self.models = ModelVersions(self.links)
-        self.versions = [11, 11]
-        self.counts = {"bad_outputs": 0, "disagreements": 0, "unanswered": 5, "decisions": 1000}
-        self.event_no = 500
-        self.fallback = None
-        self.log: list = []
-        self.clock = LiveClock()
-
-
-def test_deadline_misses_roll_back_only_above_the_runs_own_rate():
-    arb = _Arb()
-    rules = WatchRules(window_s=30.0, max_miss_fraction=0.05, min_decisions=50)
-    swapper = SwapCoordinator(arb, registry=None, watch=rules)
-
-    async def run() -> None:
-        arb.models.flip(22, 501, base=11)  # as a swap to version 22 leaves it
-        swapper.previous = 11
-        swapper._start_watch(22)
-        await asyncio.sleep(0.02)
-        arb.counts["decisions"] += 40  # 20 misses in 40: too few decisions to judge yet
-        arb.counts["unanswered"] += 20
-        await asyncio.sleep(0.02)
-        assert arb.models.current == 22
-        arb.counts["decisions"] += 60  # 20 in 100: 20% > 5%: back to 11
-        arb.event_no = 600
-        await asyncio.sleep(0.05)
-
-    asyncio.run(run())
-    assert arb.models.current == 11 and arb.models.expected(601) == 11
-    assert arb.models.expected(550) == 22 and arb.models.expected(400) == 11
-    (rollback,) = [e for e in arb.log if e[2] == "rollback"]
-    assert "20 deadline misses in 100 decisions" in rollback[3]
-    swapper.close()
-
-
-def test_a_host_that_missed_as_often_before_the_swap_keeps_the_new_version():
-    arb = _Arb()
-    arb.counts["unanswered"] = 200  # 20% of decisions missed before the swap: the host
-    swapper = SwapCoordinator(arb, registry=None, watch=WatchRules(window_s=30.0))
-
-    async def run() -> None:
-        arb.models.flip(22, 501, base=11)
-        swapper.previous = 11
-        swapper._start_watch(22)
-        arb.counts["decisions"] += 100
-        arb.counts["unanswered"] += 20
-        await asyncio.sleep(0.05)
-
-    asyncio.run(run())
-    assert arb.models.current == 22 and not [e for e in arb.log if e[2] == "rollback"]
-    swapper.close()

@@ -100,3 +100,65 @@ allowed_client_keys = ["{ops_pub.read_text().strip()}"]
             RunningGraph(tmp_path, extra)
     assert str(exc.value).startswith(f"control address {address}: cannot bind")
     assert "\n" not in str(exc.value)
+
+
+def _scrape(port: int) -> dict[str, float]:
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    except OSError:  # not serving yet
+        return {}
+    lines = text.decode().splitlines()
+    return {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1])
+            for ln in lines if ln.startswith("redline_") and " " in ln}  # fmt: skip
+
+
+def test_refused_handshakes_of_both_planes_are_on_metrics(tmp_path):
+    import time
+
+    import zmq
+
+    graph_pub, graph_sec = _keys(tmp_path, "graph")
+    ops_pub, _ = _keys(tmp_path, "ops")
+    _, intruder_sec = _keys(tmp_path, "intruder")
+    address, edge = f"tcp://127.0.0.1:{_port()}", f"tcp://127.0.0.1:{_port()}"
+    extra = f"""
+[control]
+address = "{address}"
+curve_secret_key_file = "{graph_sec}"
+allowed_client_keys = ["{ops_pub.read_text().strip()}"]
+
+[security]
+curve_secret_key_file = "{graph_sec}"
+"""
+    g = RunningGraph(tmp_path, extra, decisions=edge)
+    g.rt.metrics_port = port = _port()
+    control = 'redline_refused_handshakes_total{endpoint="control",plane="control"}'
+    data = 'redline_refused_handshakes_total{endpoint="decisions",plane="data"}'
+    with g:
+        g.wait_decisions(10)
+        deadline = time.monotonic() + 30
+        while control not in (seen := _scrape(port)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert seen.get(control) == 0 and seen.get(data) == 0  # declared before any refusal
+        # control plane: a client key not on the allow-list
+        code, _ = call(["status"], address=address, server_key=str(graph_pub),
+                       client_key=str(intruder_sec), timeout_s=1.0)  # fmt: skip
+        assert code == NO_ANSWER
+        # data plane: a plain (NULL) peer pushing to the tcp decisions edge
+        ctx = zmq.Context()
+        push = ctx.socket(zmq.PUSH)
+        push.linger = 0
+        push.connect(edge)
+        while (seen := _scrape(port)).get(data, 0) < 1 or seen.get(control, 0) < 1:
+            assert time.monotonic() < deadline, {k: v for k, v in seen.items() if "refused" in k}
+            time.sleep(0.2)
+        push.close()
+        ctx.term()
+        status = json.loads(call(["status"], address=address, server_key=str(graph_pub),
+                                 client_key=str(tmp_path / "keys" / "ops.secret"))[1])  # fmt: skip
+        # the endpoint's own count agrees with what /metrics says (scraped every 0.2 s)
+        assert status["control"]["refused"] >= seen[control] >= 1
+        assert status["edges_refused"]["decisions"] >= seen[data] >= 1
+    assert g.code == 0

@@ -53,3 +53,25 @@ def test_a_batch_counts_each_answer_so_a_fault_starts_mid_batch():
     clean = FaultPlan()
     clean.before_answers(3)
     assert clean.answers == 3
+
+
+def test_model_call_faults_are_kept_apart_and_slow_only_the_versions_they_name(monkeypatch):
+    from types import SimpleNamespace
+
+    from redline.pipeline.workers import faults
+
+    slept: list[float] = []
+    monkeypatch.setattr(faults, "time", SimpleNamespace(sleep=slept.append))
+    plan = FaultPlan()
+    plan.arm("slow_new@2:0.03,slow@3:0.01")
+    assert plan.specs == [] and [s.kind for s in plan.slow] == ["slow_new", "slow"]
+    plan.before_answers(1)  # answer 1: neither yet
+    plan.model_call(new=True)
+    assert slept == []
+    plan.before_answers(1)  # answer 2: a hot swap's new version is slow
+    plan.model_call(new=False)
+    plan.model_call(new=True)
+    assert slept == [0.03]
+    plan.before_answers(1)  # answer 3: every version is slow too
+    plan.model_call(new=False)
+    assert slept == [0.03, 0.01]
