@@ -1,7 +1,7 @@
 """Order books and importers on the real recordings (../shared/realdata).
 
     .venv/bin/python bench/bench_books.py [--deltas 3000000] [--runs 3]
-        [--hftbacktest-python PATH] [--json PATH]
+        [--hftbacktest-python PATH] [--nautilus-python PATH] [--json PATH]
 
 Every figure and its baseline are measured once in each of --runs runs (after one warm-up
 pass, so numba's compile is never timed), and printed as the median (min-max) over the runs;
@@ -12,30 +12,33 @@ loops start with the snapshot's CLEAR) to about --deltas, applied with the top o
 written after every delta: deltas/s on the wall clock and per CPU second, and the per-delta
 cost over 4096-delta batches (p50/p99/p99.9 ns); baseline: the plain dict-of-levels /
 dict-of-orders Python books of `feeds/books/reference.py` on one pass of the same deltas (top
-read after each). NautilusTrader is not a dependency; the script says so rather than
-measuring it.
+read after each). With `--nautilus-python` (an interpreter that has nautilus_trader installed,
+kept out of redline's environment): NautilusTrader's `OrderBook` (L2_MBP) on the Binance
+file's deltas (not looped) in a subprocess, the deltas built as its `OrderBookDelta`s before
+the clock starts, each applied by `apply_delta` and best bid/ask price and size read after
+each; one warm-up pass, then one timed pass on a fresh book; against ours on the same
+deltas, same run, top written after each. Its top after every delta is checked against ours.
 
-Imports: the Binance capture (gunzip alone, decode alone, and both: what `redline import`
-does before writing Parquet) and DBN (MBP-1 + MBO files), events/s and MB/s; baselines: a
-line-by-line orjson import built like hftbacktest's converter, same run, and, with
-`--hftbacktest-python` (an interpreter that has hftbacktest installed, kept out of redline's
-environment), hftbacktest's own `binancefutures.convert` on the same file in a subprocess:
-its first call (numba compile included) and a second, warm call. Like for like is warm
-against warm, both from the .gz file to arrays in memory. Also prints the real-data match
-rates (Binance bookTicker by update id, MBO uncrossed).
+Imports: the Binance capture (gunzip alone, decode alone, and the file to arrays:
+`import_binance`, which scans while it unpacks, what `redline import` does before writing
+Parquet) and DBN (MBP-1 + MBO files), events/s and MB/s; baselines: a line-by-line orjson
+import built like hftbacktest's converter, same run, and, with `--hftbacktest-python` (an
+interpreter that has hftbacktest installed, kept out of redline's environment),
+hftbacktest's own `binancefutures.convert` on the same file in a subprocess: its first call
+(numba compile included) and a second, warm call. Like for like is warm against warm, both
+from the .gz file to arrays in memory. Also prints the real-data match rates (Binance
+bookTicker by update id, MBO uncrossed). The baselines live in `book_baselines.py`.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
-import subprocess
 import sys
 import time
 
 import numpy as np
-import orjson
+from book_baselines import hftbacktest_convert, nautilus_book, orjson_baseline
 from timing import Runs, add_runs_arg, fmt, percentiles, table
 
 from redline.feeds.books.check import match_top_to_quotes
@@ -44,6 +47,7 @@ from redline.feeds.books.l3 import L3Book
 from redline.feeds.books.reference import DictL2Book, DictL3Book
 from redline.feeds.events import BookAction, Flag
 from redline.feeds.importers import binance as bi
+from redline.feeds.importers import compressed
 from redline.feeds.importers import dbn as di
 from redline.feeds.realdata import realdata_dir
 
@@ -137,74 +141,6 @@ def bench_dict_book(book, deltas: np.ndarray, l3: bool) -> dict:
     }
 
 
-def nautilus_installed() -> bool:
-    try:
-        import nautilus_trader  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def orjson_baseline(data: bytes) -> tuple[int, float, float]:
-    """hftbacktest-style import: orjson per line, a Python row per level/quote/trade.
-    Returns (rows, wall s, CPU s)."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    rows = []
-    for line in data.splitlines():
-        if not line:
-            continue
-        ts, js = line.split(b" ", 1)
-        msg = orjson.loads(js)
-        recv = int(ts)
-        d = msg.get("data", msg)
-        e = d.get("e")
-        if e == "depthUpdate":
-            for px, qty in d["b"]:
-                rows.append((1, recv, d["T"], float(px), float(qty)))
-            for px, qty in d["a"]:
-                rows.append((2, recv, d["T"], float(px), float(qty)))
-        elif e == "bookTicker":
-            rows.append((3, recv, d["T"], float(d["b"]), float(d["B"])))
-            rows.append((4, recv, d["T"], float(d["a"]), float(d["A"])))
-        elif e == "trade":
-            rows.append((5, recv, d["T"], float(d["p"]), float(d["q"])))
-        elif "lastUpdateId" in d:
-            for px, qty in d["bids"]:
-                rows.append((6, recv, d["T"], float(px), float(qty)))
-            for px, qty in d["asks"]:
-                rows.append((7, recv, d["T"], float(px), float(qty)))
-    return len(rows), time.perf_counter() - t0, time.process_time() - c0
-
-
-HFT_PROBE = r"""
-import json, sys, time
-from hftbacktest.data.utils import binancefutures as bf
-out = []
-for _ in range(2):  # the first call compiles (numba), the second is warm
-    t, c = time.perf_counter(), time.process_time()
-    rows = len(bf.convert(sys.argv[1], opt="t", buffer_size=5_000_000))
-    out.append({"rows": rows, "seconds": time.perf_counter() - t,
-                "cpu_seconds": time.process_time() - c})
-print(json.dumps(out))
-"""
-
-
-def hftbacktest_convert(python: str, path) -> dict:
-    """hftbacktest's Binance futures converter on `path` (bookTicker included, as ours),
-    in a fresh process of `python`: cold (first) and warm (second) call."""
-    done = subprocess.run(
-        [python, "-c", HFT_PROBE, str(path)], capture_output=True, text=True, check=True
-    )
-    cold, warm = json.loads(done.stdout.strip().splitlines()[-1])
-    return {
-        "rows": warm["rows"],
-        "cold_seconds": cold["seconds"],
-        "warm_seconds": warm["seconds"],
-        "warm_cpu_seconds": warm["cpu_seconds"],
-        "warm_rows_per_s": warm["rows"] / warm["seconds"],
-    }
-
-
 def timed(fn) -> tuple[float, float, object]:
     """One call: wall seconds, process CPU seconds (all threads), result."""
     t, c = time.perf_counter(), time.process_time()
@@ -212,12 +148,13 @@ def timed(fn) -> tuple[float, float, object]:
     return time.perf_counter() - t, time.process_time() - c, out
 
 
-def measure(cap, text: bytes, mbo_files, mbp_files, l2_deltas, l3_deltas, book, mbo,
-            hft_python: str | None) -> dict:  # fmt: skip
+def measure(cap, text: bytes, mbo_files, mbp_files, l2_deltas, l3_deltas, book, mbo, inst,
+            hft_python: str | None, nt_python: str | None) -> dict:  # fmt: skip
     """One run: every figure and its baseline, once each."""
     res: dict = {}
     t_gunzip, c_gunzip, _ = timed(lambda: bi.read_bytes(cap))
     t_bin, c_bin, imp = timed(lambda: bi.import_bytes(text))
+    t_file, c_file, _ = timed(lambda: bi.import_binance(cap))  # unpacks and scans at once
     base_rows, t_base, c_base = orjson_baseline(text)
     res["import_binance"] = {
         "mb": len(text) / 1e6,
@@ -225,11 +162,14 @@ def measure(cap, text: bytes, mbo_files, mbp_files, l2_deltas, l3_deltas, book, 
         "seconds": t_bin,
         "cpu_seconds": c_bin,
         "gunzip_seconds": t_gunzip,
+        "gunzip_cpu_seconds": c_gunzip,
         "mb_per_s": len(text) / 1e6 / t_bin,
         "events_per_s": imp.events / t_bin,
         "events_per_cpu_s": imp.events / c_bin,
-        "events_per_s_with_gunzip": imp.events / (t_gunzip + t_bin),
-        "events_per_cpu_s_with_gunzip": imp.events / (c_gunzip + c_bin),
+        "file_seconds": t_file,
+        "file_cpu_seconds": c_file,
+        "events_per_s_file": imp.events / t_file,
+        "events_per_cpu_s_file": imp.events / c_file,
         "orjson_rows": base_rows,
         "orjson_rows_per_s": base_rows / t_base,
         "orjson_rows_per_cpu_s": base_rows / c_base,
@@ -237,11 +177,19 @@ def measure(cap, text: bytes, mbo_files, mbp_files, l2_deltas, l3_deltas, book, 
     }
     if hft_python:
         h = hftbacktest_convert(hft_python, cap)
-        ours = t_gunzip + t_bin  # the same work: .gz file -> arrays in memory
-        h["x_ours_warm_vs_its_warm"] = h["warm_seconds"] / ours
-        h["x_ours_warm_vs_its_warm_cpu"] = h["warm_cpu_seconds"] / (c_gunzip + c_bin)
-        h["x_ours_warm_vs_its_cold"] = h["cold_seconds"] / ours
+        # the same work: .gz file -> arrays in memory
+        h["x_ours_warm_vs_its_warm"] = h["warm_seconds"] / t_file
+        h["x_ours_warm_vs_its_warm_cpu"] = h["warm_cpu_seconds"] / c_file
+        h["x_ours_warm_vs_its_cold"] = h["cold_seconds"] / t_file
         res["hftbacktest"] = h
+    if nt_python:
+        nt = nautilus_book(nt_python, book, inst)
+        ours = bench_book(L2Book, book)  # the same deltas, not looped, this run
+        nt["ours_deltas_per_s"], nt["ours_deltas_per_cpu_s"] = (
+            ours["deltas_per_s"], ours["deltas_per_cpu_s"])  # fmt: skip
+        nt["x_ours_wall"] = ours["deltas_per_s"] / nt["deltas_per_s"]
+        nt["x_ours_cpu"] = ours["deltas_per_cpu_s"] / nt["deltas_per_cpu_s"]
+        res["nautilus"] = nt
     dbn_bytes = sum(len(di.read_dbn(p)[1]) for p in mbo_files + mbp_files)
     t_dbn, c_dbn, dimp = timed(lambda: [di.import_dbn(mbo_files), di.import_dbn(mbp_files)])
     dbn_events = sum(x.events for x in dimp)
@@ -274,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="a Python with hftbacktest installed: its converter is timed on the same file",
     )
+    ap.add_argument(
+        "--nautilus-python",
+        metavar="PATH",
+        help="a Python with nautilus_trader installed: its L2 OrderBook is timed on the same deltas",
+    )
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--book", metavar="DIR", help="only: any import folder's books, by the API")
     args = ap.parse_args(argv)
@@ -295,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     text = bi.read_bytes(cap)
     imp = bi.import_bytes(text)
     [di.import_dbn(mbo_files), di.import_dbn(mbp_files)]
-    checks: dict = {}
+    checks: dict = {"inflater": compressed.INFLATER}
     top = L2Book().apply(imp.book)
     checks["binance_match"] = match_top_to_quotes(imp.book, top, imp.quotes)
     checks["binance_match"]["gaps"] = imp.stats["binance"]["gaps"]
@@ -306,15 +259,16 @@ def main(argv: list[str] | None = None) -> int:
     checks["mbo_check"] = {"crossed": l3.stats["crossed"],
                            "crossed_rows_at_last": int(l3_top["crossed"][last].sum()),
                            "orders": l3.stats["orders"]}  # fmt: skip
-    checks["nautilus_installed"] = nautilus_installed()
     l2_deltas = looped(imp.book, args.deltas)
     l3_deltas = looped(mbo, args.deltas)
+    bi.import_binance(cap)
     for make, d in ((L2Book, l2_deltas), (L3Book, l3_deltas)):
         make().apply(d[:BATCH], np.empty(BATCH, TOP_DTYPE))
 
     for _ in session:
         session.add(measure(cap, text, mbo_files, mbp_files, l2_deltas, l3_deltas, imp.book,
-                            mbo, args.hftbacktest_python))  # fmt: skip
+                            mbo, next(iter(imp.instruments)), args.hftbacktest_python,
+                            args.nautilus_python))  # fmt: skip
     a = session.finish(args.json, extra={"checks": checks})
     report(a, checks, args.runs)
     return 0
@@ -327,8 +281,9 @@ def report(a: dict, checks: dict, n: int) -> None:
         ["Binance import, decode (gunzipped bytes -> arrays), events/s", fmt(b["events_per_s"], **mega),
          fmt(b["events_per_cpu_s"], **mega), f"{b['events']['median']:,.0f} events, "
          f"{b['mb']['median']:.1f} MB: {fmt(b['mb_per_s'], '.0f')} MB/s"],
-        ["Binance import, gunzip + decode, events/s", fmt(b["events_per_s_with_gunzip"], **mega),
-         fmt(b["events_per_cpu_s_with_gunzip"], **mega), f"gunzip alone {fmt(b['gunzip_seconds'], '.0f', 1e-3)} ms"],
+        ["Binance import, .gz file -> arrays (unpack + scan overlap), events/s", fmt(b["events_per_s_file"], **mega),
+         fmt(b["events_per_cpu_s_file"], **mega), f"{fmt(b['file_seconds'], '.0f', 1e-3)} ms; gunzip alone "
+         f"{fmt(b['gunzip_seconds'], '.0f', 1e-3)} ms, {fmt(b['gunzip_cpu_seconds'], '.0f', 1e-3)} ms CPU"],
         ["  baseline: orjson line by line, rows/s", fmt(b["orjson_rows_per_s"], **mega),
          fmt(b["orjson_rows_per_cpu_s"], **mega), f"decode / orjson (wall): {fmt(b['x_orjson'], '.1f', unit='x')}"],
         ["DBN import (MBO + MBP-1 files), events/s", fmt(d["events_per_s"], **mega),
@@ -339,7 +294,7 @@ def report(a: dict, checks: dict, n: int) -> None:
         rows.append(["  baseline: hftbacktest convert, warm, rows/s", fmt(h["warm_rows_per_s"], **mega),
                      "–", f"{h['rows']['median']:,.0f} rows; warm {fmt(h['warm_seconds'], '.2f')} s, "
                      f"first call {fmt(h['cold_seconds'], '.2f')} s"])  # fmt: skip
-        rows.append(["  ours (gunzip + decode) vs hftbacktest, same file, time ratio",
+        rows.append(["  ours (.gz file -> arrays) vs hftbacktest, same file, time ratio",
                      f"warm vs warm {fmt(h['x_ours_warm_vs_its_warm'], '.1f', unit='x')}",
                      f"{fmt(h['x_ours_warm_vs_its_warm_cpu'], '.1f', unit='x')}",
                      f"warm vs its first call {fmt(h['x_ours_warm_vs_its_cold'], '.1f', unit='x')}"])  # fmt: skip
@@ -352,6 +307,14 @@ def report(a: dict, checks: dict, n: int) -> None:
         rows.append(["  baseline: dict book, deltas/s", fmt(base["deltas_per_s"], **mega),
                      fmt(base["deltas_per_cpu_s"], **mega), f"ours / dict: per CPU s "
                      f"{fmt(r['x_dict_cpu'], '.0f', unit='x')}, wall {fmt(r['x_dict_wall'], '.0f', unit='x')}"])  # fmt: skip
+    if "nautilus" in a:
+        nt = a["nautilus"]
+        rows.append(["  baseline: NautilusTrader OrderBook L2_MBP, warm, deltas/s", fmt(nt["deltas_per_s"], **mega),
+                     fmt(nt["deltas_per_cpu_s"], **mega), f"{nt['deltas']['median']:,.0f} Binance deltas (not looped); "
+                     f"its top = ours after {fmt(nt['top_same_as_ours'], '.2%')} of them"])  # fmt: skip
+        rows.append(["  L2 book on the same deltas, same run, deltas/s", fmt(nt["ours_deltas_per_s"], **mega),
+                     fmt(nt["ours_deltas_per_cpu_s"], **mega), f"ours / NautilusTrader: wall "
+                     f"{fmt(nt['x_ours_wall'], '.0f', unit='x')}, per CPU s {fmt(nt['x_ours_cpu'], '.0f', unit='x')}"])  # fmt: skip
     table(
         f"median (min-max) of {n} runs; rates in millions",
         ["figure", "wall", "per CPU s", "notes"],
@@ -361,12 +324,9 @@ def report(a: dict, checks: dict, n: int) -> None:
     print(f"\nbinance ETHUSDT vs bookTicker by update id: {m['events_checked']:,} depth events, "
           f"price {m['price_match']:.2%}, size {m['size_match']:.2%}, gaps {m['gaps']}, "
           f"crossed {m['crossed']}")  # fmt: skip
+    print(f"gzip inflated by {checks['inflater']}")
     mc = checks["mbo_check"]
     print(f"CME ESM4 MBO: crossed {mc['crossed']}, {mc['orders']:,} orders resting")
-    if not checks["nautilus_installed"]:
-        print("NautilusTrader: not installed here, not measured")
-    else:
-        print("NautilusTrader: installed, but this script does not drive it yet")
 
 
 if __name__ == "__main__":

@@ -36,10 +36,12 @@ from pathlib import Path
 import numpy as np
 
 from redline.feeds import events as ev
+from redline.feeds.importers import binance_lines as bl
 from redline.feeds.importers import binance_scan as sc
 from redline.feeds.importers import binance_terms as bt
 from redline.feeds.importers import compressed
 from redline.feeds.importers import semantics as sem
+from redline.feeds.importers.binance_lines import picked
 from redline.feeds.importers.binance_sync import COUNTERS, sync
 from redline.feeds.importers.exchange_info import Terms
 from redline.feeds.importers.grid import Grid
@@ -64,64 +66,78 @@ def read_bytes(path: str | Path) -> bytes:
     try:
         return compressed.decompressed(path)
     except compressed.CutShort as exc:
-        lines = exc.partial.count(b"\n")
-        raise ValueError(
-            f"{path}: read {lines:,} complete lines, then {exc}; nothing imported"
-        ) from None
+        raise _cut_short(path, exc) from None
+
+
+def _cut_short(path: str | Path, exc: compressed.CutShort) -> ValueError:
+    lines = exc.partial.count(b"\n")
+    return ValueError(f"{path}: read {lines:,} complete lines, then {exc}; nothing imported")
 
 
 def import_binance(path: str | Path, info: dict[str, Terms] | None = None) -> Imported:
-    """Import one capture file (see the module doc); `info`: exchangeInfo terms by symbol."""
-    return import_bytes(read_bytes(path), where=str(path), info=info)
+    """Import one capture file (see the module doc); `info`: exchangeInfo terms by symbol.
+    Its lines are scanned while the rest of it unpacks (`binance_lines.py`)."""
+    try:
+        text, parts = bl.scan_pieces(compressed.unpacked(path))
+    except compressed.CutShort as exc:
+        raise _cut_short(path, exc) from None
+    return _imported(text, parts, str(path), info)
 
 
 def import_bytes(
     data: bytes, where: str = "<bytes>", info: dict[str, Terms] | None = None
 ) -> Imported:
-    buf = np.frombuffer(data, np.uint8)
-    rows, (lv_px, lv_pd, lv_sz, lv_sd, lv_side), nlv = _scan_all(data, buf, where)
+    return _imported(*bl.scan_text(data), where, info)
+
+
+def _imported(text: bl.Text, parts: list[bl.Part], where: str, info) -> Imported:
+    for rows, _, _, err, err_line in parts:
+        if err:
+            raise ValueError(_error_text(text, rows, err, err_line, where))
+    rows, (lv_px, lv_pd, lv_sz, lv_sd, lv_side), nlv = bl.joined(parts)
     n = len(rows)
-    lv_side = lv_side[:nlv]
-    syms = _symbols(data, rows, where)
+    syms = _symbols(text, rows, where)
     if not syms:
         raise ValueError(
             f"{where}: nothing to import: none of its {n:,} lines is a bookTicker, trade, "
             f"depthUpdate or depth snapshot message (supported: {SUPPORTED})"
         )
     out = Imported(instruments=InstrumentTable())
-    parts = []
+    arrays = []
     stats: dict[str, int | str] = {
         "lines": n,
         "skipped_lines": int((rows[:, sc.C_KIND] == sc.OTHER).sum()),
     }
-    for h, symbol in syms.items():
-        mine = rows if len(syms) == 1 else rows[rows[:, sc.C_SYM] == h]
-        idx = _symbol_levels(mine, len(syms) == 1)
-        market = bt.market_of(symbol, mine, where)
-        terms = bt.terms(symbol, market, mine, (lv_px[idx], lv_pd[idx]), (lv_sz[idx], lv_sd[idx]),
-                         (info or {}).get(symbol), where)  # fmt: skip
-        out.instruments.add(terms.instrument)
-        iid = terms.instrument.instrument_id
-        px_ticks = _steps(lv_px, lv_pd, idx, terms.price)
-        sz_lots = _steps(lv_sz, lv_sd, idx, terms.size)
-        q = _quotes(mine, iid, terms.price, terms.size)
-        t = _trades(mine, iid, terms.price, terms.size)
-        b, counters = _book(mine, iid, px_ticks, sz_lots, lv_side, market == bt.SPOT)
-        parts.append((q, t, b))
-        stats[f"market {symbol}"] = market
-        stats["ts_event_unknown"] = stats.get("ts_event_unknown", 0) + int(
-            (q["ts_event"] == 0).sum()
-        )
-        for k, v in zip(COUNTERS, counters, strict=True):
-            stats[k] = stats.get(k, 0) + int(v)
-    if parts:
-        out.quotes = _merged([p[0] for p in parts])
-        out.trades = _merged([p[1] for p in parts])
-        out.book = _merged([p[2] for p in parts])
+    with ThreadPoolExecutor(1) as pool:  # a symbol's book sync (compiled, no GIL) beside its quotes
+        for h, symbol in syms.items():
+            mine = rows if len(syms) == 1 else picked(rows, rows[:, sc.C_SYM] == h)
+            idx = _symbol_levels(mine, len(syms) == 1)
+            market = bt.market_of(symbol, mine, where)
+            terms = bt.terms(symbol, market, mine, (lv_px[idx], lv_pd[idx]), (lv_sz[idx], lv_sd[idx]),
+                             (info or {}).get(symbol), where)  # fmt: skip
+            out.instruments.add(terms.instrument)
+            iid = terms.instrument.instrument_id
+            px_ticks = _steps(lv_px, lv_pd, idx, terms.price)
+            sz_lots = _steps(lv_sz, lv_sd, idx, terms.size)
+            book = pool.submit(_book, mine, iid, px_ticks, sz_lots, lv_side, market == bt.SPOT)
+            q = _quotes(mine, iid, terms.price, terms.size)
+            t = _trades(mine, iid, terms.price, terms.size)
+            b, counters = book.result()
+            arrays.append((q, t, b))
+            stats[f"market {symbol}"] = market
+            stats["ts_event_unknown"] = stats.get("ts_event_unknown", 0) + int(
+                (q["ts_event"] == 0).sum()
+            )
+            for k, v in zip(COUNTERS, counters, strict=True):
+                stats[k] = stats.get(k, 0) + int(v)
+    if arrays:
+        out.quotes = _merged([a[0] for a in arrays])
+        out.trades = _merged([a[1] for a in arrays])
+        out.book = _merged([a[2] for a in arrays])
     # update ids jump and are shared by an event's deltas; trade ids count up per symbol
     out.sequence = {SOURCE_DEPTH: sem.PER_EVENT, SOURCE_TICKER: sem.PER_EVENT,
                     SOURCE_TRADE: sem.PER_INSTRUMENT}  # fmt: skip
-    stats["bytes"] = len(data)
+    stats["bytes"] = len(text)
     stats["price_levels"] = int(nlv)
     out.stats = {
         "binance": stats,
@@ -137,50 +153,11 @@ def _merged(arrays: list[np.ndarray]) -> np.ndarray:
     return a[np.argsort(a["ts_recv"], kind="stable")]
 
 
-_PARALLEL_BYTES = 4 << 20  # below this one thread scans faster than two start
-
-
-def _scan_all(data: bytes, buf: np.ndarray, where: str):
-    """Scan every line: (rows, level columns, level count). Large captures
-    are split at a line break and the halves scanned on two threads (the
-    compiled scan releases the GIL); positions and level indices of the
-    second half are shifted to be absolute."""
-    if len(buf) < _PARALLEL_BYTES:
-        parts = [_scan_part(buf, 0)]
-    else:
-        mid = data.find(b"\n", len(data) // 2) + 1 or len(data)
-        with ThreadPoolExecutor(2) as pool:
-            parts = list(pool.map(_scan_part, (buf[:mid], buf[mid:]), (0, mid)))
-    for rows, _, _, err, err_line in parts:
-        if err:
-            raise ValueError(_error_text(data, buf, rows, err, err_line, where))
-    if len(parts) == 1:
-        rows, lv, nlv, _, _ = parts[0]
-        return rows, tuple(a[:nlv] for a in lv), nlv
-    (r1, lv1, n1, _, _), (r2, lv2, n2, _, _) = parts
-    books = (r2[:, sc.C_KIND] == sc.DEPTH) | (r2[:, sc.C_KIND] == sc.SNAPSHOT)
-    r2[books, sc.C_PX] += n1
-    r2[books, sc.C_SZ] += n1
-    lv = tuple(np.concatenate([a[:n1], b[:n2]]) for a, b in zip(lv1, lv2, strict=True))
-    return np.concatenate([r1, r2]), lv, n1 + n2
-
-
-def _scan_part(buf: np.ndarray, offset: int):
-    rows = np.zeros((sc.count_lines(buf), sc.N_COLS), np.int64)
-    cap = len(buf) // 12 + 16  # a level `["1","0"],` takes >= 10 bytes
-    lv = (*(np.empty(cap, np.int64) for _ in range(4)), np.empty(cap, np.int8))
-    n, nlv, err, err_line = sc.scan(buf, rows, *lv)
-    rows = rows[: n + 1 if err else n]
-    rows[:, sc.C_POS] += offset
-    return rows, lv, nlv, err, err_line
-
-
-def _error_text(data: bytes, buf, rows, err: int, line_idx: int, where: str) -> str:
+def _error_text(data: bl.Text, rows, err: int, line_idx: int, where: str) -> str:
     # Report the physical line number, counting blank lines too.
     start = int(rows[line_idx, sc.C_POS])
-    lineno = int(np.count_nonzero(buf[:start] == 10)) + 1
-    end = data.find(b"\n", start)
-    text = data[start : end if end >= 0 else len(data)][:120].decode("utf-8", "replace")
+    lineno = data.line_number(start)
+    text = data.line(start)[:120].decode("utf-8", "replace")
     what = sc.ERRORS.get(err, f"error {err}")
     if err == 2:  # name the keys and the message kind that needs them
         kind, seen = int(rows[line_idx, sc.C_KIND]), int(rows[line_idx, sc.C_SEEN])
@@ -203,7 +180,7 @@ _KIND_NAMES = {sc.DEPTH: "depthUpdate", sc.TICKER: "bookTicker", sc.TRADE: "trad
 _SYM_RE = re.compile(rb'"s"\s*:\s*"([^"]*)"')
 
 
-def _symbols(data: bytes, rows: np.ndarray, where: str) -> dict[int, str]:
+def _symbols(text: bl.Text, rows: np.ndarray, where: str) -> dict[int, str]:
     """Symbol hash -> symbol; snapshot lines (no symbol) go to the only symbol."""
     kinds = rows[:, sc.C_KIND]
     hashes = rows[:, sc.C_SYM]
@@ -212,7 +189,7 @@ def _symbols(data: bytes, rows: np.ndarray, where: str) -> dict[int, str]:
     syms = {}
     for h, i in zip(uniq.tolist(), first.tolist(), strict=True):
         pos = int(rows[np.flatnonzero(used)[i], sc.C_POS])
-        m = _SYM_RE.search(data, pos)
+        m = _SYM_RE.search(text.line(pos))
         syms[h] = m.group(1).decode()
     snap = kinds == sc.SNAPSHOT
     if snap.any():
@@ -231,7 +208,7 @@ def _symbol_levels(rows: np.ndarray, all_levels: bool) -> np.ndarray | slice:
     if all_levels:
         return slice(None)
     k = rows[:, sc.C_KIND]
-    return _level_index(rows[(k == sc.DEPTH) | (k == sc.SNAPSHOT)])
+    return _level_index(picked(rows, (k == sc.DEPTH) | (k == sc.SNAPSHOT)))
 
 
 def _level_index(books: np.ndarray) -> np.ndarray:
@@ -259,7 +236,7 @@ def _header(recs: np.ndarray, rows: np.ndarray, iid: int, seq: np.ndarray, sourc
 
 
 def _quotes(rows: np.ndarray, iid: int, px: Grid, sz: Grid) -> np.ndarray:
-    r = rows[rows[:, sc.C_KIND] == sc.TICKER]
+    r = picked(rows, rows[:, sc.C_KIND] == sc.TICKER)
     q = ev.empty(ev.RecordType.QUOTE, len(r))
     _header(q, r, iid, r[:, sc.C_ID2], SOURCE_TICKER)
     q["bid_px"] = px.steps(r[:, sc.C_PX], r[:, sc.C_PX_DEC])
@@ -270,7 +247,7 @@ def _quotes(rows: np.ndarray, iid: int, px: Grid, sz: Grid) -> np.ndarray:
 
 
 def _trades(rows: np.ndarray, iid: int, px: Grid, sz: Grid) -> np.ndarray:
-    r = rows[rows[:, sc.C_KIND] == sc.TRADE]
+    r = picked(rows, rows[:, sc.C_KIND] == sc.TRADE)
     t = ev.empty(ev.RecordType.TRADE, len(r))
     _header(t, r, iid, r[:, sc.C_ID1], SOURCE_TRADE)
     t["px"] = px.steps(r[:, sc.C_PX], r[:, sc.C_PX_DEC])
@@ -283,22 +260,19 @@ def _trades(rows: np.ndarray, iid: int, px: Grid, sz: Grid) -> np.ndarray:
 
 def _book(rows, iid, px_ticks, sz_lots, lv_side, spot: bool) -> tuple[np.ndarray, np.ndarray]:
     k = rows[:, sc.C_KIND]
-    r = rows[(k == sc.DEPTH) | (k == sc.SNAPSHOT)]
+    r = picked(rows, (k == sc.DEPTH) | (k == sc.SNAPSHOT))
     n_levels = int((r[:, sc.C_SZ] - r[:, sc.C_PX]).sum())
     # Every level once plus a CLEAR per snapshot; events re-applied after a
     # gap need more, and the loop then asks for a bigger buffer (n = -1).
     cap = n_levels + len(r) + 1
     n = -1
     while n < 0:
-        out, counters, n = _book_into(r, px_ticks, sz_lots, lv_side, cap, spot)
+        out, counters, n = _book_into(r, iid, px_ticks, sz_lots, lv_side, cap, spot)
         cap *= 2
-    out = out[:n]
-    out["instrument_id"] = iid
-    out["source_id"] = SOURCE_DEPTH
-    return out, counters
+    return out[:n], counters
 
 
-def _book_into(r, px_ticks, sz_lots, lv_side, cap, spot: bool):
+def _book_into(r, iid, px_ticks, sz_lots, lv_side, cap, spot: bool):
     out = np.zeros(cap, ev.BOOK_DELTA_DTYPE)  # zeroed: padding bytes stay deterministic
     counters = np.zeros(len(COUNTERS), np.int64)
     # spot has no `pu`: its rule "U == previous u + 1" is the futures one with pu = U - 1
@@ -308,6 +282,7 @@ def _book_into(r, px_ticks, sz_lots, lv_side, cap, spot: bool):
         r[:, sc.C_ID1], r[:, sc.C_ID2], pu, r[:, sc.C_PX], r[:, sc.C_SZ],
         px_ticks, sz_lots, lv_side,
         out["ts_recv"], out["ts_event"], out["seq"], out["side"], out["action"], out["px"],
-        out["sz"], out["flags"], counters, 1 if spot else 0,
+        out["sz"], out["flags"], (out["instrument_id"], out["source_id"], iid, SOURCE_DEPTH),
+        counters, 1 if spot else 0,
     )  # fmt: skip
     return out, counters, n

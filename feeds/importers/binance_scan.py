@@ -19,6 +19,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from redline.feeds.importers.line_breaks import line_end
+
 # Line kinds.
 DEPTH, TICKER, TRADE, SNAPSHOT, OTHER = 0, 1, 2, 3, 4
 
@@ -336,13 +338,12 @@ def scan(buf, out_int, out_lv_px, out_lv_pd, out_lv_sz, out_lv_sd, out_lv_side):
     row per non-blank line; columns named by the C_* constants) and the level
     columns. Returns (lines, levels, error code, error line)."""
     n = buf.shape[0]
+    words = buf[: n - n % 8].view(np.uint64)
     pos = 0
     line = 0
     nlv = 0
     while pos < n:
-        end = pos
-        while end < n and buf[end] != 10:
-            end += 1
+        end = line_end(buf, words, pos, n)
         hi = end
         if hi > pos and buf[hi - 1] == 13:
             hi -= 1
@@ -378,7 +379,3 @@ def scan(buf, out_int, out_lv_px, out_lv_pd, out_lv_sz, out_lv_sd, out_lv_side):
         line += 1
         pos = end + 1
     return line, nlv, 0, -1
-
-
-def count_lines(buf: np.ndarray) -> int:
-    return int(np.count_nonzero(buf == 10)) + 1

@@ -38,14 +38,23 @@ _A_ADD, _A_UPDATE, _A_DELETE, _A_CLEAR = (
 )
 
 
+@nb.njit(cache=True, inline="always")
+def _stamp(o_ids, n):
+    """Instrument and source ids of output record n: written with its other fields, while
+    its cache line is in hand, rather than in two more passes over the whole output."""
+    o_iid, o_src, iid, src = o_ids
+    o_iid[n], o_src[n] = iid, src
+
+
 @nb.njit(cache=True)
 def _emit(e, ts_use, flags0, action_nonzero, t_ev, seq, lstart, lend, px, sz, side,
-          o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, n):  # fmt: skip
+          o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, o_ids, n):  # fmt: skip
     """Deltas of one depth event (or snapshot) from index n; returns new n,
     or -1 when the output has no room for them."""
     if n < 0 or n + lend[e] - lstart[e] > o_ts.shape[0]:
         return -1
     for j in range(lstart[e], lend[e]):
+        _stamp(o_ids, n)
         o_ts[n], o_tev[n], o_seq[n], o_side[n] = ts_use, t_ev[e], seq[e], side[j]
         o_px[n], o_sz[n] = px[j], sz[j]
         o_act[n] = action_nonzero if sz[j] > 0 else _A_DELETE
@@ -55,12 +64,13 @@ def _emit(e, ts_use, flags0, action_nonzero, t_ev, seq, lstart, lend, px, sz, si
     return n
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def sync(is_snap, ts, t_ev, U, u, pu, lstart, lend, px, sz, side,
-          o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, counters, next_id):  # fmt: skip
+          o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, o_ids, counters, next_id):  # fmt: skip
     """Apply the sync rules to one symbol's depth events and snapshots
     (`is_snap`, in arrival order; level ranges [lstart, lend) of px/sz/side)
-    and write the deltas into the o_* columns. Returns how many, or -1 when
+    and write the deltas into the o_* columns (`o_ids`: the instrument_id and
+    source_id columns and the values for them). Returns how many, or -1 when
     the columns are too short (the caller retries with more room)."""
     n = 0
     held = np.empty(len(is_snap), np.int64)
@@ -76,12 +86,13 @@ def sync(is_snap, ts, t_ev, U, u, pu, lstart, lend, px, sz, side,
             if n < 0 or n >= o_ts.shape[0]:
                 return -1
             empty = lstart[e] == lend[e]
+            _stamp(o_ids, n)
             o_ts[n], o_tev[n], o_seq[n], o_side[n] = ts[e], t_ev[e], u[e], 0
             o_px[n], o_sz[n], o_act[n] = 0, 0, _A_CLEAR
             o_flags[n] = _F_SNAP | (_F_LAST if empty else 0)
             n += 1
             n = _emit(e, ts[e], _F_SNAP, _A_ADD, t_ev, u, lstart, lend, px, sz, side,
-                      o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, n)  # fmt: skip
+                      o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, o_ids, n)  # fmt: skip
             seen_snapshot, waiting_first, valid = True, True, True
             snap_id = u[e] + next_id
             events = held[:n_held].copy()
@@ -104,7 +115,7 @@ def sync(is_snap, ts, t_ev, U, u, pu, lstart, lend, px, sz, side,
                     counters[GAPS] += 1
                     valid = False
                 n = _emit(h, replay_ts, flag, _A_UPDATE, t_ev, u, lstart, lend, px, sz, side,
-                          o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, n)  # fmt: skip
+                          o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, o_ids, n)  # fmt: skip
                 counters[APPLIED] += 1
                 last_u = u[h]
                 if not valid:
@@ -129,7 +140,7 @@ def sync(is_snap, ts, t_ev, U, u, pu, lstart, lend, px, sz, side,
             counters[GAPS] += 1
             valid = False
         n = _emit(e, ts[e], flag, _A_UPDATE, t_ev, u, lstart, lend, px, sz, side,
-                  o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, n)  # fmt: skip
+                  o_ts, o_tev, o_seq, o_side, o_act, o_px, o_sz, o_flags, o_ids, n)  # fmt: skip
         counters[APPLIED] += 1
         last_u = u[e]
         if not valid:  # keep for re-application after the next snapshot

@@ -22,6 +22,7 @@ import numpy as np
 
 from redline.feeds.importers import binance_scan as sc
 from redline.feeds.importers import grid as gr
+from redline.feeds.importers.binance_lines import picked
 from redline.feeds.importers.exchange_info import Terms
 from redline.feeds.instruments import Instrument
 
@@ -62,17 +63,15 @@ class SymbolTerms:
     size: gr.Grid
 
 
-def _values(rows: np.ndarray, levels: tuple[np.ndarray, np.ndarray], cols) -> tuple:
-    """Mantissas and decimals of the given (value, decimals) row columns of tickers and
-    trades, plus the symbol's book levels."""
+def _values(rows: np.ndarray, levels: tuple[np.ndarray, np.ndarray], cols) -> list:
+    """(mantissas, decimals) of the symbol's book levels, then of the given (value,
+    decimals) row columns of tickers and trades: never joined into one copy."""
     k = rows[:, sc.C_KIND]
-    mant, dec = [levels[0]], [levels[1]]
+    out = [levels]
     for kind, pairs in cols:
-        r = rows[k == kind]
-        for m, d in pairs:
-            mant.append(r[:, m])
-            dec.append(r[:, d])
-    return np.concatenate(mant), np.concatenate(dec)
+        r = picked(rows, k == kind)
+        out += [(r[:, m], r[:, d]) for m, d in pairs]
+    return out
 
 
 _PRICES = ((sc.TICKER, ((sc.C_PX, sc.C_PX_DEC), (sc.C_PX2, sc.C_PX2_DEC))),
@@ -92,15 +91,15 @@ def terms(
 ) -> SymbolTerms:
     """Instrument and grids of one symbol (`*_levels`: its book levels' mantissas and
     decimals)."""
-    px_m, px_d = _values(rows, px_levels, _PRICES)
-    sz_m, sz_d = _values(rows, sz_levels, _SIZES)
+    px = _values(rows, px_levels, _PRICES)
+    sz = _values(rows, sz_levels, _SIZES)
     if info is not None:
-        price = gr.given(info.tick, px_m, px_d, f"{where}: {symbol} price vs {info.where}")
-        size = gr.given(info.lot, sz_m, sz_d, f"{where}: {symbol} size vs {info.where}")
+        price = gr.given_of(info.tick, px, f"{where}: {symbol} price vs {info.where}")
+        size = gr.given_of(info.lot, sz, f"{where}: {symbol} size vs {info.where}")
         source = info.where
     else:
-        price, size = gr.inferred(px_m, px_d), gr.inferred(sz_m, sz_d)
-        source = f"gcd of {len(px_m):,} prices"
+        price, size = gr.inferred_of(px), gr.inferred_of(sz)
+        source = f"gcd of {sum(len(m) for m, _ in px):,} prices"
     mult = Decimal(1)
     if market == COINM:
         if info is not None and info.contract_size:

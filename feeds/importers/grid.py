@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+import numba as nb
 import numpy as np
 
 POW10 = 10 ** np.arange(19, dtype=np.int64)
@@ -57,23 +58,53 @@ def scaled(mantissa: np.ndarray, dec: np.ndarray, decimals: int) -> np.ndarray:
 
 def inferred(mantissa: np.ndarray, dec: np.ndarray) -> Grid:
     """The coarsest grid every value sits on."""
-    d = int(dec.max(initial=0))
+    return inferred_of([(mantissa, dec)])
+
+
+def inferred_of(values: list[tuple[np.ndarray, np.ndarray]]) -> Grid:
+    """The coarsest grid every value of several (mantissa, decimals) arrays sits on: what
+    `inferred` gives on them joined, without joining them."""
+    d = max((int(dec.max(initial=0)) for _, dec in values), default=0)
     if d > 12:
         raise ValueError(f"values with {d} decimals do not fit int64 steps")
-    return Grid(d, common_step(scaled(mantissa, dec, d)))
+    g = 0
+    for mantissa, dec in values:
+        g = _scaled_gcd(mantissa, dec, d, g)
+    return Grid(d, g or 1)
+
+
+@nb.njit(cache=True, nogil=True)
+def _scaled_gcd(mantissa, dec, decimals, g):
+    """gcd of `g` and every non-zero |mantissa * 10^(decimals - dec)|, in one pass that stops
+    at 1 (a fine-grained price series gets there within a few values)."""
+    for i in range(mantissa.shape[0]):
+        if g == 1:
+            break
+        v = abs(mantissa[i] * POW10[decimals - dec[i]])
+        while v:
+            g, v = v, g % v
+    return g
 
 
 def given(size: Decimal, mantissa: np.ndarray, dec: np.ndarray, what: str) -> Grid:
     """The grid of a venue's own step `size`; a value off it is a ValueError naming it
     (`what` says whose values, from which file)."""
-    d = max(int(dec.max(initial=0)), decimals_of(size))
+    return given_of(size, [(mantissa, dec)], what)
+
+
+def given_of(size: Decimal, values: list[tuple[np.ndarray, np.ndarray]], what: str) -> Grid:
+    """`given` on several (mantissa, decimals) arrays, as if joined in order."""
+    d = max([decimals_of(size)] + [int(dec.max(initial=0)) for _, dec in values])
     grid = Grid(d, int(size.scaleb(d)))
-    off = scaled(mantissa, dec, d) % grid.step != 0
-    if off.any():
+    offs = [(m, dc, scaled(m, dc, d) % grid.step != 0) for m, dc in values]
+    first = next(((m, dc, off) for m, dc, off in offs if off.any()), None)
+    if first is not None:
+        mantissa, dec, off = first
         i = int(np.flatnonzero(off)[0])
         value = Decimal(int(mantissa[i])).scaleb(-int(dec[i]))
+        n_off = sum(int(o.sum()) for _, _, o in offs)
         raise ValueError(
-            f"{what}: {value} is not a multiple of {plain(size)} ({int(off.sum()):,} values "
+            f"{what}: {value} is not a multiple of {plain(size)} ({n_off:,} values "
             f"off it); check that the definition is this instrument's"
         )
     return grid

@@ -8,6 +8,9 @@ from redline.feeds.books.check import match_top_to_quotes
 from redline.feeds.books.l2 import L2Book
 from redline.feeds.events import BookAction, Flag, Side
 from redline.feeds.importers import binance as bi
+from redline.feeds.importers import binance_lines as bl
+from redline.feeds.importers import compressed
+from redline.feeds.importers import line_breaks as lb
 from redline.feeds.realdata import realdata_dir
 
 REALDATA = realdata_dir()
@@ -268,7 +271,7 @@ def test_real_ethusdt_book_matches_book_ticker_exactly():
 def test_two_thread_scan_of_a_split_capture_gives_the_same_import(monkeypatch):
     data = random_capture(6, n_changes=1500) + b"\n" + "\n".join(SMALL[4:7]).encode()
     one = bi.import_bytes(data)
-    monkeypatch.setattr(bi, "_PARALLEL_BYTES", 1000)  # split even this small capture
+    monkeypatch.setattr(bl, "PARALLEL_BYTES", 1000)  # split even this small capture
     two = bi.import_bytes(data)
     for name in ("quotes", "trades", "book"):
         np.testing.assert_array_equal(getattr(one, name), getattr(two, name))
@@ -323,3 +326,66 @@ def test_a_gzip_capture_cut_short_says_how_many_lines_were_read(tmp_path):
         f"{cut}: read {lines:,} complete lines, then the gzip data ends inside a member at byte "
         f"{len(packed) - 50:,} (the file is cut short); nothing imported"
     )
+
+
+def _same_import(a, b) -> None:
+    for name in ("quotes", "trades", "book"):
+        x, y = getattr(a, name), getattr(b, name)
+        for field in x.dtype.names:  # field by field: padding bytes are not data
+            np.testing.assert_array_equal(x[field], y[field])
+    assert a.stats == b.stats and list(a.instruments) == list(b.instruments)
+
+
+@pytest.mark.parametrize("parallel_bytes", [1 << 30, 5000])
+def test_a_file_scanned_while_it_unpacks_imports_as_its_whole_text(
+    tmp_path, monkeypatch, parallel_bytes
+):
+    # small pieces: most lines are cut in two by a piece's end, a few pieces hold no line
+    # break at all (the long line), blank lines count; 5000: large pieces split in two too
+    pad = np.random.default_rng(0).integers(97, 123, 20_000, dtype=np.uint8).tobytes().decode()
+    long = line(9, trade(1, "100.25", "0.1", False) | {"pad": pad})  # hardly compresses
+    text = (random_capture(7, n_changes=2000) + b"\n\n" + long.encode() + b"\n"
+            + b"\n".join(x.encode() for x in SMALL[4:7]))  # fmt: skip
+    monkeypatch.setattr(compressed, "_CHUNK", 700)
+    monkeypatch.setattr(bl, "PARALLEL_BYTES", parallel_bytes)
+    f = tmp_path / "cap.gz"
+    f.write_bytes(gzip.compress(text))
+    pieces = list(compressed.unpacked(f))
+    assert len(pieces) > 20 and sum(b"\n" not in p for p in pieces) > 5
+    _same_import(bi.import_binance(f), bi.import_bytes(text))
+    lines = text.split(b"\n")
+    lines[-2] = b'77 {"e":"trade","s":"X"}'  # an error in the last piece: its physical line
+    f.write_bytes(gzip.compress(b"\n".join(lines)))
+    n = len(lines) - 1
+    with pytest.raises(ValueError, match=rf"cap.gz: read {n - 1} lines, then line {n}: a trade"):
+        bi.import_binance(f)
+
+
+def test_an_empty_file_is_nothing_to_import(tmp_path):
+    f = tmp_path / "cap.gz"
+    f.write_bytes(gzip.compress(b""))
+    with pytest.raises(ValueError, match=r"nothing to import: none of its 0 lines"):
+        bi.import_binance(f)
+
+
+def test_line_ends_are_found_eight_bytes_at_a_time_wherever_a_line_starts():
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n = int(rng.integers(0, 60))
+        raw = rng.choice(np.array([10, 34, 123, 255], np.uint8), n, p=[0.1, 0.3, 0.3, 0.3])
+        for start in range(min(n, 9)):  # every alignment of the words to the line
+            buf = raw[start:]
+            words = buf[: len(buf) - len(buf) % 8].view(np.uint64)
+            for pos in range(len(buf) + 1):
+                nl = np.flatnonzero(buf[pos:] == 10)
+                want = pos + int(nl[0]) if len(nl) else len(buf)
+                assert lb.line_end(buf, words, pos, len(buf)) == want
+
+
+def test_lines_are_counted_eight_bytes_at_a_time_exactly():
+    rng = np.random.default_rng(4)
+    # bytes one bit off a line break, and 0 and 255: a carry or a borrow would miscount them
+    alphabet = np.array([10, 0, 11, 8, 138, 255, 42], np.uint8)
+    for n in [*range(40), 1000, 4099]:
+        buf = rng.choice(alphabet, n)
+        assert lb.count_lines(buf) == np.count_nonzero(buf == 10) + 1

@@ -8,6 +8,23 @@ import zstandard
 from redline.feeds.importers import compressed
 
 TEXT = b"".join(b"%d some line of a capture\n" % i for i in range(200_000))
+INFLATERS = [zlib]
+try:
+    from isal import isal_zlib
+
+    INFLATERS.append(isal_zlib)
+except ImportError:  # the optional fast inflater: the zlib tests still run
+    pass
+
+
+@pytest.fixture(autouse=True, params=INFLATERS, ids=lambda m: m.__name__)
+def inflater(request, monkeypatch):
+    """Every test here runs with each gzip inflater there is: ISA-L when installed, and the
+    zlib it falls back to."""
+    monkeypatch.setattr(compressed, "_inflate", request.param)
+    monkeypatch.setattr(compressed, "_ERRORS", (zlib.error, request.param.error,
+                                                zstandard.ZstdError))  # fmt: skip
+    return request.param
 
 
 def test_plain_gzip_and_zstd_unpack_whole_with_every_member_and_frame(tmp_path):
@@ -66,3 +83,31 @@ def test_head_reads_past_a_first_zstd_block_larger_than_one_read(tmp_path):
     f.write_bytes(packed)
     assert zstandard.ZstdDecompressor().decompressobj().decompress(packed[:4096]) == b""
     assert compressed.head(f, 64) == noisy[:64]
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd", "plain"])
+def test_unpacked_yields_pieces_that_join_to_the_whole_file(tmp_path, monkeypatch, kind):
+    monkeypatch.setattr(compressed, "_CHUNK", 4096)
+    f = tmp_path / "x"
+    if kind == "gzip":
+        f.write_bytes(gzip.compress(TEXT[:5000]) + gzip.compress(TEXT[5000:]) + b"\0" * 9)
+    elif kind == "zstd":
+        f.write_bytes(zstandard.ZstdCompressor().compress(TEXT))
+    else:
+        f.write_bytes(TEXT)
+    pieces = list(compressed.unpacked(f))
+    assert b"".join(pieces) == TEXT
+    # a plain file is one piece; a packed one comes out as it unpacks, never as one block
+    assert len(pieces) == 1 if kind == "plain" else len(pieces) > 10
+
+
+def test_unpacked_raises_after_its_last_good_piece(tmp_path, monkeypatch):
+    monkeypatch.setattr(compressed, "_CHUNK", 4096)
+    packed = gzip.compress(TEXT)
+    f = tmp_path / "x.gz"
+    f.write_bytes(packed[: len(packed) // 2])
+    got = []
+    with pytest.raises(compressed.CutShort, match=r"ends inside a member at byte"):
+        for piece in compressed.unpacked(f):
+            got.append(piece)
+    assert 0 < len(b"".join(got)) < len(TEXT) and TEXT.startswith(b"".join(got))
