@@ -1,5 +1,5 @@
 """`redline backtest DATA... --strategy NAME [--param k=v ...] [--mode fast|faithful]
-[--venue auto|l1|l2] [--queue MODEL] [--latency ...] [--orders ...] [--risk ...]
+[--venue auto|l1|l2] [--queue MODEL] [--step-ms T] [--latency ...] [--orders ...] [--risk ...]
 [--fee-bps X] [--maker-bps X] [--json PATH] [--report DIR]`: a strategy (a target position, or
 quotes) behind pre-trade risk against the simulated venue over recordings, with the latency
 legs given, and what it made.
@@ -64,7 +64,12 @@ def register(sub) -> None:
                    "band_bps, kill_loss, state=active|reducing|halted (0: no limit)")  # fmt: skip
     p.add_argument("--fee-bps", type=float, default=0.0, help="taker fee, basis points")
     p.add_argument("--maker-bps", type=float, default=0.0, help="maker fee (< 0: a rebate)")
-    p.add_argument("--report", metavar="DIR", help="write executions.parquet and equity.png")
+    p.add_argument("--step-ms", type=float, default=0.0, metavar="T",
+                   help="L2: the strategy steps on an instrument at most once per T ms of data "
+                   "time (a timer; 0: on every book update)")  # fmt: skip
+    p.add_argument("--report", metavar="DIR",
+                   help="write report.png (equity, position, drawdown), executions.parquet and "
+                   "summary.md")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_arg(p)
     p.set_defaults(run=run)
@@ -131,7 +136,11 @@ def run(args) -> int:
         print(f"redline backtest: faithful graph: decisions by origin {origins}; lost decisions "
               f"{graph['lost_decisions']:,}; worker restarts {graph['restarts']}")  # fmt: skip
     if args.report:
-        _report(Path(args.report), result, unit)
+        from redline.pipeline.cli import backtest_report
+
+        paths = backtest_report.write(Path(args.report), result, f, unit)
+        print(f"redline backtest: report in {paths[0].parent} "
+              f"({', '.join(p.name for p in paths)})")  # fmt: skip
     write_json(args.json, f)
     return _faithful_losses(graph)
 
@@ -142,11 +151,15 @@ def _fast(args, module, p, legs, ids, common, venue, kinds, total):
     from redline.venue.backtest import Backtest
     from redline.venue.l2_backtest import L2Backtest
 
+    if not args.step_ms >= 0 or (args.step_ms and venue != "l2"):
+        raise ValueError(f"--step-ms {args.step_ms}: a timer of 0 ms or more, for the L2 venue "
+                         f"(this run's is {venue})")  # fmt: skip
     if venue == "l2":
         if hasattr(module, "bind"):
             raise ValueError(f"--strategy {args.strategy} steps on quotes: give --venue l1")
         model, power = _queue(args.queue)
-        bt = L2Backtest(module, p, legs, ids, queue=model, power=power, **common)
+        bt = L2Backtest(module, p, legs, ids, queue=model, power=power,
+                        step_ns=round(args.step_ms * 1e6), **common)  # fmt: skip
     else:
         if hasattr(module, "bind"):  # model_signal: features and predictions over the data first
             module = module.bind(p, args.data, ids)
@@ -339,30 +352,3 @@ class _progress:
     def __exit__(self, *exc) -> None:
         if not self.off:
             self.bar.stop()
-
-
-def _report(out: Path, result, unit: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from redline.pipeline.cli.folders import output_folder
-
-    out = output_folder(out, "--report")
-    ex = result.executions
-    pq.write_table(
-        pa.table({name: ex[name] for name in ex.dtype.names}), out / "executions.parquet"
-    )
-    fig, ax = plt.subplots(figsize=(9, 4))
-    ax.plot((result.bars_ts - result.bars_ts[0]) / 1e9 if len(result.bars_ts) else [],
-            result.bars_eq, label="equity")  # fmt: skip
-    ax.set_xlabel("data time (s)")
-    ax.set_ylabel(f"equity ({unit})")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(out / "equity.png", dpi=100)
-    plt.close(fig)
-    print(f"redline backtest: report in {out} (executions.parquet, equity.png)")

@@ -47,7 +47,23 @@ def test_latency_changes_the_fills_and_the_report_is_written(tmp_path):
     assert ex.num_rows == slow["orders"]
     assert min(v - d for v, d in zip(ex["ts_venue"].to_pylist(), ex["ts_decision"].to_pylist(),
                                        strict=True) if v) == 50_000_000  # fmt: skip
-    assert (tmp_path / "rep" / "equity.png").stat().st_size > 0
+    assert (tmp_path / "rep" / "report.png").stat().st_size > 0
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert f"| orders | {slow['orders']:,} |" in summary and slow["journal_sha256"] in summary
+    assert "| entry | constant_us 50000.0 |" in summary
+
+
+def test_the_l2_timer_steps_at_most_once_a_window(tmp_path):
+    """--step-ms: the market maker on the bundled book requotes on a 100 ms timer of data
+    time, so it sends fewer orders than when it steps on every book update."""
+    runs = {}
+    for ms in ("0", "100"):
+        out = tmp_path / f"l2_{ms}.json"
+        argv = ["backtest", str(DIR), "--strategy", "market_maker", "--venue", "l2",
+                "--step-ms", ms, "--no-progress", "--json", str(out)]  # fmt: skip
+        assert main(argv) == 0
+        runs[ms] = json.loads(out.read_text())
+    assert runs["0"]["venue"] == "l2" and 0 < runs["100"]["orders"] < runs["0"]["orders"]
 
 
 def test_risk_and_limit_orders_from_the_command_line(tmp_path):
@@ -82,6 +98,7 @@ def test_bad_input_is_one_line(tmp_path, capsys):
         (["--param", "alfa=1"], "--param 'alfa=1': give key=value with a key of ema_cross's"),
         (["--latency", "entry=-5"], "--latency 'entry=-5'"),
         (["--strategy", "nope"], "no strategy 'nope'"),
+        (["--step-ms", "5"], "--step-ms 5.0: a timer of 0 ms or more, for the L2 venue"),
     ):
         argv = ["backtest", QUOTES, "--strategy", "ema_cross", *argv]
         assert main(argv) == 2
