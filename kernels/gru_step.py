@@ -23,29 +23,33 @@ import triton.language as tl
 
 from redline.kernels.triton_mode import check_device
 
-# Gate tiles of W_hh are [H, H] in registers, as in the fused MLP.
+# Each program holds gate tiles of W_hh [H, BLOCK_J]: the output units are split in blocks of
+# at most MAX_BLOCK_J, since whole [256, 256] fp32 tiles for three gates spill so far that the
+# compile alone ran past 90 s on an H200.
 MAX_WIDTH = 256
 MIN_TILE = 16  # tl.dot minimum on a GPU
 MAX_BLOCK_B = 32
+MAX_BLOCK_J = 64
 
 
 @triton.jit
-def _gate(x, h, w_ih, w_hh, b_ih, b_hh, G: tl.constexpr, K, H, KP: tl.constexpr, HP: tl.constexpr):
-    # Returns (W_ig x + b_ig, W_hg h + b_hg), each [BLOCK_B, HP] fp32.
+def _gate(
+    x, h, w_ih, w_hh, b_ih, b_hh, G: tl.constexpr, K, H, offs_j, KP: tl.constexpr, HP: tl.constexpr
+):
+    # Returns (W_ig x + b_ig, W_hg h + b_hg) for the output units offs_j, each [BLOCK_B, BJ].
     offs_k = tl.arange(0, KP)
     offs_h = tl.arange(0, HP)
-    offs_j = tl.arange(0, HP)  # output unit within the gate
     rows = G * H + offs_j  # row of the stacked [3H, *] weights
     wi = tl.load(
         w_ih + rows[None, :] * K + offs_k[:, None],
         mask=(offs_k[:, None] < K) & (offs_j[None, :] < H),
         other=0.0,
-    ).to(tl.float32)  # [KP, HP]
+    ).to(tl.float32)  # [KP, BJ]
     wh = tl.load(
         w_hh + rows[None, :] * H + offs_h[:, None],
         mask=(offs_h[:, None] < H) & (offs_j[None, :] < H),
         other=0.0,
-    ).to(tl.float32)  # [HP, HP]
+    ).to(tl.float32)  # [HP, BJ]
     bi = tl.load(b_ih + rows, mask=offs_j < H, other=0.0).to(tl.float32)
     bh = tl.load(b_hh + rows, mask=offs_j < H, other=0.0).to(tl.float32)
     gi = tl.dot(x, wi, input_precision="ieee") + bi[None, :]
@@ -71,9 +75,11 @@ def _gru_step_kernel(
     KP: tl.constexpr,
     HP: tl.constexpr,
     BLOCK_B: tl.constexpr,
+    BLOCK_J: tl.constexpr,
 ):
     pid = tl.program_id(0)
     rows = pid * BLOCK_B + tl.arange(0, BLOCK_B)
+    offs_j = tl.program_id(1) * BLOCK_J + tl.arange(0, BLOCK_J)  # this program's output units
     offs_k = tl.arange(0, KP)
     offs_h = tl.arange(0, HP)
     row_ok = rows[:, None] < B
@@ -85,14 +91,16 @@ def _gru_step_kernel(
     h_mask = row_ok & (offs_h[None, :] < H)
     h = tl.load(h_ptr + rows[:, None] * stride_hb + offs_h[None, :], mask=h_mask, other=0.0)
     h = h.to(tl.float32)
-    ri, rh = _gate(x, h, w_ih, w_hh, b_ih, b_hh, 0, K, H, KP, HP)
-    zi, zh = _gate(x, h, w_ih, w_hh, b_ih, b_hh, 1, K, H, KP, HP)
-    ni, nh = _gate(x, h, w_ih, w_hh, b_ih, b_hh, 2, K, H, KP, HP)
+    ri, rh = _gate(x, h, w_ih, w_hh, b_ih, b_hh, 0, K, H, offs_j, KP, HP)
+    zi, zh = _gate(x, h, w_ih, w_hh, b_ih, b_hh, 1, K, H, offs_j, KP, HP)
+    ni, nh = _gate(x, h, w_ih, w_hh, b_ih, b_hh, 2, K, H, offs_j, KP, HP)
     r = tl.sigmoid(ri + rh)
     z = tl.sigmoid(zi + zh)
     n = 2.0 * tl.sigmoid(2.0 * (ni + r * nh)) - 1.0  # tanh; tl has no tanh
-    h_new = (1.0 - z) * n + z * h
-    tl.store(out_ptr + rows[:, None] * stride_ob + offs_h[None, :], h_new, mask=h_mask)
+    j_mask = row_ok & (offs_j[None, :] < H)
+    h_j = tl.load(h_ptr + rows[:, None] * stride_hb + offs_j[None, :], mask=j_mask, other=0.0)
+    h_new = (1.0 - z) * n + z * h_j.to(tl.float32)
+    tl.store(out_ptr + rows[:, None] * stride_ob + offs_j[None, :], h_new, mask=j_mask)
 
 
 def _check(x: torch.Tensor, h: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor) -> None:
@@ -120,7 +128,7 @@ def gru_step(
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One GRU step: x [B, K], h [B, H] -> h' [B, H] fp32 (written to `out` if given;
-    `out` may be `h` itself: each program reads its rows before writing them)."""
+    `out` may be `h` itself)."""
     _check(x, h, w_ih, w_hh)
     batch, k = x.shape
     hidden = h.shape[1]
@@ -134,11 +142,15 @@ def gru_step(
         return out
     check_device(x=x, h=h, out=out, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
     block_b = min(MAX_BLOCK_B, max(MIN_TILE, triton.next_power_of_2(batch)))
-    grid = (triton.cdiv(batch, block_b),)
+    hp = max(MIN_TILE, triton.next_power_of_2(hidden))
+    block_j = min(hp, MAX_BLOCK_J)
+    grid = (triton.cdiv(batch, block_b), triton.cdiv(hidden, block_j))
+    # In place over several column blocks, one block's writes would reach another's reads of h.
+    dst = out if grid[1] == 1 or out.data_ptr() != h.data_ptr() else torch.empty_like(out)
     _gru_step_kernel[grid](
         x,
         h,
-        out,
+        dst,
         w_ih.contiguous(),
         w_hh.contiguous(),
         b_ih.contiguous(),
@@ -150,9 +162,12 @@ def gru_step(
         h.stride(0),
         out.stride(0),
         KP=max(MIN_TILE, triton.next_power_of_2(k)),
-        HP=max(MIN_TILE, triton.next_power_of_2(hidden)),
+        HP=hp,
         BLOCK_B=block_b,
+        BLOCK_J=block_j,
     )
+    if dst is not out:
+        out.copy_(dst)
     return out
 
 

@@ -33,11 +33,13 @@ class PrecisionBound:
             raise ValueError(f"decision_threshold must be >= 0, got {self.decision_threshold}")
 
 
-# Presets for outputs of order 1 (the demo model's score: int8 measured 0.06 max error).
+# Presets for outputs of order 1 (the demo model's score: int8 measured 0.06 max error). bf16's
+# is fp16's times the ratio of their unit roundoffs (2^-8 / 2^-11 = 8): compiled on an H200 the demo
+# model's bf16 plan drifted 0.0517, over the 0.05 this preset was (the interpreter: less).
 DEFAULT_BOUNDS: dict[str, PrecisionBound] = {
     "fp32": PrecisionBound(1e-5, 1.0),
     "fp16": PrecisionBound(1e-2, 0.99),
-    "bf16": PrecisionBound(5e-2, 0.98),
+    "bf16": PrecisionBound(8e-2, 0.98),
     "int8": PrecisionBound(1e-1, 0.98),
 }
 

@@ -33,6 +33,21 @@ def test_step_matches_reference(dtype, batch, k, h, dev_call):
     )
 
 
+def test_in_place_over_several_column_blocks_reads_the_old_state(dev_call):
+    # 130 units run as three blocks of 64 outputs; each block's dot reads all of h, so writing
+    # h' over h block by block would feed one block's new state into another's step.
+    w = _weights(3, 130, torch.float32)
+    g = torch.Generator().manual_seed(7)
+    x, h0 = torch.randn(2, 3, generator=g), torch.randn(2, 130, generator=g)
+
+    def in_place(x, h, *w):
+        return gru_step(x, h, *w, out=h)
+
+    torch.testing.assert_close(
+        dev_call(in_place, x, h0.clone(), *w), gru_step_ref(x, h0, *w), atol=1e-5, rtol=1e-5
+    )
+
+
 def test_stepping_a_sliding_window_equals_torch_gru(dev_call):
     # The state carries over; each new event costs one step, not a window re-run.
     torch.manual_seed(0)
