@@ -15,15 +15,17 @@ score has median 0 and standard deviation 1: both signs (buy / sell) occur about
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from redline.kernels.features import N_FEATURES
 from redline.kernels.plans.calibration import recorded_features
 
+if TYPE_CHECKING:
+    from torch import nn
+
+# torch is imported where a model is built, never for bundled_model_dir: the hot swap resolves
+# the bundled registry on the arbiter's loop, and importing torch there stalled it 1.3 s.
 HIDDEN = 64
-_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
 def bundled_model_dir() -> Path:
@@ -35,8 +37,12 @@ def bundled_model_dir() -> Path:
 
 def bundled_model() -> nn.Sequential:
     """The bundled trained demo model as an fp32 nn.Sequential in eval mode."""
+    import torch
+    from torch import nn
+
     from redline.kernels.plans.storage import load_plan
 
+    activations = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
     plan = load_plan(bundled_model_dir(), device="cpu", backend="cpu")
     if plan.kind != "mlp" or plan.precision != "fp32":
         raise ValueError(f"{bundled_model_dir()}: expected an fp32 MLP plan, got {plan!r}")
@@ -48,12 +54,15 @@ def bundled_model() -> nn.Sequential:
             linear.bias.copy_(layer.bias)
         modules.append(linear)
         if layer.activation != "none":
-            modules.append(_ACTIVATIONS[layer.activation]())
+            modules.append(activations[layer.activation]())
     return nn.Sequential(*modules).eval()
 
 
 def demo_model(seed: int = 0) -> nn.Sequential:
     """The seeded untrained MLP in eval mode; the same seed gives the same weights."""
+    import torch
+    from torch import nn
+
     g = torch.Generator().manual_seed(seed)
     model = nn.Sequential(
         nn.Linear(N_FEATURES, HIDDEN), nn.GELU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),

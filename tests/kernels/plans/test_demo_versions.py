@@ -42,3 +42,21 @@ def test_v2_is_reproducible_and_passes_the_canary_but_answers_differently(tmp_pa
     report = measure_arrays(new, old, "canary", CANARY_BOUND)
     assert report.passed, report
     assert report.mean_abs_error > 1e-3  # a real second version, not a copy
+
+
+def test_the_swap_path_never_imports_torch():
+    # The swap resolves the bundled registry on the arbiter's event loop: importing torch there
+    # (through demo_model) stalled every decision 1.3 s and turned 500 of them into defaults.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from redline.pipeline.graph.nodes import arbiter\n"
+        "from redline.pipeline.arbiter.swap import SwapCoordinator\n"
+        "from redline.kernels.plans.demo_versions import demo_registry\n"
+        "demo_registry().resolve('demo@2', features='auto')\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
