@@ -197,7 +197,9 @@ def _mark_workers(ax, events: Sequence[WorkerEvent], t0: int) -> None:
     """A vertical line per worker event: red dashed for a fault, green dotted for recovery."""
     for e in events:
         color, style = ("tab:red", "--") if e.fault else ("tab:green", ":")
-        why = f" ({e.why})" if e.why else ""
+        # A legend entry stays short: a swap's reasons run to a paragraph (the journal keeps it
+        # whole), and a legend that wide collapsed the axes beside it.
+        why = f" ({e.why if len(e.why) <= 40 else e.why[:39] + '…'})" if e.why else ""
         ax.axvline((e.ts_ns - t0) / 1e9, color=color, linestyle=style, linewidth=1.2,
                    label=f"worker {e.worker} {e.what}{why}")  # fmt: skip
 
