@@ -29,10 +29,19 @@ HIDDEN = 64
 
 
 def bundled_model_dir() -> Path:
-    """replay_data/model: the bundled trained plan (fp32)."""
+    """replay_data/model: the bundled trained plan over the kernels' features (fp32)."""
     from redline.replay_data import DIR
 
     return DIR / "model"
+
+
+def graph_model_dir() -> Path:
+    """replay_data/model_book: the plan a trading graph runs when none is named (the demo's):
+    the kernels' features plus the book features of each instrument's resident L2 book,
+    trained on the bundled recording's quotes, trades and book deltas (fp32)."""
+    from redline.replay_data import DIR
+
+    return DIR / "model_book"
 
 
 def bundled_model() -> nn.Sequential:

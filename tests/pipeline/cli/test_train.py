@@ -46,7 +46,7 @@ def test_the_bundled_model_is_this_training_of_the_bundled_data(trained):
             plan.run_into(x[s : s + plan.max_batch], y[s : s + plan.max_batch])
         outs.append(y[:, 0])
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-3)
-    assert training.edge()["model_oos_corr"] == report["model"]["corr"]
+    assert training.edge(str(DIR / "model"))["model_oos_corr"] == report["model"]["corr"]
 
 
 def test_the_same_seed_gives_the_same_weights_and_another_seed_others(tmp_path):
