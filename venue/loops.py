@@ -7,9 +7,8 @@ grew the cache index until a stale entry crashed a later process. Each entry bel
 arrays and names its strategy as a global, so it compiles once per machine. A strategy module
 not listed here (a user's own) runs the same loop compiled in-process.
 
-numba checks only this file's stamp before it reuses a cached entry: after editing l1.py,
-l2.py, decide.py or a listed strategy's step, `touch venue/loops.py` (a clean checkout, as in
-CI, always compiles afresh).
+numba checks only this file's stamp before it reuses a cached entry; feeds/jit_cache.py drops
+these entries when l1.py, l2.py, a listed strategy or anything they import is edited.
 """
 
 from __future__ import annotations
