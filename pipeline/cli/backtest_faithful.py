@@ -212,7 +212,10 @@ def run_faithful(paths: list[str], name: str, module, params, legs, ids: list[in
     from redline.venue.backtest import Backtest
 
     files = quote_and_trade_files(paths)
-    model = getattr(params, "model", "") or ""  # model_signal's plan; else the bundled one
+    # model_signal's plan (its own, or the kernel-feature model it defaults to: not the graph's
+    # default, whose book features this quotes-and-trades replay could not feed); else the
+    # graph's default, whose scores these strategies do not read.
+    model = str(module.model_dir(params)) if hasattr(module, "model_dir") else ""
     spec = graph_spec(model, name, params, ids, journal)
     first = _first_ts_recv(files)
     clock = ReplayClock(first)
