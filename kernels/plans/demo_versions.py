@@ -63,9 +63,10 @@ def derive_version(src: str | Path, dest: str | Path, seed: int = SEED,
     return dest
 
 
-def demo_registry(root: str | Path | None = None) -> Registry:
-    """The registry holding demo@1 and demo@2 (published on first use, reused after)."""
-    v1 = graph_model_dir()
+def demo_registry(root: str | Path | None = None, base: str | Path | None = None) -> Registry:
+    """The registry holding demo@1 and demo@2 (published on first use, reused after); `base`:
+    the plan demo@1 is (default: the trading graph's bundled model)."""
+    v1 = Path(base) if base is not None else graph_model_dir()
     sha = read_plan(v1).manifest["sha256"]
     base = Path(root) if root is not None else Path(tempfile.gettempdir())
     reg = Registry(base / f"redline-models-{sha[:12]}")
