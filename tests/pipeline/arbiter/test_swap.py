@@ -1,8 +1,7 @@
 """Hot model swap under a steady stream of recorded quotes, with real CPU worker processes.
 
-An Arbiter with two `redline worker` processes and the in-process fallback serves the bundled
-demo model (demo@1) on a live clock; the stream's driver and the SwapCoordinator share one
-asyncio loop, as in the graph. Checked: every request gets exactly one decision; the version
+An Arbiter with two `redline worker` processes and the in-process fallback serves demo@1 (the
+kernel-feature model: its workers restart faster) on a live clock; driver and swap share a loop. Checked: every request gets exactly one decision; the version
 tags switch at exactly one event (all before it demo@1, all after demo@2, in event and in
 journal order) and the scores after it are demo@2's (an independent replica); a failing canary
 leaves demo@1 serving; rollback and automatic rollback flip back and say why.
@@ -26,7 +25,7 @@ import safetensors.numpy
 from redline.feeds.clock import LiveClock
 from redline.feeds.events import Origin
 from redline.feeds.replay.reader import replay
-from redline.kernels.plans.demo_model import bundled_model_dir
+from redline.kernels.plans.demo_model import bundled_model_dir as kernel_model
 from redline.kernels.plans.demo_versions import demo_registry, derive_version
 from redline.kernels.plans.numpy_loader import load_cpu_plan
 from redline.kernels.plans.plan_file import MANIFEST, WEIGHTS
@@ -49,10 +48,7 @@ BUDGET_MS = 250
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    # The kernel-feature model: a restarted worker has no L2 books' code to load, so it is back
-    # within the stream's 7.5 s on a loaded box (in a whole run the book model's was not); the
-    # swap's rules do not depend on which features a plan reads.
-    return demo_registry(tmp_path_factory.mktemp("models"), base=bundled_model_dir())
+    return demo_registry(tmp_path_factory.mktemp("models"), base=kernel_model())
 
 
 @pytest.fixture(scope="module")
