@@ -298,14 +298,14 @@ def save(model, report: dict, out) -> str:
 
 def edge(model: str = "") -> dict | None:
     """The out-of-sample edge `redline train` wrote into a plan's manifest (`model`: its
-    directory, "": the trading graph's bundled model); None when it holds no training report."""
+    directory, "": the bundled demo model); None when it holds no training report."""
     import json
     from pathlib import Path
 
-    from redline.kernels.plans.demo_model import graph_model_dir
+    from redline.kernels.plans.demo_model import bundled_model_dir
     from redline.kernels.plans.plan_file import MANIFEST
 
-    path = Path(model or graph_model_dir()) / MANIFEST
+    path = Path(model or bundled_model_dir()) / MANIFEST
     try:
         report = json.loads(path.read_text()).get("training")
     except (OSError, ValueError):

@@ -35,10 +35,10 @@ def bundled_model_dir() -> Path:
     return DIR / "model"
 
 
-def graph_model_dir() -> Path:
-    """replay_data/model_book: the plan a trading graph runs when none is named (the demo's):
-    the kernels' features plus the book features of each instrument's resident L2 book,
-    trained on the bundled recording's quotes, trades and book deltas (fp32)."""
+def book_model_dir() -> Path:
+    """replay_data/model_book: the kernels' features plus the book features of each
+    instrument's resident L2 book, trained on the bundled recording's quotes, trades and book
+    deltas (fp32); what `redline demo --book` runs."""
     from redline.replay_data import DIR
 
     return DIR / "model_book"

@@ -4,7 +4,7 @@
     reg.versions("demo")           # ["1", "2"]
     reg.resolve("demo@2", features="auto")
 
-demo@1 is the trading graph's bundled plan (`demo_model.graph_model_dir()`) as it is. demo@2 is
+demo@1 is the bundled trained plan (`demo_model.bundled_model_dir()`, or the `base` given) as it is. demo@2 is
 derived from it, deterministically: every floating-point tensor multiplied elementwise by
 (1 + PERTURBATION * z), z ~ N(0, 1) from numpy's PCG64 seeded SEED. Same architecture, input
 features and precision; other weights, so another version string (`<kind>-<sha256[:12]>` of its
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import safetensors.numpy
 
-from redline.kernels.plans.demo_model import graph_model_dir
+from redline.kernels.plans.demo_model import bundled_model_dir
 from redline.kernels.plans.plan_file import MANIFEST, WEIGHTS, read_plan
 from redline.kernels.plans.registry import Registry, RegistryError
 
@@ -65,8 +65,8 @@ def derive_version(src: str | Path, dest: str | Path, seed: int = SEED,
 
 def demo_registry(root: str | Path | None = None, base: str | Path | None = None) -> Registry:
     """The registry holding demo@1 and demo@2 (published on first use, reused after); `base`:
-    the plan demo@1 is (default: the trading graph's bundled model)."""
-    v1 = Path(base) if base is not None else graph_model_dir()
+    the plan demo@1 is (default: the bundled trained model)."""
+    v1 = Path(base) if base is not None else bundled_model_dir()
     sha = read_plan(v1).manifest["sha256"]
     base = Path(root) if root is not None else Path(tempfile.gettempdir())
     reg = Registry(base / f"redline-models-{sha[:12]}")

@@ -1,24 +1,25 @@
 """`redline demo`: the main job on bundled data, no arguments needed.
 
-A publisher process replays the bundled market recording (quotes, trades and
-L2 book deltas) over a real ZeroMQ socket (tcp, PUSH) into the `demo` graph:
-feed -> arbiter with two redundant workers (CUDA when there is a GPU, else CPU;
-each keeps every instrument's L2 book resident for the model's book features)
--> signal trader -> journal. Halfway through, worker A is SIGKILLed (`--no-chaos` to
+A publisher process replays the bundled market recording (quotes and trades)
+over a real ZeroMQ socket (tcp, PUSH) into the `demo` graph: feed -> arbiter
+with two redundant workers (CUDA when there is a GPU, else CPU) -> signal
+trader -> journal. `--book` adds the recording's L2 book deltas: each worker
+keeps every instrument's book resident and the model (replay_data/model_book)
+reads its book features. Halfway through, worker A is SIGKILLed (`--no-chaos` to
 skip) and the arbiter fails over to B while A is restarted. At the end it
 prints the summary (events, decisions by origin, lost decisions, deadline
 misses, failovers, tick-to-decision and per-stage p50/p99/p99.9), writes the
 journal report (PNG plots) and, with `--json PATH`, the figures.
 
-`--swap`: halfway, a hot swap from demo@1 (the bundled graph model) to demo@2 (pipeline/arbiter/
+`--swap`: halfway, a hot swap from demo@1 (the model served) to demo@2 (pipeline/arbiter/
 swap.py); the chaos kill moves to 3/4. Summary and JSON: `decisions_by_version`, the journal's.
 
-Sized for a 2-vCPU VM: by default 20 s of the recording in real time, the
-events of instrument 1 (ES: ~190 quotes/s, its trades and ~400 book deltas/s),
-and a decision for every quote (the ticks edge blocks: a graph that falls
-behind holds the publisher back, so nothing is dropped). At 2x the book deltas
-take the two cores past what a 20 ms budget allows: 150-300 of 5,400 decisions
-were safe defaults with no fault caused, against under 20 in real time.
+Sized for a 2-vCPU VM: by default 40 s of the recording at 2x speed, the
+events of instrument 1 (ES: ~190 quotes/s and its trades), and a decision for
+every quote (the ticks edge blocks: a graph that falls behind holds the
+publisher back, so nothing is dropped). With `--book` the ~400 deltas/s triple
+the events: on 2 vCPUs 120-290 of 3,839 decisions were safe defaults even in
+real time (the arbiter's cost per small delta batch; BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ from redline.pipeline.graph.runtime import Runtime
 from redline.pipeline.observe.worker_log import worker_log_path
 from redline.replay_data import DIR
 
-RECORDINGS = ("market_quotes.parquet", "market_trades.parquet", "market_book.parquet")
+RECORDINGS = ("market_quotes.parquet", "market_trades.parquet")
+BOOK = "market_book.parquet"  # --book: the L2 deltas the book model's features read
 
 
 def _seconds(text: str) -> float:
@@ -80,8 +82,8 @@ def register(sub) -> None:
         help="run the main job on the bundled recordings",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--seconds", type=_seconds, default=20.0, help="recording seconds to replay")
-    p.add_argument("--speed", type=_speed, default=1.0, help="replay speed (1 = real time) or max")
+    p.add_argument("--seconds", type=_seconds, default=40.0, help="recording seconds to replay")
+    p.add_argument("--speed", type=_speed, default=2.0, help="replay speed (1 = real time) or max")
     p.add_argument(
         "--instruments",
         type=_instruments,
@@ -93,6 +95,9 @@ def register(sub) -> None:
         "--swap", action="store_true", help="hot-swap the model to demo@2 halfway through"
     )
     p.add_argument("--model", default="", help="model plan folder (empty: the bundled one)")
+    p.add_argument("--book", action="store_true",
+                   help="also replay the L2 book deltas; the workers keep each instrument's book "
+                   "and the model reads its book features (replay_data/model_book)")  # fmt: skip
     p.add_argument(
         "--out", type=Path, default=None, help="folder for the journal and plots (None: a new one)"
     )
@@ -195,7 +200,11 @@ def run(args) -> int:
 
     console = Console(stderr=True)  # progress and events as they happen
     result = Console()  # the summary: stdout, so `redline demo > out.txt` keeps it
-    paths = [str(DIR / name) for name in RECORDINGS]
+    paths = [str(DIR / name) for name in RECORDINGS + ((BOOK,) if args.book else ())]
+    if args.book and not args.model:  # the model whose book features the deltas feed
+        from redline.kernels.plans.demo_model import book_model_dir
+
+        args.model = str(book_model_dir())
     if args.out is not None:
         output_folder(args.out)
     known = recorded_instruments()

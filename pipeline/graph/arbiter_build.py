@@ -117,10 +117,9 @@ def cuda_device_count() -> int:
 
 
 def default_model_dir(node: gc.ArbiterSpec) -> str:
-    """The bundled model for the node's kind: the trading graph's model (kernel and book
-    features: demo_model.graph_model_dir), or for a frame arbiter the driving planner's
-    learned term (kernels/plans/driving_model.py, its shipped weights)."""
-    from redline.kernels.plans.demo_model import graph_model_dir
+    """The bundled model for the node's kind: the trading demo model, or for a frame arbiter
+    the driving planner's learned term (kernels/plans/driving_model.py, its shipped weights)."""
+    from redline.kernels.plans.demo_model import bundled_model_dir
     from redline.kernels.plans.driving_model import bundled_dir
 
-    return str(bundled_dir() if isinstance(node, gc.FrameArbiterSpec) else graph_model_dir())
+    return str(bundled_dir() if isinstance(node, gc.FrameArbiterSpec) else bundled_model_dir())

@@ -216,15 +216,18 @@ class ArbiterNode(Node):
     @property
     def swapper(self):
         """The SwapCoordinator (pipeline/arbiter/swap.py) over the bundled registry (demo@1,
-        demo@2: kernels/plans/demo_versions.py); the bundled model is demo@1."""
+        demo@2: kernels/plans/demo_versions.py); demo@1 is the model this graph serves (the
+        bundled one unless the node names another), so demo@2 reads the same features."""
         if self._swapper is None:
             from redline.kernels.plans.demo_versions import demo_registry
             from redline.pipeline.arbiter.swap import SwapCoordinator
 
             features = self.spec.workers[0].features
-            base = "" if self.spec.model else "demo@1"
             self._swapper = SwapCoordinator(
-                self.arb, demo_registry(), base_label=base, features=features
+                self.arb,
+                demo_registry(base=self.spec.model or None),
+                base_label="demo@1",
+                features=features,
             )
         return self._swapper
 

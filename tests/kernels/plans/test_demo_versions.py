@@ -3,7 +3,7 @@
 import numpy as np
 
 from redline.kernels.plans.calibration import recorded_features
-from redline.kernels.plans.demo_model import bundled_model_dir, graph_model_dir
+from redline.kernels.plans.demo_model import bundled_model_dir
 from redline.kernels.plans.demo_versions import demo_registry, derive_version
 from redline.kernels.plans.gate_core import measure_arrays
 from redline.kernels.plans.numpy_loader import load_numpy_plan
@@ -22,7 +22,7 @@ def test_the_registry_lists_both_versions_and_reuses_them(tmp_path):
     reg = demo_registry(tmp_path)
     assert reg.versions("demo") == ["1", "2"]
     v1, v2 = (read_plan(reg.resolve(f"demo@{v}", features="auto")) for v in (1, 2))
-    assert v1.manifest["sha256"] == read_plan(graph_model_dir()).manifest["sha256"]
+    assert v1.manifest["sha256"] == read_plan(bundled_model_dir()).manifest["sha256"]
     # Same architecture and inputs, other weights: another version on the decisions.
     for key in ("kind", "architecture", "input_features", "tensors", "precision"):
         assert v1.manifest[key] == v2.manifest[key]

@@ -42,6 +42,25 @@ def test_demo_accounts_for_every_event_and_fails_over(tmp_path):
     assert any(e.what == "restart" for e in events)
 
 
+def test_demo_with_the_book_serves_the_book_model_on_every_event(tmp_path):
+    from redline.kernels.plans.demo_model import book_model_dir
+    from redline.kernels.plans.numpy_loader import load_cpu_plan
+    from redline.kernels.training import edge
+    from redline.pipeline.cli.demo import BOOK
+
+    out = tmp_path / "demo.json"
+    argv = ["demo", "--book", "--no-chaos", "--seconds", "2", "--speed", "3", "--out",
+            str(tmp_path), "--json", str(out), "--no-progress"]  # fmt: skip
+    assert cli.main(argv) == 0
+    f = json.loads(out.read_text())
+    files = [str(DIR / r) for r in (*RECORDINGS, BOOK)]
+    assert f["events"] == count_events(files, 2, (1,)) > count_events(files[:2], 2, (1,))
+    assert f["lost_decisions"] == 0 and f["model_edge"] == edge(str(book_model_dir()))
+    d = read_journal(tmp_path / "journal.arrow")
+    served = {int(v) for v in d["model_version"][d["origin"] == Origin.WORKER_A]}
+    assert served == {int(load_cpu_plan(book_model_dir()).version_id)}
+
+
 @pytest.mark.parametrize(
     "argv, expect",
     [

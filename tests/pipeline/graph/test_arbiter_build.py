@@ -14,7 +14,7 @@ from redline import kernels
 from redline.feeds.clock import ReplayClock
 from redline.kernels.feature_names import FEATURE_NAMES
 from redline.kernels.plans import driving_model
-from redline.kernels.plans.demo_model import graph_model_dir
+from redline.kernels.plans.demo_model import bundled_model_dir
 from redline.kernels.plans.numpy_loader import load_numpy_plan
 from redline.kernels.plans.signing import PlanSignatureError, generate_key, sign_plan
 from redline.pipeline.graph import config as gc
@@ -119,4 +119,4 @@ def test_the_driving_preset_starts_without_a_model_and_the_trading_one_keeps_its
     assert arb.model == "" and default_model_dir(arb) == str(driving_model.bundled_dir())
     check_model(arb, default_model_dir(arb))  # the window inputs the driving workers feed
     trading = gc.load("demo").nodes["arbiter"]
-    assert default_model_dir(trading) == str(graph_model_dir())  # kernel and book features
+    assert default_model_dir(trading) == str(bundled_model_dir())
