@@ -333,7 +333,8 @@ def main() -> None:
         table("GPU batch 1, demo model", gpu["latency_batch1"], "torch CUDA graph, end to end")
         for name, f in gpu["throughput_4096"].items():
             print(
-                f"{name:30s} {f['rows_per_s'] / 1e6:8.1f} M rows/s  {f['x_roofline']:.1f}x roofline"
+                f"{name:30s} {f['rows_per_s'] / 1e6:8.1f} M rows/s  "
+                f"{f['x_roofline']:.1f}x the roofline's time per batch"
             )
         report["gpu"] = gpu
     else:
