@@ -40,6 +40,7 @@ from redline.pipeline.control.endpoint import open_control, refusals
 from redline.pipeline.graph import config as gc
 from redline.pipeline.graph import nodes as gn
 from redline.pipeline.graph.arbiter_build import build_arbiter
+from redline.pipeline.graph.node_specs import SIGNAL_TRADER
 from redline.pipeline.transport.address import is_process_local
 from redline.pipeline.transport.edge import Receiver, Sender
 from redline.pipeline.transport.opener import Transport
@@ -139,8 +140,12 @@ class Runtime:
             return gn.FeaturesNode(name, s, self.clock)
         if isinstance(s, gc.ArbiterSpec):
             arbiter = self._arbiter_factory(s, self.clock, self.spec)
-            kind = gn.FrameArbiterNode if isinstance(s, gc.FrameArbiterSpec) else gn.ArbiterNode
-            return kind(name, s, self.clock, arbiter)
+            if isinstance(s, gc.FrameArbiterSpec):
+                return gn.FrameArbiterNode(name, s, self.clock, arbiter)
+            readers = [n for n in self.spec.nodes.values() if s.out in n.inputs]
+            venue = any(isinstance(n, gc.StrategySpec) and n.strategy != SIGNAL_TRADER
+                        for n in readers)  # fmt: skip
+            return gn.ArbiterNode(name, s, self.clock, arbiter, keep_asked_quotes=venue)
         if isinstance(s, gc.SyncSpec):
             return gn.SyncNode(name, s, self.clock)
         if isinstance(s, gc.PlannerSpec):

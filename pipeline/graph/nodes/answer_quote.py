@@ -21,6 +21,7 @@ ANSWER_QUOTE_DTYPE = np.dtype(
      ("quote_flags", "u1"), ("quote_found", "u1")],
     align=True,
 )  # fmt: skip
+QUOTE_COLUMNS = tuple(ANSWER_QUOTE_DTYPE.names[len(ANSWER_DTYPE.names) :])  # quote_*, found
 
 
 class AskedQuotes:

@@ -9,7 +9,11 @@ import numpy as np
 
 from redline.feeds.events import DECISION_DTYPE, RecordType, record_type_of
 from redline.pipeline.graph import config as gc
-from redline.pipeline.graph.nodes.answer_quote import ANSWER_QUOTE_DTYPE, AskedQuotes
+from redline.pipeline.graph.nodes.answer_quote import (
+    ANSWER_QUOTE_DTYPE,
+    QUOTE_COLUMNS,
+    AskedQuotes,
+)
 from redline.pipeline.graph.nodes.base import Node
 from redline.pipeline.transport.waiting import Waitable
 from redline.strategies.signal_trader import ANSWER_DTYPE
@@ -40,7 +44,11 @@ class ArbiterNode(Node):
 
     kind = "arbiter"
 
-    def __init__(self, name, spec: gc.ArbiterSpec, clock, arbiter) -> None:
+    def __init__(self, name, spec: gc.ArbiterSpec, clock, arbiter,
+                 keep_asked_quotes: bool = True) -> None:  # fmt: skip
+        """`keep_asked_quotes`: carry each answer's asked quote (a strategy node trading the
+        simulated venue reads it); off, the per-quote bookkeeping is skipped and
+        `quote_found` is 0 (the runtime turns it off when no such node reads the answers)."""
         super().__init__(name, spec, clock)
         self.arb = arbiter
         self._decide_on = frozenset(spec.instruments)
@@ -50,7 +58,8 @@ class ArbiterNode(Node):
         self._admitted: set[int] = set()
         self.instrument_overflow = 0  # events of instruments past the capacity, not sent
         self._quote: dict[int, tuple[int, int]] = {}  # instrument -> latest (bid, ask)
-        self._asked_quotes = AskedQuotes()  # each asked quote, until its answer leaves
+        # each asked quote, until its answer leaves; None: no strategy node reads them
+        self._asked_quotes = AskedQuotes() if keep_asked_quotes else None
         self.asked = 0
         self.answered = 0
         # (records, ts_feed, ts_features or 0 = stamp when taken, next)
@@ -150,7 +159,8 @@ class ArbiterNode(Node):
             for i, inst in enumerate(insts):
                 self._quote[inst] = (bids[i], asks[i])
                 decide[i] = not self._decide_on or inst in self._decide_on
-            self._asked_quotes.keep(records, decide)
+            if self._asked_quotes is not None:
+                self._asked_quotes.keep(records, decide)
         self.arb.submit_batch(records, decide=decide, ts_feed=ts_feed, ts_features=taken,
                               rtype=rtype)  # fmt: skip
         self.asked += sum(decide)
@@ -189,7 +199,11 @@ class ArbiterNode(Node):
         if not n:
             return 0
         out = self._answers(batch, ANSWER_QUOTE_DTYPE)
-        self._asked_quotes.fill(out)
+        if self._asked_quotes is not None:
+            self._asked_quotes.fill(out)
+        else:  # the answer rows come uninitialised
+            for f in QUOTE_COLUMNS:
+                out[f] = 0
         quote = self._quote
         px = [quote.get(inst, (0, 0)) for inst in recs["instrument_id"].tolist()]
         out["bid_px"] = [p[0] for p in px]

@@ -57,7 +57,8 @@ def test_the_answer_keeps_the_signal_traders_layout_in_front():
     assert ANSWER_QUOTE_DTYPE.itemsize % 8 == 0
 
 
-def test_the_arbiter_node_answers_with_the_quote_asked_not_the_latest():
+def _answers(q, keep: bool = True) -> np.ndarray:
+    """The arbiter node's answers to the quotes `q` (two fake workers, a replay clock)."""
     clock = ReplayClock(10**12)
     links = (FakeLink("A", clock, 100 * US), FakeLink("B", clock, 150 * US))
     cfg = ArbiterConfig(budget_ns=2_000_000, breaker=BreakerConfig(heartbeat_timeout_ns=10**9))
@@ -65,15 +66,28 @@ def test_the_arbiter_node_answers_with_the_quote_asked_not_the_latest():
     while not all(b.serving for b in arb.breakers):
         clock.advance(10 * US)
         arb.poll()
-    h = Harness(ArbiterNode("arbiter", gc.ArbiterSpec(in_="ticks", out="answers"), clock, arb))
-    q = quotes(5)
-    q["instrument_id"] = 1
+    spec = gc.ArbiterSpec(in_="ticks", out="answers")
+    h = Harness(ArbiterNode("arbiter", spec, clock, arb, keep_asked_quotes=keep))
     h.push(q, stamp_ns=clock.now_ns(), feed_ns=clock.now_ns())
     h.end()
     while not h.node.done:
         h.run()
         clock.advance(10 * US)
-    out = h.records()
+    return h.records()
+
+
+def test_without_a_venue_downstream_no_quote_is_kept_and_the_fields_are_zero():
+    q = quotes(5)
+    q["instrument_id"] = 1
+    out = _answers(q, keep=False)
+    assert len(out) == 5 and out["bid_px"].tolist() == [1104] * 5
+    assert (out["quote_found"] == 0).all() and (out["quote_bid_px"] == 0).all()
+
+
+def test_the_arbiter_node_answers_with_the_quote_asked_not_the_latest():
+    q = quotes(5)
+    q["instrument_id"] = 1
+    out = _answers(q)
     assert out.dtype == ANSWER_QUOTE_DTYPE and (out["quote_found"] == 1).all()
     assert out["bid_px"].tolist() == [1104] * 5  # the latest quote, as the signal trader reads
     assert out["quote_bid_px"].tolist() == q["bid_px"].tolist()  # each its own asked quote
