@@ -38,6 +38,16 @@ _SECOND_NS = 1_000_000_000
 ANSWER_DTYPE = np.dtype([*DECISION_DTYPE.descr, ("bid_px", "<i8"), ("ask_px", "<i8")])
 
 
+def decisions_for(answers: np.ndarray, last_seq: int) -> np.ndarray:
+    """One DECISION per answer (its decision fields copied), numbered from `last_seq` + 1:
+    what a strategy node then fills in; `ts_decision` is left to the emitter."""
+    out = np.zeros(len(answers), DECISION_DTYPE)
+    for name in DECISION_DTYPE.names:
+        out[name] = answers[name]
+    out["seq"] = np.arange(last_seq + 1, last_seq + 1 + len(answers), dtype=np.uint64)
+    return out
+
+
 class SignalTraderConfig(Settings):
     """The trader's settings; a graph's strategy node sets them in its TOML table."""
 
@@ -80,10 +90,7 @@ class SignalTrader:
     def decide(self, answers: np.ndarray) -> np.ndarray:
         """One DECISION per answer, in order; `ts_decision` is left to the emitter."""
         n = len(answers)
-        out = np.zeros(n, DECISION_DTYPE)
-        for name in DECISION_DTYPE.names:
-            out[name] = answers[name]
-        out["seq"] = np.arange(self._seq + 1, self._seq + 1 + n, dtype=np.uint64)
+        out = decisions_for(answers, self._seq)
         self._seq += n
         now = self.clock.now_ns()  # wall time: compared with ts_recv
         bids, asks = answers["bid_px"], answers["ask_px"]

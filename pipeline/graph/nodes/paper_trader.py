@@ -21,9 +21,10 @@ import msgspec
 import numba as nb
 import numpy as np
 
-from redline.feeds.events import DECISION_DTYPE, QUOTE_DTYPE, Origin, Side
+from redline.feeds.events import QUOTE_DTYPE, Origin, Side
 from redline.feeds.settings import plain
 from redline.strategies.model_signal_live import LiveSignal
+from redline.strategies.signal_trader import decisions_for
 from redline.strategies.target import strategy
 from redline.venue import l1
 from redline.venue.backtest import Backtest, Result, rejections
@@ -75,10 +76,7 @@ class PaperTrader:
     def decide(self, answers: np.ndarray) -> np.ndarray:
         """One DECISION per answer, in order; `ts_decision` is left to the emitter."""
         n = len(answers)
-        out = np.zeros(n, DECISION_DTYPE)
-        for name in DECISION_DTYPE.names:
-            out[name] = answers[name]
-        out["seq"] = np.arange(self._seq + 1, self._seq + 1 + n, dtype=np.uint64)
+        out = decisions_for(answers, self._seq)
         self._seq += n
         found = answers["quote_found"] == 1
         self.missing_quote += n - int(found.sum())
