@@ -51,6 +51,32 @@ _RV_U = np.searchsorted(_HL, RV_HALF_LIVES_NS)
 _FLOW_U = np.searchsorted(_HL, FLOW_HALF_LIVES_NS)
 
 
+def _whole_ratios(hl: np.ndarray) -> np.ndarray:
+    """[u]: n where the half-life hl[u + 1] is n whole times hl[u], else 0. exp() costs ~15 ns,
+    a fifth of an event: such a half-life decays by the longer one's factor to the n-th power
+    (a few multiplies), so only the longest half-life needs its exp."""
+    out = np.zeros(len(hl), np.int64)
+    for u in range(len(hl) - 1):
+        n = hl[u + 1] / hl[u]
+        out[u] = int(n) if n == int(n) and n <= 1024 else 0
+    return out
+
+
+_POW = _whole_ratios(_HL)
+
+
+@numba.njit(cache=True, inline="always")
+def _pow(x, n):
+    # x ** n for a whole n >= 1 by squaring: ~2 log2(n) multiplies
+    out = 1.0
+    while n > 0:
+        if n & 1:
+            out *= x
+        x *= x
+        n >>= 1
+    return out
+
+
 @numba.njit(cache=True, inline="always")
 def _advance(sf, si, r, ts):
     # Decay everything of row r over dt since the last event of this instrument.
@@ -60,9 +86,10 @@ def _advance(sf, si, r, ts):
     if dt == 0.0:
         return
     mid = sf[r, _MID]
-    # One exp per distinct half-life (4, not 8): the same expression, so the same bits.
-    for u in range(_HL.shape[0]):
-        d = math.exp(-dt * _LN2 / _HL[u])
+    # From the longest half-life down: d_u = d_{u+1} ** n where n = HL_{u+1} / HL_u is whole.
+    d = 1.0
+    for u in range(_HL.shape[0] - 1, -1, -1):
+        d = _pow(d, _POW[u]) if _POW[u] > 0 else math.exp(-dt * _LN2 / _HL[u])
         for k in range(_EMA_U.shape[0]):
             if _EMA_U[k] == u:
                 sf[r, _EMA0 + k] = mid + d * (sf[r, _EMA0 + k] - mid)
@@ -131,7 +158,8 @@ def _quote(sf, si, ticks, r, quotes, j):
 
 
 @numba.njit(cache=True, inline="always")
-def _trade(sf, si, ticks, r, trades, j):
+def _trade(sf, si, ticks, r, trades, j, refresh=True):
+    # refresh=False: the state only; the mid-dependent features wait for the next _refresh
     t = trades[j]
     ts, px, sz, aggressor, tick = t.ts_event, t.px, t.sz, t.aggressor, ticks[r]
     if px <= 0 or sz < 0 or not tick > 0.0:
@@ -152,7 +180,8 @@ def _trade(sf, si, ticks, r, trades, j):
         sf[r, _FA0 + k] += sz
     if si[r, _HAS_QUOTE]:
         sf[r, _FEAT0 + 12] = 1e4 * math.log(price / sf[r, _MID])
-    _refresh(sf, si, r)
+    if refresh:
+        _refresh(sf, si, r)
     return True
 
 
@@ -194,16 +223,24 @@ def _scan(sf, si, ticks, quotes, quote_rows, trades, trade_rows, outq, outt):
     # The live updates in merge_order, for inputs each sorted by ts_recv: a two-way merge,
     # quotes first on ties (no argsort: ~20-50 ns an event). Without the GIL, so a replay's
     # read-ahead thread decodes the next chunk meanwhile. FeatureState.scan checked the rows.
+    # outt with no rows for some trades: their features are not wanted, so a trade skips
+    # _refresh (5 logs, 2 roots); each quote refreshes its row anyway, and so does the end of
+    # the scan, so the state and every quote's features are the same bits as with them.
     i, j = 0, 0
+    trade_features = outt.shape[0] >= trades.shape[0]
     while i < quotes.shape[0] or j < trades.shape[0]:
         if j >= trades.shape[0] or (i < quotes.shape[0] and quotes[i].ts_recv <= trades[j].ts_recv):
             _quote(sf, si, ticks, quote_rows[i], quotes, i)
             _copy_features(sf, quote_rows[i], outq, i)
             i += 1
         else:
-            _trade(sf, si, ticks, trade_rows[j], trades, j)
-            _copy_features(sf, trade_rows[j], outt, j)
+            _trade(sf, si, ticks, trade_rows[j], trades, j, trade_features)
+            if trade_features:
+                _copy_features(sf, trade_rows[j], outt, j)
             j += 1
+    if not trade_features:
+        for r in range(sf.shape[0]):
+            _refresh(sf, si, r)
 
 
 def merge_order(quotes: np.ndarray, trades: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -275,6 +312,7 @@ class FeatureState:
         trades: np.ndarray,
         trade_rows: np.ndarray,
         out: tuple[np.ndarray, np.ndarray] | None = None,
+        trade_features: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Replay: apply all events in `merge_order`, continuing from the current state.
 
@@ -282,20 +320,25 @@ class FeatureState:
         and [len(trades), N_FEATURES], aligned with the inputs. `out`: two float32
         C-contiguous [>= rows, N_FEATURES] buffers to write into (the result is their
         leading rows), so a replay in chunks allocates nothing per chunk.
+        `trade_features=False`: the trades' features are neither computed nor returned (their
+        array has no rows; out[1] may be None); the quotes' and the state are the same.
         """
+        if not trade_features:
+            out = None if out is None else (out[0], _NO_ROWS)
         quote_rows = np.ascontiguousarray(quote_rows, dtype=np.int64)
         trade_rows = np.ascontiguousarray(trade_rows, dtype=np.int64)
         _check_records(quotes, QUOTE_DTYPE, quote_rows, self.n_instruments, "quotes")
         _check_records(trades, TRADE_DTYPE, trade_rows, self.n_instruments, "trades")
         if out is None:
             out = (np.zeros((len(quotes), N_FEATURES), np.float32),
-                   np.zeros((len(trades), N_FEATURES), np.float32))  # fmt: skip
-        outq, outt = _out_rows(out[0], len(quotes)), _out_rows(out[1], len(trades))
+                   np.zeros((len(trades) if trade_features else 0, N_FEATURES), np.float32))  # fmt: skip
+        n_t = len(trades) if trade_features else 0
+        outq, outt = _out_rows(out[0], len(quotes)), _out_rows(out[1], n_t)
         # Out of order input is put in order first, each array alone (stable), and the
         # results back: the two-way merge of those is merge_order.
         qo, to = _order(quotes["ts_recv"]), _order(trades["ts_recv"])
         fq = outq if qo is None else np.empty_like(outq)
-        ft = outt if to is None else np.empty_like(outt)
+        ft = outt if to is None or not trade_features else np.empty_like(outt)
         qo, to = slice(None) if qo is None else qo, slice(None) if to is None else to
         _scan(self.sf, self.si, self.ticks, quotes[qo], quote_rows[qo], trades[to],
               trade_rows[to], fq, ft)  # fmt: skip
@@ -304,6 +347,9 @@ class FeatureState:
         if ft is not outt:
             outt[to] = ft
         return outq, outt
+
+
+_NO_ROWS = np.zeros((0, N_FEATURES), np.float32)
 
 
 def _order(ts: np.ndarray) -> np.ndarray | None:

@@ -185,7 +185,14 @@ class Runtime:
                 loop_fn = self._busy_loop if node.spec.wait == "busy" else self._block_loop
                 tasks.append(asyncio.create_task(asyncio.to_thread(loop_fn, node), name=node.name))
         try:
-            await asyncio.gather(*tasks)
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                # A node raised: the others end now, without draining, and are waited for, so
+                # no node thread outlives the graph or steps on the sockets closed below.
+                self._abort()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
         finally:
             # The control plane ends with the nodes, whether they drained or were cut off at
             # the drain timeout (it once waited forever for a node that could never flush).
@@ -285,6 +292,14 @@ class Runtime:
             self._stop_at = time.monotonic() + self.drain_timeout_s
         for node in self.nodes.values():
             node.stop_intake()
+
+    def _abort(self) -> None:
+        """Every node ends at its next look at the clock (see _overdue), unheard ones too."""
+        self._stop_at = time.monotonic()
+        for node in self.nodes.values():
+            node.stop_intake()
+        for wake in self._wakes.values():
+            wake.set()
 
     def _overdue(self, node: gn.Node) -> bool:
         if self._stop_at is not None and time.monotonic() > self._stop_at:

@@ -51,6 +51,21 @@ def test_replay_matches_reference(market):
         np.testing.assert_allclose(g, w, atol=1e-4, rtol=1e-5)
 
 
+def test_a_scan_without_trade_features_gives_the_same_quotes_and_state(market):
+    # The trades skip their feature refresh; every quote's features and the state after each
+    # part stay the same bits (the state's feature vector included: the scan ends refreshed).
+    quotes, qrows, trades, trows = market
+    cut = quotes["ts_recv"][150]
+    qa, ta = quotes["ts_recv"] <= cut, trades["ts_recv"] <= cut
+    full, lean = FeatureState(TICKS), FeatureState(TICKS)
+    for q, t in ((qa, ta), (~qa, ~ta)):
+        want = full.scan(quotes[q], qrows[q], trades[t], trows[t])
+        got = lean.scan(quotes[q], qrows[q], trades[t], trows[t], trade_features=False)
+        assert len(t.nonzero()[0]) > 10 and got[1].shape == (0, want[1].shape[1])
+        assert np.array_equal(got[0], want[0])
+        assert np.array_equal(lean.sf, full.sf) and np.array_equal(lean.si, full.si)
+
+
 def test_scan_in_two_parts_continues_the_state(market):
     quotes, qrows, trades, trows = market
     whole = FeatureState(TICKS).scan(*market)
