@@ -32,6 +32,27 @@ def arrow_schema(rtype: RecordType) -> pa.Schema:
     return pa.schema(fields, metadata={RECORD_TYPE_KEY: rtype.name.encode()})
 
 
+def parquet_layout(schema: pa.Schema) -> dict:
+    """pq.write_table's encoding arguments for an event file. Stamps and sequence numbers
+    (64-bit, nearly monotone) are delta-packed with no dictionary: a dictionary of all-distinct
+    values is built, then dropped, and its fallback pages decode slower. The other scalar
+    columns (ids, flags, prices and sizes near the touch) repeat: dictionary. Measured on 8.4M
+    quotes at zstd 9: 112 MB and 0.53 s of CPU to decode, against 160 MB and 1.0 s with a
+    dictionary everywhere."""
+    delta, dictionary = [], []
+    for f in schema:
+        if (
+            pa.types.is_integer(f.type)
+            and f.type.bit_width == 64
+            and (f.name.startswith("ts_") or f.name == "seq")
+        ):
+            delta.append(f.name)
+        elif not pa.types.is_nested(f.type):
+            dictionary.append(f.name)
+    return {"use_dictionary": dictionary,
+            "column_encoding": dict.fromkeys(delta, "DELTA_BINARY_PACKED")}  # fmt: skip
+
+
 def to_arrow(records: np.ndarray) -> pa.RecordBatch:
     """numpy records -> Arrow batch (one copy per column)."""
     rtype = record_type_of(records.dtype)

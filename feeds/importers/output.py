@@ -124,7 +124,8 @@ def write_records(path: Path, records: np.ndarray, sequence: dict[int, str] | No
     if mine:
         meta = {**(table.schema.metadata or {}), semantics.KEY: semantics.encode(mine)}
         table = table.replace_schema_metadata(meta)
-    pq.write_table(table, path, compression="zstd", row_group_size=_ROW_GROUP)
+    pq.write_table(table, path, compression="zstd", row_group_size=_ROW_GROUP,
+                   **es.parquet_layout(table.schema))  # fmt: skip
 
 
 def latency_ns(records: np.ndarray) -> dict[str, int]:

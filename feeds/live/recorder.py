@@ -35,7 +35,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from redline.feeds.clock import Clock, LiveClock
-from redline.feeds.event_schema import from_arrow, record_type_from_schema, to_arrow
+from redline.feeds.event_schema import (
+    from_arrow,
+    parquet_layout,
+    record_type_from_schema,
+    to_arrow,
+)
 from redline.feeds.events import DTYPES, Batch, RecordType
 from redline.feeds.wire.frames import END_OF_STREAM, Decoder, encode
 from redline.feeds.wire.stream_scan import scan_stream
@@ -60,7 +65,8 @@ def _write_segment(
         recs = np.concatenate(arrays)
         final = _segment_path(out, seg, rtype)
         tmp = final.with_suffix(".tmp")
-        pq.write_table(pa.Table.from_batches([to_arrow(recs)]), tmp, compression="zstd")
+        table = pa.Table.from_batches([to_arrow(recs)])
+        pq.write_table(table, tmp, compression="zstd", **parquet_layout(table.schema))
         if fsync:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from redline.feeds.event_schema import to_arrow
+from redline.feeds.event_schema import parquet_layout, to_arrow
 from redline.feeds.events import Flag
 
 GENERATOR_KEY = b"redline.generator"  # schema metadata: how a bundled file was made
@@ -124,6 +124,5 @@ def write_records(path: Path, records: np.ndarray, generator: str) -> None:
     meta = dict(table.schema.metadata or {})
     meta[GENERATOR_KEY] = generator.encode()
     table = table.replace_schema_metadata(meta)
-    pq.write_table(
-        table, path, compression="zstd", compression_level=9, row_group_size=ROW_GROUP_ROWS
-    )
+    pq.write_table(table, path, compression="zstd", compression_level=9,
+                   row_group_size=ROW_GROUP_ROWS, **parquet_layout(table.schema))  # fmt: skip

@@ -26,11 +26,19 @@ def test_numpy_arrow_parquet_round_trip_keeps_every_field(rtype, tmp_path):
     batch = es.to_arrow(recs)
     assert batch.schema.equals(es.arrow_schema(rtype))
     path = tmp_path / "x.parquet"
-    pq.write_table(pa.Table.from_batches([batch]), path, compression="zstd")
+    table = pa.Table.from_batches([batch])
+    pq.write_table(table, path, compression="zstd", **es.parquet_layout(table.schema))
     table = pq.read_table(path)
     assert es.record_type_from_schema(table.schema) == rtype
     back = es.from_arrow(table, rtype, where=str(path))
     np.testing.assert_array_equal(back, recs)
+    # the layout: stamps and seq delta-packed, no dictionary; the other scalars a dictionary
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    cols = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    for name in ("ts_event", "ts_recv", "seq"):
+        assert "DELTA_BINARY_PACKED" in cols[name].encodings
+        assert not cols[name].has_dictionary_page
+    assert cols["instrument_id"].has_dictionary_page
 
 
 def test_every_record_has_the_common_header():
