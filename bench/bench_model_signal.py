@@ -4,14 +4,16 @@ plain torch forward of the same model over the same rows.
 The data: the bundled market quotes and trades (replay_data, 4 instruments), tiled in time to
 `--events` events (each copy starts a second after the previous one ends; seqs continue) and
 written once as Parquet. One run is what `redline backtest DATA --venue l1 --strategy
-model_signal` does: `bind` (replay of the files, the feature kernel over every quote and trade
-in chunks, one numpy forward per chunk), then the compiled strategy + risk + venue loop over
-the quotes in the CLI's 256k chunks. Events/s counts quotes and trades over both phases; CPU
-seconds are the process's (all threads), the figure to compare on a shared, loaded host.
+model_signal` does: `model_signal.stream` reads the quotes once in the CLI's 256k chunks and
+the trades beside them; per chunk, the feature kernel over its quotes and the trades before
+them, one compiled forward, then the compiled strategy + risk + venue loop over the chunk
+(features of the next chunk overlap the forward and the loop on the second core). Events/s
+counts quotes and trades; CPU seconds are the process's (all threads), the figure to compare
+on a shared, loaded host.
 Baselines, in the same run: the bundled model as a torch nn.Sequential (one thread per core,
 eval, no_grad) over the same quote feature rows in the same chunks (the forward alone: no
-features, no replay, no venue), and the replay of the quotes and trades alone (reading the
-data once, what any backtest of it pays). Numba compiles before the runs (a small warm-up
+features, no replay, no venue), and reading the quotes and the trades alone (each file once,
+as the backtest reads them: what any backtest of them pays). Numba compiles before the runs (a small warm-up
 run). `--cold`: also one `redline backtest` of the bundled data in a fresh process per run,
 its wall and CPU seconds: what a user pays per invocation, numba's cache loads included.
 
@@ -62,8 +64,6 @@ def cpu_s(who: int = resource.RUSAGE_SELF) -> float:
 
 
 def backtest(folder: Path) -> dict:
-    from redline.feeds.events import RecordType
-    from redline.feeds.replay.reader import replay
     from redline.strategies import model_signal
     from redline.venue.backtest import Backtest
     from redline.venue.latency import Latency
@@ -71,25 +71,23 @@ def backtest(folder: Path) -> dict:
     p = model_signal.Params()
     c0, t0 = cpu_s(), time.perf_counter()
     ids = [1, 2, 3, 4]
-    module = model_signal.bind(p, [str(folder)], ids)
-    c1, t1 = cpu_s(), time.perf_counter()
-    bt = Backtest(module, p, Latency(), ids)
-    for rtype, recs in replay([str(folder / "market_quotes.parquet")], batch_rows=CHUNK):
-        if rtype == RecordType.QUOTE:
-            bt.feed(recs)
+    stream = model_signal.stream(p, [str(folder)], ids)
+    bt = Backtest(stream, p, Latency(), ids)
+    stream.run(bt.feed)
     r = bt.finish()
-    c2, t2 = cpu_s(), time.perf_counter()
-    return {"bind_s": t1 - t0, "loop_s": t2 - t1, "bind_cpu_s": c1 - c0, "loop_cpu_s": c2 - c1,
+    return {"seconds": time.perf_counter() - t0, "cpu_s": cpu_s() - c0,
             "orders": r.figures["orders"], "pnl": r.figures["pnl"]}  # fmt: skip
 
 
 def replay_alone(folder: Path) -> float:
-    """Seconds to replay the quotes and trades once, in the CLI's chunks, touching nothing."""
+    """Seconds to read the quotes and the trades once (each file alone, as the backtest reads
+    them), in the CLI's chunks, touching nothing."""
     from redline.feeds.replay.reader import replay
 
     t0 = time.perf_counter()
-    for _ in replay([str(folder)], batch_rows=CHUNK):
-        pass
+    for name in ("market_quotes.parquet", "market_trades.parquet"):
+        for _ in replay([str(folder / name)], batch_rows=CHUNK):
+            pass
     return time.perf_counter() - t0
 
 
@@ -145,10 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             fwd = torch_forward(big)
             read = replay_alone(big)
             cold = cold_cli() if args.cold else (None, None)
-            total = bt["bind_s"] + bt["loop_s"]
             session.add({
-                "events_per_s": (n_q + n_t) / total, "seconds": total,
-                "cpu_s": bt["bind_cpu_s"] + bt["loop_cpu_s"], **bt, "torch_forward_s": fwd,
+                "events_per_s": (n_q + n_t) / bt["seconds"], **bt, "torch_forward_s": fwd,
                 "torch_forward_rows_per_s": n_q / fwd, "replay_s": read,
                 "cold_cli_s": cold[0], "cold_cli_cpu_s": cold[1],
             })  # fmt: skip
@@ -165,16 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                 "whole backtest: wall / CPU (s)",
                 f"{fmt(agg['seconds'], '.2f')} / {fmt(agg['cpu_s'], '.2f')}",
             ],
-            [
-                "bind: replay + features + forward, wall / CPU (s)",
-                f"{fmt(agg['bind_s'], '.2f')} / {fmt(agg['bind_cpu_s'], '.2f')}",
-            ],
-            [
-                "replay + compiled strategy + venue loop, wall / CPU (s)",
-                f"{fmt(agg['loop_s'], '.2f')} / {fmt(agg['loop_cpu_s'], '.2f')}",
-            ],
             ["baseline: torch forward alone (s)", fmt(agg["torch_forward_s"], ".2f")],
-            ["baseline: replay of the data alone (s)", fmt(agg["replay_s"], ".2f")],
+            ["baseline: reading the quotes and trades alone (s)", fmt(agg["replay_s"], ".2f")],
             ["whole backtest / torch forward alone", fmt(vs, ".2f", unit="x")],
             ["whole backtest / replay alone", fmt(vs_read, ".2f", unit="x")],
             [

@@ -90,14 +90,15 @@ class Backtest:
     def _new_venue(self, limits: Risk) -> l1.VenueState:
         return l1.VenueState(len(self.ids), self.bar_ns, limits)
 
-    def feed(self, quotes: np.ndarray) -> None:
-        """Run the next QUOTE records (ts_recv order, continuing the previous chunk)."""
+    def feed(self, quotes: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Run the next QUOTE records (ts_recv order, continuing the previous chunk). `rows`:
+        their instruments' indices in the sorted ids (int64), where the caller has them."""
         if quotes.dtype != QUOTE_DTYPE:
             raise TypeError(f"backtest: wants QUOTE records, got dtype {quotes.dtype}")
         n = len(quotes)
         if not n:
             return
-        idx = self._dense(quotes["instrument_id"])
+        idx = self._dense(quotes["instrument_id"]) if rows is None else rows
         v, cnt = self.venue, self.venue.cnt
         bars_ts, bars_eq = self._start_chunk(n)
         ts, flags, bid, ask = quotes["ts_recv"], quotes["flags"], quotes["bid_px"], quotes["ask_px"]

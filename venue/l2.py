@@ -23,14 +23,12 @@ Queue position. A resting order joins the queue behind the size shown at its pri
 arrives (`queue ahead`, lots). A trade at its price by an aggressor of the other side first
 takes the queue ahead, then fills our orders there in the order they arrived, what our earlier
 ones took not counted again; a trade through our price (a sell below our bid) fills us from
-its size. The queue ahead never exceeds the level's size. How cancels move it (`--queue`):
-- risk_averse: not at all (only trades advance us; a level shrinking below the queue ahead
-  caps it);
-- power (n) / log: of a decrease d of the level not explained by trades at it since its last
-  change, the share f(ahead) / (f(ahead) + f(behind)) comes from ahead of us, the rest from
-  behind (more from ahead if behind has less than its share), with f(x) = x^n or log(1 + x):
-  the longer the queue ahead of us against the one behind, the likelier a cancel was ahead.
-  (hftbacktest's probabilistic queue models, written from its documentation.)
+its size. The queue ahead never exceeds the level's size. How cancels move it (`--queue`,
+venue/l2_queue.py): risk_averse (not at all), power (n) / log (a share by the queue ahead
+against the one behind, as hftbacktest's probabilistic models) or exact (L3 data, which
+l2_backtest.py turns into level deltas that carry each order's priority: the priority of the
+order cancelled says whether it was ahead of ours; after a snapshot everyone in it counts as
+ahead).
 
 Levels live in a dense window of `window_ticks` per side and instrument, centred on the first
 level seen after each CLEAR (a snapshot re-centres it); a level outside it is left out and
@@ -48,15 +46,16 @@ from redline.feeds.events import BookAction, Flag, Side
 from redline.venue import l1
 from redline.venue.decide import decide, take_acks
 from redline.venue.l1 import ASK, ASZ, BID, BSZ, C_INST, C_LIMIT, C_QORD, C_QTY, C_STATUS, HAS
+from redline.venue.l2_queue import MODELS, level_moved
 from redline.venue.latency import at, drawn
 from redline.venue.risk import Risk
 
 WINDOW_TICKS = 1 << 16  # ±32,768 ticks around the first price: ±12% of ETHUSDT at tick 0.01
-MODELS = ("risk_averse", "power", "log")
-RISK_AVERSE, POWER, LOG = range(3)
 
-# Columns of the per-instrument level state (L_STEP: when the strategy's timer is next due).
-L_BASE, L_BB, L_BA, L_VALID, L_REBUILD, L_INIT, L_SINCE, L_STEP = range(8)
+# Columns of the per-instrument level state (L_STEP: when the strategy's timer is next due;
+# L_PRIO: the largest L3 priority applied so far, -1 on L2 data; L_L2: 1 once it applied an
+# L2 level delta, one without a priority).
+L_BASE, L_BB, L_BA, L_VALID, L_REBUILD, L_INIT, L_SINCE, L_STEP, L_PRIO, L_L2 = range(10)
 # Slots of the L2 counters vector.
 OUTSIDE, HELD, N_L2 = 0, 1, 2
 
@@ -84,8 +83,8 @@ class L2State(l1.VenueState):
         if window_ticks < 16:
             raise ValueError(f"window_ticks must be >= 16, got {window_ticks}")
         self.levels = np.zeros((n_instruments, 2, window_ticks), np.int64)
-        self.lstate = np.zeros((n_instruments, 8), np.int64)
-        self.lstate[:, L_BB] = self.lstate[:, L_BA] = -1
+        self.lstate = np.zeros((n_instruments, 10), np.int64)
+        self.lstate[:, L_BB] = self.lstate[:, L_BA] = self.lstate[:, L_PRIO] = -1
         self.lstate[:, L_STEP] = np.iinfo(np.int64).min
         self.lstate[:, L_VALID] = 1
         self.queue = np.array([MODELS.index(model), power], np.float64)
@@ -133,32 +132,6 @@ def _touch(lv, ls, book, j) -> None:
     else:
         book[j, ASZ] = 0
     book[j, HAS] = 1 if bb >= 0 and ba >= 0 and ls[j, L_VALID] == 1 else 0
-
-
-@nb.njit(cache=True, inline="always")
-def _f(x, qm) -> float:
-    return math.log1p(x) if qm[0] == LOG else x ** qm[1]
-
-
-@nb.njit(cache=True, inline="always")
-def _level_moved(j, s, px, prev, new, qm, ex, qa, qt, rest, cnt) -> None:
-    """The level at `px` of side `s` went from `prev` to `new` lots: the queue ahead of our
-    orders resting there moves as the model says."""
-    for slot in range(cnt[l1.N_REST]):
-        k = rest[slot]
-        if ex[k, C_INST] != j or ex[k, C_LIMIT] != px or (ex[k, C_QORD] > 0) != (s == 0):
-            continue
-        q = qa[k]
-        d = prev - new - qt[k]  # the decrease no trade at the level explains: cancels
-        if qm[0] != RISK_AVERSE and d > 0 and q > 0:
-            behind = max(prev - qt[k] - q, 0.0)  # the level before these cancels, less us
-            fa, fb = _f(q, qm), _f(behind, qm)
-            ahead = d * fa / (fa + fb)
-            if d - ahead > behind:  # behind us cannot lose more than it holds
-                ahead = d - behind
-            q -= ahead
-        qt[k] = 0.0
-        qa[k] = max(0.0, min(q, float(new)))
 
 
 @nb.njit(cache=True, inline="always")
@@ -240,10 +213,11 @@ def _crossings(j, t, legs, fee_rates, lv, ls, pos, cash, fees, value, ex, ex_fee
 
 @nb.njit(cache=True, inline="always")
 def _arrive(k, t_venue, t_match, legs, fee_rates, lv, ls, book, pos, cash, fees, value, ex,
-            ex_fee, qa, qt, acks, rest, rest_n, cnt) -> None:  # fmt: skip
+            ex_fee, qa, qt, qj, acks, rest, rest_n, cnt) -> None:  # fmt: skip
     """Order row `k` reaches the venue at `t_venue` and meets the book at `t_match` (later
     when it waited out a gap): it walks the levels it crosses, the rest rests (queue ahead:
-    the size shown at its price) or goes, as its kind says."""
+    the size shown at its price; join mark: the largest L3 priority so far) or goes, as its
+    kind says."""
     j, q, kind, lim = ex[k, C_INST], ex[k, C_QORD], ex[k, l1.C_KIND], ex[k, C_LIMIT]
     ex[k, l1.C_VENUE] = t_venue
     ack_t = t_match + at(legs[3], legs[4], t_match)
@@ -282,6 +256,7 @@ def _arrive(k, t_venue, t_match, legs, fee_rates, lv, ls, book, pos, cash, fees,
         own = lim - base
         qa[k] = float(lv[j, 1 - s, own]) if 0 <= own < lv.shape[2] else 0.0
         qt[k] = 0.0
+        qj[k] = ls[j, L_PRIO]
         l1._ack(ack_t, k, dq, 0, acks, cnt)
         return
     l1._ack(ack_t, k, dq, 1, acks, cnt)
@@ -289,7 +264,7 @@ def _arrive(k, t_venue, t_match, legs, fee_rates, lv, ls, book, pos, cash, fees,
 
 @nb.njit(cache=True, inline="always")
 def _arrivals(t, legs, fee_rates, lv, ls, book, pos, cash, fees, value, ex, ex_fee, qa, qt,
-              orders, acks, rest, rest_n, cnt, cnt2) -> None:  # fmt: skip
+              qj, orders, acks, rest, rest_n, cnt, cnt2) -> None:  # fmt: skip
     """Orders and cancels that reached the venue before `t` meet the book, in the order they
     arrived; the first whose instrument's book is unknown (a gap) stops them: they wait."""
     while cnt[l1.O_HEAD] < cnt[l1.O_TAIL]:
@@ -305,7 +280,7 @@ def _arrivals(t, legs, fee_rates, lv, ls, book, pos, cash, fees, value, ex, ex_f
             cnt2[HELD] += 1  # it reached the venue while the book was unknown
         if orders[o, 1] == l1.NEW:
             _arrive(k, t_venue, t_match, legs, fee_rates, lv, ls, book, pos, cash, fees, value,
-                    ex, ex_fee, qa, qt, acks, rest, rest_n, cnt)  # fmt: skip
+                    ex, ex_fee, qa, qt, qj, acks, rest, rest_n, cnt)  # fmt: skip
         else:
             l1._cancel(k, t_match, at(legs[3], legs[4], t_match), ex, acks, rest, rest_n, cnt)
         cnt[l1.O_HEAD] += 1
@@ -317,15 +292,21 @@ def run_chunk(quoting, step, quote, args) -> int:
     a trade, `side` its aggressor). `step_ns` > 0: the strategy steps on an instrument at most
     once per `step_ns` of data time (a timer, as hftbacktest's elapse), on its first whole
     book in each such window; 0: on every one. `legs`: latency.Legs.arrays(); the rest as
-    l1.run_chunk, with the levels (`lv`, `ls`), the queue model `qm` and each order row's
-    queue ahead and traded volume (`qa`, `qt`). Returns how many events it ran."""
-    (ts, iid, ids, flags, side, action, px, sz, step_ns, state, p, legs, scratch, fee_rates,
-     okind, offset, value, bar_ns, r, window, cursor, lv, ls, qm, book, pos, seen, pending,
-     working, rest_n, cash, fees, orders, acks, rest, cnt, cnt2, ex, ex_fee, qa, qt,
-     bars_ts, bars_eq) = args  # fmt: skip
+    l1.run_chunk, with the levels (`lv`, `ls`), the queue model `qm`, each event's L3
+    priority (`prio`: -1 none; empty on L2 data) and each order row's queue ahead, traded
+    volume and join mark (`qa`, `qt`, `qj`). Returns how many events it ran: it stops early
+    when the acks' ring is full, and, on L2 data, before a delta with an order id (`oid`; L3
+    data: the caller turns them into levels with priorities and runs the rest)."""
+    (ts, iid, ids, flags, side, action, px, sz, oid, prio, step_ns, state, p, legs, scratch,
+     fee_rates, okind, offset, value, bar_ns, r, window, cursor, lv, ls, qm, book, pos, seen,
+     pending, working, rest_n, cash, fees, orders, acks, rest, cnt, cnt2, ex, ex_fee, qa, qt,
+     qj, bars_ts, bars_eq) = args  # fmt: skip
+    l3 = prio.shape[0] > 0
     w = lv.shape[2]
     for i in range(ts.shape[0]):
         if not l1.room(cnt, acks):
+            return i
+        if not l3 and oid[i] != 0 and action[i] != _TRADE:  # the row is read here anyway
             return i
         t, j, a, f = ts[i], np.searchsorted(ids, iid[i]), action[i], flags[i]
         if f & _GAP:
@@ -333,7 +314,7 @@ def run_chunk(quoting, step, quote, args) -> int:
         # 1. arrivals before this event meet the book before it, once the book is known
         if cnt[l1.O_HEAD] < cnt[l1.O_TAIL] and orders[cnt[l1.O_HEAD] % orders.shape[0], 0] < t:
             _arrivals(t, legs, fee_rates, lv, ls, book, pos, cash, fees, value, ex, ex_fee, qa,
-                      qt, orders, acks, rest, rest_n, cnt, cnt2)  # fmt: skip
+                      qt, qj, orders, acks, rest, rest_n, cnt, cnt2)  # fmt: skip
         if t >= cnt[l1.NEXT_BAR]:
             b = cnt[l1.N_BARS]
             bars_ts[b], bars_eq[b] = t, l1.equity(book, pos, cash, value)
@@ -355,14 +336,19 @@ def run_chunk(quoting, step, quote, args) -> int:
                 ls[j, L_BASE], ls[j, L_INIT] = px[i] - w // 2, 1
             s = 1 if side[i] == _S_ASK else 0
             idx = px[i] - ls[j, L_BASE]
+            pr = prio[i] if l3 else -1
             if 0 <= idx < w:
                 prev = lv[j, s, idx]
                 new = 0 if a == _DELETE else sz[i]
                 _set(lv, ls, j, s, idx, new)
                 if live and rest_n[j] > 0 and new < prev:
-                    _level_moved(j, s, px[i], prev, new, qm, ex, qa, qt, rest, cnt)
+                    level_moved(j, s, px[i], prev, new, pr, qm, ex, qa, qt, qj, rest, cnt)
             elif a != _DELETE:
                 cnt2[OUTSIDE] += 1
+            if pr > ls[j, L_PRIO]:  # an order that rests from here on
+                ls[j, L_PRIO] = pr
+            elif pr < 0:  # an L2 level delta: L3 later on this instrument is refused
+                ls[j, L_L2] = 1
         batch_end = a != _TRADE and (f & _LAST) != 0
         if batch_end and ls[j, L_REBUILD] == 1:  # the snapshot ended: queues meet its book
             ls[j, L_REBUILD], ls[j, L_SINCE] = 0, t
@@ -373,9 +359,10 @@ def run_chunk(quoting, step, quote, args) -> int:
                     shown = lv[j, 0 if ex[k, C_QORD] > 0 else 1, own] if 0 <= own < w else 0
                     qa[k] = min(qa[k], float(shown))
                     qt[k] = 0.0
+                    qj[k] = ls[j, L_PRIO]  # exact: who in the snapshot came first is unknown
             _touch(lv, ls, book, j)  # and what waited for it meets it now
             _arrivals(t + 1, legs, fee_rates, lv, ls, book, pos, cash, fees, value, ex, ex_fee,
-                      qa, qt, orders, acks, rest, rest_n, cnt, cnt2)  # fmt: skip
+                      qa, qt, qj, orders, acks, rest, rest_n, cnt, cnt2)  # fmt: skip
         known = ls[j, L_VALID] == 1
         if batch_end and known:
             if rest_n[j] > 0:

@@ -22,32 +22,32 @@ from redline.strategies import ema_cross, market_maker, model_signal
 from redline.venue import l1, l2
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def l1_ema_cross(args) -> int:
     return l1.run_chunk(False, ema_cross.step, l1.no_quote, args)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def l1_model_signal(args) -> int:
     return l1.run_chunk(False, model_signal.step, l1.no_quote, args)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def l1_market_maker(args) -> int:
     return l1.run_chunk(True, l1.no_step, market_maker.quote, args)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def l2_ema_cross(args) -> int:
     return l2.run_chunk(False, ema_cross.step, l1.no_quote, args)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def l2_model_signal(args) -> int:
     return l2.run_chunk(False, model_signal.step, l1.no_quote, args)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def l2_market_maker(args) -> int:
     return l2.run_chunk(True, l1.no_step, market_maker.quote, args)
 

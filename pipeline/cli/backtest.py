@@ -11,10 +11,12 @@ report the same figures, `journal_sha256` included, so the two can be compared.
 
 DATA: Parquet recordings or folders of them (`redline import` output, `replay_data/`). The
 venue (`--venue auto`): the L2 book with a queue model (venue/l2.py) where the data hold
-BOOK_DELTA records, else the recorded top of book (venue/l1.py, QUOTE records). Money is the
-quote currency where an instrument table lies beside the data (`instruments.parquet`,
-`market_instruments.parquet`, `NAME.instruments.parquet`), the coin for an inverse (COIN-M)
-contract, else ticks; the summary says which.
+BOOK_DELTA records, else the recorded top of book (venue/l1.py, QUOTE records). The queue
+model (`--queue auto`): `exact` where the book deltas are L3 (order by order, with an
+`order_id`: each cancel is ahead of our order or behind it by when its order got its place),
+else `risk_averse`. Money is the quote currency where an instrument table lies beside the data
+(`instruments.parquet`, `market_instruments.parquet`, `NAME.instruments.parquet`), the coin for
+an inverse (COIN-M) contract, else ticks; the summary says which.
 
 `--latency` legs, comma-separated (missing ones are 0):
     decision=US | decision=journal:PATH   constant µs, or drawn from the tick-to-decision
@@ -53,9 +55,11 @@ def register(sub) -> None:
                    help="fills against the top of book (l1, QUOTE records) or the L2 book with "
                    "a queue model (l2, BOOK_DELTA and TRADE records); auto: l2 where the data "
                    "hold book deltas, unless the strategy steps on quotes")  # fmt: skip
-    p.add_argument("--queue", default="risk_averse", metavar="MODEL",
+    p.add_argument("--queue", default="auto", metavar="MODEL",
                    help="L2 queue model: risk_averse (only trades advance us), power[:N] (a "
-                   "cancel is ahead of us with weight ahead^N, N=2 by default) or log")  # fmt: skip
+                   "cancel is ahead of us with weight ahead^N, N=2 by default), log, or exact "
+                   "(L3 data: a cancel is ahead of us when its order came first); auto: exact "
+                   "on L3 data, else risk_averse")  # fmt: skip
     p.add_argument("--orders", default="", metavar="K=V,...",
                    help="kind=market|limit|ioc|post_only,offset=TICKS (default "
                    "market; a quoting strategy sends post-only)")  # fmt: skip
@@ -85,7 +89,7 @@ def run(args) -> int:
     orders = Orders.parse(args.orders) if args.orders else None
     limits = Risk.parse(args.risk)
     module = strategy(args.strategy)
-    venue, kinds = _venue(args.data, args.venue, on_quotes=hasattr(module, "bind"))
+    venue, kinds = _venue(args.data, args.venue, on_quotes=hasattr(module, "stream"))
     ids, total = _instruments(args.data, kinds)
     value, unit = _value_per_tick(args.data, ids)
     common = dict(value_per_tick=value, fee_bps=args.fee_bps, maker_bps=args.maker_bps,
@@ -102,6 +106,7 @@ def run(args) -> int:
     else:
         bt, result, seconds = _fast(args, module, p, legs, ids, common, venue, kinds, total)
         graph = {}
+    queue = result.figures.get("queue_model")
     f = (
         result.figures
         | graph
@@ -121,7 +126,7 @@ def run(args) -> int:
     )
     print(
         f"redline backtest: {args.strategy} on {f['events']:,} events ({venue}"
-        f"{', queue ' + args.queue if venue == 'l2' else ''}) "
+        f"{', queue ' + queue if queue else ''}) "
         f"({f['events_per_s'] / 1e6:.2f} M/s): {f['orders']:,} orders, {f['fills']:,} filled, "
         f"{f['refused']:,} refused by risk {_reasons(f['refused_by_reason'])}, "
         f"{f['rejections'] - f['refused']:,} more rejected or unfilled, "
@@ -154,26 +159,44 @@ def _fast(args, module, p, legs, ids, common, venue, kinds, total):
     if not args.step_ms >= 0 or (args.step_ms and venue != "l2"):
         raise ValueError(f"--step-ms {args.step_ms}: a timer of 0 ms or more, for the L2 venue "
                          f"(this run's is {venue})")  # fmt: skip
+    stream = None
     if venue == "l2":
-        if hasattr(module, "bind"):
+        if hasattr(module, "stream"):
             raise ValueError(f"--strategy {args.strategy} steps on quotes: give --venue l1")
-        model, power = _queue(args.queue)
+        queue = args.queue
+        if queue == "auto":
+            queue = "exact" if _holds_l3(args.data) else "risk_averse"
+        model, power = _queue(queue)
         bt = L2Backtest(module, p, legs, ids, queue=model, power=power,
                         step_ns=round(args.step_ms * 1e6), **common)  # fmt: skip
     else:
-        if hasattr(module, "bind"):  # model_signal: features and predictions over the data first
-            module = module.bind(p, args.data, ids)
-        bt = Backtest(module, p, legs, ids, **common)
+        stream = module.stream(p, args.data, ids) if hasattr(module, "stream") else None
+        bt = Backtest(stream or module, p, legs, ids, **common)
     t0 = time.perf_counter()
     with _progress(total, args.no_progress) as advance:
-        # Chunks of 256k events: big enough that Python's share is noise, small enough that
-        # the read-ahead and the order buffer stay a few tens of MB whatever the length.
-        for rtype, recs in replay(args.data, batch_rows=1 << 18):
-            if rtype in kinds:
+        if stream is not None:  # model_signal: each chunk's predictions, then its steps
+
+            def feed(quotes, rows):
+                bt.feed(quotes, rows)
+                advance(len(quotes))
+
+            stream.run(feed)
+        else:
+            # Chunks of 256k events: big enough that Python's share is noise, small enough
+            # that the read-ahead and the order buffer stay a few tens of MB whatever the
+            # length. Only the files the venue reads: merging the others in costs ~1 µs a run.
+            for _, recs in replay(_files_of(args.data, kinds), batch_rows=1 << 18):
                 bt.feed(recs)
                 advance(len(recs))
     result = bt.finish()
     return bt, result, time.perf_counter() - t0
+
+
+def _files_of(paths: list[str], kinds: tuple) -> list:
+    """The event files in `paths` holding records of `kinds`."""
+    from redline.feeds.replay.files import event_files
+
+    return [f.path for f in event_files(paths)[0] if f.rtype in kinds]
 
 
 def _faithful_losses(graph: dict) -> int:
@@ -235,9 +258,9 @@ def _instruments(paths: list[str], kinds: tuple) -> tuple[list[int], int]:
 
 
 def _queue(text: str) -> tuple[str, float]:
-    """`risk_averse`, `log`, `power` or `power:N` -> (model, N)."""
+    """`risk_averse`, `log`, `exact`, `power` or `power:N` -> (model, N) (`auto`: _fast)."""
     model, colon, n = text.partition(":")
-    if model in ("risk_averse", "power", "log") and not colon:
+    if model in ("risk_averse", "power", "log", "exact") and not colon:
         return model, 2.0
     if model == "power" and colon:
         try:
@@ -245,7 +268,26 @@ def _queue(text: str) -> tuple[str, float]:
                 return model, float(n)
         except ValueError:
             pass
-    raise ValueError(f"--queue {text!r}: give risk_averse, log, power or power:N (N > 0)")
+    raise ValueError(
+        f"--queue {text!r}: give risk_averse, log, power, power:N (N > 0), exact or auto"
+    )
+
+
+def _holds_l3(paths: list[str]) -> bool:
+    """Whether any BOOK_DELTA file in `paths` holds L3 deltas (a nonzero `order_id`)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from redline.feeds.events import RecordType
+    from redline.feeds.replay.files import event_files
+
+    files, _ = event_files(paths)
+    for f in files:
+        if f.rtype == RecordType.BOOK_DELTA:
+            col = pq.read_table(f.path, columns=["order_id"])["order_id"]
+            if pc.any(pc.not_equal(col, 0)).as_py():
+                return True
+    return False
 
 
 def _legs(text: str):

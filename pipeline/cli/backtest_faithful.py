@@ -157,6 +157,7 @@ class RecordingSource:
         return {"endpoint": "recording", "records": self.handed}
 
     def close(self) -> None:
+        self._batches.close()  # its read-ahead thread stops, also when the graph ended early
         if self._efd >= 0:
             os.close(self._efd)
             self._efd = -1
@@ -220,7 +221,7 @@ def run_faithful(paths: list[str], name: str, module, params, legs, ids: list[in
     first = _first_ts_recv(files)
     clock = ReplayClock(first)
     source = RecordingSource(files, clock, SequenceTracker(first_seq=None, mark_gaps=False))
-    live = LiveSignal() if hasattr(module, "bind") else None
+    live = LiveSignal() if hasattr(module, "stream") else None
     bt = Backtest(live or module, params, legs, ids, **common)
     rt = RecordingRuntime(spec, source, clock=clock)  # starts the workers, warm
     arbiter = rt.nodes["arbiter"]

@@ -10,9 +10,9 @@ from redline.kernels.features import (
     FEATURE_NAMES,
     N_FEATURES,
     FeatureState,
-    features_ref,
     merge_order,
 )
+from redline.kernels.features_ref import features_ref
 from redline.kernels.plans.calibration import synthetic_market
 
 TICKS = [0.01, 0.25, 0.5]

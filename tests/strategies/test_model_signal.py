@@ -5,6 +5,7 @@ does not."""
 import hashlib
 import json
 from itertools import pairwise
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from redline.venue.latency import Latency
 
 
 def _bound(preds):
-    return ms.SimpleNamespace(
+    return SimpleNamespace(
         Params=ms.Params, step=ms.step, new_state=lambda p, n: ms.state_from(preds)
     )
 
@@ -54,7 +55,7 @@ def test_orders_reach_the_target_at_the_touch():
 def test_params_are_checked():
     with pytest.raises(ValueError, match=r"exit 1\.0 is above enter 0\.5"):
         ms.Params(enter=0.5, exit=1.0)
-    with pytest.raises(ValueError, match="bind"):
+    with pytest.raises(ValueError, match=r"model_signal\.stream"):
         ms.new_state(ms.Params(), 1)
 
 
@@ -94,6 +95,27 @@ def test_decisions_on_the_bundled_recording_are_unchanged(monkeypatch):
     assert digest.hexdigest() == "21b48b62af9397470253dc169eac9db59ff442c80a2266d5ae6e84fab5a8364e"
 
 
+def test_the_streamed_backtest_steps_like_one_on_all_predictions_at_once(monkeypatch):
+    # Chunks of 3,001 quotes: each chunk's predictions replace the last's in the state rows;
+    # the orders must be those of a run given every prediction up front.
+    from redline.feeds.replay.reader import replay
+    from redline.replay_data import DIR
+
+    monkeypatch.setattr(ms, "CHUNK_ROWS", 3001)
+    ids, p = [1, 2, 3, 4], ms.Params()
+    whole = Backtest(_bound(ms.predictions(p, [str(DIR)], ids)), p, Latency(decision_us=20), ids)
+    for _, q in replay([str(DIR / "market_quotes.parquet")], batch_rows=4096):
+        whole.feed(q)
+    stream = ms.stream(p, [str(DIR)], ids)
+    streamed = Backtest(stream, p, Latency(decision_us=20), ids)
+    chunks = []
+    stream.run(lambda q, rows: (chunks.append(len(q)), streamed.feed(q, rows)))
+    want, got = whole.finish(), streamed.finish()
+    assert len(chunks) > 30 and max(chunks) == 3001 and sum(chunks) == want.events
+    assert got.figures["orders"] == want.figures["orders"] > 100
+    assert got.figures["journal_sha256"] == want.figures["journal_sha256"]
+
+
 @pytest.mark.parametrize("acts", [["relu", "none", "relu"], ["relu", "silu", "none"]])
 def test_the_forward_lays_each_quotes_output_into_its_instruments_row(acts):
     # Odd layer widths, 3 outputs (the prediction is the first), a last block of 37 rows, an
@@ -109,14 +131,18 @@ def test_the_forward_lays_each_quotes_output_into_its_instruments_row(acts):
     want = np.zeros((len(x), 3), np.float32)
     for s in range(0, len(x), plan.max_batch):
         plan.run_into(x[s : s + plan.max_batch], want[s : s + plan.max_batch])
-    out = ms._PerInstrument(3)
+    # each instrument's outputs land from its own cursor on, in order, over two calls
+    y = np.full(3 * len(x), np.nan)
+    cursor = np.arange(3) * len(x)
     model = ms._Model(plan)
-    model.predict_into(x[:1000], rows[:1000], out)  # two chunks: the rows continue
-    model.predict_into(x[1000:], rows[1000:], out)
-    got = out.arrays()
-    assert [len(g) for g in got] == [int((rows == j).sum()) for j in range(3)]
+    model.predict_into(x[:1000], rows[:1000], y, cursor)
+    model.predict_into(x[1000:], rows[1000:], y, cursor)
+    counts = [int((rows == j).sum()) for j in range(3)]
+    assert (cursor - np.arange(3) * len(x)).tolist() == counts
     for j in (0, 2):
-        np.testing.assert_allclose(got[j], want[rows == j, 0], rtol=1e-5, atol=1e-5)
+        got = y[j * len(x) : (j + 1) * len(x)]
+        np.testing.assert_allclose(got[: counts[j]], want[rows == j, 0], rtol=1e-5, atol=1e-5)
+        assert np.isnan(got[counts[j] :]).all()  # nothing written past its own
 
 
 def _held_out(tmp_path, seed=5, minutes=6.0):
@@ -153,3 +179,52 @@ def test_the_trained_model_makes_money_out_of_sample_and_a_random_one_does_not(t
         assert figures["orders"] >= 10, name  # both trade: the difference is the signal
         pnl[name] = figures["pnl"]
     assert pnl["trained"] > 0 > pnl["random"], pnl
+
+
+# The compiled MLP forward (`_mlp_into`): any shape, float32-close to a float64 reference, and
+# each row's output a fixed function of the row, whatever batch it comes in.
+
+
+def _model(dims, relu, seed):
+    rng = np.random.default_rng(seed)
+    ws = tuple((rng.normal(size=(k, n)) / np.sqrt(k)).astype(np.float32) for k, n in pairwise(dims))
+    bs = tuple(rng.normal(size=n).astype(np.float32) for n in dims[1:])
+    return ws, bs, np.array(relu, bool)
+
+
+def _forward(x, ws, bs, relu):
+    """The first output of each row, in row order (one instrument)."""
+    y = np.full(len(x), np.nan)
+    ms._mlp_into(x, np.zeros(len(x), np.int64), ws, bs, relu, y, np.zeros(1, np.int64))
+    return y
+
+
+def _reference(x, ws, bs, relu):
+    h = x.astype(np.float64)
+    for w, b, r in zip(ws, bs, relu, strict=True):
+        h = h @ w.astype(np.float64) + b
+        h = np.maximum(h, 0.0) if r else h
+    return h[:, 0]
+
+
+@pytest.mark.parametrize(
+    ("dims", "relu"),
+    [
+        ([14, 32, 32, 1], [True, True, False]),  # the bundled model's shape
+        ([5, 9, 6, 3], [False, True, True]),  # widths off the 4-output tile, 3 outputs
+        ([33, 1], [False]),
+        ([3, 17, 2, 7, 5], [True, False, True, False]),
+    ],
+)
+def test_the_forward_is_the_model_on_each_row_whatever_the_batch(dims, relu):
+    ws, bs, relu = _model(dims, relu, seed=len(dims) + dims[0])
+    x = np.random.default_rng(3).normal(size=(3 * 64 + 37, dims[0])).astype(np.float32)
+    whole = _forward(x, ws, bs, relu)
+    want = _reference(x, ws, bs, relu)
+    np.testing.assert_allclose(whole, want, rtol=0, atol=1e-5 * max(1.0, np.abs(want).max()))
+    # the same rows cut in odd pieces (partial tiles and blocks, rows at other offsets): the
+    # same bits, and again the same bits
+    cuts = np.cumsum([1, 2, 13, 37, 64, 5, 70])
+    pieces = np.concatenate([_forward(p, ws, bs, relu) for p in np.split(x, cuts)])
+    assert whole.tobytes() == pieces.tobytes()
+    assert whole.tobytes() == _forward(x, ws, bs, relu).tobytes()

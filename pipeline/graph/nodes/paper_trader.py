@@ -68,7 +68,7 @@ class PaperTrader:
     @classmethod
     def from_spec(cls, spec) -> PaperTrader:
         module, params, legs, limits, orders = parts(spec)
-        live = LiveSignal() if hasattr(module, "bind") else None  # model_signal
+        live = LiveSignal() if hasattr(module, "stream") else None  # model_signal
         bt = Backtest(live or module, params, legs, spec.instruments, fee_bps=spec.fee_bps,
                       maker_bps=spec.maker_bps, risk=limits, orders=orders)  # fmt: skip
         return cls(bt, live)

@@ -94,6 +94,40 @@ def test_model_signal_decides_alike_on_the_workers_predictions(recording, tmp_pa
         assert np.abs(want[j]).max() > 0.5  # scores big enough to trade on, not all ~0
 
 
+@pytest.mark.slow
+def test_a_strategy_that_raises_ends_the_faithful_run_at_once(recording, monkeypatch):
+    """The strategy node raising mid-run ends the graph: the error reaches the caller in
+    seconds and no thread of the run is left. (It once spun ~15 s in the other nodes, stepping
+    on closed sockets, and left the replay's read-ahead thread behind.)"""
+    import threading
+    import time
+
+    from redline.pipeline.cli import backtest as cli
+    from redline.pipeline.cli.backtest_faithful import run_faithful
+    from redline.pipeline.graph.nodes.paper_trader import PaperTrader
+    from redline.strategies import ema_cross
+
+    calls, decide = [0], PaperTrader.decide
+
+    def breaks(self, answers):
+        calls[0] += 1
+        if calls[0] > 20:
+            raise RuntimeError("strategy broke")
+        return decide(self, answers)
+
+    monkeypatch.setattr(PaperTrader, "decide", breaks)
+    before = set(threading.enumerate())
+    ids = list(INSTRUMENTS)
+    value, _ = cli._value_per_tick([str(recording)], ids)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="strategy broke"):
+        run_faithful([str(recording)], "ema_cross", ema_cross, ema_cross.Params(),
+                     cli._legs(LATENCY), ids, {"value_per_tick": value})  # fmt: skip
+    assert calls[0] == 21 and time.monotonic() - t0 < 10
+    time.sleep(0.2)
+    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
+
+
 def test_bad_mode_and_a_faithful_l2_run_are_one_line(recording, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["backtest", str(recording), "--strategy", "ema_cross", "--mode", "slow"])
