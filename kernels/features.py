@@ -78,6 +78,18 @@ def _pow(x, n):
 
 
 @numba.njit(cache=True, inline="always")
+def _log_ratio(a, b):
+    # log(a / b). Prices sit near their EMAs and the last mid: there, with x = a / b - 1 below
+    # 2^-7, five terms of log(1 + x)'s series (relative error < |x|^5 / 6 < 1e-11, far below
+    # the float32 the features are written in) cost a few multiply-adds that overlap, where
+    # each log() is a ~15 ns call; the update makes six of them a quote.
+    x = (a - b) / b
+    if abs(x) >= 0.0078125:
+        return math.log(a / b)
+    return x * (1.0 + x * (-0.5 + x * (1.0 / 3.0 + x * (-0.25 + x * 0.2))))
+
+
+@numba.njit(cache=True, inline="always")
 def _advance(sf, si, r, ts):
     # Decay everything of row r over dt since the last event of this instrument.
     dt = float(max(ts - si[r, _LAST_TS], 0)) if si[r, _EVENTS] > 0 else 0.0
@@ -109,7 +121,7 @@ def _refresh(sf, si, r):
     if si[r, _HAS_QUOTE]:
         mid = sf[r, _MID]
         for k in range(4):
-            sf[r, f + k] = 1e4 * math.log(mid / sf[r, _EMA0 + k])
+            sf[r, f + k] = 1e4 * _log_ratio(mid, sf[r, _EMA0 + k])
         for k in range(2):
             sf[r, f + 5 + k] = math.sqrt(sf[r, _RV0 + k])
     for k in range(2):
@@ -133,7 +145,7 @@ def _quote(sf, si, ticks, r, quotes, j):
     mid = 0.5 * (bid + ask)
     f = _FEAT0
     if si[r, _HAS_QUOTE]:
-        ret = 1e4 * math.log(mid / sf[r, _MID])
+        ret = 1e4 * _log_ratio(mid, sf[r, _MID])
         sf[r, f + 4] = ret
         for k in range(_RV_U.shape[0]):
             sf[r, _RV0 + k] += ret * ret
@@ -179,7 +191,7 @@ def _trade(sf, si, ticks, r, trades, j, refresh=True):
         sf[r, _FS0 + k] += sign * sz
         sf[r, _FA0 + k] += sz
     if si[r, _HAS_QUOTE]:
-        sf[r, _FEAT0 + 12] = 1e4 * math.log(price / sf[r, _MID])
+        sf[r, _FEAT0 + 12] = 1e4 * _log_ratio(price, sf[r, _MID])
     if refresh:
         _refresh(sf, si, r)
     return True
