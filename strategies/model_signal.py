@@ -158,7 +158,10 @@ class _Trades:
             if batch is None:
                 break
             parts.append(batch[1])
-        held = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        held = parts[0]
+        if len(parts) > 1:  # whole records as bytes: a field-wise concatenate is ~10x slower
+            void = np.dtype((np.void, held.dtype.itemsize))
+            held = np.concatenate([p.view(void) for p in parts]).view(held.dtype)
         upto = int(np.searchsorted(held["ts_recv"], ts, side="left"))
         self._held = held[upto:]
         return held[:upto], _rows(self._ids, held["instrument_id"][:upto])
