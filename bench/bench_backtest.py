@@ -198,19 +198,31 @@ def l2_market_maker(batches: list[np.ndarray], every: int, queue: str = "risk_av
     t0 = time.perf_counter()
     run()  # compile
     cold = time.perf_counter() - t0
-    warm, cpu, fig = run()
+    # A short stream (the real capture: ~40 ms a pass) is timed as the median of several
+    # passes, so one scheduler hiccup is not the figure; a long one, once.
+    passes = max(1, 2_000_000 // n)
+    warm, cpu, fig = _median_pass([run() for _ in range(passes)])
     deltas = [b for b in batches if b.dtype == BOOK_DELTA_DTYPE]
     L2Book(ids[0]).apply(deltas[0][:1000])  # compile
-    book = L2Book(ids[0])
-    t, c = time.perf_counter(), time.process_time()
-    for b in deltas:
-        book.apply(b)
-    base, base_cpu = time.perf_counter() - t, time.process_time() - c
+
+    def book_pass() -> tuple[float, float, None]:
+        book = L2Book(ids[0])
+        t, c = time.perf_counter(), time.process_time()
+        for b in deltas:
+            book.apply(b)
+        return time.perf_counter() - t, time.process_time() - c, None
+
+    base, base_cpu, _ = _median_pass([book_pass() for _ in range(passes)])
     m = sum(len(b) for b in deltas)
     return {"rows": n, "rows_per_s": n / warm, "cpu_rows_per_s": n / cpu,
             "compile_s": cold - warm, "book_only_rows_per_s": m / base,
             "book_only_cpu_rows_per_s": m / base_cpu, "decisions": fig["decisions"],
             "orders": fig["orders"], "fills": fig["fills"], "pnl_ticks": fig["pnl"]}  # fmt: skip
+
+
+def _median_pass(passes: list[tuple]) -> tuple:
+    """The pass with the median wall time (its CPU time and figures with it)."""
+    return sorted(passes, key=lambda p: p[0])[len(passes) // 2]
 
 
 def one_l2(n: int, every: int, step_ns: int) -> dict:
