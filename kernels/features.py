@@ -82,7 +82,7 @@ def _log_ratio(a, b):
     # log(a / b). Prices sit near their EMAs and the last mid: there, with x = a / b - 1 below
     # 2^-7, five terms of log(1 + x)'s series (relative error < |x|^5 / 6 < 1e-11, far below
     # the float32 the features are written in) cost a few multiply-adds that overlap, where
-    # each log() is a ~15 ns call; the update makes six of them a quote.
+    # each log() is a ~15 ns call; a quote's update makes five of them.
     x = (a - b) / b
     if abs(x) >= 0.0078125:
         return math.log(a / b)
@@ -236,7 +236,7 @@ def _scan(sf, si, ticks, quotes, quote_rows, trades, trade_rows, outq, outt):
     # quotes first on ties (no argsort: ~20-50 ns an event). Without the GIL, so a replay's
     # read-ahead thread decodes the next chunk meanwhile. FeatureState.scan checked the rows.
     # outt with no rows for some trades: their features are not wanted, so a trade skips
-    # _refresh (5 logs, 2 roots); each quote refreshes its row anyway, and so does the end of
+    # _refresh (4 log ratios, 2 roots); each quote refreshes its row anyway, as does the end of
     # the scan, so the state and every quote's features are the same bits as with them.
     i, j = 0, 0
     trade_features = outt.shape[0] >= trades.shape[0]

@@ -83,15 +83,14 @@ class Stream:
 
     def __init__(self, params: Params, paths: list[str], ids) -> None:
         from redline.feeds.events import RecordType
-        from redline.feeds.replay.files import event_files
+        from redline.feeds.replay.files import event_paths
 
         self.__name__ = __name__  # venue/loops.py: model_signal's own cached loop
         self.step = step
         self.model = _Model(load_model(params))
         self.ids = np.asarray(ids, np.int64)
-        files, _ = event_files(paths)
-        self.quote_files = [f.path for f in files if f.rtype == RecordType.QUOTE]
-        self.trade_files = [f.path for f in files if f.rtype == RecordType.TRADE]
+        self.quote_files = event_paths(paths, (RecordType.QUOTE,))
+        self.trade_files = event_paths(paths, (RecordType.TRADE,))
         self.state: np.ndarray | None = None
 
     def new_state(self, params: Params, n_instruments: int) -> np.ndarray:
@@ -130,11 +129,12 @@ class Stream:
 
     def _step(self, state: np.ndarray, x: np.ndarray, q: np.ndarray, rows: np.ndarray,
               feed) -> None:  # fmt: skip
-        width = state.shape[1]
-        cursor = np.arange(len(state), dtype=np.int64) * width + HEAD
+        # instrument j's predictions from state[j, HEAD] on: a cursor into the flat rows
+        start = np.arange(len(state), dtype=np.int64) * state.shape[1] + HEAD
+        cursor = start.copy()
         self.model.predict_into(x, rows, state.reshape(-1), cursor)
         state[:, CURSOR] = 0.0
-        state[:, COUNT] = (cursor - HEAD) % width
+        state[:, COUNT] = cursor - start
         feed(q, rows)
 
 
@@ -339,16 +339,6 @@ def _dense(ids, instrument_id, rows):
             return i
         rows[i] = lo
     return -1
-
-
-def state_from(preds: list[np.ndarray]) -> np.ndarray:
-    """The state rows for these per-instrument predictions (module docstring)."""
-    width = HEAD + max((len(p) for p in preds), default=0)
-    state = np.zeros((len(preds), width), np.float64)
-    for j, p in enumerate(preds):
-        state[j, COUNT] = len(p)
-        state[j, HEAD : HEAD + len(p)] = p
-    return state
 
 
 def stream(params: Params, paths: list[str], ids) -> Stream:

@@ -108,17 +108,12 @@ class L2Backtest(Backtest):
         if not mine.any():
             return records, _NO_PRIORITIES
         if mine.all() and (iid == iid[0]).all():  # one instrument: the common case
-            return self._l3[int(iid[0])].convert(records)
+            return self._l3[int(iid[0])].convert(records)[:2]
         keys = [np.flatnonzero(~mine)]  # each output row's input row, to merge them back
         parts, prios = [records[keys[0]]], [np.full(len(keys[0]), NO_PRIORITY, np.int64)]
         for i in np.unique(iid[mine]).tolist():
             rows = np.flatnonzero(iid == i)
-            sub = records[rows]
-            seq = sub["seq"].copy()
-            sub["seq"] = np.arange(len(rows))  # carries each output's input row through convert
-            out, prio = self._l3[i].convert(sub)
-            src = out["seq"].astype(np.intp)
-            out["seq"] = seq[src]
+            out, prio, src = self._l3[i].convert(records[rows])
             parts.append(out)
             prios.append(prio)
             keys.append(rows[src])

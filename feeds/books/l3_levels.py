@@ -120,7 +120,8 @@ def _convert(px, sz, oid, side, action, orders, levels, base, counters,
 
 
 class L3Levels:
-    """Stateful over batches: `convert(deltas)` -> (L2 BOOK_DELTA records, priority [n] int64).
+    """Stateful over batches: `convert(deltas)` -> (L2 BOOK_DELTA records, priority [n] int64,
+    source [n]: the index of the input record each came from).
 
     Each output record keeps its input's header (ts_event, ts_recv, instrument, seq ...); its
     `order_id` is 0, as for every L2 delta. One instance per instrument."""
@@ -132,7 +133,7 @@ class L3Levels:
         self.counters = np.zeros(N_COUNTERS, np.int64)
         self.emitted = 0  # L2 deltas out so far: the next priority index
 
-    def convert(self, deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def convert(self, deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if deltas.dtype != BOOK_DELTA_DTYPE:
             raise ValueError(f"L3Levels takes BOOK_DELTA records, not {deltas.dtype}")
         cap = 2 * len(deltas)  # a modify to a new price gives two
@@ -153,7 +154,7 @@ class L3Levels:
         last_of_src[:-1] = src[1:n] != src[: n - 1]
         out["flags"][~last_of_src] &= np.uint8(~_LAST & 0xFF)
         self.emitted += n
-        return out, prio[:n].copy()
+        return out, prio[:n].copy(), src[:n].copy()
 
     def stats(self) -> dict[str, int]:
         return {

@@ -188,6 +188,14 @@ def event_files(paths: str | Path | Iterable[str | Path]) -> tuple[list[EventFil
     return files, skipped
 
 
+def event_paths(
+    paths: str | Path | Iterable[str | Path], kinds: Iterable[RecordType]
+) -> list[Path]:
+    """The event files in `paths` (as event_files reads them) that hold records of `kinds`."""
+    kinds = set(kinds)
+    return [f.path for f in event_files(paths)[0] if f.rtype in kinds]
+
+
 def _is_event_schema(path: Path) -> bool:
     try:
         schema = pq.read_schema(path)

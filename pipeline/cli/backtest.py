@@ -152,6 +152,7 @@ def run(args) -> int:
 
 def _fast(args, module, p, legs, ids, common, venue, kinds, total):
     """Fast mode: the compiled loop over the data; (the backtest, its result, seconds)."""
+    from redline.feeds.replay.files import event_paths
     from redline.feeds.replay.reader import replay
     from redline.venue.backtest import Backtest
     from redline.venue.l2_backtest import L2Backtest
@@ -185,18 +186,11 @@ def _fast(args, module, p, legs, ids, common, venue, kinds, total):
             # Chunks of 256k events: big enough that Python's share is noise, small enough
             # that the read-ahead and the order buffer stay a few tens of MB whatever the
             # length. Only the files the venue reads: merging the others in costs ~1 µs a run.
-            for _, recs in replay(_files_of(args.data, kinds), batch_rows=1 << 18):
+            for _, recs in replay(event_paths(args.data, kinds), batch_rows=1 << 18):
                 bt.feed(recs)
                 advance(len(recs))
     result = bt.finish()
     return bt, result, time.perf_counter() - t0
-
-
-def _files_of(paths: list[str], kinds: tuple) -> list:
-    """The event files in `paths` holding records of `kinds`."""
-    from redline.feeds.replay.files import event_files
-
-    return [f.path for f in event_files(paths)[0] if f.rtype in kinds]
 
 
 def _faithful_losses(graph: dict) -> int:
@@ -274,18 +268,23 @@ def _queue(text: str) -> tuple[str, float]:
 
 
 def _holds_l3(paths: list[str]) -> bool:
-    """Whether any BOOK_DELTA file in `paths` holds L3 deltas (a nonzero `order_id`)."""
+    """Whether any BOOK_DELTA file in `paths` holds L3 deltas (a nonzero `order_id`): from each
+    row group's statistics where the writer kept them, else by reading that row group's ids."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from redline.feeds.events import RecordType
-    from redline.feeds.replay.files import event_files
+    from redline.feeds.replay.files import event_paths
 
-    files, _ = event_files(paths)
-    for f in files:
-        if f.rtype == RecordType.BOOK_DELTA:
-            col = pq.read_table(f.path, columns=["order_id"])["order_id"]
-            if pc.any(pc.not_equal(col, 0)).as_py():
+    for path in event_paths(paths, (RecordType.BOOK_DELTA,)):
+        pf = pq.ParquetFile(path)
+        col = pf.schema_arrow.get_field_index("order_id")
+        for g in range(pf.metadata.num_row_groups):
+            stats = pf.metadata.row_group(g).column(col).statistics
+            if stats is not None and stats.has_min_max:
+                if stats.max != 0:
+                    return True
+            elif pc.any(pc.not_equal(pf.read_row_group(g, columns=["order_id"])[0], 0)).as_py():
                 return True
     return False
 

@@ -194,25 +194,19 @@ def graph_spec(
     return msgspec.structs.replace(spec, nodes=nodes)
 
 
-def quote_and_trade_files(paths: list[str]) -> list[str]:
-    """The QUOTE and TRADE files of `paths`: what fast mode's venue and features read."""
-    from redline.feeds.replay.files import event_files
-
-    files, _ = event_files(paths)
-    return [str(f.path) for f in files if f.rtype in (RecordType.QUOTE, RecordType.TRADE)]
-
-
 def run_faithful(paths: list[str], name: str, module, params, legs, ids: list[int],
                  common: dict, journal: str = "") -> tuple[Any, Any, dict]:  # fmt: skip
     """Run the recording through the graph; (the strategy node's Backtest, its Result, the
     graph's figures). `module`: the registered strategy (model_signal: its live binding is
     made here); `common`: Backtest's keyword settings, as fast mode gives them; `journal`:
     where the decision journal goes ("": not written)."""
+    from redline.feeds.replay.files import event_paths
     from redline.pipeline.graph.nodes.paper_trader import PaperTrader
     from redline.strategies.model_signal_live import LiveSignal
     from redline.venue.backtest import Backtest
 
-    files = quote_and_trade_files(paths)
+    # the QUOTE and TRADE files: what fast mode's venue and features read
+    files = [str(f) for f in event_paths(paths, (RecordType.QUOTE, RecordType.TRADE))]
     # model_signal's plan (its own, or the kernel-feature model it defaults to: not the graph's
     # default, whose book features this quotes-and-trades replay could not feed); else the
     # graph's default, whose scores these strategies do not read.

@@ -294,10 +294,10 @@ class Runtime:
             node.stop_intake()
 
     def _abort(self) -> None:
-        """Every node ends at its next look at the clock (see _overdue), unheard ones too."""
+        """stop() with no time to drain: every node ends at its next look at the clock (see
+        _overdue), the await nodes woken to look."""
+        self.stop()
         self._stop_at = time.monotonic()
-        for node in self.nodes.values():
-            node.stop_intake()
         for wake in self._wakes.values():
             wake.set()
 

@@ -16,14 +16,22 @@ from redline.venue.backtest import Backtest
 from redline.venue.latency import Latency
 
 
+def state_from(preds):
+    """model_signal's state rows holding these per-instrument predictions (its docstring)."""
+    width = ms.HEAD + max((len(p) for p in preds), default=0)
+    state = np.zeros((len(preds), width), np.float64)
+    for j, p in enumerate(preds):
+        state[j, ms.COUNT] = len(p)
+        state[j, ms.HEAD : ms.HEAD + len(p)] = p
+    return state
+
+
 def _bound(preds):
-    return SimpleNamespace(
-        Params=ms.Params, step=ms.step, new_state=lambda p, n: ms.state_from(preds)
-    )
+    return SimpleNamespace(Params=ms.Params, step=ms.step, new_state=lambda p, n: state_from(preds))
 
 
 def test_thresholds_with_hysteresis_give_the_target_and_past_the_data_it_holds():
-    state = ms.state_from([np.array([0.2, 1.6, 0.7, 0.4, -1.5, -2.0, 0.0]), np.zeros(0)])
+    state = state_from([np.array([0.2, 1.6, 0.7, 0.4, -1.5, -2.0, 0.0]), np.zeros(0)])
     p = ms.Params(enter=1.5, exit=0.5, qty=2).vector()
     targets = [ms.step(state[0], p, 100, 101, 0) for _ in range(7)]
     # flat; >= enter: long; between exit and enter: keep; < exit: flat; <= -enter: short
@@ -84,7 +92,7 @@ def test_decisions_on_the_bundled_recording_are_unchanged(monkeypatch):
 
     monkeypatch.setattr(ms, "CHUNK_ROWS", 7919)
     preds = ms.predictions(ms.Params(), [str(DIR)], [1, 2, 3, 4])
-    state, p = ms.state_from(preds), ms.Params().vector()
+    state, p = state_from(preds), ms.Params().vector()
     digest, changes = hashlib.sha256(), []
     for j, pred in enumerate(preds):
         targets = np.array([ms.step(state[j], p, 0, 0, 0) for _ in pred], np.int8)

@@ -53,11 +53,12 @@ def deltas() -> np.ndarray:
 
 def test_each_change_keeps_the_place_its_order_had_and_the_level_size():
     conv = L3Levels()
-    out, prio = conv.convert(deltas())
+    out, prio, src = conv.convert(deltas())
     got = [(int(r["seq"]) - 1000, r["action"], r["side"], r["px"], r["sz"], p)
            for r, p in zip(out, prio, strict=True)]  # fmt: skip
     assert got == WANT
     assert (out["order_id"] == 0).all()
+    assert src.tolist() == [w[0] for w in WANT]  # the input record each came from
     assert out["ts_recv"].tolist() == [10_000 + w[0] for w in WANT]  # headers kept
     # LAST only on the last delta record 3 gave
     assert [int(f) & Flag.LAST for f in out["flags"][3:5]] == [0, Flag.LAST]
@@ -67,11 +68,11 @@ def test_each_change_keeps_the_place_its_order_had_and_the_level_size():
 
 def test_batches_give_the_same_deltas_and_places_as_one_stream():
     d = deltas()
-    whole, p_whole = L3Levels().convert(d)
+    whole, p_whole, _ = L3Levels().convert(d)
     conv = L3Levels()
     parts = [conv.convert(d[s:e]) for s, e in ((0, 3), (3, 4), (4, 9), (9, len(d)))]
-    np.testing.assert_array_equal(np.concatenate([o for o, _ in parts]), whole)
-    np.testing.assert_array_equal(np.concatenate([p for _, p in parts]), p_whole)
+    np.testing.assert_array_equal(np.concatenate([o for o, _, _ in parts]), whole)
+    np.testing.assert_array_equal(np.concatenate([p for _, p, _ in parts]), p_whole)
 
 
 def test_an_l2_book_fed_the_levels_shows_the_l3_books_top_after_every_order_change():
@@ -85,7 +86,7 @@ def test_an_l2_book_fed_the_levels_shows_the_l3_books_top_after_every_order_chan
     want = L3Book().apply(d)
     conv, l2 = L3Levels(), L2Book()
     for s in range(0, len(d), 500):
-        out, _ = conv.convert(d[s : s + 500])
+        out, _, _ = conv.convert(d[s : s + 500])
         top = l2.apply(out)
         # the top after the last level delta each order change gave
         ends = np.flatnonzero(np.r_[out["seq"][1:] != out["seq"][:-1], True])
@@ -109,7 +110,7 @@ def test_real_cme_mbo_levels_show_the_l3_books_top_at_every_batch_end():
     b["seq"] = np.arange(len(b))  # where each level delta came from
     want = L3Book().apply(b)
     conv = L3Levels()
-    out, prio = conv.convert(b)
+    out, prio, _ = conv.convert(b)
     top = L2Book(window_ticks=1 << 16).apply(out)
     ends = (out["flags"] & Flag.LAST) != 0
     cols = ["bid_px", "bid_sz", "ask_px", "ask_sz"]
