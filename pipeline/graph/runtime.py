@@ -360,8 +360,12 @@ class Runtime:
                 continue
             waitables = node.waitables()
             held = node.held_back()
-            if held:  # input can't wake it (see _await_loop): only its other waitables
-                waitables = [w for w in waitables if w not in node.inputs]
+            if held:  # input can't wake it (see _await_loop): only its other waitables.
+                # A feed's publisher socket counts as input: ready while the feed is held, it
+                # once made this loop spin holding the GIL, and the await nodes it starved
+                # took ~5 ms (the switch interval) per GIL handoff: 3,000 quotes in minutes.
+                intake = node.intake()
+                waitables = [w for w in waitables if w not in intake]
             timeout = _HELD_RETRY_S if held else node.timeout_s()
             if waitables:
                 wait_any(waitables, 0.1 if timeout is None else max(timeout, 0.0001))

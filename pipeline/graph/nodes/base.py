@@ -73,6 +73,11 @@ class Node:
         steps (a restarted worker brings a new channel)."""
         return list(self.inputs)
 
+    def intake(self) -> list[Waitable]:
+        """The waitables that bring new work: a node held back by a full output must not
+        wake on them (see Runtime._block_loop), only on what can make room."""
+        return list(self.inputs)
+
     def stop_intake(self) -> None:
         """SIGINT/SIGTERM: only the feed takes in new work; others drain by EOS."""
 

@@ -54,6 +54,9 @@ class FeedNode(Node):
     def waitables(self) -> list[Waitable]:
         return [self.feed]
 
+    def intake(self) -> list[Waitable]:
+        return [self.feed]  # the publisher's socket, not an edge
+
     def step(self) -> int:
         n = 0
         # A conflating output that drops what overflows never holds the feed back: newer

@@ -270,3 +270,50 @@ def test_features_node_errors_name_the_node_and_field(old, new, expect):
     with pytest.raises(gc.GraphError) as err:
         gc.parse(text)
     assert expect in str(err.value), err.value
+
+
+class _Ready:
+    """A publisher socket with frames waiting: always ready."""
+
+    def fileno(self) -> int:
+        return 0  # never selected: wait_any asks ready() first
+
+    def ready(self) -> bool:
+        return True
+
+
+class _HeldFeed:
+    """A feed whose out edge stays full while its publisher has frames waiting."""
+
+    done = False
+
+    def __init__(self) -> None:
+        self.source = _Ready()
+        self.steps = 0
+
+    def step(self) -> int:
+        self.steps += 1
+        return 0
+
+    def held_back(self) -> bool:
+        return True
+
+    def waitables(self) -> list:
+        return [self.source]
+
+    def intake(self) -> list:
+        return [self.source]
+
+    def timeout_s(self) -> None:
+        return None
+
+
+def test_a_held_back_feed_thread_sleeps_instead_of_spinning_on_its_waiting_publisher():
+    # It once woke at once on the ready publisher socket, stepped, and found itself held
+    # again, ~10^4 times a second holding the GIL: the graph's other nodes, in the event
+    # loop's thread, waited ~5 ms for each GIL handoff and 3,000 quotes took minutes.
+    node, end = _HeldFeed(), time.monotonic() + 0.2
+    runtime = type("R", (), {"_overdue": staticmethod(lambda n: time.monotonic() > end)})()
+    Runtime._block_loop(runtime, node)
+    # it retries its flush every _HELD_RETRY_S (1 ms), so at most ~200 steps in 0.2 s
+    assert 0 < node.steps <= 400, node.steps
