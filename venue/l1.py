@@ -214,10 +214,12 @@ def _rest_fills(j, t, ack_ns, fee_rates, book, pos, cash, fees, value, ex, ex_fe
 
 
 @nb.njit(cache=True, inline="always")
-def room(cnt, acks) -> bool:
-    """Whether the ack ring holds every ack the next quote can raise: one per order arriving,
-    one per order resting."""
-    return (cnt[A_TAIL] - cnt[A_HEAD]) + (cnt[O_TAIL] - cnt[O_HEAD]) + cnt[N_REST] < acks.shape[0]
+def room(cnt, acks, ex) -> bool:
+    """Whether the ack ring holds every ack the next event can raise (one per order arriving,
+    one per order resting) and `ex` the order rows it can make (a bid and an ask)."""
+    return (cnt[A_TAIL] - cnt[A_HEAD]) + (cnt[O_TAIL] - cnt[O_HEAD]) + cnt[N_REST] < acks.shape[
+        0
+    ] and cnt[N_EXEC] + 2 <= ex.shape[0]
 
 
 @nb.njit(cache=True, inline="always")
@@ -262,15 +264,15 @@ def run_chunk(quoting, step, quote, args) -> int:
     (`step`) or, when `quoting`, a quoting one (`quote`; strategies/target.py); the other is a
     stand-in never called; venue/loops.py caches one entry per strategy. `legs`: latency.Legs.arrays(); `scratch`: 3 int64 for the legs of
     the decision stepped. Rows go to `ex` (N_COLUMNS) and `ex_fee` from cnt[N_EXEC], bars to
-    bars_ts/bars_eq from cnt[N_BARS], each with room for 2 * len(ts) more. Returns how many
-    quotes it ran: fewer when the ack ring needs room first (VenueState.grow_acks)."""
+    bars_ts/bars_eq from cnt[N_BARS] (room for len(ts) + 1). Returns how many quotes it ran:
+    fewer when the ack ring or `ex` needs room first (see `room`)."""
     (ts, inst, flags, bid, ask, bsz, asz, state, p, legs, scratch, fee_rates, okind, offset,
      value, bar_ns, r, window, cursor, book, pos, seen, pending, working, rest_n, cash,
      fees, orders, acks, rest, cnt, ex, ex_fee, bars_ts, bars_eq) = args  # fmt: skip
     # One loop body, written out (steps 3 and 4 are venue/decide.py's): a call per quote with
     # these ~30 arrays costs their reference counts, 4x the loop (measured: 22 -> 5 M quotes/s).
     for i in range(ts.shape[0]):
-        if not room(cnt, acks):
+        if not room(cnt, acks, ex):
             return i
         t, j = ts[i], inst[i]
         gap = flags[i] & GAP != 0

@@ -295,8 +295,9 @@ def run_chunk(quoting, step, quote, args) -> int:
     l1.run_chunk, with the levels (`lv`, `ls`), the queue model `qm`, each event's L3
     priority (`prio`: -1 none; empty on L2 data) and each order row's queue ahead, traded
     volume and join mark (`qa`, `qt`, `qj`). Returns how many events it ran: it stops early
-    when the acks' ring is full, and, on L2 data, before a delta with an order id (`oid`; L3
-    data: the caller turns them into levels with priorities and runs the rest)."""
+    when the acks' ring or `ex` is full (l1.room), and, on L2 data, before a delta with an
+    order id (`oid`; L3 data: the caller turns them into levels with priorities and runs the
+    rest)."""
     (ts, iid, ids, flags, side, action, px, sz, oid, prio, step_ns, state, p, legs, scratch,
      fee_rates, okind, offset, value, bar_ns, r, window, cursor, lv, ls, qm, book, pos, seen,
      pending, working, rest_n, cash, fees, orders, acks, rest, cnt, cnt2, ex, ex_fee, qa, qt,
@@ -304,7 +305,7 @@ def run_chunk(quoting, step, quote, args) -> int:
     l3 = prio.shape[0] > 0
     w = lv.shape[2]
     for i in range(ts.shape[0]):
-        if not l1.room(cnt, acks):
+        if not l1.room(cnt, acks, ex):
             return i
         if not l3 and oid[i] != 0 and action[i] != _TRADE:  # the row is read here anyway
             return i

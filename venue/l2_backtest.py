@@ -198,8 +198,8 @@ class L2Backtest(Backtest):
             )  # fmt: skip
             if done < n and not len(prio) and oid[done] != 0 and action[done] != _TRADE:
                 break  # L3 from here
-            if done < n:  # the acks in flight outgrew their ring
-                v.grow_acks()
+            if done < n:  # the loop asked for room (l1.room)
+                self._make_room()
         self._end_chunk(done, bars_ts, bars_eq)
         return done
 

@@ -1,5 +1,7 @@
 """The L1 venue and the backtest loop, case by case, each figure computed by hand."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -122,3 +124,33 @@ def test_a_quoting_strategy_takes_no_other_order_kind():
 
     with pytest.raises(ValueError, match="market_maker quotes post-only orders; drop --orders"):
         Backtest("market_maker", market_maker.Params(), Latency(), [1], orders=Orders())
+
+
+def test_full_order_rows_or_ack_ring_stop_the_loop_which_grows_them_and_goes_on(monkeypatch):
+    # The loop starts with room for a few order rows and acks and asks for more when they run
+    # out mid-chunk (l1.room): the run must be the one with plenty of room from the start.
+    from redline.strategies import market_maker
+    from redline.venue import backtest, l1
+
+    rng = np.random.default_rng(3)
+    bid = 1000 + np.cumsum(rng.integers(-2, 3, 2000))
+    q = quotes([(t, int(b), int(b) + 2) for t, b in enumerate(bid)])
+
+    def one(lat):
+        bt = Backtest("market_maker", market_maker.Params(), lat, [1])
+        bt.feed(q)
+        return bt.finish()
+
+    lat = Latency(entry_us=3, ack_us=5)
+    roomy = one(lat)
+    stops = []
+    monkeypatch.setattr(backtest, "_ROWS_AHEAD", 2)
+    monkeypatch.setattr(l1, "ACK_RING", 2)
+    grow = Backtest._make_room
+    monkeypatch.setattr(Backtest, "_make_room", lambda self: stops.append(1) or grow(self))
+    tight = one(lat)
+    assert len(stops) >= 10  # each buffer doubled several times mid-chunk
+    assert len(roomy.executions) > 500 and roomy.figures["fills"] > 10
+    np.testing.assert_array_equal(tight.executions, roomy.executions)
+    # json: a NaN Sharpe (too few bars) equals itself there
+    assert json.dumps(tight.figures, sort_keys=True) == json.dumps(roomy.figures, sort_keys=True)

@@ -2,6 +2,7 @@
 targets given step by step: it steps at the end of each atomic batch of deltas) so every fill,
 price, queue and count is computed by hand."""
 
+import json
 import math
 from types import SimpleNamespace
 
@@ -282,3 +283,40 @@ def test_an_instrument_not_in_the_run_is_named():
     snap["instrument_id"][-1] = 7
     with pytest.raises(ValueError, match=r"instrument 7 is not in \[1\]"):
         run([], [1], batches=[snap])
+
+
+def test_full_order_rows_or_ack_ring_stop_the_l2_loop_which_grows_them_and_goes_on(
+    monkeypatch,
+):
+    from redline.strategies import market_maker
+    from redline.venue import backtest, l1
+
+    rng = np.random.default_rng(4)
+    rows, bid = book(0, [(100, 10)], [(102, 10)]), 100
+    for t in range(10, 3000, 10):  # the touch wanders, a trade now and then
+        new = bid + int(rng.integers(-1, 2))
+        if new != bid:
+            rows += level(t, B, bid, 0, 0) + level(t, A, bid + 2, 0, 0)
+        bid = new
+        rows += level(t, B, bid, int(rng.integers(1, 20)), 0) + level(t, A, bid + 2, 9)
+        if t % 70 == 0:
+            rows += trade(t + 1, A, bid, 3)
+
+    def one():
+        bt = L2Backtest("market_maker", market_maker.Params(), Latency(entry_us=5), [1])
+        for b in events(rows):
+            bt.feed(b)
+        return bt.finish()
+
+    roomy = one()
+    stops = []
+    monkeypatch.setattr(backtest, "_ROWS_AHEAD", 2)
+    monkeypatch.setattr(l1, "ACK_RING", 2)
+    grow = L2Backtest._make_room
+    monkeypatch.setattr(L2Backtest, "_make_room", lambda self: stops.append(1) or grow(self))
+    tight = one()
+    assert len(stops) >= 10  # each buffer doubled several times mid-chunk
+    assert len(roomy.executions) > 100 and roomy.figures["fills"] > 5
+    np.testing.assert_array_equal(tight.executions, roomy.executions)
+    # json: a NaN Sharpe (too few bars) equals itself there
+    assert json.dumps(tight.figures, sort_keys=True) == json.dumps(roomy.figures, sort_keys=True)
