@@ -215,11 +215,9 @@ def _rest_fills(j, t, ack_ns, fee_rates, book, pos, cash, fees, value, ex, ex_fe
 
 @nb.njit(cache=True, inline="always")
 def room(cnt, acks, ex) -> bool:
-    """Whether the ack ring holds every ack the next event can raise (one per order arriving,
-    one per order resting) and `ex` the order rows it can make (a bid and an ask)."""
-    return (cnt[A_TAIL] - cnt[A_HEAD]) + (cnt[O_TAIL] - cnt[O_HEAD]) + cnt[N_REST] < acks.shape[
-        0
-    ] and cnt[N_EXEC] + 2 <= ex.shape[0]
+    """Room for the next event's acks (one per order arriving or resting) and rows (two)."""
+    waiting = (cnt[A_TAIL] - cnt[A_HEAD]) + (cnt[O_TAIL] - cnt[O_HEAD]) + cnt[N_REST]
+    return waiting < acks.shape[0] and cnt[N_EXEC] + 2 <= ex.shape[0]
 
 
 @nb.njit(cache=True, inline="always")
