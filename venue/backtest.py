@@ -103,7 +103,7 @@ class Backtest:
         v, cnt = self.venue, self.venue.cnt
         bars_ts, bars_eq = self._start_chunk(n)
         ts, flags, bid, ask = quotes["ts_recv"], quotes["flags"], quotes["bid_px"], quotes["ask_px"]
-        bsz, asz = quotes["bid_sz"].astype(np.int64), quotes["ask_sz"].astype(np.int64)
+        bsz, asz = quotes["bid_sz"], quotes["ask_sz"]  # int64 already: views, not copies
         kind, offset = self.orders.code(), self.orders.offset
         done = 0
         while done < n:  # more than once only when the loop asked for room (l1.room)
@@ -127,6 +127,8 @@ class Backtest:
 
     def _dense(self, iid: np.ndarray) -> np.ndarray:
         """Dense instrument indices of the ids `iid`; ValueError naming one not in the run."""
+        if len(self.ids) == 1 and (iid == int(self.ids[0])).all():  # one pass, in iid's dtype
+            return np.zeros(len(iid), np.int64)
         idx = np.searchsorted(self.ids, iid)
         bad = (idx >= len(self.ids)) | (self.ids[np.minimum(idx, len(self.ids) - 1)] != iid)
         if bad.any():
