@@ -284,6 +284,7 @@ class Arbiter:
         for link in self.links:
             link.send([header(Kind.STOP)])
             link.stop()
+        self.recovery.run_queue.close()
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -406,12 +407,12 @@ class Arbiter:
             self.counts["late_answers"] += 1
         if self.policy.samples_rtt and b.serving and w == self.policy.primary():
             self.policy.round_trip(now - req.t0)
-        # Slowness is the worker's only if it sent late, later than the host's own recent
-        # scheduling delay explains, and later than its peer on the same request: an answer
-        # read late, sent a host pause late, or late when the peer was late too, was held up
-        # by the host (an overload: both starved), not by the worker.
+        # Slowness is the worker's only if it sent late, later than the host's recent delay
+        # of this process and its wait for a CPU explain, and later than its peer: read late,
+        # held off its core, or late with its peer too, it was held up by the host, not slow.
         sent = int(stamps[3]) - self._wall if stamps[3] > 0 else now
         late = not in_time and sent - req.deadline > self.recovery.excused_ns(now)
+        late = late and not self.recovery.held_by_host(w, req.t0, sent - req.deadline)
         own_miss = late and self._peer_in_time(req, w)
         if late and not own_miss:
             self.recovery.counts["overload"] += 1  # both late: the host, not this worker

@@ -43,6 +43,7 @@ RECOVERY_COUNTERS = (
     "unverified_readmissions",
     "send_failures",
     "overload",
+    "cpu_wait_excused",  # late answers that the worker's wait for a CPU explained
 )
 COUNTERS = (*REQUEST_COUNTERS, *RECOVERY_COUNTERS, "audits")
 

@@ -16,7 +16,7 @@ breakers (breaker.py):
     rec.check_health(now)                                   # each poll: exits, timeouts, restarts
 
 It keeps its own `counts` (config.RECOVERY_COUNTERS: failovers, restarts, send_failures,
-overload, unverified_readmissions), its own `log` of what happened to each worker, and the
+overload, unverified_readmissions, cpu_wait_excused), its own `log` of what happened to each worker, and the
 model version each worker reported; the arbiter hears of a worker taken out through `on_out`.
 """
 
@@ -29,6 +29,7 @@ from redline.pipeline.arbiter.breaker import Breaker, Health, Trip
 from redline.pipeline.arbiter.config import RECOVERY_COUNTERS, ArbiterConfig, WorkerLink
 from redline.pipeline.arbiter.event_ring import EventRing
 from redline.pipeline.arbiter.host_delay import HostDelay
+from redline.pipeline.arbiter.run_queue import RunQueueWait
 from redline.pipeline.workers.protocol import Kind, Reply, header
 
 # Silence judged against the host: the heartbeat timeout plus this many times the arbiter's own
@@ -65,6 +66,7 @@ class Recovery:
         self.on_out = on_out  # (w, now): worker w's pending answers will not come
         self.versions = [0, 0]  # model version each worker reported in READY
         self.host = HostDelay()  # the arbiter's own scheduling delay, from message lags
+        self.run_queue = RunQueueWait(len(links))  # each worker's wait for a CPU
         self._syncing_from: list[int] = [-1, -1]  # peer asked for a snapshot on our behalf
 
     def on_ready(self, w: int, msg: Reply, now: int) -> None:
@@ -101,6 +103,13 @@ class Recovery:
             return
         self.trip(w, trip, now)
 
+    def held_by_host(self, w: int, since: int, late_ns: int) -> bool:
+        """Worker w, late by `late_ns` on a request sent at `since`, waited for a CPU at least
+        that long meanwhile (run_queue.py): the host's doing, not the worker's."""
+        held = self.run_queue.waited_since(w, since) >= late_ns
+        self.counts["cpu_wait_excused"] += held
+        return held
+
     def excused_ns(self, now: int) -> int:
         """How late past a deadline a worker may answer before it counts against it: what the
         host's recent scheduling delay explains (SLOW_SLACK times its peak)."""
@@ -135,10 +144,14 @@ class Recovery:
         self.host.decay(now)
         slack = int(HEARTBEAT_SLACK * self.host.peak_ns)
         for w, (link, b) in enumerate(zip(self.links, self.breakers, strict=True)):
+            self.run_queue.sample(w, getattr(link, "pid", None), now)
             if b.health != Health.OUT and link.exited():
                 self.trip(w, Trip.CRASH, now)
             elif (trip := b.overdue(now, slack)) is not None:
-                self.trip(w, trip, now)
+                # silent, but for how long was it waiting for a CPU? (not when SIGSTOPped)
+                held = self.run_queue.waited_since(w, b.last_seen) if trip == Trip.HEARTBEAT else 0
+                if not held or b.overdue(now, slack + held) is not None:
+                    self.trip(w, trip, now)
             if b.restart_due(now):
                 link.start()
                 b.restarted(now)
