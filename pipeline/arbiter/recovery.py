@@ -16,8 +16,9 @@ breakers (breaker.py):
     rec.check_health(now)                                   # each poll: exits, timeouts, restarts
 
 It keeps its own `counts` (config.RECOVERY_COUNTERS: failovers, restarts, send_failures,
-overload, unverified_readmissions, cpu_wait_excused), its own `log` of what happened to each worker, and the
-model version each worker reported; the arbiter hears of a worker taken out through `on_out`.
+overload, unverified_readmissions, cpu_wait_excused), its own `log` of what happened to each
+worker, and the model version each worker reported; the arbiter hears of a worker taken out
+through `on_out`.
 """
 
 from __future__ import annotations

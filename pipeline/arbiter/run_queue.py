@@ -33,17 +33,18 @@ class RunQueueWait:
         self._t = np.zeros((n_workers, HISTORY), np.int64)
         self._wait = np.zeros((n_workers, HISTORY), np.int64)
         self._n = [0] * n_workers  # samples taken of the current process
+        self._last = [0] * n_workers  # when the newest was taken (a list: read on every poll)
 
     def sample(self, w: int, pid: int | None, now: int) -> None:
         if pid != self._pid[w]:
             self._open(w, pid)
         n = self._n[w]
-        if self._fd[w] is None or (n and now - self._t[w, (n - 1) % HISTORY] < SAMPLE_NS):
+        if self._fd[w] is None or (n and now - self._last[w] < SAMPLE_NS):
             return
         wait = self._read(w)
         if wait is not None:
             self._t[w, n % HISTORY], self._wait[w, n % HISTORY] = now, wait
-            self._n[w] = n + 1
+            self._n[w], self._last[w] = n + 1, now
 
     def waited_since(self, w: int, t: int) -> int:
         """ns worker `w` waited for a CPU from its last sample at or before `t` until now (0:
